@@ -1,0 +1,1 @@
+"""Analyses of connectivity and its evolution (rewiring statistics, topographic-map measures, plots)."""

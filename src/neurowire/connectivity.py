@@ -1,0 +1,256 @@
+"""Connectivity initialisers: which (pre, post) pairs a projection starts with.
+
+Each sparse initialiser returns COO pairs in row-major order and knows a bound on its row length
+(``max_row_length``) from which a projection's default capacity is derived, as GeNN does
+(reference/genn-semantics.md §2.2): the ``q = 0.9999**(1/n_pre)`` quantile of the row-length
+distribution, so that the chance that *any* row overflows is about 1e-4.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from scipy import stats
+from torch import Tensor
+
+from .grid import Grid, same_grid
+
+_CHUNK = 1 << 22  # pairs drawn at once when sampling pairwise
+
+
+def row_quantile(n_pre: int) -> float:
+    """Per-row quantile ``0.9999 ** (1 / n_pre)`` used for capacity bounds."""
+    return 0.9999 ** (1.0 / n_pre)
+
+
+def default_capacity(max_row_length: int, padding: float, n_post: int) -> int:
+    """Row stride ``min(n_post, int(max_row_length * padding))`` (padding >= 1)."""
+    if padding < 1.0:
+        raise ValueError(f"padding must be >= 1.0, got {padding}")
+    return min(n_post, int(max_row_length * padding))
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """Base class of connectivity initialisers."""
+
+    sparse = True
+
+    def build(self, n_pre: int, n_post: int, *, generator: torch.Generator | None = None,
+              device: str | torch.device = "cpu", pre_grid: Grid | None = None,
+              post_grid: Grid | None = None, same_population: bool = False
+              ) -> tuple[Tensor, Tensor]:
+        """Return (pre, post) int64 ``[nnz]`` sorted row-major."""
+        raise NotImplementedError
+
+    def max_row_length(self, n_pre: int, n_post: int, *, pre_grid: Grid | None = None,
+                       post_grid: Grid | None = None) -> int:
+        """Upper bound on the row length (holds for all rows with probability ~0.9999)."""
+        raise NotImplementedError
+
+    def allows_autapses(self) -> bool:
+        return getattr(self, "autapses", True)
+
+
+def _bernoulli_pairs(n_pre: int, n_post: int, prob_rows, generator, device
+                     ) -> tuple[Tensor, Tensor]:
+    """Pairwise Bernoulli sampling, ``prob_rows(rows) -> [len(rows), n_post]`` probabilities."""
+    pres, posts = [], []
+    step = max(1, _CHUNK // n_post)
+    for start in range(0, n_pre, step):
+        rows = torch.arange(start, min(n_pre, start + step), device=device)
+        prob = prob_rows(rows)
+        hit = torch.rand(prob.shape, generator=generator, device=device) < prob
+        r, c = hit.nonzero(as_tuple=True)
+        pres.append(rows[r])
+        posts.append(c)
+    return torch.cat(pres), torch.cat(posts)
+
+
+@dataclass(frozen=True)
+class FixedProbability(Connectivity):
+    """Each pair connected independently with probability ``p``; no ``i -> i`` unless autapses."""
+
+    p: float
+    autapses: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"FixedProbability p must lie in [0, 1], got {self.p}")
+
+    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
+              post_grid=None, same_population=False):
+        def prob(rows):
+            out = torch.full((rows.numel(), n_post), self.p, device=device)
+            if same_population and not self.autapses:
+                out[torch.arange(rows.numel(), device=device), rows] = 0.0
+            return out
+
+        return _bernoulli_pairs(n_pre, n_post, prob, generator, device)
+
+    def max_row_length(self, n_pre, n_post, *, pre_grid=None, post_grid=None):
+        return int(stats.binom.ppf(row_quantile(n_pre), n_post, self.p))
+
+
+@dataclass(frozen=True)
+class FixedNumberPost(Connectivity):
+    """Every row gets exactly ``k`` distinct postsynaptic targets drawn uniformly."""
+
+    k: int
+    autapses: bool = False
+
+    def __post_init__(self) -> None:
+        if self.k < 0:
+            raise ValueError(f"FixedNumberPost k must be >= 0, got {self.k}")
+
+    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
+              post_grid=None, same_population=False):
+        available = n_post - (1 if same_population and not self.autapses else 0)
+        if self.k > available:
+            raise ValueError(f"FixedNumberPost k={self.k} exceeds the {available} possible targets")
+        pres, posts = [], []
+        step = max(1, _CHUNK // n_post)
+        for start in range(0, n_pre, step):
+            rows = torch.arange(start, min(n_pre, start + step), device=device)
+            keys = torch.rand((rows.numel(), n_post), generator=generator, device=device)
+            if same_population and not self.autapses:
+                keys[torch.arange(rows.numel(), device=device), rows] = 2.0
+            cols = torch.topk(keys, self.k, dim=1, largest=False).indices.sort(1).values
+            pres.append(rows.repeat_interleave(self.k))
+            posts.append(cols.reshape(-1))
+        return torch.cat(pres), torch.cat(posts)
+
+    def max_row_length(self, n_pre, n_post, *, pre_grid=None, post_grid=None):
+        return self.k
+
+
+@dataclass(frozen=True)
+class AllToAll(Connectivity):
+    """Every pre connects to every post (``i -> i`` only with autapses in a recurrent projection)."""
+
+    autapses: bool = True
+
+    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
+              post_grid=None, same_population=False):
+        pre = torch.arange(n_pre, device=device).repeat_interleave(n_post)
+        post = torch.arange(n_post, device=device).repeat(n_pre)
+        if same_population and not self.autapses:
+            keep = pre != post
+            pre, post = pre[keep], post[keep]
+        return pre, post
+
+    def max_row_length(self, n_pre, n_post, *, pre_grid=None, post_grid=None):
+        return n_post
+
+
+@dataclass(frozen=True)
+class OneToOne(Connectivity):
+    """Neuron ``i`` connects to neuron ``i`` (needs ``n_pre == n_post``)."""
+
+    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
+              post_grid=None, same_population=False):
+        if n_pre != n_post:
+            raise ValueError(f"OneToOne needs n_pre == n_post, got {n_pre} and {n_post}")
+        ids = torch.arange(n_pre, device=device)
+        return ids, ids.clone()
+
+    def max_row_length(self, n_pre, n_post, *, pre_grid=None, post_grid=None):
+        return 1
+
+
+@dataclass(frozen=True)
+class GaussianDistance(Connectivity):
+    """Pairwise Bernoulli with ``p = p_peak * exp(-d^2 / (2 sigma^2))`` on a 2-D grid.
+
+    Args:
+        p_peak: probability at distance 0, in [0, 1].
+        sigma: width [grid spacings].
+        periodic: torus distance (both populations must be on equal grids).
+    """
+
+    p_peak: float
+    sigma: float
+    periodic: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p_peak <= 1.0:
+            raise ValueError(f"GaussianDistance p_peak must lie in [0, 1], got {self.p_peak}")
+        if not self.sigma > 0 or not math.isfinite(self.sigma):
+            raise ValueError(f"GaussianDistance sigma must be > 0, got {self.sigma}")
+
+    def probability(self, distance: Tensor) -> Tensor:
+        """Connection probability at ``distance`` [grid spacings]."""
+        return self.p_peak * torch.exp(-(distance * distance) / (2.0 * self.sigma ** 2))
+
+    def _grid(self, pre_grid, post_grid) -> Grid:
+        grid = same_grid(pre_grid, post_grid, "GaussianDistance")
+        return Grid(grid.n_rows, grid.n_cols, self.periodic)
+
+    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
+              post_grid=None, same_population=False):
+        grid = self._grid(pre_grid, post_grid)
+        cols = torch.arange(n_post, device=device)
+
+        def prob(rows):
+            return self.probability(grid.distance(rows[:, None], cols[None, :]))
+
+        return _bernoulli_pairs(n_pre, n_post, prob, generator, device)
+
+    def expected_row_lengths(self, pre_grid: Grid, post_grid: Grid) -> Tensor:
+        """float64 ``[n_pre]``: expected synapses per row."""
+        grid = self._grid(pre_grid, post_grid)
+        cols = torch.arange(grid.n)
+        out = torch.empty(grid.n, dtype=torch.float64)
+        step = max(1, _CHUNK // grid.n)
+        for start in range(0, grid.n, step):
+            rows = torch.arange(start, min(grid.n, start + step))
+            out[rows] = self.probability(grid.distance(rows[:, None], cols[None, :])).double().sum(1)
+        return out
+
+    def max_row_length(self, n_pre, n_post, *, pre_grid=None, post_grid=None):
+        # A sum of independent Bernoullis is less dispersed than a Poisson of equal mean, so the
+        # Poisson quantile bounds the row length conservatively.
+        mean = float(self.expected_row_lengths(pre_grid, post_grid).max())
+        return int(stats.poisson.ppf(row_quantile(n_pre), mean))
+
+
+@dataclass(frozen=True, eq=False)
+class FromArrays(Connectivity):
+    """Explicit pairs ``(pre[k], post[k])`` (no duplicates); ``weight=`` may be a tensor ``[k]``."""
+
+    pre: Tensor
+    post: Tensor
+
+    def __post_init__(self) -> None:
+        pre = torch.as_tensor(self.pre)
+        post = torch.as_tensor(self.post)
+        if pre.dim() != 1 or pre.shape != post.shape:
+            raise ValueError(
+                f"FromArrays needs 1-D pre and post of equal length, got {tuple(pre.shape)} and "
+                f"{tuple(post.shape)}"
+            )
+        if pre.is_floating_point() or post.is_floating_point():
+            raise TypeError("FromArrays pre and post must be integer tensors")
+        object.__setattr__(self, "pre", pre.long())
+        object.__setattr__(self, "post", post.long())
+
+    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
+              post_grid=None, same_population=False):
+        return self.pre.to(device), self.post.to(device)
+
+    def max_row_length(self, n_pre, n_post, *, pre_grid=None, post_grid=None):
+        if self.pre.numel() == 0:
+            return 0
+        if self.pre.min() < 0 or self.pre.max() >= n_pre:
+            raise ValueError(f"FromArrays pre indices must lie in [0, {n_pre})")
+        return int(torch.bincount(self.pre, minlength=n_pre).max())
+
+
+@dataclass(frozen=True)
+class Dense(Connectivity):
+    """A dense ``[n_pre, n_post]`` weight matrix without a sparse store (never rewired)."""
+
+    sparse = False
+    autapses: bool = True

@@ -1,0 +1,673 @@
+"""The mutable sparse synapse store.
+
+:class:`RaggedSynapses` keeps the connectivity of one sparse projection and *every* per-synapse
+variable in fixed-capacity ragged rows (GeNN's SPARSE layout, reference/genn-semantics.md §1.2).
+Row ``i`` holds the synapses of presynaptic neuron ``i`` in slots ``0 .. row_length[i]-1``;
+slots beyond are padding. Every structural change goes through :meth:`RaggedSynapses.remove`,
+:meth:`RaggedSynapses.add` or :meth:`RaggedSynapses.grow`, which keep all variables aligned with
+their synapse and bump :attr:`RaggedSynapses.version`. Derived views (COO, CSR, column index,
+live mask) are caches keyed on that version.
+
+Removal is *stable*: surviving synapses keep their relative order (unlike GeNN, which swaps the
+last synapse of the row into the hole). Additions append to the end of their row in call order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from .errors import CapacityError, DuplicateSynapseError
+from .initializers import Initializer, as_initializer
+
+_CONTAINS_CHUNK = 1 << 22  # elements of the [k, capacity] comparison done at once
+
+
+class CSR(NamedTuple):
+    """Row-major compressed view of the live synapses.
+
+    Shapes: ``indptr [n_pre + 1]``, ``indices [nnz]`` (postsynaptic ids), ``slot [nnz]`` (flat
+    slot index ``pre * capacity + j`` into the store's ``[n_pre, capacity]`` arrays).
+    """
+
+    indptr: Tensor
+    indices: Tensor
+    slot: Tensor
+
+
+class ColumnIndex(NamedTuple):
+    """Column (postsynaptic) index of the live synapses, row-major within each column.
+
+    Shapes: ``indptr [n_post + 1]``, ``pre [nnz]``, ``slot [nnz]`` flat slot indices;
+    ``padded [n_post, col_capacity]`` flat slot indices padded with ``n_pre * capacity``
+    (one past the last slot) and ``length [n_post]``.
+    """
+
+    indptr: Tensor
+    pre: Tensor
+    slot: Tensor
+    padded: Tensor
+    length: Tensor
+
+
+def _as_index(x: Any, name: str, device: torch.device) -> Tensor:
+    t = torch.as_tensor(x, device=device)
+    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        raise TypeError(f"{name} must be an integer tensor, got dtype {t.dtype}")
+    if t.dim() != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
+    return t.to(torch.int64)
+
+
+class RaggedSynapses:
+    """Fixed-capacity ragged synapse rows plus any number of per-synapse variables.
+
+    Args:
+        n_pre: number of presynaptic neurons (rows).
+        n_post: number of postsynaptic neurons (columns).
+        capacity: slots per row (row stride); a row can never hold more synapses.
+        device: torch device of every tensor.
+        name: used in error messages (the projection name, e.g. ``"src->tgt"``).
+        autapses: if False, ``n_pre == n_post`` and the pair ``(i, i)`` is never stored.
+
+    Shapes:
+        ``row_length [n_pre]``, ``ind [n_pre, capacity]``, ``live [n_pre, capacity]``,
+        ``vars[name]`` ``[n_pre, capacity]`` or ``[B, n_pre, capacity]`` when batched.
+    """
+
+    def __init__(
+        self,
+        n_pre: int,
+        n_post: int,
+        capacity: int,
+        device: str | torch.device = "cpu",
+        *,
+        name: str = "synapses",
+        autapses: bool = True,
+    ) -> None:
+        for arg, val in (("n_pre", n_pre), ("n_post", n_post), ("capacity", capacity)):
+            if isinstance(val, bool) or not isinstance(val, int):
+                raise TypeError(f"{name}: {arg} must be an int, got {type(val).__name__}")
+        if n_pre < 1 or n_post < 1:
+            raise ValueError(f"{name}: n_pre and n_post must be >= 1, got {n_pre}, {n_post}")
+        if capacity < 0:
+            raise ValueError(f"{name}: capacity must be >= 0, got {capacity}")
+        if not autapses and n_pre != n_post:
+            raise ValueError(
+                f"{name}: autapses=False needs n_pre == n_post, got {n_pre} and {n_post}"
+            )
+        self.n_pre, self.n_post, self.capacity = n_pre, n_post, capacity
+        self.name = name
+        self.autapses = autapses
+        self.device = torch.device(device)
+        self.row_length = torch.zeros(n_pre, dtype=torch.int64, device=self.device)
+        self.ind = torch.zeros(n_pre, capacity, dtype=torch.int64, device=self.device)
+        self.vars: dict[str, Tensor] = {}
+        self.version = 0
+        self.index_rebuild_s = 0.0  # wall-clock seconds spent rebuilding derived views
+        self._cache: dict[str, tuple[int, Any]] = {}
+        self._col_capacity = 0
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_coo(
+        cls,
+        n_pre: int,
+        n_post: int,
+        pre: Any,
+        post: Any,
+        capacity: int | None = None,
+        padding: float = 1.0,
+        device: str | torch.device = "cpu",
+        *,
+        name: str = "synapses",
+        autapses: bool = True,
+        **var_values: Any,
+    ) -> RaggedSynapses:
+        """Build a store from COO pairs; ``capacity=None`` uses the largest row times ``padding``.
+
+        Each keyword becomes a float32 variable: a number, an initialiser or a tensor ``[nnz]``
+        in the order of ``pre``/``post``.
+        """
+        dev = torch.device(device)
+        pre_t = _as_index(pre, "pre", dev)
+        post_t = _as_index(post, "post", dev)
+        if pre_t.numel() != post_t.numel():
+            raise ValueError(
+                f"{name}: pre and post must have the same length, got {pre_t.numel()} and "
+                f"{post_t.numel()}"
+            )
+        if padding < 1.0:
+            raise ValueError(f"{name}: padding must be >= 1.0, got {padding}")
+        if capacity is None:
+            if pre_t.numel() and (pre_t.min() < 0 or pre_t.max() >= n_pre):
+                raise ValueError(f"{name}: pre indices must lie in [0, {n_pre})")
+            longest = int(torch.bincount(pre_t, minlength=n_pre).max()) if pre_t.numel() else 0
+            capacity = min(n_post, int(longest * padding)) if longest else 0
+            capacity = max(capacity, longest)
+        store = cls(n_pre, n_post, capacity, dev, name=name, autapses=autapses)
+        values = {}
+        for key, val in var_values.items():
+            store.add_var(key)
+            if isinstance(val, Initializer):
+                val = val.sample((pre_t.numel(),), device=dev)
+            values[key] = val
+        store.add(pre_t, post_t, **values)
+        return store
+
+    def add_var(
+        self,
+        name: str,
+        init: Any = 0.0,
+        batched: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Register a per-synapse variable and return it.
+
+        Args:
+            name: a Python identifier not yet used.
+            init: a number, an initialiser (sampled per live synapse), a tensor ``[nnz]``
+                (``[B, nnz]`` if batched) in :meth:`coo` order, or ``[n_pre, capacity]``
+                (``[B, n_pre, capacity]``).
+            batched: ``B`` for one copy per batch element, None for a shared variable.
+            dtype: any torch dtype.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"{self.name}: variable name must be an identifier, got {name!r}")
+        if name in self.vars:
+            raise ValueError(f"{self.name}: variable {name!r} already exists")
+        if batched is not None and (isinstance(batched, bool) or batched < 1):
+            raise ValueError(f"{self.name}: batched must be None or >= 1, got {batched!r}")
+        shape = (self.n_pre, self.capacity) if batched is None else (batched, self.n_pre, self.capacity)
+        var = torch.zeros(shape, dtype=dtype, device=self.device)
+        live = self.live
+        if isinstance(init, Initializer) or (isinstance(init, (int, float)) and init != 0):
+            init = as_initializer(init)
+            nnz_shape = (self.nnz,) if batched is None else (batched, self.nnz)
+            var[..., live] = init.sample(nnz_shape, device=self.device, generator=generator).to(dtype)
+        elif isinstance(init, Tensor):
+            init = init.to(self.device)
+            if init.shape == shape:
+                var.copy_(init)
+                var[..., ~live] = 0
+            elif init.shape[-1:] == (self.nnz,) and init.shape[:-1] in ((), shape[:-2]):
+                self._check_finite(name, init)
+                var[..., live] = init.to(dtype)
+            else:
+                raise ValueError(
+                    f"{self.name}: init for {name!r} must have shape {shape} or "
+                    f"{shape[:-2] + (self.nnz,)}, got {tuple(init.shape)}"
+                )
+        elif not isinstance(init, (int, float)):
+            raise TypeError(f"{self.name}: unsupported init for {name!r}: {type(init).__name__}")
+        self.vars[name] = var
+        return var
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def nnz(self) -> int:
+        """Number of live synapses."""
+        return int(self.row_length.sum())
+
+    @property
+    def live(self) -> Tensor:
+        """bool ``[n_pre, capacity]``: True where a slot holds a synapse."""
+        return self._cached("live", self._build_live)
+
+    def _build_live(self) -> Tensor:
+        slots = torch.arange(self.capacity, device=self.device)
+        return slots[None, :] < self.row_length[:, None]
+
+    def _cached(self, key: str, build):
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self.version:
+            return hit[1]
+        start = time.perf_counter()
+        value = build()
+        self.index_rebuild_s += time.perf_counter() - start
+        self._cache[key] = (self.version, value)
+        return value
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def __repr__(self) -> str:
+        return (
+            f"RaggedSynapses({self.name!r}, n_pre={self.n_pre}, n_post={self.n_post}, "
+            f"capacity={self.capacity}, nnz={self.nnz}, vars={list(self.vars)}, "
+            f"device={self.device})"
+        )
+
+    # ------------------------------------------------------------------ views
+    def coo(self) -> tuple[Tensor, Tensor]:
+        """(pre, post) int64 ``[nnz]`` of the live synapses in row-major slot order."""
+        pre, slot = self._coo_slots()
+        return pre, self.ind.view(-1)[slot]
+
+    def _coo_slots(self) -> tuple[Tensor, Tensor]:
+        def build():
+            flat = self.live.view(-1).nonzero().squeeze(1)
+            return flat // max(self.capacity, 1), flat
+
+        return self._cached("coo", build)
+
+    def values(self, name: str) -> Tensor:
+        """Variable ``name`` of the live synapses in :meth:`coo` order: ``[nnz]`` or ``[B, nnz]``."""
+        var = self._var(name)
+        _, slot = self._coo_slots()
+        return var.flatten(-2)[..., slot]
+
+    def set_values(self, name: str, values: Tensor) -> None:
+        """Overwrite variable ``name`` from a tensor in :meth:`coo` order (``[nnz]``/``[B, nnz]``)."""
+        var = self._var(name)
+        _, slot = self._coo_slots()
+        values = torch.as_tensor(values, device=self.device)
+        expected = var.shape[:-2] + (slot.numel(),)
+        if values.shape not in (expected, expected[-1:]):
+            raise ValueError(
+                f"{self.name}: values for {name!r} must have shape {tuple(expected)}, got "
+                f"{tuple(values.shape)}"
+            )
+        self._check_finite(name, values)
+        flat = var.flatten(-2)
+        flat[..., slot] = values.to(var.dtype)
+        self.vars[name] = flat.view(var.shape)
+
+    def to_dense(self, name: str) -> Tensor:
+        """Variable ``name`` as ``[n_pre, n_post]`` (or ``[B, n_pre, n_post]``), 0 where absent."""
+        var = self._var(name)
+        pre, post = self.coo()
+        out = torch.zeros(var.shape[:-2] + (self.n_pre, self.n_post), dtype=var.dtype,
+                          device=self.device)
+        out[..., pre, post] = self.values(name)
+        return out
+
+    def csr(self) -> CSR:
+        """Row-major compressed view (cached per :attr:`version`)."""
+
+        def build():
+            pre, post = self.coo()
+            indptr = torch.zeros(self.n_pre + 1, dtype=torch.int64, device=self.device)
+            indptr[1:] = torch.cumsum(self.row_length, 0)
+            return CSR(indptr, post, self._coo_slots()[1])
+
+        return self._cached("csr", build)
+
+    def columns(self) -> ColumnIndex:
+        """Column index (cached per :attr:`version`); see :class:`ColumnIndex`.
+
+        Its padded width only grows, so shapes stay static across rewiring unless a column
+        outgrows every earlier one.
+        """
+
+        def build():
+            pre, post = self.coo()
+            _, slot = self._coo_slots()
+            order = torch.argsort(post, stable=True)
+            length = torch.bincount(post, minlength=self.n_post)
+            indptr = torch.zeros(self.n_post + 1, dtype=torch.int64, device=self.device)
+            indptr[1:] = torch.cumsum(length, 0)
+            longest = int(length.max()) if post.numel() else 0
+            self._col_capacity = max(self._col_capacity, longest)
+            sorted_post = post[order]
+            rank = torch.arange(post.numel(), device=self.device) - indptr[sorted_post]
+            padded = torch.full((self.n_post, self._col_capacity), self.n_pre * self.capacity,
+                                dtype=torch.int64, device=self.device)
+            padded[sorted_post, rank] = slot[order]
+            return ColumnIndex(indptr, pre[order], slot[order], padded, length)
+
+        return self._cached("columns", build)
+
+    # ------------------------------------------------------------------ queries
+    def contains(self, pre: Any, post: Any) -> Tensor:
+        """bool ``[k]``: whether each (pre, post) pair is a live synapse.
+
+        Memory is ``O(k * capacity)``, never ``O(n_pre * n_post)``.
+        """
+        pre_t, post_t = self._check_pairs(pre, post)
+        return self._contains(pre_t, post_t)
+
+    def _contains(self, pre: Tensor, post: Tensor) -> Tensor:
+        out = torch.zeros(pre.numel(), dtype=torch.bool, device=self.device)
+        if self.capacity == 0 or pre.numel() == 0:
+            return out
+        step = max(1, _CONTAINS_CHUNK // self.capacity)
+        live = self.live
+        for start in range(0, pre.numel(), step):
+            p, q = pre[start:start + step], post[start:start + step]
+            hit = (self.ind[p] == q[:, None]) & live[p]
+            out[start:start + step] = hit.any(1)
+        return out
+
+    def _check_pairs(self, pre: Any, post: Any) -> tuple[Tensor, Tensor]:
+        pre_t = _as_index(pre, "pre", self.device)
+        post_t = _as_index(post, "post", self.device)
+        if pre_t.numel() != post_t.numel():
+            raise ValueError(
+                f"{self.name}: pre and post must have the same length, got {pre_t.numel()} and "
+                f"{post_t.numel()}"
+            )
+        if pre_t.numel():
+            if pre_t.min() < 0 or pre_t.max() >= self.n_pre:
+                bad = pre_t[(pre_t < 0) | (pre_t >= self.n_pre)][0].item()
+                raise ValueError(f"{self.name}: pre index {bad} out of range [0, {self.n_pre})")
+            if post_t.min() < 0 or post_t.max() >= self.n_post:
+                bad = post_t[(post_t < 0) | (post_t >= self.n_post)][0].item()
+                raise ValueError(f"{self.name}: post index {bad} out of range [0, {self.n_post})")
+        return pre_t, post_t
+
+    def _var(self, name: str) -> Tensor:
+        try:
+            return self.vars[name]
+        except KeyError:
+            raise ValueError(
+                f"{self.name}: unknown variable {name!r}; known: {sorted(self.vars)}"
+            ) from None
+
+    def _check_finite(self, name: str, values: Tensor) -> None:
+        if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+            raise ValueError(f"{self.name}: values for {name!r} contain NaN or infinity")
+
+    # ------------------------------------------------------------------ structural changes
+    def remove(self, mask: Tensor) -> Tensor:
+        """Remove the live synapses where ``mask`` is True; every variable moves with its synapse.
+
+        Args:
+            mask: bool ``[n_pre, capacity]``; True on padding slots is ignored.
+
+        Returns:
+            int64 ``[n_pre]``: synapses removed per row.
+        """
+        mask = torch.as_tensor(mask, device=self.device)
+        if mask.dtype != torch.bool:
+            raise TypeError(f"{self.name}: remove() needs a bool mask, got dtype {mask.dtype}")
+        if mask.shape != (self.n_pre, self.capacity):
+            raise ValueError(
+                f"{self.name}: remove() mask must have shape {(self.n_pre, self.capacity)}, got "
+                f"{tuple(mask.shape)}"
+            )
+        gone = mask & self.live
+        removed = gone.sum(1)
+        if not bool(gone.any()):
+            return removed
+        keep = self.live & ~gone
+        dest = torch.where(keep, torch.cumsum(keep, 1) - 1, self.capacity)
+        self.ind = self._compact(self.ind, dest)
+        for key, var in self.vars.items():
+            self.vars[key] = self._compact(var, dest)
+        self.row_length = self.row_length - removed
+        self._changed()
+        return removed
+
+    def _compact(self, var: Tensor, dest: Tensor) -> Tensor:
+        out = torch.zeros(var.shape[:-1] + (self.capacity + 1,), dtype=var.dtype, device=var.device)
+        out.scatter_(-1, dest.expand(var.shape), var)
+        return out[..., : self.capacity].contiguous()
+
+    def add(
+        self,
+        pre: Any,
+        post: Any,
+        on_full: str = "raise",
+        on_duplicate: str = "raise",
+        **values: Any,
+    ) -> Tensor:
+        """Append synapses ``(pre[k], post[k])``; variables not given start at zero.
+
+        Args:
+            pre, post: int ``[k]`` neuron indices; several may share a row.
+            on_full: ``"raise"`` (:class:`CapacityError`) or ``"skip"`` when a row is full.
+            on_duplicate: ``"raise"`` (:class:`DuplicateSynapseError`) or ``"skip"`` for pairs
+                already connected or repeated within the call (the first occurrence is kept).
+            **values: per variable a number, ``[k]``, or for a batched variable ``[k]`` (all
+                copies) or ``[B, k]``.
+
+        Returns:
+            bool ``[k]``: which pairs were added. A call that raises changes nothing.
+        """
+        for arg, val in (("on_full", on_full), ("on_duplicate", on_duplicate)):
+            if val not in ("raise", "skip"):
+                raise ValueError(f"{self.name}: {arg} must be 'raise' or 'skip', got {val!r}")
+        pre_t, post_t = self._check_pairs(pre, post)
+        k = pre_t.numel()
+        prepared = self._prepare_values(values, k)
+        if not self.autapses and k and bool((pre_t == post_t).any()):
+            bad = pre_t[pre_t == post_t][0].item()
+            raise ValueError(f"{self.name}: autapse ({bad}, {bad}) is not allowed")
+        if k == 0:
+            return torch.zeros(0, dtype=torch.bool, device=self.device)
+
+        dup = self._repeated_in_call(pre_t, post_t) | self._contains(pre_t, post_t)
+        if on_duplicate == "raise" and bool(dup.any()):
+            first = int(dup.nonzero()[0, 0])
+            raise DuplicateSynapseError(
+                f"{self.name}: synapse ({int(pre_t[first])}, {int(post_t[first])}) already "
+                f"exists or is repeated in this call; use on_duplicate='skip' to ignore duplicates"
+            )
+        cand = ~dup
+        rank = self._rank_in_row(pre_t, cand)
+        free = self.capacity - self.row_length[pre_t]
+        fits = rank < free
+        if on_full == "raise" and bool((cand & ~fits).any()):
+            first = int((cand & ~fits).nonzero()[0, 0])
+            row = int(pre_t[first])
+            need = int((cand & (pre_t == row)).sum())
+            raise CapacityError(
+                f"projection {self.name!r}: row {row} has {int(free[first])} free slots for "
+                f"{need} new synapses (capacity {self.capacity}); raise capacity=/padding= or "
+                f"use on_full='skip'"
+            )
+        added = cand & fits
+        self._append(pre_t, post_t, rank, added, prepared)
+        return added
+
+    def _prepare_values(self, values: Mapping[str, Any], k: int) -> dict[str, Tensor]:
+        prepared = {}
+        for key, val in values.items():
+            var = self._var(key)
+            batch = var.shape[:-2]
+            if isinstance(val, Initializer):
+                val = val.sample(batch + (k,), device=self.device)
+            t = torch.as_tensor(val, device=self.device)
+            if t.dim() == 0:
+                t = t.expand(batch + (k,))
+            elif t.shape == (k,):
+                t = t.expand(batch + (k,))
+            elif t.shape != batch + (k,):
+                expected = f"[{k}]" if not batch else f"[{k}] or [{batch[0]}, {k}]"
+                raise ValueError(
+                    f"{self.name}: values for {key!r} must be a number or {expected}, got shape "
+                    f"{tuple(t.shape)}"
+                )
+            self._check_finite(key, t)
+            if var.dtype == torch.bool and t.dtype != torch.bool:
+                raise TypeError(f"{self.name}: {key!r} is bool, got values of dtype {t.dtype}")
+            if not var.is_floating_point() and t.is_floating_point():
+                raise TypeError(
+                    f"{self.name}: {key!r} has dtype {var.dtype}, got floating values"
+                )
+            prepared[key] = t.to(var.dtype)
+        return prepared
+
+    def _repeated_in_call(self, pre: Tensor, post: Tensor) -> Tensor:
+        key = pre * self.n_post + post
+        order = torch.argsort(key, stable=True)
+        sk = key[order]
+        rep_sorted = torch.zeros_like(sk, dtype=torch.bool)
+        rep_sorted[1:] = sk[1:] == sk[:-1]
+        rep = torch.empty_like(rep_sorted)
+        rep[order] = rep_sorted
+        return rep
+
+    @staticmethod
+    def _rank_in_row(pre: Tensor, cand: Tensor) -> Tensor:
+        """Position of each candidate among the candidates of its row, in call order."""
+        k = pre.numel()
+        key = torch.where(cand, pre, -1)
+        order = torch.argsort(key, stable=True)
+        sk = key[order]
+        start = torch.ones(k, dtype=torch.bool, device=pre.device)
+        start[1:] = sk[1:] != sk[:-1]
+        idx = torch.arange(k, device=pre.device)
+        run_start = torch.cummax(torch.where(start, idx, 0), 0).values
+        rank = torch.empty(k, dtype=torch.int64, device=pre.device)
+        rank[order] = idx - run_start
+        return rank
+
+    def _append(self, pre: Tensor, post: Tensor, rank: Tensor, added: Tensor,
+                values: Mapping[str, Tensor]) -> None:
+        if not bool(added.any()):
+            return
+        rows = pre[added]
+        slots = self.row_length[rows] + rank[added]
+        self.ind[rows, slots] = post[added]
+        for key, var in self.vars.items():
+            val = values.get(key)
+            var[..., rows, slots] = 0 if val is None else val[..., added]
+        self.row_length = self.row_length + torch.bincount(rows, minlength=self.n_pre)
+        self._changed()
+
+    def grow(
+        self,
+        per_row: Any,
+        generator: torch.Generator | None = None,
+        **values: Any,
+    ) -> Tensor:
+        """Add ``per_row[i]`` synapses to each row ``i`` at uniformly drawn unconnected targets.
+
+        Targets are distinct, never already connected (nor ``i`` itself without autapses).
+        Requests beyond a row's free capacity or free columns are not added.
+
+        Args:
+            per_row: int ``[n_pre]`` requested new synapses per row.
+            generator: torch generator on the store's device.
+            **values: per variable a number or an initialiser (sampled per new synapse).
+
+        Returns:
+            int64 ``[n_pre]``: synapses actually added per row.
+        """
+        counts = torch.as_tensor(per_row, device=self.device)
+        if counts.dtype == torch.bool or counts.is_floating_point():
+            raise TypeError(f"{self.name}: per_row must be integer, got dtype {counts.dtype}")
+        if counts.shape != (self.n_pre,):
+            raise ValueError(
+                f"{self.name}: per_row must have shape ({self.n_pre},), got {tuple(counts.shape)}"
+            )
+        if bool((counts < 0).any()):
+            raise ValueError(f"{self.name}: per_row must be >= 0")
+        for key, val in values.items():
+            self._var(key)
+            if not isinstance(val, (int, float, bool, Initializer)):
+                raise TypeError(
+                    f"{self.name}: grow() values must be numbers or initialisers, got "
+                    f"{type(val).__name__} for {key!r}"
+                )
+        free_cols = self.n_post - self.row_length
+        if not self.autapses:
+            free_cols = free_cols - 1 + self._contains(
+                torch.arange(self.n_pre, device=self.device),
+                torch.arange(self.n_pre, device=self.device),
+            ).long()
+        target = torch.minimum(counts.long(), torch.minimum(self.capacity - self.row_length, free_cols))
+        target = target.clamp(min=0)
+        before = self.row_length.clone()
+        pending = torch.repeat_interleave(torch.arange(self.n_pre, device=self.device), target)
+        for _ in range(16):
+            if pending.numel() == 0:
+                break
+            cand = torch.randint(0, self.n_post, (pending.numel(),), device=self.device,
+                                 generator=generator)
+            ok = ~self._contains(pending, cand) & ~self._repeated_in_call(pending, cand)
+            if not self.autapses:
+                ok &= pending != cand
+            self._add_unchecked(pending[ok], cand[ok], values)
+            pending = pending[~ok]
+        if pending.numel():
+            self._grow_by_enumeration(pending, generator, values)
+        return self.row_length - before
+
+    def _grow_by_enumeration(self, pending: Tensor, generator, values) -> None:
+        """Exact fallback for nearly full rows: choose among the explicitly listed free columns."""
+        rows, need = torch.unique(pending, return_counts=True)
+        for row, n in zip(rows.tolist(), need.tolist()):
+            free = torch.ones(self.n_post, dtype=torch.bool, device=self.device)
+            free[self.ind[row, : int(self.row_length[row])]] = False
+            if not self.autapses:
+                free[row] = False
+            cols = free.nonzero().squeeze(1)
+            pick = cols[torch.randperm(cols.numel(), device=self.device, generator=generator)[:n]]
+            self._add_unchecked(torch.full_like(pick, row), pick, values)
+
+    def _add_unchecked(self, pre: Tensor, post: Tensor, values: Mapping[str, Any]) -> None:
+        if pre.numel() == 0:
+            return
+        everything = torch.ones_like(pre, dtype=torch.bool)
+        rank = self._rank_in_row(pre, everything)
+        self._append(pre, post, rank, everything, self._prepare_values(values, pre.numel()))
+
+    # ------------------------------------------------------------------ integrity, persistence
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first broken invariant (cheap enough for tests)."""
+        n = self.name
+        rl = self.row_length
+        if rl.shape != (self.n_pre,) or rl.dtype != torch.int64:
+            raise ValueError(f"{n}: row_length has shape {tuple(rl.shape)} dtype {rl.dtype}")
+        if self.ind.shape != (self.n_pre, self.capacity):
+            raise ValueError(f"{n}: ind has shape {tuple(self.ind.shape)}")
+        if bool(((rl < 0) | (rl > self.capacity)).any()):
+            row = int(((rl < 0) | (rl > self.capacity)).nonzero()[0, 0])
+            raise ValueError(f"{n}: row {row} has length {int(rl[row])} outside [0, {self.capacity}]")
+        pre, post = self.coo()
+        if post.numel() and bool(((post < 0) | (post >= self.n_post)).any()):
+            raise ValueError(f"{n}: a live synapse targets a column outside [0, {self.n_post})")
+        key = torch.sort(pre * self.n_post + post).values
+        if key.numel() > 1 and bool((key[1:] == key[:-1]).any()):
+            dup = key[1:][key[1:] == key[:-1]][0].item()
+            raise ValueError(f"{n}: duplicate synapse ({dup // self.n_post}, {dup % self.n_post})")
+        if not self.autapses and bool((pre == post).any()):
+            raise ValueError(f"{n}: autapse present although autapses=False")
+        for key_name, var in self.vars.items():
+            if var.shape[-2:] != (self.n_pre, self.capacity) or var.dim() not in (2, 3):
+                raise ValueError(f"{n}: variable {key_name!r} has shape {tuple(var.shape)}")
+            if var.device != self.device:
+                raise ValueError(f"{n}: variable {key_name!r} is on {var.device}")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild the store (tensors are copies)."""
+        return {
+            "n_pre": self.n_pre, "n_post": self.n_post, "capacity": self.capacity,
+            "name": self.name, "autapses": self.autapses, "version": self.version,
+            "row_length": self.row_length.clone(), "ind": self.ind.clone(),
+            "vars": {k: v.clone() for k, v in self.vars.items()},
+        }
+
+    @classmethod
+    def from_state_dict(cls, d: Mapping[str, Any], device: str | torch.device | None = None
+                        ) -> RaggedSynapses:
+        """Inverse of :meth:`state_dict`; ``device=None`` keeps the tensors' device."""
+        dev = torch.device(device) if device is not None else d["ind"].device
+        store = cls(d["n_pre"], d["n_post"], d["capacity"], dev, name=d["name"],
+                    autapses=d["autapses"])
+        store.row_length = d["row_length"].to(dev, torch.int64).clone()
+        store.ind = d["ind"].to(dev, torch.int64).clone()
+        store.vars = {k: v.to(dev).clone() for k, v in d["vars"].items()}
+        store.version = int(d["version"])
+        store.validate()
+        return store
+
+    def to(self, device: str | torch.device) -> RaggedSynapses:
+        """Move every tensor to ``device`` in place; returns self."""
+        dev = torch.device(device)
+        if dev == self.device:
+            return self
+        self.device = dev
+        self.row_length = self.row_length.to(dev)
+        self.ind = self.ind.to(dev)
+        self.vars = {k: v.to(dev) for k, v in self.vars.items()}
+        self._cache.clear()
+        return self
