@@ -313,7 +313,8 @@ class RaggedSynapses:
             indptr = torch.zeros(self.n_post + 1, dtype=torch.int64, device=self.device)
             indptr[1:] = torch.cumsum(length, 0)
             longest = int(length.max()) if post.numel() else 0
-            self._col_capacity = max(self._col_capacity, longest)
+            if longest > self._col_capacity:  # grow in powers of two: shapes rarely change
+                self._col_capacity = min(self.n_pre, 1 << max(3, (longest - 1).bit_length()))
             sorted_post = post[order]
             rank = torch.arange(post.numel(), device=self.device) - indptr[sorted_post]
             padded = torch.full((self.n_post, self._col_capacity), self.n_pre * self.capacity,

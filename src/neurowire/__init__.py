@@ -1,0 +1,40 @@
+"""neurowire: sparse spiking neural networks whose wiring changes while they run.
+
+Simulate and train spiking networks on PyTorch (CPU and GPU) with structural plasticity:
+every sparse projection keeps its connectivity and all per-synapse state in one
+:class:`RaggedSynapses` store, and rewiring rules are plain vectorised Python.
+"""
+
+from . import analysis
+from .connectivity import (
+    AllToAll,
+    Connectivity,
+    Dense,
+    FixedNumberPost,
+    FixedProbability,
+    FromArrays,
+    GaussianDistance,
+    OneToOne,
+)
+from .errors import CapacityError, DuplicateSynapseError
+from .grid import Grid
+from .initializers import Constant, Initializer, Normal, Uniform
+from .network import Network, Population, Projection
+from .neurons import ALIF, LIF, LeakyIntegrator, NeuronModel, PoissonSource, SpikeSource
+from .plasticity import STDP
+from .psc import Delta, ExpCond, ExpCurr, PostsynapticModel
+from .simulator import SimulationResult, Simulator
+from .structural import DistanceRewiring, RewiringLog, RuleContext, StructuralRule, SynapseView
+from .synapses import RaggedSynapses
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALIF", "LIF", "STDP", "AllToAll", "CapacityError", "Connectivity", "Constant", "Delta",
+    "Dense", "DistanceRewiring", "DuplicateSynapseError", "ExpCond", "ExpCurr",
+    "FixedNumberPost", "FixedProbability", "FromArrays", "GaussianDistance", "Grid",
+    "Initializer", "LeakyIntegrator", "Network", "NeuronModel", "Normal", "OneToOne",
+    "PoissonSource", "Population", "PostsynapticModel", "Projection", "RaggedSynapses",
+    "RewiringLog", "RuleContext", "SimulationResult", "Simulator", "SpikeSource",
+    "StructuralRule", "SynapseView", "Uniform", "analysis",
+]

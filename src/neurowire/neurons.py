@@ -1,0 +1,302 @@
+"""Neuron models: frozen dataclasses holding parameters plus a pure, shape-static ``step``.
+
+Times are in ms, voltages in the model's own unit (dimensionless in the e-prop convention, mV in
+the biophysical configuration), rates in Hz. States are NamedTuples of ``[B, n]`` tensors; ``z``
+is always the bool spike vector of the step just taken.
+
+The e-prop convention (reference/algorithms.md §1.1) for :class:`LIF` and :class:`ALIF`::
+
+    v_t = alpha v_{t-1} + I_t - v_th z_{t-1}          (reset by subtraction, unscaled input)
+    a_t = rho a_{t-1} + z_{t-1};  A_t = v_th + beta a_t
+    z_t = [v_t - A_t > 0] and not refractory          (refractory n_ref = round(tau_refrac/dt))
+
+The biophysical configuration of :class:`LIF` (``v_reset`` given, see :meth:`LIF.biophysical`)
+integrates exactly, ``V <- V_rest + (V - V_rest) alpha + (1 - alpha) R I``, resets to ``v_reset``
+in the spike step and holds ``V`` while refractory (GeNN's LIF).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from .grid import Grid
+from .initializers import as_initializer
+
+
+def decay(tau: float, dt: float) -> float:
+    """Per-step decay factor ``exp(-dt / tau)`` (tau, dt in ms); ``tau = inf`` gives 1."""
+    if tau <= 0:
+        raise ValueError(f"time constant must be > 0 ms, got {tau}")
+    return math.exp(-dt / tau)
+
+
+def refractory_steps(tau_refrac: float, dt: float) -> int:
+    """Whole steps of refractoriness, ``round(tau_refrac / dt)``."""
+    if tau_refrac < 0:
+        raise ValueError(f"tau_refrac must be >= 0 ms, got {tau_refrac}")
+    return int(round(tau_refrac / dt))
+
+
+def _positive(name: str, value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+class LIFState(NamedTuple):
+    v: Tensor  # [B, n] membrane potential
+    r: Tensor  # [B, n] int, refractory steps left
+    z: Tensor  # [B, n] bool, spikes of this step
+
+
+class ALIFState(NamedTuple):
+    v: Tensor
+    a: Tensor  # [B, n] adaptation variable
+    r: Tensor
+    z: Tensor
+
+
+class ReadoutState(NamedTuple):
+    y: Tensor  # [B, n] readout value
+    z: Tensor  # [B, n] bool, always False (kept for a uniform interface)
+
+
+class SourceState(NamedTuple):
+    z: Tensor  # [B, n] bool spikes of this step
+
+
+class PoissonState(NamedTuple):
+    rate_hz: Tensor  # [B or 1, n] rate [Hz]
+    z: Tensor
+
+
+@dataclass(frozen=True)
+class NeuronModel:
+    """Base class. ``n`` neurons, optionally on a 2-D ``grid=(n_rows, n_cols)``."""
+
+    n: int
+    grid: Any = field(default=None, kw_only=True)
+
+    #: model draws one uniform number per neuron per step (passed to ``step`` as ``rand``)
+    stochastic = False
+    #: model takes external spike trains (``SpikeSource``)
+    external = False
+    #: model emits spikes
+    spiking = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise ValueError(f"{type(self).__name__}: n must be an int >= 1, got {self.n!r}")
+        object.__setattr__(self, "grid", Grid.of(self.grid, self.n))
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype,
+                   generator: torch.Generator | None = None) -> tuple:
+        raise NotImplementedError
+
+    def step(self, state: tuple, i_syn: Tensor, dt: float, rand: Tensor | None = None) -> tuple:
+        """Advance one step of ``dt`` ms with input ``i_syn [B, n]``; return the new state."""
+        raise NotImplementedError
+
+    def params(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+        """Trainable per-neuron parameters (e.g. a readout bias)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class SpikeSource(NeuronModel):
+    """Replays given spike trains: ``sim.run(..., inputs={name: spikes [B, T, n]})``."""
+
+    external = True
+
+    def init_state(self, batch, device, dtype, generator=None):
+        return SourceState(torch.zeros(batch, self.n, dtype=torch.bool, device=device))
+
+    def step(self, state, i_syn, dt, rand=None):
+        raise RuntimeError("SpikeSource spikes come from the inputs, not from step()")
+
+
+@dataclass(frozen=True)
+class PoissonSource(NeuronModel):
+    """Independent Poisson spike trains, ``P(spike in a step) = rate_hz * dt / 1000``.
+
+    Args:
+        n: neurons.
+        rate_hz: one rate [Hz] for all, or a tensor ``[n]``; settable at run time with
+            ``Simulator.set_rates``.
+    """
+
+    rate_hz: Any = 0.0
+    stochastic = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rate = torch.as_tensor(self.rate_hz, dtype=torch.float64)
+        if rate.dim() not in (0, 1) or (rate.dim() == 1 and rate.numel() != self.n):
+            raise ValueError(f"PoissonSource rate_hz must be a number or [{self.n}], "
+                             f"got shape {tuple(rate.shape)}")
+        if not bool(torch.isfinite(rate).all()) or bool((rate < 0).any()):
+            raise ValueError("PoissonSource rate_hz must be finite and >= 0")
+
+    def init_state(self, batch, device, dtype, generator=None):
+        rate = torch.as_tensor(self.rate_hz, dtype=dtype).to(device)
+        rate = rate.expand(self.n).reshape(1, self.n).clone()
+        return PoissonState(rate, torch.zeros(batch, self.n, dtype=torch.bool, device=device))
+
+    def step(self, state, i_syn, dt, rand=None):
+        return PoissonState(state.rate_hz, rand < state.rate_hz * (dt * 1e-3))
+
+
+@dataclass(frozen=True)
+class LIF(NeuronModel):
+    """Leaky integrate-and-fire neuron.
+
+    Args:
+        n: neurons.
+        tau_m: membrane time constant [ms].
+        v_th: threshold.
+        tau_refrac: refractory period [ms], rounded to whole steps.
+        v_rest: resting potential (0 in the e-prop convention; mV when biophysical).
+        v_reset: None for reset by subtraction of ``v_th`` one step after the spike (e-prop);
+            a value for reset to it in the spike step, holding V while refractory (GeNN LIF).
+        scaled_input: integrate input exactly, ``(1 - alpha) * resistance * I`` (biophysical).
+        resistance: membrane resistance [MOhm]; with I in nA gives mV.
+        v_init: initial V: a number, an initialiser, or None for ``v_rest``.
+    """
+
+    tau_m: float = 20.0
+    v_th: float = 0.6
+    tau_refrac: float = 0.0
+    v_rest: float = 0.0
+    v_reset: float | None = None
+    scaled_input: bool = False
+    resistance: float = 1.0
+    v_init: Any = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("LIF tau_m", self.tau_m)
+        _positive("LIF resistance", self.resistance)
+        if self.tau_refrac < 0:
+            raise ValueError(f"LIF tau_refrac must be >= 0 ms, got {self.tau_refrac}")
+        if self.v_reset is None and self.v_th <= self.v_rest:
+            raise ValueError(f"LIF v_th ({self.v_th}) must exceed v_rest ({self.v_rest})")
+
+    @classmethod
+    def biophysical(cls, n: int, *, tau_m: float = 20.0, v_rest: float = -70.0,
+                    v_reset: float = -70.0, v_th: float = -54.0, tau_refrac: float = 5.0,
+                    resistance: float = 1.0, v_init: Any = None, grid: Any = None) -> LIF:
+        """Conductance-friendly LIF in mV (Bamford et al. 2010 / GeNN defaults)."""
+        return cls(n, tau_m=tau_m, v_th=v_th, tau_refrac=tau_refrac, v_rest=v_rest,
+                   v_reset=v_reset, scaled_input=True, resistance=resistance, v_init=v_init,
+                   grid=grid)
+
+    def _initial_v(self, batch, device, dtype, generator):
+        init = as_initializer(self.v_rest if self.v_init is None else self.v_init)
+        return init.sample((batch, self.n), device=device, generator=generator, dtype=dtype)
+
+    def init_state(self, batch, device, dtype, generator=None):
+        return LIFState(
+            self._initial_v(batch, device, dtype, generator),
+            torch.zeros(batch, self.n, dtype=torch.int32, device=device),
+            torch.zeros(batch, self.n, dtype=torch.bool, device=device),
+        )
+
+    def step(self, state, i_syn, dt, rand=None):
+        alpha = decay(self.tau_m, dt)
+        n_ref = refractory_steps(self.tau_refrac, dt)
+        refractory = state.r > 0
+        if self.v_reset is None:
+            v = alpha * state.v + i_syn - self.v_th * state.z
+            z = (v - self.v_th > 0) & ~refractory
+        else:
+            drive = self.resistance * i_syn if self.scaled_input else i_syn / (1 - alpha)
+            v_free = self.v_rest + (state.v - self.v_rest) * alpha + (1 - alpha) * drive
+            v = torch.where(refractory, state.v, v_free)
+            z = (v > self.v_th) & ~refractory
+            v = torch.where(z, torch.as_tensor(self.v_reset, dtype=v.dtype), v)
+        r = torch.where(z, n_ref, (state.r - 1).clamp(min=0)).to(state.r.dtype)
+        return LIFState(v, r, z)
+
+
+@dataclass(frozen=True)
+class ALIF(NeuronModel):
+    """Adaptive LIF (e-prop convention, reference/algorithms.md §1.1).
+
+    Args:
+        n: neurons.
+        tau_m: membrane time constant [ms].
+        tau_a: adaptation time constant [ms].
+        beta: adaptation strength (threshold ``v_th + beta * a``).
+        v_th: baseline threshold.
+        tau_refrac: refractory period [ms].
+    """
+
+    tau_m: float = 20.0
+    tau_a: float = 2000.0
+    beta: float = 0.0174
+    v_th: float = 0.6
+    tau_refrac: float = 5.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("ALIF tau_m", self.tau_m)
+        _positive("ALIF tau_a", self.tau_a)
+        _positive("ALIF v_th", self.v_th)
+        if self.tau_refrac < 0 or self.beta < 0:
+            raise ValueError("ALIF tau_refrac and beta must be >= 0")
+
+    def init_state(self, batch, device, dtype, generator=None):
+        zeros = torch.zeros(batch, self.n, dtype=dtype, device=device)
+        return ALIFState(
+            zeros, zeros.clone(),
+            torch.zeros(batch, self.n, dtype=torch.int32, device=device),
+            torch.zeros(batch, self.n, dtype=torch.bool, device=device),
+        )
+
+    def step(self, state, i_syn, dt, rand=None):
+        alpha, rho = decay(self.tau_m, dt), decay(self.tau_a, dt)
+        n_ref = refractory_steps(self.tau_refrac, dt)
+        refractory = state.r > 0
+        v = alpha * state.v + i_syn - self.v_th * state.z
+        a = rho * state.a + state.z
+        z = (v - (self.v_th + self.beta * a) > 0) & ~refractory
+        r = torch.where(z, n_ref, (state.r - 1).clamp(min=0)).to(state.r.dtype)
+        return ALIFState(v, a, r, z)
+
+
+@dataclass(frozen=True)
+class LeakyIntegrator(NeuronModel):
+    """Non-spiking readout ``y_t = kappa y_{t-1} + I_t + b`` with ``kappa = exp(-dt / tau)``.
+
+    Args:
+        n: neurons.
+        tau: time constant [ms].
+        bias: initial trainable bias ``b`` (a number or initialiser).
+    """
+
+    tau: float = 20.0
+    bias: Any = 0.0
+    spiking = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("LeakyIntegrator tau", self.tau)
+        as_initializer(self.bias)
+
+    def params(self, device, dtype):
+        init = as_initializer(self.bias)
+        return {"bias": init.sample((self.n,), device=device, dtype=dtype)}
+
+    def init_state(self, batch, device, dtype, generator=None):
+        return ReadoutState(torch.zeros(batch, self.n, dtype=dtype, device=device),
+                            torch.zeros(batch, self.n, dtype=torch.bool, device=device))
+
+    def step(self, state, i_syn, dt, rand=None, bias: Tensor | None = None):
+        y = decay(self.tau, dt) * state.y + i_syn
+        if bias is not None:
+            y = y + bias
+        return ReadoutState(y, state.z)

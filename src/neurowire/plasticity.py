@@ -1,0 +1,87 @@
+"""Synaptic plasticity rules applied in phase 4 of every step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .neurons import decay
+from .propagate import Events
+
+
+@dataclass(frozen=True)
+class STDP:
+    """Additive, all-to-all, trace-based STDP with weights clipped to ``[w_min, w_max]``.
+
+    Each step, traces decay (``x_pre`` with ``tau_plus``, ``x_post`` with ``tau_minus``); a
+    presynaptic spike depresses its row by ``a_minus * x_post[post]``; a postsynaptic spike
+    potentiates its column by ``a_plus * x_pre[pre]``; then the spikes of the step are added to
+    the traces (``+1``). Simultaneous pre and post spikes therefore do not interact, and a pair
+    ``pre`` then ``post`` after ``dt_ms`` changes the weight by ``a_plus * exp(-dt_ms/tau_plus)``
+    (``-a_minus * exp(-dt_ms/tau_minus)`` for the reverse order).
+
+    Args:
+        tau_plus: potentiation window [ms].
+        tau_minus: depression window [ms].
+        a_plus, a_minus: amplitudes (weight units, >= 0).
+        w_min, w_max: weight bounds.
+    """
+
+    tau_plus: float = 20.0
+    tau_minus: float = 64.0
+    a_plus: float = 0.02
+    a_minus: float = 0.0075
+    w_min: float = 0.0
+    w_max: float = 0.2
+
+    def __post_init__(self) -> None:
+        decay(self.tau_plus, 1.0)
+        decay(self.tau_minus, 1.0)
+        for name in ("a_plus", "a_minus", "w_min", "w_max"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"STDP {name} must be finite")
+        if self.a_plus < 0 or self.a_minus < 0:
+            raise ValueError("STDP amplitudes a_plus and a_minus must be >= 0")
+        if self.w_max < self.w_min:
+            raise ValueError(f"STDP needs w_min <= w_max, got {self.w_min}, {self.w_max}")
+
+
+def stdp_reference(w: Tensor, ind: Tensor, live: Tensor, z_pre: Tensor, z_post: Tensor,
+                   x_pre: Tensor, x_post: Tensor, rule: STDP) -> Tensor:
+    """All-slots STDP update (the reference); traces must already be decayed.
+
+    Shapes: ``w, ind, live [n_pre, capacity]``; ``z_pre, x_pre [n_pre]``; ``z_post, x_post
+    [n_post]``. Returns the new weights; padding slots are left unchanged.
+    """
+    dep = (w - rule.a_minus * x_post[ind]).clamp(rule.w_min, rule.w_max)
+    w = torch.where(z_pre[:, None] & live, dep, w)
+    pot = (w + rule.a_plus * x_pre[:, None]).clamp(rule.w_min, rule.w_max)
+    return torch.where(z_post[ind] & live, pot, w)
+
+
+def stdp_depress_rows(w: Tensor, ind: Tensor, live: Tensor, pre: Events, x_post: Tensor,
+                      rule: STDP) -> None:
+    """Depress, in place, the rows of the spiking presynaptic neurons in ``pre`` (batch 1)."""
+    rows = pre.neuron
+    old = w[rows]
+    new = (old - rule.a_minus * x_post[ind[rows]]).clamp(rule.w_min, rule.w_max)
+    w.index_add_(0, rows, torch.where(live[rows] & pre.valid[:, None], new - old, 0))
+
+
+def stdp_potentiate_columns(w: Tensor, columns: Tensor, post: Events, x_pre: Tensor,
+                            rule: STDP) -> None:
+    """Potentiate, in place, the synapses onto the spiking postsynaptic neurons in ``post``.
+
+    ``columns [n_post, col_capacity]`` holds flat slot indices padded with ``w.numel()``.
+    """
+    capacity = w.shape[1]
+    slots = columns[post.neuron]
+    ok = (slots < w.numel()) & post.valid[:, None]
+    slots = torch.where(ok, slots, 0)
+    flat = w.view(-1)
+    old = flat[slots]
+    new = (old + rule.a_plus * x_pre[slots // capacity]).clamp(rule.w_min, rule.w_max)
+    flat.index_add_(0, slots.reshape(-1), torch.where(ok, new - old, 0).reshape(-1))

@@ -1,0 +1,553 @@
+"""Running a network: the step loop, blocks, recording, rule schedule and timers."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .network import Network, Projection
+from .neurons import LeakyIntegrator, PoissonState, SourceState, decay
+from .plasticity import stdp_depress_rows, stdp_potentiate_columns
+from .propagate import (
+    csc_matrix,
+    deliver_csr,
+    deliver_dense,
+    deliver_rows,
+    deliver_slots,
+    event_list,
+)
+from .structural.base import RuleContext
+from .structural.log import RewiringLog
+from .structural.view import SynapseView
+
+_STEP_TIMERS = ("delivery", "postsynaptic", "neurons", "plasticity")
+
+
+@dataclass
+class SimulationResult:
+    """What :meth:`Simulator.run` returns.
+
+    Attributes:
+        records: ``records[pop][var]`` tensors ``[T, B, n]`` on the CPU (``"spikes"`` is bool).
+        timers_s: wall-clock seconds per component (see :class:`Simulator`).
+        steps: steps simulated; dt: step [ms]; wall_s: seconds of wall-clock time.
+    """
+
+    records: dict[str, dict[str, Tensor]]
+    timers_s: dict[str, float]
+    steps: int
+    dt: float
+    wall_s: float
+    rewiring: RewiringLog = field(repr=False, default_factory=RewiringLog)
+
+    @property
+    def model_ms(self) -> float:
+        return self.steps * self.dt
+
+    @property
+    def real_time_factor(self) -> float:
+        """Wall-clock time per model time (< 1: faster than real time)."""
+        return self.wall_s / (self.model_ms * 1e-3) if self.steps else math.nan
+
+    def __getitem__(self, pop: str) -> dict[str, Tensor]:
+        return self.records[pop]
+
+
+class Simulator:
+    """Runs a :class:`~neurowire.Network`.
+
+    Every step ``t`` runs five phases, in this order (DESIGN.md, step semantics):
+
+    1. **delivery**: each projection delivers the spikes its presynaptic population emitted in
+       step ``t-1`` through the connectivity as it is *now* (one step of delay);
+    2. **postsynaptic**: postsynaptic models turn the delivered weights into input (``ExpCond``
+       uses the membrane potential at the end of step ``t-1``);
+    3. **neurons**: populations advance and emit the spikes of step ``t`` (``SpikeSource`` reads
+       ``inputs[:, t]``, ``PoissonSource`` draws);
+    4. **plasticity**: STDP for the pre and post spikes of step ``t``;
+    5. **structural rules** and callbacks that are due after step ``t`` (host code).
+
+    Phases 1-4 are shape-static tensor code. The steps between two due rules or callbacks run as
+    one *block*: eagerly (the reference) or, with ``compile=True``, as one ``torch.compile``-d
+    call. Event-driven work uses fixed-size spike lists of ``budget`` entries per population; if
+    a step has more spikes, the block is repeated from its saved start with a doubled budget.
+
+    Args:
+        net: the network.
+        device: torch device for every tensor (stores are moved there).
+        batch_size: independent copies simulated in parallel (``B``).
+        seed: seeds the simulation's random numbers (default ``net.seed + 1``).
+        compile: run full blocks through ``torch.compile``.
+        block_steps: block length when nothing is scheduled.
+        event_fraction: initial event budget as a fraction of ``B * n`` per population.
+        time_phases: time phases 1-4 separately (eager only; synchronises CUDA).
+
+    Timers (``result.timers_s``): ``delivery``, ``postsynaptic``, ``neurons``, ``plasticity``
+    (with ``time_phases``), ``steps`` (all blocks), ``rules``, ``index_rebuild`` (live masks,
+    column indices), ``callbacks``, ``inputs`` (random numbers, input slicing), ``recording``.
+    """
+
+    def __init__(self, net: Network, device: str | torch.device = "cpu", batch_size: int = 1,
+                 seed: int | None = None, compile: bool = False, block_steps: int = 10,
+                 event_fraction: float = 0.05, time_phases: bool = False) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if not 0 < event_fraction <= 1:
+            raise ValueError(f"event_fraction must lie in (0, 1], got {event_fraction}")
+        if block_steps < 1:
+            raise ValueError(f"block_steps must be >= 1, got {block_steps}")
+        if compile and time_phases:
+            raise ValueError("time_phases=True times eager phases; it cannot be used with compile")
+        self.net = net
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.dtype = net.dtype
+        self.dt = net.dt
+        self.compile = compile
+        self.time_phases = time_phases
+        self.block_steps = self._block_length(block_steps)
+        self.step_count = 0
+        self.timers: dict[str, float] = defaultdict(float)
+        self.rewiring = RewiringLog()
+        self.generator = torch.Generator(self.device).manual_seed(
+            net.seed + 1 if seed is None else seed)
+        self._projections = list(net.projections.values())
+        self._populations = list(net.populations.values())
+        self._check_network()
+        for proj in self._projections:
+            if proj.sparse:
+                proj.synapses.to(self.device)
+            else:
+                proj.weight = proj.weight.to(self.device)
+        for pop in self._populations:
+            pop.params = {k: v.to(self.device) for k, v in pop.params.items()}
+        self.strategies = {p.name: self._choose_strategy(p) for p in self._projections}
+        self._event_pops = self._populations_needing_events()
+        self.budgets = {
+            name: min(batch_size * net.populations[name].n,
+                      max(16, math.ceil(event_fraction * batch_size * net.populations[name].n)))
+            for name in self._event_pops
+        }
+        self.state = self._initial_state()
+        self._rule_generators = [
+            torch.Generator(self.device).manual_seed((net.seed + 1 if seed is None else seed)
+                                                     * 7919 + 101 * (i + 1))
+            for i in range(len(net.rules))
+        ]
+        self._rules_set_up = False
+        self._dense_cache: dict[str, tuple[Any, Tensor]] = {}
+        self._compiled = torch.compile(self._block, fullgraph=True, dynamic=False) if compile else None
+
+    # ------------------------------------------------------------------ construction helpers
+    def _block_length(self, default: int) -> int:
+        periods = [r.every for r in self.net.rules] + [c.every for c in self.net.callbacks]
+        return math.gcd(*periods) if periods else default
+
+    def _check_network(self) -> None:
+        for proj in self._projections:
+            if proj.psc.needs_voltage and not hasattr(
+                    proj.post.model.init_state(1, torch.device("cpu"), self.dtype), "v"):
+                raise ValueError(f"{proj.name}: {type(proj.psc).__name__} needs a postsynaptic "
+                                 f"membrane potential; {type(proj.post.model).__name__} has none")
+            if proj.synapse is not None and self.batch_size > 1:
+                raise NotImplementedError(
+                    f"{proj.name}: STDP with batch_size > 1 would need one weight copy per batch "
+                    "element; simulate batch elements in separate simulators")
+
+    def _choose_strategy(self, proj: Projection) -> str:
+        if not proj.sparse:
+            return "dense"
+        plastic = proj.synapse is not None
+        strategy = proj.delivery
+        if strategy == "auto":
+            # Event-driven rows win whenever few rows spike (benchmarks/bench_store.py); a dense
+            # matmul only pays for small static matrices.
+            s = proj.synapses
+            if not plastic and s.n_pre * s.n_post <= 1 << 18:
+                strategy = "dense"
+            else:
+                strategy = "rows"
+        if plastic and strategy == "dense":
+            raise ValueError(f"{proj.name}: delivery='dense' needs static weights (STDP changes "
+                             "them every step); use 'rows', 'slots' or 'csr'")
+        if self.compile and strategy == "csr":
+            raise ValueError(f"{proj.name}: delivery='csr' uses sparse tensors, which "
+                             "torch.compile does not support; use 'rows' or 'slots'")
+        return strategy
+
+    def _populations_needing_events(self) -> list[str]:
+        names = set()
+        for proj in self._projections:
+            if self.strategies[proj.name] == "rows":
+                names.add(proj.pre.name)
+            if proj.synapse is not None:
+                names.update((proj.pre.name, proj.post.name))
+        return [p.name for p in self._populations if p.name in names]
+
+    def _initial_state(self) -> dict[str, Any]:
+        gen = torch.Generator().manual_seed(self.net.seed + 2)
+        neurons = {}
+        for pop in self._populations:
+            st = pop.model.init_state(self.batch_size, torch.device("cpu"), self.dtype, gen)
+            neurons[pop.name] = type(st)(*(x.to(self.device) for x in st))
+        psc = {p.name: p.psc.init_state(self.batch_size, p.post.n, self.device, self.dtype)
+               for p in self._projections}
+        traces = {
+            p.name: (torch.zeros(p.pre.n, dtype=self.dtype, device=self.device),
+                     torch.zeros(p.post.n, dtype=self.dtype, device=self.device))
+            for p in self._projections if p.synapse is not None
+        }
+        return {"neurons": neurons, "psc": psc, "traces": traces}
+
+    # ------------------------------------------------------------------ public helpers
+    def set_rates(self, population: str, rates_hz: Any) -> None:
+        """Set the rates [Hz] of a ``PoissonSource``: a number, ``[n]`` or ``[B, n]``."""
+        st = self._neuron_state(population)
+        if not isinstance(st, PoissonState):
+            raise TypeError(f"population {population!r} is not a PoissonSource")
+        n = self.net.populations[population].n
+        rate = torch.as_tensor(rates_hz, dtype=self.dtype, device=self.device)
+        if rate.dim() == 0:
+            rate = rate.expand(1, n)
+        elif rate.shape == (n,):
+            rate = rate[None]
+        elif rate.shape != (self.batch_size, n):
+            raise ValueError(f"rates for {population!r} must be a number, [{n}] or "
+                             f"[{self.batch_size}, {n}], got {tuple(rate.shape)}")
+        if not bool(torch.isfinite(rate).all()) or bool((rate < 0).any()):
+            raise ValueError(f"rates for {population!r} must be finite and >= 0 Hz")
+        self.state["neurons"][population] = PoissonState(rate.clone(), st.z)
+
+    def _neuron_state(self, population: str):
+        if population not in self.state["neurons"]:
+            raise ValueError(f"unknown population {population!r}; known: "
+                             f"{sorted(self.state['neurons'])}")
+        return self.state["neurons"][population]
+
+    def neuron_state(self, population: str) -> dict[str, Tensor]:
+        """Current state variables of a population by name, ``[B, n]`` each."""
+        return self._neuron_state(population)._asdict()
+
+    @property
+    def t(self) -> float:
+        """Model time [ms] simulated so far."""
+        return self.step_count * self.dt
+
+    # ------------------------------------------------------------------ running
+    def run(self, steps: int, record: Mapping[str, Any] | None = None,
+            inputs: Mapping[str, Tensor] | None = None, progress: bool = False
+            ) -> SimulationResult:
+        """Simulate ``steps`` steps; state, connectivity and time carry over between calls.
+
+        Args:
+            steps: number of steps of ``net.dt`` ms.
+            record: ``{population: ["spikes", "v", ...]}`` variables to record every step.
+            inputs: ``{spike_source: spikes [B, T >= steps, n]}`` (bool or 0/1).
+            progress: show a progress bar.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+        record = self._check_record(record or {})
+        inputs = self._check_inputs(inputs or {}, steps)
+        before = dict(self.timers)
+        rebuild_before = self._index_rebuild_total()
+        start = time.perf_counter()
+        if not self._rules_set_up:
+            self._setup_rules()
+        chunks: dict[tuple[str, str], list[Tensor]] = defaultdict(list)
+        done = 0
+        with tqdm(total=steps, disable=not progress, unit="step", mininterval=0.5) as bar:
+            while done < steps:
+                k = min(steps - done, self._steps_to_next_event())
+                recs = self._run_block(k, done, inputs, record)
+                tic = time.perf_counter()
+                for key, value in recs.items():
+                    chunks[key].append(value.cpu())
+                self.timers["recording"] += time.perf_counter() - tic
+                done += k
+                self.step_count += k
+                self._run_schedule()
+                bar.update(k)
+        self.timers["index_rebuild"] += self._index_rebuild_total() - rebuild_before
+        wall = time.perf_counter() - start
+        records: dict[str, dict[str, Tensor]] = defaultdict(dict)
+        for (pop, var), parts in chunks.items():
+            records[pop][var] = torch.cat(parts)
+        for pop, names in record.items():
+            for var in names:
+                if var not in records[pop]:
+                    records[pop][var] = torch.zeros(0)
+        timers = {k: v - before.get(k, 0.0) for k, v in self.timers.items()}
+        return SimulationResult(dict(records), timers, steps, self.dt, wall, self.rewiring)
+
+    def _check_record(self, record: Mapping[str, Any]) -> dict[str, list[str]]:
+        out = {}
+        for pop, names in record.items():
+            st = self._neuron_state(pop)
+            names = [names] if isinstance(names, str) else list(names)
+            for var in names:
+                if var != "spikes" and var not in st._fields:
+                    raise ValueError(f"cannot record {var!r} of {pop!r}; choose from "
+                                     f"{['spikes', *st._fields]}")
+            out[pop] = names
+        return out
+
+    def _check_inputs(self, inputs: Mapping[str, Tensor], steps: int) -> dict[str, Tensor]:
+        out = {}
+        for pop in self._populations:
+            if pop.model.external and pop.name not in inputs and steps:
+                raise ValueError(f"SpikeSource {pop.name!r} needs inputs={{{pop.name!r}: "
+                                 f"spikes [B, T, {pop.n}]}}")
+        for name, spikes in inputs.items():
+            pop = self.net.populations.get(name)
+            if pop is None or not pop.model.external:
+                raise ValueError(f"inputs given for {name!r}, which is not a SpikeSource")
+            spikes = torch.as_tensor(spikes)
+            expected = (self.batch_size, f">={steps}", pop.n)
+            if (spikes.dim() != 3 or spikes.shape[0] != self.batch_size
+                    or spikes.shape[1] < steps or spikes.shape[2] != pop.n):
+                raise ValueError(f"inputs for {name!r} must have shape {expected}, got "
+                                 f"{tuple(spikes.shape)}")
+            if spikes.is_floating_point() and not bool(((spikes == 0) | (spikes == 1)).all()):
+                raise ValueError(f"inputs for {name!r} must be 0/1 spikes")
+            out[name] = spikes
+        return out
+
+    def _steps_to_next_event(self) -> int:
+        k = self.block_steps
+        return k - (self.step_count % k)
+
+    def _index_rebuild_total(self) -> float:
+        return sum(p.synapses.index_rebuild_s for p in self._projections if p.sparse)
+
+    # ------------------------------------------------------------------ blocks
+    def _run_block(self, k: int, offset: int, inputs: Mapping[str, Tensor],
+                   record: Mapping[str, list[str]]) -> dict[tuple[str, str], Tensor]:
+        tic = time.perf_counter()
+        ext = {}
+        for pop in self._populations:
+            if pop.model.external:
+                chunk = inputs[pop.name][:, offset:offset + k].to(self.device)
+                ext[pop.name] = chunk.transpose(0, 1).to(torch.bool)
+            elif pop.model.stochastic:
+                ext[pop.name] = torch.rand((k, self.batch_size, pop.n), generator=self.generator,
+                                           device=self.device, dtype=self.dtype)
+        self.timers["inputs"] += time.perf_counter() - tic
+        rec_keys = tuple((pop, var) for pop, names in record.items() for var in names)
+        while True:
+            tic = time.perf_counter()
+            rebuild = self._index_rebuild_total()
+            structure = self._structure()
+            tic += self._index_rebuild_total() - rebuild  # rebuilds are timed on their own
+            fn = self._compiled if (self._compiled is not None and k == self.block_steps) \
+                else self._block
+            new_state, recs, overflow = fn(self.state, structure, ext, k, rec_keys)
+            flagged = [name for name, flag in overflow.items() if bool(flag)]
+            self.timers["steps"] += time.perf_counter() - tic
+            if not flagged:
+                break
+            for name in flagged:
+                cap = self.batch_size * self.net.populations[name].n
+                self.budgets[name] = min(cap, 2 * self.budgets[name])
+        self._commit(new_state)
+        return recs
+
+    def _structure(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for proj in self._projections:
+            strategy = self.strategies[proj.name]
+            entry: dict[str, Any] = {}
+            if proj.sparse:
+                s = proj.synapses
+                entry["ind"], entry["live"] = s.ind, s.live
+                if proj.synapse is None:
+                    entry["w"] = s.vars["weight"]
+                else:
+                    entry["columns"] = s.columns().padded
+                if strategy == "dense":
+                    entry["dense"] = self._dense_weight(proj)
+                elif strategy == "csr" and proj.synapse is None:
+                    cols = s.columns()
+                    entry["csr"] = csc_matrix(cols.indptr, cols.pre, cols.slot,
+                                              s.vars["weight"], s.n_pre)
+                elif strategy == "csr":
+                    cols = s.columns()
+                    entry["col_indptr"], entry["col_pre"], entry["col_slot"] = \
+                        cols.indptr, cols.pre, cols.slot
+            else:
+                entry["dense"] = proj.weight
+            out[proj.name] = entry
+        out["params"] = {p.name: p.params for p in self._populations}
+        return out
+
+    def _dense_weight(self, proj: Projection) -> Tensor:
+        s = proj.synapses
+        w = s.vars["weight"]
+        key = (s.version, id(w), w._version)
+        hit = self._dense_cache.get(proj.name)
+        if hit is None or hit[0] != key:
+            start = time.perf_counter()
+            hit = (key, s.to_dense("weight"))
+            s.index_rebuild_s += time.perf_counter() - start
+            self._dense_cache[proj.name] = hit
+        return hit[1]
+
+    def _commit(self, new_state: dict[str, Any]) -> None:
+        for proj in self._projections:
+            if proj.synapse is not None:
+                proj.synapses.vars["weight"] = new_state["weight"][proj.name]
+        self.state = {k: v for k, v in new_state.items() if k != "weight"}
+
+    def _block(self, state: dict[str, Any], structure: dict[str, Any], ext: dict[str, Tensor],
+               k: int, rec_keys: tuple[tuple[str, str], ...]):
+        """``k`` steps from ``state`` (not modified); returns (state, records, overflow)."""
+        weights = {p.name: p.synapses.vars["weight"].clone() for p in self._projections
+                   if p.synapse is not None}
+        state = {**state, "weight": weights}
+        events = {name: event_list(state["neurons"][name].z, self.budgets[name])
+                  for name in self._event_pops}
+        overflow = {name: torch.zeros((), dtype=torch.bool, device=self.device)
+                    for name in self._event_pops}
+        recs: dict[tuple[str, str], list[Tensor]] = {key: [] for key in rec_keys}
+        for i in range(k):
+            state, events = self._step(state, structure, {n: x[i] for n, x in ext.items()},
+                                       events)
+            for name, ev in events.items():
+                overflow[name] = overflow[name] | ev.overflow
+            for pop, var in rec_keys:
+                st = state["neurons"][pop]
+                recs[(pop, var)].append(st.z if var == "spikes" else getattr(st, var))
+        return state, {key: torch.stack(v) for key, v in recs.items()}, overflow
+
+    # ------------------------------------------------------------------ one step
+    def _tic(self) -> float | None:
+        if not self.time_phases:
+            return None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _toc(self, name: str, tic: float | None) -> None:
+        if tic is not None:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.timers[name] += time.perf_counter() - tic
+
+    def _step(self, state, structure, ext_t, events):
+        neurons, weights = state["neurons"], state["weight"]
+        # 1. delivery of the spikes emitted in the previous step
+        tic = self._tic()
+        w_sums = {p.name: self._deliver(p, neurons, structure[p.name], weights, events)
+                  for p in self._projections}
+        self._toc("delivery", tic)
+        # 2. postsynaptic models
+        tic = self._tic()
+        i_syn: dict[str, Tensor] = {}
+        psc = {}
+        for p in self._projections:
+            v = neurons[p.post.name].v if p.psc.needs_voltage else None
+            current, psc[p.name] = p.psc.step(state["psc"][p.name], w_sums[p.name], v, self.dt)
+            i_syn[p.post.name] = current if p.post.name not in i_syn else i_syn[p.post.name] + current
+        self._toc("postsynaptic", tic)
+        # 3. neurons
+        tic = self._tic()
+        new_neurons = {}
+        for pop in self._populations:
+            old = neurons[pop.name]
+            model = pop.model
+            if model.external:
+                new_neurons[pop.name] = SourceState(ext_t[pop.name])
+            elif model.stochastic:
+                new_neurons[pop.name] = model.step(old, None, self.dt, rand=ext_t[pop.name])
+            else:
+                drive = i_syn.get(pop.name)
+                if drive is None:
+                    drive = torch.zeros(self.batch_size, pop.n, dtype=self.dtype, device=self.device)
+                if isinstance(model, LeakyIntegrator):
+                    new_neurons[pop.name] = model.step(old, drive, self.dt,
+                                                       bias=structure["params"][pop.name]["bias"])
+                else:
+                    new_neurons[pop.name] = model.step(old, drive, self.dt)
+        events = {name: event_list(new_neurons[name].z, self.budgets[name])
+                  for name in self._event_pops}
+        self._toc("neurons", tic)
+        # 4. plasticity for this step's spikes
+        tic = self._tic()
+        traces = {}
+        for p in self._projections:
+            if p.synapse is None:
+                continue
+            rule = p.synapse
+            x_pre, x_post = state["traces"][p.name]
+            x_pre = x_pre * decay(rule.tau_plus, self.dt)
+            x_post = x_post * decay(rule.tau_minus, self.dt)
+            st = structure[p.name]
+            w = weights[p.name]
+            stdp_depress_rows(w, st["ind"], st["live"], events[p.pre.name], x_post, rule)
+            stdp_potentiate_columns(w, st["columns"], events[p.post.name], x_pre, rule)
+            traces[p.name] = (x_pre + new_neurons[p.pre.name].z[0],
+                              x_post + new_neurons[p.post.name].z[0])
+        self._toc("plasticity", tic)
+        return {"neurons": new_neurons, "psc": psc, "traces": traces, "weight": weights}, events
+
+    def _deliver(self, proj: Projection, neurons, st, weights, events) -> Tensor:
+        z = neurons[proj.pre.name].z
+        strategy = self.strategies[proj.name]
+        if strategy == "dense":
+            return deliver_dense(z, st["dense"])
+        w = weights[proj.name] if proj.synapse is not None else st["w"]
+        n_post = proj.post.n
+        if strategy == "rows":
+            return deliver_rows(events[proj.pre.name], st["ind"], w, st["live"], self.batch_size,
+                                n_post)
+        if strategy == "slots":
+            return deliver_slots(z, st["ind"], w, st["live"], n_post)
+        csr = st.get("csr")
+        if csr is None:
+            csr = csc_matrix(st["col_indptr"], st["col_pre"], st["col_slot"], w, proj.pre.n)
+        return deliver_csr(z, csr)
+
+    # ------------------------------------------------------------------ rules and callbacks
+    def _view(self, scheduled, log_events: bool, generator) -> SynapseView:
+        proj = scheduled.projection
+        return SynapseView(
+            proj.synapses,
+            pre_state=self.neuron_state(proj.pre.name),
+            post_state=self.neuron_state(proj.post.name),
+            pre_grid=proj.pre.grid, post_grid=proj.post.grid, log=self.rewiring,
+            step=self.step_count, t_ms=self.t, log_events=log_events, generator=generator)
+
+    def _context(self, i: int, scheduled) -> RuleContext:
+        return RuleContext(self._rule_generators[i], self.step_count, self.t, self.dt,
+                           scheduled.projection.name)
+
+    def _setup_rules(self) -> None:
+        for i, scheduled in enumerate(self.net.rules):
+            view = self._view(scheduled, False, self._rule_generators[i])
+            scheduled.rule.setup(view, self._context(i, scheduled))
+        self._rules_set_up = True
+
+    def _run_schedule(self) -> None:
+        tic = time.perf_counter()
+        rebuild = self._index_rebuild_total()
+        for i, scheduled in enumerate(self.net.rules):
+            if self.step_count % scheduled.every:
+                continue
+            view = self._view(scheduled, scheduled.log_events, self._rule_generators[i])
+            scheduled.rule.update(view, self._context(i, scheduled))
+            self.rewiring.record_call(scheduled.projection.name, self.step_count, self.t,
+                                      view.removed, view.added, view.failed)
+        self.timers["rules"] += time.perf_counter() - tic - (self._index_rebuild_total() - rebuild)
+        tic = time.perf_counter()
+        for cb in self.net.callbacks:
+            if self.step_count % cb.every == 0:
+                cb.fn(self)
+        self.timers["callbacks"] += time.perf_counter() - tic

@@ -1,0 +1,8 @@
+"""Structural plasticity: rules that remove and add synapses while a network runs."""
+
+from .base import RuleContext, StructuralRule
+from .distance import DistanceRewiring
+from .log import RewiringLog
+from .view import SynapseView
+
+__all__ = ["DistanceRewiring", "RewiringLog", "RuleContext", "StructuralRule", "SynapseView"]

@@ -1,0 +1,172 @@
+"""What a structural rule sees of a projection, and the only way it changes it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..grid import Grid
+from ..synapses import RaggedSynapses
+from .log import ELIMINATION, FORMATION, RewiringLog
+
+
+class SynapseView:
+    """A projection's store plus neuron state and geometry, seen by a rule during one call.
+
+    Attributes (tensors on the simulation device):
+        store: the :class:`~neurowire.RaggedSynapses` itself.
+        live: bool ``[n_pre, capacity]``; ``pre`` int ``[n_pre, capacity]`` (row ids);
+        post: int ``[n_pre, capacity]`` (``store.ind``; padding unspecified);
+        row_length: int ``[n_pre]``.
+        pre_state, post_state: neuron state variables by name, ``[B, n]``.
+        pre_grid, post_grid: :class:`~neurowire.grid.Grid` or None.
+
+    ``view["weight"]`` is a per-synapse variable ``[n_pre, capacity]`` (``[B, ...]`` if batched).
+    """
+
+    def __init__(self, store: RaggedSynapses, *, pre_state: Mapping[str, Tensor],
+                 post_state: Mapping[str, Tensor], pre_grid: Grid | None,
+                 post_grid: Grid | None, log: RewiringLog | None = None, step: int = 0,
+                 t_ms: float = 0.0, log_events: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        self.store = store
+        self.pre_state = dict(pre_state)
+        self.post_state = dict(post_state)
+        self.pre_grid, self.post_grid = pre_grid, post_grid
+        self._log, self._step, self._t, self._log_events = log, step, t_ms, log_events
+        self._generator = generator
+        self.removed = self.added = self.failed = 0
+
+    # ------------------------------------------------------------------ reading
+    def __getitem__(self, name: str) -> Tensor:
+        return self.store._var(name)
+
+    @property
+    def live(self) -> Tensor:
+        return self.store.live
+
+    @property
+    def post(self) -> Tensor:
+        return self.store.ind
+
+    @property
+    def pre(self) -> Tensor:
+        s = self.store
+        return torch.arange(s.n_pre, device=s.device)[:, None].expand(s.n_pre, s.capacity)
+
+    @property
+    def row_length(self) -> Tensor:
+        return self.store.row_length
+
+    @property
+    def n_pre(self) -> int:
+        return self.store.n_pre
+
+    @property
+    def n_post(self) -> int:
+        return self.store.n_post
+
+    @property
+    def capacity(self) -> int:
+        return self.store.capacity
+
+    @property
+    def pre_pos(self) -> Tensor:
+        """float ``[n_pre, 2]`` (x, y) grid positions of the presynaptic neurons."""
+        return self._grid("pre").positions(self.store.device)
+
+    @property
+    def post_pos(self) -> Tensor:
+        """float ``[n_post, 2]`` (x, y) grid positions of the postsynaptic neurons."""
+        return self._grid("post").positions(self.store.device)
+
+    def _grid(self, which: str) -> Grid:
+        grid = self.pre_grid if which == "pre" else self.post_grid
+        if grid is None:
+            raise ValueError(f"{self.store.name}: the {which}synaptic population has no grid")
+        return grid
+
+    def distance_of(self, pre: Tensor, post: Tensor) -> Tensor:
+        """Pre-post distance [grid units] (periodic on a torus) for pairs of neuron ids."""
+        grid = self._grid("post")
+        if self._grid("pre").shape != grid.shape:
+            raise ValueError(f"{self.store.name}: distances need equal pre and post grids")
+        return grid.distance(pre, post)
+
+    @property
+    def distance(self) -> Tensor:
+        """float ``[n_pre, capacity]``: distance of every slot's synapse (padding arbitrary)."""
+        return self.distance_of(self.pre, self.post)
+
+    def contains(self, pre: Any, post: Any) -> Tensor:
+        return self.store.contains(pre, post)
+
+    # ------------------------------------------------------------------ changing
+    def remove(self, mask: Tensor) -> Tensor:
+        """Remove live synapses where ``mask [n_pre, capacity]`` is True; returns per-row counts."""
+        if self._log_events:
+            gone = torch.as_tensor(mask, device=self.store.device) & self.store.live
+            pre, post = gone.nonzero(as_tuple=True)[0], self.store.ind[gone]
+        removed = self.store.remove(mask)
+        n = int(removed.sum())
+        self.removed += n
+        if self._log_events and n:
+            self._record(pre, post, ELIMINATION)
+        return removed
+
+    def add(self, pre: Any, post: Any, on_full: str = "raise", on_duplicate: str = "raise",
+            **values: Any) -> Tensor:
+        """Add explicit pairs (see :meth:`RaggedSynapses.add`); full rows count as failures."""
+        pre_t = torch.as_tensor(pre, device=self.store.device)
+        post_t = torch.as_tensor(post, device=self.store.device)
+        added = self.store.add(pre_t, post_t, on_full=on_full, on_duplicate=on_duplicate,
+                               **values)
+        n = int(added.sum())
+        self.added += n
+        if on_full == "skip":
+            full = self._full_rejections(pre_t, added)
+            self.failed += full
+        if self._log_events and n:
+            self._record(pre_t[added], post_t[added], FORMATION)
+        return added
+
+    def _full_rejections(self, pre: Tensor, added: Tensor) -> int:
+        # pairs not added whose row is now full (as opposed to duplicates)
+        rejected = pre[~added]
+        if rejected.numel() == 0:
+            return 0
+        full = self.store.row_length[rejected] >= self.store.capacity
+        return int(full.sum())
+
+    def grow(self, per_row: Any, **values: Any) -> Tensor:
+        """Add ``per_row[i]`` synapses at uniformly drawn unconnected targets of each row ``i``.
+
+        Requests beyond a row's free capacity or free columns are counted as failures.
+        Returns int ``[n_pre]`` added per row.
+        """
+        before = None
+        if self._log_events:
+            before = self.store.live.clone(), self.store.row_length.clone()
+        counts = torch.as_tensor(per_row, device=self.store.device)
+        added = self.store.grow(counts, generator=self._generator, **values)
+        n = int(added.sum())
+        self.added += n
+        self.failed += int(counts.sum()) - n
+        if before is not None and n:
+            slots = torch.arange(self.store.capacity, device=self.store.device)
+            new = (slots[None, :] >= before[1][:, None]) & self.store.live
+            pre, _ = new.nonzero(as_tuple=True)
+            self._record(pre, self.store.ind[new], FORMATION)
+        return added
+
+    def _record(self, pre: Tensor, post: Tensor, kind: int) -> None:
+        if self._log is None:
+            return
+        if self.pre_grid is not None and self.post_grid is not None:
+            dist = self.distance_of(pre, post)
+        else:
+            dist = torch.full(pre.shape, float("nan"))
+        self._log.record_events(self.store.name, self._t, pre, post, kind, dist)
