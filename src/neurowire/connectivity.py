@@ -38,15 +38,28 @@ class Connectivity:
 
     sparse = True
 
-    def build(self, n_pre: int, n_post: int, *, generator: torch.Generator | None = None,
-              device: str | torch.device = "cpu", pre_grid: Grid | None = None,
-              post_grid: Grid | None = None, same_population: bool = False
-              ) -> tuple[Tensor, Tensor]:
+    def build(
+        self,
+        n_pre: int,
+        n_post: int,
+        *,
+        generator: torch.Generator | None = None,
+        device: str | torch.device = "cpu",
+        pre_grid: Grid | None = None,
+        post_grid: Grid | None = None,
+        same_population: bool = False,
+    ) -> tuple[Tensor, Tensor]:
         """Return (pre, post) int64 ``[nnz]`` sorted row-major."""
         raise NotImplementedError
 
-    def max_row_length(self, n_pre: int, n_post: int, *, pre_grid: Grid | None = None,
-                       post_grid: Grid | None = None) -> int:
+    def max_row_length(
+        self,
+        n_pre: int,
+        n_post: int,
+        *,
+        pre_grid: Grid | None = None,
+        post_grid: Grid | None = None,
+    ) -> int:
         """Upper bound on the row length (holds for all rows with probability ~0.9999)."""
         raise NotImplementedError
 
@@ -54,8 +67,9 @@ class Connectivity:
         return getattr(self, "autapses", True)
 
 
-def _bernoulli_pairs(n_pre: int, n_post: int, prob_rows, generator, device
-                     ) -> tuple[Tensor, Tensor]:
+def _bernoulli_pairs(
+    n_pre: int, n_post: int, prob_rows, generator, device
+) -> tuple[Tensor, Tensor]:
     """Pairwise Bernoulli sampling, ``prob_rows(rows) -> [len(rows), n_post]`` probabilities."""
     pres, posts = [], []
     step = max(1, _CHUNK // n_post)
@@ -80,8 +94,17 @@ class FixedProbability(Connectivity):
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"FixedProbability p must lie in [0, 1], got {self.p}")
 
-    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
-              post_grid=None, same_population=False):
+    def build(
+        self,
+        n_pre,
+        n_post,
+        *,
+        generator=None,
+        device="cpu",
+        pre_grid=None,
+        post_grid=None,
+        same_population=False,
+    ):
         def prob(rows):
             out = torch.full((rows.numel(), n_post), self.p, device=device)
             if same_population and not self.autapses:
@@ -105,8 +128,17 @@ class FixedNumberPost(Connectivity):
         if self.k < 0:
             raise ValueError(f"FixedNumberPost k must be >= 0, got {self.k}")
 
-    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
-              post_grid=None, same_population=False):
+    def build(
+        self,
+        n_pre,
+        n_post,
+        *,
+        generator=None,
+        device="cpu",
+        pre_grid=None,
+        post_grid=None,
+        same_population=False,
+    ):
         available = n_post - (1 if same_population and not self.autapses else 0)
         if self.k > available:
             raise ValueError(f"FixedNumberPost k={self.k} exceeds the {available} possible targets")
@@ -132,8 +164,17 @@ class AllToAll(Connectivity):
 
     autapses: bool = True
 
-    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
-              post_grid=None, same_population=False):
+    def build(
+        self,
+        n_pre,
+        n_post,
+        *,
+        generator=None,
+        device="cpu",
+        pre_grid=None,
+        post_grid=None,
+        same_population=False,
+    ):
         pre = torch.arange(n_pre, device=device).repeat_interleave(n_post)
         post = torch.arange(n_post, device=device).repeat(n_pre)
         if same_population and not self.autapses:
@@ -149,8 +190,17 @@ class AllToAll(Connectivity):
 class OneToOne(Connectivity):
     """Neuron ``i`` connects to neuron ``i`` (needs ``n_pre == n_post``)."""
 
-    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
-              post_grid=None, same_population=False):
+    def build(
+        self,
+        n_pre,
+        n_post,
+        *,
+        generator=None,
+        device="cpu",
+        pre_grid=None,
+        post_grid=None,
+        same_population=False,
+    ):
         if n_pre != n_post:
             raise ValueError(f"OneToOne needs n_pre == n_post, got {n_pre} and {n_post}")
         ids = torch.arange(n_pre, device=device)
@@ -182,14 +232,23 @@ class GaussianDistance(Connectivity):
 
     def probability(self, distance: Tensor) -> Tensor:
         """Connection probability at ``distance`` [grid spacings]."""
-        return self.p_peak * torch.exp(-(distance * distance) / (2.0 * self.sigma ** 2))
+        return self.p_peak * torch.exp(-(distance * distance) / (2.0 * self.sigma**2))
 
     def _grid(self, pre_grid, post_grid) -> Grid:
         grid = same_grid(pre_grid, post_grid, "GaussianDistance")
         return Grid(grid.n_rows, grid.n_cols, self.periodic)
 
-    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
-              post_grid=None, same_population=False):
+    def build(
+        self,
+        n_pre,
+        n_post,
+        *,
+        generator=None,
+        device="cpu",
+        pre_grid=None,
+        post_grid=None,
+        same_population=False,
+    ):
         grid = self._grid(pre_grid, post_grid)
         cols = torch.arange(n_post, device=device)
 
@@ -206,7 +265,9 @@ class GaussianDistance(Connectivity):
         step = max(1, _CHUNK // grid.n)
         for start in range(0, grid.n, step):
             rows = torch.arange(start, min(grid.n, start + step))
-            out[rows] = self.probability(grid.distance(rows[:, None], cols[None, :])).double().sum(1)
+            out[rows] = (
+                self.probability(grid.distance(rows[:, None], cols[None, :])).double().sum(1)
+            )
         return out
 
     def max_row_length(self, n_pre, n_post, *, pre_grid=None, post_grid=None):
@@ -236,8 +297,17 @@ class FromArrays(Connectivity):
         object.__setattr__(self, "pre", pre.long())
         object.__setattr__(self, "post", post.long())
 
-    def build(self, n_pre, n_post, *, generator=None, device="cpu", pre_grid=None,
-              post_grid=None, same_population=False):
+    def build(
+        self,
+        n_pre,
+        n_post,
+        *,
+        generator=None,
+        device="cpu",
+        pre_grid=None,
+        post_grid=None,
+        same_population=False,
+    ):
         return self.pre.to(device), self.post.to(device)
 
     def max_row_length(self, n_pre, n_post, *, pre_grid=None, post_grid=None):

@@ -26,8 +26,7 @@ class Grid:
             raise ValueError(f"grid sides must be >= 1, got {self.n_rows} x {self.n_cols}")
 
     @classmethod
-    def of(cls, value: Grid | tuple[int, int] | None, n: int, periodic: bool = True
-           ) -> Grid | None:
+    def of(cls, value: Grid | tuple[int, int] | None, n: int, periodic: bool = True) -> Grid | None:
         """Coerce ``(n_rows, n_cols)`` to a :class:`Grid` and check it holds ``n`` neurons."""
         if value is None:
             return None

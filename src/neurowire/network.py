@@ -125,13 +125,17 @@ class Network:
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def __repr__(self) -> str:
-        return (f"Network(dt={self.dt}, populations={list(self.populations)}, "
-                f"projections={list(self.projections)})")
+        return (
+            f"Network(dt={self.dt}, populations={list(self.populations)}, "
+            f"projections={list(self.projections)})"
+        )
 
     def population(self, name: str, model: NeuronModel) -> Population:
         """Declare a population ``name`` of neurons described by ``model``."""
         if not isinstance(name, str) or not name or "." in name:
-            raise ValueError(f"population name must be a non-empty string without '.', got {name!r}")
+            raise ValueError(
+                f"population name must be a non-empty string without '.', got {name!r}"
+            )
         if name in self.populations:
             raise ValueError(f"population {name!r} already exists")
         if not isinstance(model, NeuronModel):
@@ -174,25 +178,31 @@ class Network:
         if name in self.projections:
             raise ValueError(f"projection {name!r} already exists")
         if not isinstance(connectivity, Connectivity):
-            raise TypeError(f"{name}: connectivity must be a Connectivity, got "
-                            f"{type(connectivity).__name__}")
+            raise TypeError(
+                f"{name}: connectivity must be a Connectivity, got {type(connectivity).__name__}"
+            )
         psc = Delta() if psc is None else psc
         if not isinstance(psc, PostsynapticModel):
             raise TypeError(f"{name}: psc must be a postsynaptic model, got {type(psc).__name__}")
         if synapse is not None and not isinstance(synapse, STDP):
             raise TypeError(f"{name}: synapse must be STDP or None, got {type(synapse).__name__}")
         if delivery not in DELIVERY_STRATEGIES:
-            raise ValueError(f"{name}: delivery must be one of {DELIVERY_STRATEGIES}, got {delivery!r}")
-        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
-                                     or capacity < 0):
+            raise ValueError(
+                f"{name}: delivery must be one of {DELIVERY_STRATEGIES}, got {delivery!r}"
+            )
+        if capacity is not None and (
+            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0
+        ):
             raise ValueError(f"{name}: capacity must be an int >= 0, got {capacity!r}")
         if not pre.model.spiking:
             raise ValueError(f"{name}: presynaptic population {pre.name!r} does not spike")
 
         if isinstance(connectivity, Dense):
             if synapse is not None:
-                raise NotImplementedError(f"{name}: plasticity on Dense() projections is not "
-                                          "supported; use a sparse AllToAll() projection")
+                raise NotImplementedError(
+                    f"{name}: plasticity on Dense() projections is not "
+                    "supported; use a sparse AllToAll() projection"
+                )
             w = self._dense_weight(name, weight, pre.n, post.n)
             proj = Projection(name, pre, post, connectivity, psc, synapse, None, w, "dense")
         else:
@@ -213,12 +223,15 @@ class Network:
     def _dense_weight(self, name: str, weight: Any, n_pre: int, n_post: int) -> Tensor:
         if isinstance(weight, Tensor):
             if weight.shape != (n_pre, n_post):
-                raise ValueError(f"{name}: dense weight must have shape {(n_pre, n_post)}, got "
-                                 f"{tuple(weight.shape)}")
+                raise ValueError(
+                    f"{name}: dense weight must have shape {(n_pre, n_post)}, got "
+                    f"{tuple(weight.shape)}"
+                )
             w = weight.to(self.dtype).clone()
         else:
-            w = as_initializer(weight).sample((n_pre, n_post), generator=self.generator,
-                                              dtype=self.dtype)
+            w = as_initializer(weight).sample(
+                (n_pre, n_post), generator=self.generator, dtype=self.dtype
+            )
         if not bool(torch.isfinite(w).all()):
             raise ValueError(f"{name}: weight contains NaN or infinity")
         return w
@@ -226,35 +239,44 @@ class Network:
     def _build_store(self, name, pre, post, conn, weight, capacity, padding) -> RaggedSynapses:
         same = pre is post
         kwargs = dict(pre_grid=pre.grid, post_grid=post.grid)
-        pre_idx, post_idx = conn.build(pre.n, post.n, generator=self.generator,
-                                       same_population=same, **kwargs)
+        pre_idx, post_idx = conn.build(
+            pre.n, post.n, generator=self.generator, same_population=same, **kwargs
+        )
         bound = conn.max_row_length(pre.n, post.n, **kwargs)
         longest = int(torch.bincount(pre_idx, minlength=pre.n).max()) if pre_idx.numel() else 0
         if capacity is None:
             capacity = max(default_capacity(bound, padding, post.n), longest)
         elif longest > capacity:
             row = int(torch.bincount(pre_idx, minlength=pre.n).argmax())
-            raise CapacityError(f"projection {name!r}: row {row} starts with {longest} synapses "
-                                f"but capacity={capacity}; raise capacity=")
+            raise CapacityError(
+                f"projection {name!r}: row {row} starts with {longest} synapses "
+                f"but capacity={capacity}; raise capacity="
+            )
         autapses = not same or conn.allows_autapses()
         store = RaggedSynapses(pre.n, post.n, capacity, name=name, autapses=autapses)
         store.add_var("weight", dtype=self.dtype)
         if isinstance(weight, Tensor):
             if not isinstance(conn, FromArrays):
-                raise ValueError(f"{name}: a weight tensor needs FromArrays connectivity "
-                                 "(or Dense() with [n_pre, n_post])")
+                raise ValueError(
+                    f"{name}: a weight tensor needs FromArrays connectivity "
+                    "(or Dense() with [n_pre, n_post])"
+                )
             if weight.shape != pre_idx.shape:
-                raise ValueError(f"{name}: weight must have shape {tuple(pre_idx.shape)} to "
-                                 f"match FromArrays, got {tuple(weight.shape)}")
+                raise ValueError(
+                    f"{name}: weight must have shape {tuple(pre_idx.shape)} to "
+                    f"match FromArrays, got {tuple(weight.shape)}"
+                )
             values = weight.to(self.dtype)
         else:
-            values = as_initializer(weight).sample(pre_idx.shape, generator=self.generator,
-                                                   dtype=self.dtype)
+            values = as_initializer(weight).sample(
+                pre_idx.shape, generator=self.generator, dtype=self.dtype
+            )
         store.add(pre_idx, post_idx, weight=values)
         return store
 
-    def add_rule(self, rule: Any, projection: Projection | str, every: int = 1,
-                 log_events: bool = False) -> ScheduledRule:
+    def add_rule(
+        self, rule: Any, projection: Projection | str, every: int = 1, log_events: bool = False
+    ) -> ScheduledRule:
         """Run ``rule.update(view, ctx)`` on ``projection`` after every ``every``-th step.
 
         ``log_events=True`` records every formation and elimination (time, pre, post, distance).
@@ -265,16 +287,16 @@ class Network:
             raise TypeError(f"rule must be a StructuralRule, got {type(rule).__name__}")
         proj = self._projection(projection)
         if not proj.sparse:
-            raise ValueError(f"projection {proj.name!r} is dense; structural rules need a sparse "
-                             "projection")
+            raise ValueError(
+                f"projection {proj.name!r} is dense; structural rules need a sparse projection"
+            )
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an int >= 1 (steps), got {every!r}")
         scheduled = ScheduledRule(rule, proj, every, log_events)
         self.rules.append(scheduled)
         return scheduled
 
-    def add_callback(self, fn: Callable, every: int, name: str | None = None
-                     ) -> ScheduledCallback:
+    def add_callback(self, fn: Callable, every: int, name: str | None = None) -> ScheduledCallback:
         """Run ``fn(sim)`` after every ``every``-th step (host code between blocks)."""
         if not callable(fn):
             raise TypeError("fn must be callable")
@@ -287,8 +309,9 @@ class Network:
     def _projection(self, projection: Projection | str) -> Projection:
         if isinstance(projection, str):
             if projection not in self.projections:
-                raise ValueError(f"unknown projection {projection!r}; known: "
-                                 f"{sorted(self.projections)}")
+                raise ValueError(
+                    f"unknown projection {projection!r}; known: {sorted(self.projections)}"
+                )
             return self.projections[projection]
         if self.projections.get(getattr(projection, "name", None)) is not projection:
             raise ValueError(f"{projection!r} is not a projection of this network")

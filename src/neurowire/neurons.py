@@ -93,8 +93,13 @@ class NeuronModel:
             raise ValueError(f"{type(self).__name__}: n must be an int >= 1, got {self.n!r}")
         object.__setattr__(self, "grid", Grid.of(self.grid, self.n))
 
-    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype,
-                   generator: torch.Generator | None = None) -> tuple:
+    def init_state(
+        self,
+        batch: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        generator: torch.Generator | None = None,
+    ) -> tuple:
         raise NotImplementedError
 
     def step(self, state: tuple, i_syn: Tensor, dt: float, rand: Tensor | None = None) -> tuple:
@@ -136,8 +141,10 @@ class PoissonSource(NeuronModel):
         super().__post_init__()
         rate = torch.as_tensor(self.rate_hz, dtype=torch.float64)
         if rate.dim() not in (0, 1) or (rate.dim() == 1 and rate.numel() != self.n):
-            raise ValueError(f"PoissonSource rate_hz must be a number or [{self.n}], "
-                             f"got shape {tuple(rate.shape)}")
+            raise ValueError(
+                f"PoissonSource rate_hz must be a number or [{self.n}], "
+                f"got shape {tuple(rate.shape)}"
+            )
         if not bool(torch.isfinite(rate).all()) or bool((rate < 0).any()):
             raise ValueError("PoissonSource rate_hz must be finite and >= 0")
 
@@ -186,13 +193,32 @@ class LIF(NeuronModel):
             raise ValueError(f"LIF v_th ({self.v_th}) must exceed v_rest ({self.v_rest})")
 
     @classmethod
-    def biophysical(cls, n: int, *, tau_m: float = 20.0, v_rest: float = -70.0,
-                    v_reset: float = -70.0, v_th: float = -54.0, tau_refrac: float = 5.0,
-                    resistance: float = 1.0, v_init: Any = None, grid: Any = None) -> LIF:
+    def biophysical(
+        cls,
+        n: int,
+        *,
+        tau_m: float = 20.0,
+        v_rest: float = -70.0,
+        v_reset: float = -70.0,
+        v_th: float = -54.0,
+        tau_refrac: float = 5.0,
+        resistance: float = 1.0,
+        v_init: Any = None,
+        grid: Any = None,
+    ) -> LIF:
         """Conductance-friendly LIF in mV (Bamford et al. 2010 / GeNN defaults)."""
-        return cls(n, tau_m=tau_m, v_th=v_th, tau_refrac=tau_refrac, v_rest=v_rest,
-                   v_reset=v_reset, scaled_input=True, resistance=resistance, v_init=v_init,
-                   grid=grid)
+        return cls(
+            n,
+            tau_m=tau_m,
+            v_th=v_th,
+            tau_refrac=tau_refrac,
+            v_rest=v_rest,
+            v_reset=v_reset,
+            scaled_input=True,
+            resistance=resistance,
+            v_init=v_init,
+            grid=grid,
+        )
 
     def _initial_v(self, batch, device, dtype, generator):
         init = as_initializer(self.v_rest if self.v_init is None else self.v_init)
@@ -252,7 +278,8 @@ class ALIF(NeuronModel):
     def init_state(self, batch, device, dtype, generator=None):
         zeros = torch.zeros(batch, self.n, dtype=dtype, device=device)
         return ALIFState(
-            zeros, zeros.clone(),
+            zeros,
+            zeros.clone(),
             torch.zeros(batch, self.n, dtype=torch.int32, device=device),
             torch.zeros(batch, self.n, dtype=torch.bool, device=device),
         )
@@ -292,8 +319,10 @@ class LeakyIntegrator(NeuronModel):
         return {"bias": init.sample((self.n,), device=device, dtype=dtype)}
 
     def init_state(self, batch, device, dtype, generator=None):
-        return ReadoutState(torch.zeros(batch, self.n, dtype=dtype, device=device),
-                            torch.zeros(batch, self.n, dtype=torch.bool, device=device))
+        return ReadoutState(
+            torch.zeros(batch, self.n, dtype=dtype, device=device),
+            torch.zeros(batch, self.n, dtype=torch.bool, device=device),
+        )
 
     def step(self, state, i_syn, dt, rand=None, bias: Tensor | None = None):
         y = decay(self.tau, dt) * state.y + i_syn

@@ -49,8 +49,16 @@ class STDP:
             raise ValueError(f"STDP needs w_min <= w_max, got {self.w_min}, {self.w_max}")
 
 
-def stdp_reference(w: Tensor, ind: Tensor, live: Tensor, z_pre: Tensor, z_post: Tensor,
-                   x_pre: Tensor, x_post: Tensor, rule: STDP) -> Tensor:
+def stdp_reference(
+    w: Tensor,
+    ind: Tensor,
+    live: Tensor,
+    z_pre: Tensor,
+    z_post: Tensor,
+    x_pre: Tensor,
+    x_post: Tensor,
+    rule: STDP,
+) -> Tensor:
     """All-slots STDP update (the reference); traces must already be decayed.
 
     Shapes: ``w, ind, live [n_pre, capacity]``; ``z_pre, x_pre [n_pre]``; ``z_post, x_post
@@ -62,8 +70,9 @@ def stdp_reference(w: Tensor, ind: Tensor, live: Tensor, z_pre: Tensor, z_post: 
     return torch.where(z_post[ind] & live, pot, w)
 
 
-def stdp_depress_rows(w: Tensor, ind: Tensor, live: Tensor, pre: Events, x_post: Tensor,
-                      rule: STDP) -> None:
+def stdp_depress_rows(
+    w: Tensor, ind: Tensor, live: Tensor, pre: Events, x_post: Tensor, rule: STDP
+) -> None:
     """Depress, in place, the rows of the spiking presynaptic neurons in ``pre`` (batch 1)."""
     rows = pre.neuron
     old = w[rows]
@@ -71,8 +80,9 @@ def stdp_depress_rows(w: Tensor, ind: Tensor, live: Tensor, pre: Events, x_post:
     w.index_add_(0, rows, torch.where(live[rows] & pre.valid[:, None], new - old, 0))
 
 
-def stdp_potentiate_columns(w: Tensor, columns: Tensor, post: Events, x_pre: Tensor,
-                            rule: STDP) -> None:
+def stdp_potentiate_columns(
+    w: Tensor, columns: Tensor, post: Events, x_pre: Tensor, rule: STDP
+) -> None:
     """Potentiate, in place, the synapses onto the spiking postsynaptic neurons in ``post``.
 
     ``columns [n_post, col_capacity]`` holds flat slot indices padded with ``w.numel()``.

@@ -60,8 +60,9 @@ def deliver_slots(z: Tensor, ind: Tensor, w: Tensor, live: Tensor, n_post: int) 
     return out.scatter_add_(1, ind.reshape(1, -1).expand(batch, -1), contrib.reshape(batch, -1))
 
 
-def deliver_rows(events: Events, ind: Tensor, w: Tensor, live: Tensor, batch: int,
-                 n_post: int) -> Tensor:
+def deliver_rows(
+    events: Events, ind: Tensor, w: Tensor, live: Tensor, batch: int, n_post: int
+) -> Tensor:
     """Gather the rows of the spiking neurons in ``events`` and scatter-add them; shape-static."""
     rows_w = torch.where(live[events.neuron] & events.valid[:, None], w[events.neuron], 0)
     target = events.batch[:, None] * n_post + ind[events.neuron]
@@ -70,12 +71,14 @@ def deliver_rows(events: Events, ind: Tensor, w: Tensor, live: Tensor, batch: in
     return out.view(batch, n_post)
 
 
-def csc_matrix(col_indptr: Tensor, col_pre: Tensor, col_slot: Tensor, w: Tensor, n_pre: int
-               ) -> Tensor:
+def csc_matrix(
+    col_indptr: Tensor, col_pre: Tensor, col_slot: Tensor, w: Tensor, n_pre: int
+) -> Tensor:
     """Sparse CSR tensor of ``W^T`` (``[n_post, n_pre]``) from a store's column index."""
     values = w.reshape(-1)[col_slot]
-    return torch.sparse_csr_tensor(col_indptr, col_pre, values,
-                                   size=(col_indptr.numel() - 1, n_pre))
+    return torch.sparse_csr_tensor(
+        col_indptr, col_pre, values, size=(col_indptr.numel() - 1, n_pre)
+    )
 
 
 def deliver_csr(z: Tensor, w_t_csr: Tensor) -> Tensor:

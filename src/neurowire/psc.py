@@ -26,12 +26,14 @@ class PostsynapticModel:
     #: whether the input depends on the postsynaptic membrane potential
     needs_voltage = False
 
-    def init_state(self, batch: int, n_post: int, device: torch.device, dtype: torch.dtype
-                   ) -> Tensor:
+    def init_state(
+        self, batch: int, n_post: int, device: torch.device, dtype: torch.dtype
+    ) -> Tensor:
         return torch.zeros(batch, n_post, dtype=dtype, device=device)
 
-    def step(self, state: Tensor, w_sum: Tensor, v: Tensor | None, dt: float
-             ) -> tuple[Tensor, Tensor]:
+    def step(
+        self, state: Tensor, w_sum: Tensor, v: Tensor | None, dt: float
+    ) -> tuple[Tensor, Tensor]:
         """Return (input ``[B, n_post]``, new state)."""
         raise NotImplementedError
 

@@ -95,9 +95,17 @@ class Simulator:
     column indices), ``callbacks``, ``inputs`` (random numbers, input slicing), ``recording``.
     """
 
-    def __init__(self, net: Network, device: str | torch.device = "cpu", batch_size: int = 1,
-                 seed: int | None = None, compile: bool = False, block_steps: int = 10,
-                 event_fraction: float = 0.05, time_phases: bool = False) -> None:
+    def __init__(
+        self,
+        net: Network,
+        device: str | torch.device = "cpu",
+        batch_size: int = 1,
+        seed: int | None = None,
+        compile: bool = False,
+        block_steps: int = 10,
+        event_fraction: float = 0.05,
+        time_phases: bool = False,
+    ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if not 0 < event_fraction <= 1:
@@ -118,7 +126,8 @@ class Simulator:
         self.timers: dict[str, float] = defaultdict(float)
         self.rewiring = RewiringLog()
         self.generator = torch.Generator(self.device).manual_seed(
-            net.seed + 1 if seed is None else seed)
+            net.seed + 1 if seed is None else seed
+        )
         self._projections = list(net.projections.values())
         self._populations = list(net.populations.values())
         self._check_network()
@@ -132,19 +141,24 @@ class Simulator:
         self.strategies = {p.name: self._choose_strategy(p) for p in self._projections}
         self._event_pops = self._populations_needing_events()
         self.budgets = {
-            name: min(batch_size * net.populations[name].n,
-                      max(16, math.ceil(event_fraction * batch_size * net.populations[name].n)))
+            name: min(
+                batch_size * net.populations[name].n,
+                max(16, math.ceil(event_fraction * batch_size * net.populations[name].n)),
+            )
             for name in self._event_pops
         }
         self.state = self._initial_state()
         self._rule_generators = [
-            torch.Generator(self.device).manual_seed((net.seed + 1 if seed is None else seed)
-                                                     * 7919 + 101 * (i + 1))
+            torch.Generator(self.device).manual_seed(
+                (net.seed + 1 if seed is None else seed) * 7919 + 101 * (i + 1)
+            )
             for i in range(len(net.rules))
         ]
         self._rules_set_up = False
         self._dense_cache: dict[str, tuple[Any, Tensor]] = {}
-        self._compiled = torch.compile(self._block, fullgraph=True, dynamic=False) if compile else None
+        self._compiled = (
+            torch.compile(self._block, fullgraph=True, dynamic=False) if compile else None
+        )
 
     # ------------------------------------------------------------------ construction helpers
     def _block_length(self, default: int) -> int:
@@ -154,13 +168,17 @@ class Simulator:
     def _check_network(self) -> None:
         for proj in self._projections:
             if proj.psc.needs_voltage and not hasattr(
-                    proj.post.model.init_state(1, torch.device("cpu"), self.dtype), "v"):
-                raise ValueError(f"{proj.name}: {type(proj.psc).__name__} needs a postsynaptic "
-                                 f"membrane potential; {type(proj.post.model).__name__} has none")
+                proj.post.model.init_state(1, torch.device("cpu"), self.dtype), "v"
+            ):
+                raise ValueError(
+                    f"{proj.name}: {type(proj.psc).__name__} needs a postsynaptic "
+                    f"membrane potential; {type(proj.post.model).__name__} has none"
+                )
             if proj.synapse is not None and self.batch_size > 1:
                 raise NotImplementedError(
                     f"{proj.name}: STDP with batch_size > 1 would need one weight copy per batch "
-                    "element; simulate batch elements in separate simulators")
+                    "element; simulate batch elements in separate simulators"
+                )
 
     def _choose_strategy(self, proj: Projection) -> str:
         if not proj.sparse:
@@ -176,11 +194,15 @@ class Simulator:
             else:
                 strategy = "rows"
         if plastic and strategy == "dense":
-            raise ValueError(f"{proj.name}: delivery='dense' needs static weights (STDP changes "
-                             "them every step); use 'rows', 'slots' or 'csr'")
+            raise ValueError(
+                f"{proj.name}: delivery='dense' needs static weights (STDP changes "
+                "them every step); use 'rows', 'slots' or 'csr'"
+            )
         if self.compile and strategy == "csr":
-            raise ValueError(f"{proj.name}: delivery='csr' uses sparse tensors, which "
-                             "torch.compile does not support; use 'rows' or 'slots'")
+            raise ValueError(
+                f"{proj.name}: delivery='csr' uses sparse tensors, which "
+                "torch.compile does not support; use 'rows' or 'slots'"
+            )
         return strategy
 
     def _populations_needing_events(self) -> list[str]:
@@ -198,12 +220,17 @@ class Simulator:
         for pop in self._populations:
             st = pop.model.init_state(self.batch_size, torch.device("cpu"), self.dtype, gen)
             neurons[pop.name] = type(st)(*(x.to(self.device) for x in st))
-        psc = {p.name: p.psc.init_state(self.batch_size, p.post.n, self.device, self.dtype)
-               for p in self._projections}
+        psc = {
+            p.name: p.psc.init_state(self.batch_size, p.post.n, self.device, self.dtype)
+            for p in self._projections
+        }
         traces = {
-            p.name: (torch.zeros(p.pre.n, dtype=self.dtype, device=self.device),
-                     torch.zeros(p.post.n, dtype=self.dtype, device=self.device))
-            for p in self._projections if p.synapse is not None
+            p.name: (
+                torch.zeros(p.pre.n, dtype=self.dtype, device=self.device),
+                torch.zeros(p.post.n, dtype=self.dtype, device=self.device),
+            )
+            for p in self._projections
+            if p.synapse is not None
         }
         return {"neurons": neurons, "psc": psc, "traces": traces}
 
@@ -220,16 +247,19 @@ class Simulator:
         elif rate.shape == (n,):
             rate = rate[None]
         elif rate.shape != (self.batch_size, n):
-            raise ValueError(f"rates for {population!r} must be a number, [{n}] or "
-                             f"[{self.batch_size}, {n}], got {tuple(rate.shape)}")
+            raise ValueError(
+                f"rates for {population!r} must be a number, [{n}] or "
+                f"[{self.batch_size}, {n}], got {tuple(rate.shape)}"
+            )
         if not bool(torch.isfinite(rate).all()) or bool((rate < 0).any()):
             raise ValueError(f"rates for {population!r} must be finite and >= 0 Hz")
         self.state["neurons"][population] = PoissonState(rate.clone(), st.z)
 
     def _neuron_state(self, population: str):
         if population not in self.state["neurons"]:
-            raise ValueError(f"unknown population {population!r}; known: "
-                             f"{sorted(self.state['neurons'])}")
+            raise ValueError(
+                f"unknown population {population!r}; known: {sorted(self.state['neurons'])}"
+            )
         return self.state["neurons"][population]
 
     def neuron_state(self, population: str) -> dict[str, Tensor]:
@@ -242,9 +272,13 @@ class Simulator:
         return self.step_count * self.dt
 
     # ------------------------------------------------------------------ running
-    def run(self, steps: int, record: Mapping[str, Any] | None = None,
-            inputs: Mapping[str, Tensor] | None = None, progress: bool = False
-            ) -> SimulationResult:
+    def run(
+        self,
+        steps: int,
+        record: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Tensor] | None = None,
+        progress: bool = False,
+    ) -> SimulationResult:
         """Simulate ``steps`` steps; state, connectivity and time carry over between calls.
 
         Args:
@@ -295,8 +329,9 @@ class Simulator:
             names = [names] if isinstance(names, str) else list(names)
             for var in names:
                 if var != "spikes" and var not in st._fields:
-                    raise ValueError(f"cannot record {var!r} of {pop!r}; choose from "
-                                     f"{['spikes', *st._fields]}")
+                    raise ValueError(
+                        f"cannot record {var!r} of {pop!r}; choose from {['spikes', *st._fields]}"
+                    )
             out[pop] = names
         return out
 
@@ -304,18 +339,25 @@ class Simulator:
         out = {}
         for pop in self._populations:
             if pop.model.external and pop.name not in inputs and steps:
-                raise ValueError(f"SpikeSource {pop.name!r} needs inputs={{{pop.name!r}: "
-                                 f"spikes [B, T, {pop.n}]}}")
+                raise ValueError(
+                    f"SpikeSource {pop.name!r} needs inputs={{{pop.name!r}: "
+                    f"spikes [B, T, {pop.n}]}}"
+                )
         for name, spikes in inputs.items():
             pop = self.net.populations.get(name)
             if pop is None or not pop.model.external:
                 raise ValueError(f"inputs given for {name!r}, which is not a SpikeSource")
             spikes = torch.as_tensor(spikes)
             expected = (self.batch_size, f">={steps}", pop.n)
-            if (spikes.dim() != 3 or spikes.shape[0] != self.batch_size
-                    or spikes.shape[1] < steps or spikes.shape[2] != pop.n):
-                raise ValueError(f"inputs for {name!r} must have shape {expected}, got "
-                                 f"{tuple(spikes.shape)}")
+            if (
+                spikes.dim() != 3
+                or spikes.shape[0] != self.batch_size
+                or spikes.shape[1] < steps
+                or spikes.shape[2] != pop.n
+            ):
+                raise ValueError(
+                    f"inputs for {name!r} must have shape {expected}, got {tuple(spikes.shape)}"
+                )
             if spikes.is_floating_point() and not bool(((spikes == 0) | (spikes == 1)).all()):
                 raise ValueError(f"inputs for {name!r} must be 0/1 spikes")
             out[name] = spikes
@@ -329,17 +371,22 @@ class Simulator:
         return sum(p.synapses.index_rebuild_s for p in self._projections if p.sparse)
 
     # ------------------------------------------------------------------ blocks
-    def _run_block(self, k: int, offset: int, inputs: Mapping[str, Tensor],
-                   record: Mapping[str, list[str]]) -> dict[tuple[str, str], Tensor]:
+    def _run_block(
+        self, k: int, offset: int, inputs: Mapping[str, Tensor], record: Mapping[str, list[str]]
+    ) -> dict[tuple[str, str], Tensor]:
         tic = time.perf_counter()
         ext = {}
         for pop in self._populations:
             if pop.model.external:
-                chunk = inputs[pop.name][:, offset:offset + k].to(self.device)
+                chunk = inputs[pop.name][:, offset : offset + k].to(self.device)
                 ext[pop.name] = chunk.transpose(0, 1).to(torch.bool)
             elif pop.model.stochastic:
-                ext[pop.name] = torch.rand((k, self.batch_size, pop.n), generator=self.generator,
-                                           device=self.device, dtype=self.dtype)
+                ext[pop.name] = torch.rand(
+                    (k, self.batch_size, pop.n),
+                    generator=self.generator,
+                    device=self.device,
+                    dtype=self.dtype,
+                )
         self.timers["inputs"] += time.perf_counter() - tic
         rec_keys = tuple((pop, var) for pop, names in record.items() for var in names)
         while True:
@@ -347,8 +394,11 @@ class Simulator:
             rebuild = self._index_rebuild_total()
             structure = self._structure()
             tic += self._index_rebuild_total() - rebuild  # rebuilds are timed on their own
-            fn = self._compiled if (self._compiled is not None and k == self.block_steps) \
+            fn = (
+                self._compiled
+                if (self._compiled is not None and k == self.block_steps)
                 else self._block
+            )
             new_state, recs, overflow = fn(self.state, structure, ext, k, rec_keys)
             flagged = [name for name, flag in overflow.items() if bool(flag)]
             self.timers["steps"] += time.perf_counter() - tic
@@ -376,12 +426,16 @@ class Simulator:
                     entry["dense"] = self._dense_weight(proj)
                 elif strategy == "csr" and proj.synapse is None:
                     cols = s.columns()
-                    entry["csr"] = csc_matrix(cols.indptr, cols.pre, cols.slot,
-                                              s.vars["weight"], s.n_pre)
+                    entry["csr"] = csc_matrix(
+                        cols.indptr, cols.pre, cols.slot, s.vars["weight"], s.n_pre
+                    )
                 elif strategy == "csr":
                     cols = s.columns()
-                    entry["col_indptr"], entry["col_pre"], entry["col_slot"] = \
-                        cols.indptr, cols.pre, cols.slot
+                    entry["col_indptr"], entry["col_pre"], entry["col_slot"] = (
+                        cols.indptr,
+                        cols.pre,
+                        cols.slot,
+                    )
             else:
                 entry["dense"] = proj.weight
             out[proj.name] = entry
@@ -406,20 +460,31 @@ class Simulator:
                 proj.synapses.vars["weight"] = new_state["weight"][proj.name]
         self.state = {k: v for k, v in new_state.items() if k != "weight"}
 
-    def _block(self, state: dict[str, Any], structure: dict[str, Any], ext: dict[str, Tensor],
-               k: int, rec_keys: tuple[tuple[str, str], ...]):
+    def _block(
+        self,
+        state: dict[str, Any],
+        structure: dict[str, Any],
+        ext: dict[str, Tensor],
+        k: int,
+        rec_keys: tuple[tuple[str, str], ...],
+    ):
         """``k`` steps from ``state`` (not modified); returns (state, records, overflow)."""
-        weights = {p.name: p.synapses.vars["weight"].clone() for p in self._projections
-                   if p.synapse is not None}
+        weights = {
+            p.name: p.synapses.vars["weight"].clone()
+            for p in self._projections
+            if p.synapse is not None
+        }
         state = {**state, "weight": weights}
-        events = {name: event_list(state["neurons"][name].z, self.budgets[name])
-                  for name in self._event_pops}
-        overflow = {name: torch.zeros((), dtype=torch.bool, device=self.device)
-                    for name in self._event_pops}
+        events = {
+            name: event_list(state["neurons"][name].z, self.budgets[name])
+            for name in self._event_pops
+        }
+        overflow = {
+            name: torch.zeros((), dtype=torch.bool, device=self.device) for name in self._event_pops
+        }
         recs: dict[tuple[str, str], list[Tensor]] = {key: [] for key in rec_keys}
         for i in range(k):
-            state, events = self._step(state, structure, {n: x[i] for n, x in ext.items()},
-                                       events)
+            state, events = self._step(state, structure, {n: x[i] for n, x in ext.items()}, events)
             for name, ev in events.items():
                 overflow[name] = overflow[name] | ev.overflow
             for pop, var in rec_keys:
@@ -445,8 +510,10 @@ class Simulator:
         neurons, weights = state["neurons"], state["weight"]
         # 1. delivery of the spikes emitted in the previous step
         tic = self._tic()
-        w_sums = {p.name: self._deliver(p, neurons, structure[p.name], weights, events)
-                  for p in self._projections}
+        w_sums = {
+            p.name: self._deliver(p, neurons, structure[p.name], weights, events)
+            for p in self._projections
+        }
         self._toc("delivery", tic)
         # 2. postsynaptic models
         tic = self._tic()
@@ -455,7 +522,9 @@ class Simulator:
         for p in self._projections:
             v = neurons[p.post.name].v if p.psc.needs_voltage else None
             current, psc[p.name] = p.psc.step(state["psc"][p.name], w_sums[p.name], v, self.dt)
-            i_syn[p.post.name] = current if p.post.name not in i_syn else i_syn[p.post.name] + current
+            i_syn[p.post.name] = (
+                current if p.post.name not in i_syn else i_syn[p.post.name] + current
+            )
         self._toc("postsynaptic", tic)
         # 3. neurons
         tic = self._tic()
@@ -470,14 +539,18 @@ class Simulator:
             else:
                 drive = i_syn.get(pop.name)
                 if drive is None:
-                    drive = torch.zeros(self.batch_size, pop.n, dtype=self.dtype, device=self.device)
+                    drive = torch.zeros(
+                        self.batch_size, pop.n, dtype=self.dtype, device=self.device
+                    )
                 if isinstance(model, LeakyIntegrator):
-                    new_neurons[pop.name] = model.step(old, drive, self.dt,
-                                                       bias=structure["params"][pop.name]["bias"])
+                    new_neurons[pop.name] = model.step(
+                        old, drive, self.dt, bias=structure["params"][pop.name]["bias"]
+                    )
                 else:
                     new_neurons[pop.name] = model.step(old, drive, self.dt)
-        events = {name: event_list(new_neurons[name].z, self.budgets[name])
-                  for name in self._event_pops}
+        events = {
+            name: event_list(new_neurons[name].z, self.budgets[name]) for name in self._event_pops
+        }
         self._toc("neurons", tic)
         # 4. plasticity for this step's spikes
         tic = self._tic()
@@ -493,8 +566,10 @@ class Simulator:
             w = weights[p.name]
             stdp_depress_rows(w, st["ind"], st["live"], events[p.pre.name], x_post, rule)
             stdp_potentiate_columns(w, st["columns"], events[p.post.name], x_pre, rule)
-            traces[p.name] = (x_pre + new_neurons[p.pre.name].z[0],
-                              x_post + new_neurons[p.post.name].z[0])
+            traces[p.name] = (
+                x_pre + new_neurons[p.pre.name].z[0],
+                x_post + new_neurons[p.post.name].z[0],
+            )
         self._toc("plasticity", tic)
         return {"neurons": new_neurons, "psc": psc, "traces": traces, "weight": weights}, events
 
@@ -506,8 +581,9 @@ class Simulator:
         w = weights[proj.name] if proj.synapse is not None else st["w"]
         n_post = proj.post.n
         if strategy == "rows":
-            return deliver_rows(events[proj.pre.name], st["ind"], w, st["live"], self.batch_size,
-                                n_post)
+            return deliver_rows(
+                events[proj.pre.name], st["ind"], w, st["live"], self.batch_size, n_post
+            )
         if strategy == "slots":
             return deliver_slots(z, st["ind"], w, st["live"], n_post)
         csr = st.get("csr")
@@ -522,12 +598,19 @@ class Simulator:
             proj.synapses,
             pre_state=self.neuron_state(proj.pre.name),
             post_state=self.neuron_state(proj.post.name),
-            pre_grid=proj.pre.grid, post_grid=proj.post.grid, log=self.rewiring,
-            step=self.step_count, t_ms=self.t, log_events=log_events, generator=generator)
+            pre_grid=proj.pre.grid,
+            post_grid=proj.post.grid,
+            log=self.rewiring,
+            step=self.step_count,
+            t_ms=self.t,
+            log_events=log_events,
+            generator=generator,
+        )
 
     def _context(self, i: int, scheduled) -> RuleContext:
-        return RuleContext(self._rule_generators[i], self.step_count, self.t, self.dt,
-                           scheduled.projection.name)
+        return RuleContext(
+            self._rule_generators[i], self.step_count, self.t, self.dt, scheduled.projection.name
+        )
 
     def _setup_rules(self) -> None:
         for i, scheduled in enumerate(self.net.rules):
@@ -543,8 +626,14 @@ class Simulator:
                 continue
             view = self._view(scheduled, scheduled.log_events, self._rule_generators[i])
             scheduled.rule.update(view, self._context(i, scheduled))
-            self.rewiring.record_call(scheduled.projection.name, self.step_count, self.t,
-                                      view.removed, view.added, view.failed)
+            self.rewiring.record_call(
+                scheduled.projection.name,
+                self.step_count,
+                self.t,
+                view.removed,
+                view.added,
+                view.failed,
+            )
         self.timers["rules"] += time.perf_counter() - tic - (self._index_rebuild_total() - rebuild)
         tic = time.perf_counter()
         for cb in self.net.callbacks:

@@ -183,13 +183,17 @@ class RaggedSynapses:
             raise ValueError(f"{self.name}: variable {name!r} already exists")
         if batched is not None and (isinstance(batched, bool) or batched < 1):
             raise ValueError(f"{self.name}: batched must be None or >= 1, got {batched!r}")
-        shape = (self.n_pre, self.capacity) if batched is None else (batched, self.n_pre, self.capacity)
+        shape = (
+            (self.n_pre, self.capacity) if batched is None else (batched, self.n_pre, self.capacity)
+        )
         var = torch.zeros(shape, dtype=dtype, device=self.device)
         live = self.live
         if isinstance(init, Initializer) or (isinstance(init, (int, float)) and init != 0):
             init = as_initializer(init)
             nnz_shape = (self.nnz,) if batched is None else (batched, self.nnz)
-            var[..., live] = init.sample(nnz_shape, device=self.device, generator=generator).to(dtype)
+            var[..., live] = init.sample(nnz_shape, device=self.device, generator=generator).to(
+                dtype
+            )
         elif isinstance(init, Tensor):
             init = init.to(self.device)
             if init.shape == shape:
@@ -282,8 +286,9 @@ class RaggedSynapses:
         """Variable ``name`` as ``[n_pre, n_post]`` (or ``[B, n_pre, n_post]``), 0 where absent."""
         var = self._var(name)
         pre, post = self.coo()
-        out = torch.zeros(var.shape[:-2] + (self.n_pre, self.n_post), dtype=var.dtype,
-                          device=self.device)
+        out = torch.zeros(
+            var.shape[:-2] + (self.n_pre, self.n_post), dtype=var.dtype, device=self.device
+        )
         out[..., pre, post] = self.values(name)
         return out
 
@@ -317,8 +322,12 @@ class RaggedSynapses:
                 self._col_capacity = min(self.n_pre, 1 << max(3, (longest - 1).bit_length()))
             sorted_post = post[order]
             rank = torch.arange(post.numel(), device=self.device) - indptr[sorted_post]
-            padded = torch.full((self.n_post, self._col_capacity), self.n_pre * self.capacity,
-                                dtype=torch.int64, device=self.device)
+            padded = torch.full(
+                (self.n_post, self._col_capacity),
+                self.n_pre * self.capacity,
+                dtype=torch.int64,
+                device=self.device,
+            )
             padded[sorted_post, rank] = slot[order]
             return ColumnIndex(indptr, pre[order], slot[order], padded, length)
 
@@ -340,9 +349,9 @@ class RaggedSynapses:
         step = max(1, _CONTAINS_CHUNK // self.capacity)
         live = self.live
         for start in range(0, pre.numel(), step):
-            p, q = pre[start:start + step], post[start:start + step]
+            p, q = pre[start : start + step], post[start : start + step]
             hit = (self.ind[p] == q[:, None]) & live[p]
-            out[start:start + step] = hit.any(1)
+            out[start : start + step] = hit.any(1)
         return out
 
     def _check_pairs(self, pre: Any, post: Any) -> tuple[Tensor, Tensor]:
@@ -489,9 +498,7 @@ class RaggedSynapses:
             if var.dtype == torch.bool and t.dtype != torch.bool:
                 raise TypeError(f"{self.name}: {key!r} is bool, got values of dtype {t.dtype}")
             if not var.is_floating_point() and t.is_floating_point():
-                raise TypeError(
-                    f"{self.name}: {key!r} has dtype {var.dtype}, got floating values"
-                )
+                raise TypeError(f"{self.name}: {key!r} has dtype {var.dtype}, got floating values")
             prepared[key] = t.to(var.dtype)
         return prepared
 
@@ -520,8 +527,9 @@ class RaggedSynapses:
         rank[order] = idx - run_start
         return rank
 
-    def _append(self, pre: Tensor, post: Tensor, rank: Tensor, added: Tensor,
-                values: Mapping[str, Tensor]) -> None:
+    def _append(
+        self, pre: Tensor, post: Tensor, rank: Tensor, added: Tensor, values: Mapping[str, Tensor]
+    ) -> None:
         if not bool(added.any()):
             return
         rows = pre[added]
@@ -570,19 +578,26 @@ class RaggedSynapses:
                 )
         free_cols = self.n_post - self.row_length
         if not self.autapses:
-            free_cols = free_cols - 1 + self._contains(
-                torch.arange(self.n_pre, device=self.device),
-                torch.arange(self.n_pre, device=self.device),
-            ).long()
-        target = torch.minimum(counts.long(), torch.minimum(self.capacity - self.row_length, free_cols))
+            free_cols = (
+                free_cols
+                - 1
+                + self._contains(
+                    torch.arange(self.n_pre, device=self.device),
+                    torch.arange(self.n_pre, device=self.device),
+                ).long()
+            )
+        target = torch.minimum(
+            counts.long(), torch.minimum(self.capacity - self.row_length, free_cols)
+        )
         target = target.clamp(min=0)
         before = self.row_length.clone()
         pending = torch.repeat_interleave(torch.arange(self.n_pre, device=self.device), target)
         for _ in range(16):
             if pending.numel() == 0:
                 break
-            cand = torch.randint(0, self.n_post, (pending.numel(),), device=self.device,
-                                 generator=generator)
+            cand = torch.randint(
+                0, self.n_post, (pending.numel(),), device=self.device, generator=generator
+            )
             ok = ~self._contains(pending, cand) & ~self._repeated_in_call(pending, cand)
             if not self.autapses:
                 ok &= pending != cand
@@ -595,7 +610,7 @@ class RaggedSynapses:
     def _grow_by_enumeration(self, pending: Tensor, generator, values) -> None:
         """Exact fallback for nearly full rows: choose among the explicitly listed free columns."""
         rows, need = torch.unique(pending, return_counts=True)
-        for row, n in zip(rows.tolist(), need.tolist()):
+        for row, n in zip(rows.tolist(), need.tolist(), strict=False):
             free = torch.ones(self.n_post, dtype=torch.bool, device=self.device)
             free[self.ind[row, : int(self.row_length[row])]] = False
             if not self.autapses:
@@ -622,7 +637,9 @@ class RaggedSynapses:
             raise ValueError(f"{n}: ind has shape {tuple(self.ind.shape)}")
         if bool(((rl < 0) | (rl > self.capacity)).any()):
             row = int(((rl < 0) | (rl > self.capacity)).nonzero()[0, 0])
-            raise ValueError(f"{n}: row {row} has length {int(rl[row])} outside [0, {self.capacity}]")
+            raise ValueError(
+                f"{n}: row {row} has length {int(rl[row])} outside [0, {self.capacity}]"
+            )
         pre, post = self.coo()
         if post.numel() and bool(((post < 0) | (post >= self.n_post)).any()):
             raise ValueError(f"{n}: a live synapse targets a column outside [0, {self.n_post})")
@@ -641,19 +658,26 @@ class RaggedSynapses:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild the store (tensors are copies)."""
         return {
-            "n_pre": self.n_pre, "n_post": self.n_post, "capacity": self.capacity,
-            "name": self.name, "autapses": self.autapses, "version": self.version,
-            "row_length": self.row_length.clone(), "ind": self.ind.clone(),
+            "n_pre": self.n_pre,
+            "n_post": self.n_post,
+            "capacity": self.capacity,
+            "name": self.name,
+            "autapses": self.autapses,
+            "version": self.version,
+            "row_length": self.row_length.clone(),
+            "ind": self.ind.clone(),
             "vars": {k: v.clone() for k, v in self.vars.items()},
         }
 
     @classmethod
-    def from_state_dict(cls, d: Mapping[str, Any], device: str | torch.device | None = None
-                        ) -> RaggedSynapses:
+    def from_state_dict(
+        cls, d: Mapping[str, Any], device: str | torch.device | None = None
+    ) -> RaggedSynapses:
         """Inverse of :meth:`state_dict`; ``device=None`` keeps the tensors' device."""
         dev = torch.device(device) if device is not None else d["ind"].device
-        store = cls(d["n_pre"], d["n_post"], d["capacity"], dev, name=d["name"],
-                    autapses=d["autapses"])
+        store = cls(
+            d["n_pre"], d["n_post"], d["capacity"], dev, name=d["name"], autapses=d["autapses"]
+        )
         store.row_length = d["row_length"].to(dev, torch.int64).clone()
         store.ind = d["ind"].to(dev, torch.int64).clone()
         store.vars = {k: v.to(dev).clone() for k, v in d["vars"].items()}

@@ -14,8 +14,9 @@ from .base import RuleContext, StructuralRule
 from .view import SynapseView
 
 
-def distinct_pairs(n_pre: int, n_post: int, attempts: int, generator: torch.Generator,
-                   device: torch.device) -> tuple[Tensor, Tensor]:
+def distinct_pairs(
+    n_pre: int, n_post: int, attempts: int, generator: torch.Generator, device: torch.device
+) -> tuple[Tensor, Tensor]:
     """``attempts`` distinct (pre, post) pairs: rows uniform, targets distinct within a row.
 
     Each attempt goes to a uniformly drawn row; each row then takes that many distinct targets
@@ -34,12 +35,14 @@ def distinct_pairs(n_pre: int, n_post: int, attempts: int, generator: torch.Gene
         repeated[order] = repeated_sorted
         if not bool(repeated.any()):
             return pre, post
-        post = torch.where(repeated, torch.randint(0, n_post, post.shape, generator=generator,
-                                                   device=device), post)
+        post = torch.where(
+            repeated, torch.randint(0, n_post, post.shape, generator=generator, device=device), post
+        )
         # a row asked for more targets than it has columns: move the attempt to another row
         full = repeated & (torch.bincount(pre, minlength=n_pre)[pre] > n_post)
-        pre = torch.where(full, torch.randint(0, n_pre, pre.shape, generator=generator,
-                                              device=device), pre)
+        pre = torch.where(
+            full, torch.randint(0, n_pre, pre.shape, generator=generator, device=device), pre
+        )
     raise RuntimeError("could not draw distinct rewiring candidates")
 
 
@@ -61,10 +64,21 @@ class DistanceRewiring(StructuralRule):
         attempts: candidates per call.
     """
 
-    def __init__(self, p_peak: float, sigma: float, p_elim_dep: float, p_elim_pot: float,
-                 w_threshold: float, w_init: float, attempts: int = 10) -> None:
-        for name, value in (("p_peak", p_peak), ("p_elim_dep", p_elim_dep),
-                            ("p_elim_pot", p_elim_pot)):
+    def __init__(
+        self,
+        p_peak: float,
+        sigma: float,
+        p_elim_dep: float,
+        p_elim_pot: float,
+        w_threshold: float,
+        w_init: float,
+        attempts: int = 10,
+    ) -> None:
+        for name, value in (
+            ("p_peak", p_peak),
+            ("p_elim_dep", p_elim_dep),
+            ("p_elim_pot", p_elim_pot),
+        ):
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"DistanceRewiring {name} must be >= 0, got {value}")
         if not sigma > 0:
@@ -79,7 +93,7 @@ class DistanceRewiring(StructuralRule):
     def update(self, s: SynapseView, ctx: RuleContext) -> None:
         gen, dev = ctx.generator, s.store.device
         pre, post = distinct_pairs(s.n_pre, s.n_post, self.attempts, gen, dev)
-        hit = (s.post[pre] == post[:, None]) & s.live[pre]          # [attempts, capacity]
+        hit = (s.post[pre] == post[:, None]) & s.live[pre]  # [attempts, capacity]
         connected = hit.any(1)
         slot = hit.float().argmax(1)
         weight = s["weight"][pre, slot]
@@ -91,7 +105,7 @@ class DistanceRewiring(StructuralRule):
         s.remove(mask)
 
         d = s.distance_of(pre, post)
-        p_form = self.p_peak * torch.exp(-(d * d) / (2.0 * self.sigma ** 2))
+        p_form = self.p_peak * torch.exp(-(d * d) / (2.0 * self.sigma**2))
         form = ~connected & (u < p_form)
         if bool(form.any()):
             s.add(pre[form], post[form], on_full="skip", weight=self.w_init)

@@ -24,15 +24,18 @@ class RewiringLog:
         self._calls: dict[str, list[tuple[int, float, int, int, int]]] = defaultdict(list)
         self._events: dict[str, list[tuple[float, Tensor, Tensor, int, Tensor]]] = defaultdict(list)
 
-    def record_call(self, projection: str, step: int, t_ms: float, removed: int, added: int,
-                    failed: int) -> None:
+    def record_call(
+        self, projection: str, step: int, t_ms: float, removed: int, added: int, failed: int
+    ) -> None:
         self._calls[projection].append((step, t_ms, removed, added, failed))
 
-    def record_events(self, projection: str, t_ms: float, pre: Tensor, post: Tensor, kind: int,
-                      distance: Tensor) -> None:
+    def record_events(
+        self, projection: str, t_ms: float, pre: Tensor, post: Tensor, kind: int, distance: Tensor
+    ) -> None:
         if pre.numel():
-            self._events[projection].append((t_ms, pre.detach().cpu(), post.detach().cpu(), kind,
-                                             distance.detach().cpu()))
+            self._events[projection].append(
+                (t_ms, pre.detach().cpu(), post.detach().cpu(), kind, distance.detach().cpu())
+            )
 
     @property
     def projections(self) -> list[str]:
@@ -42,8 +45,10 @@ class RewiringLog:
         rows = self._calls.get(projection, [])
         arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
         return {
-            "step": arr[:, 0].astype(np.int64), "t_ms": arr[:, 1],
-            "removed": arr[:, 2].astype(np.int64), "added": arr[:, 3].astype(np.int64),
+            "step": arr[:, 0].astype(np.int64),
+            "t_ms": arr[:, 1],
+            "removed": arr[:, 2].astype(np.int64),
+            "added": arr[:, 3].astype(np.int64),
             "failed": arr[:, 4].astype(np.int64),
         }
 
@@ -54,9 +59,13 @@ class RewiringLog:
     def events(self, projection: str) -> dict[str, np.ndarray]:
         chunks = self._events.get(projection, [])
         if not chunks:
-            return {"t_ms": np.zeros(0), "pre": np.zeros(0, np.int64),
-                    "post": np.zeros(0, np.int64), "kind": np.zeros(0, np.int8),
-                    "distance": np.zeros(0, np.float32)}
+            return {
+                "t_ms": np.zeros(0),
+                "pre": np.zeros(0, np.int64),
+                "post": np.zeros(0, np.int64),
+                "kind": np.zeros(0, np.int8),
+                "distance": np.zeros(0, np.float32),
+            }
         return {
             "t_ms": np.concatenate([np.full(p.numel(), t) for t, p, _, _, _ in chunks]),
             "pre": torch.cat([p for _, p, _, _, _ in chunks]).numpy().astype(np.int64),

@@ -27,11 +27,20 @@ class SynapseView:
     ``view["weight"]`` is a per-synapse variable ``[n_pre, capacity]`` (``[B, ...]`` if batched).
     """
 
-    def __init__(self, store: RaggedSynapses, *, pre_state: Mapping[str, Tensor],
-                 post_state: Mapping[str, Tensor], pre_grid: Grid | None,
-                 post_grid: Grid | None, log: RewiringLog | None = None, step: int = 0,
-                 t_ms: float = 0.0, log_events: bool = False,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        store: RaggedSynapses,
+        *,
+        pre_state: Mapping[str, Tensor],
+        post_state: Mapping[str, Tensor],
+        pre_grid: Grid | None,
+        post_grid: Grid | None,
+        log: RewiringLog | None = None,
+        step: int = 0,
+        t_ms: float = 0.0,
+        log_events: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.store = store
         self.pre_state = dict(pre_state)
         self.post_state = dict(post_state)
@@ -117,13 +126,18 @@ class SynapseView:
             self._record(pre, post, ELIMINATION)
         return removed
 
-    def add(self, pre: Any, post: Any, on_full: str = "raise", on_duplicate: str = "raise",
-            **values: Any) -> Tensor:
+    def add(
+        self,
+        pre: Any,
+        post: Any,
+        on_full: str = "raise",
+        on_duplicate: str = "raise",
+        **values: Any,
+    ) -> Tensor:
         """Add explicit pairs (see :meth:`RaggedSynapses.add`); full rows count as failures."""
         pre_t = torch.as_tensor(pre, device=self.store.device)
         post_t = torch.as_tensor(post, device=self.store.device)
-        added = self.store.add(pre_t, post_t, on_full=on_full, on_duplicate=on_duplicate,
-                               **values)
+        added = self.store.add(pre_t, post_t, on_full=on_full, on_duplicate=on_duplicate, **values)
         n = int(added.sum())
         self.added += n
         if on_full == "skip":
