@@ -160,7 +160,7 @@ class FixedNumberPost(Connectivity):
 
 @dataclass(frozen=True)
 class AllToAll(Connectivity):
-    """Every pre connects to every post (``i -> i`` only with autapses in a recurrent projection)."""
+    """Every pre connects to every post (``i -> i`` in recurrent projections only with autapses)."""
 
     autapses: bool = True
 

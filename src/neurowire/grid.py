@@ -52,7 +52,7 @@ class Grid:
         return torch.stack([ids % self.n_cols, ids // self.n_cols], 1).to(torch.float32)
 
     def offsets(self, pre: Tensor, post: Tensor) -> tuple[Tensor, Tensor]:
-        """(dx, dy) from neuron ``pre`` to neuron ``post`` (ids on this grid), wrapped if periodic."""
+        """(dx, dy) from neuron ``pre`` to neuron ``post`` (grid ids), wrapped on a torus."""
         dx = (post % self.n_cols - pre % self.n_cols).to(torch.float32)
         dy = (post // self.n_cols - pre // self.n_cols).to(torch.float32)
         if self.periodic:

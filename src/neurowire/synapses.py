@@ -261,13 +261,13 @@ class RaggedSynapses:
         return self._cached("coo", build)
 
     def values(self, name: str) -> Tensor:
-        """Variable ``name`` of the live synapses in :meth:`coo` order: ``[nnz]`` or ``[B, nnz]``."""
+        """Variable ``name`` of live synapses in :meth:`coo` order, ``[nnz]`` or ``[B, nnz]``."""
         var = self._var(name)
         _, slot = self._coo_slots()
         return var.flatten(-2)[..., slot]
 
     def set_values(self, name: str, values: Tensor) -> None:
-        """Overwrite variable ``name`` from a tensor in :meth:`coo` order (``[nnz]``/``[B, nnz]``)."""
+        """Overwrite variable ``name`` from values in :meth:`coo` order (``[nnz]``/``[B, nnz]``)."""
         var = self._var(name)
         _, slot = self._coo_slots()
         values = torch.as_tensor(values, device=self.device)

@@ -296,9 +296,10 @@ def bamford_initial_connectivity(
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0 [grid units], got {sigma}")
     k_arr = _to_numpy(k)
-    if k_arr.ndim == 0:
-        k_arr = np.full(n, int(k_arr))
-    k_arr = _index_array(k_arr, "k")
+    scalar = k_arr.ndim == 0
+    k_arr = _index_array(np.atleast_1d(k_arr), "k")
+    if scalar:
+        k_arr = np.full(n, k_arr[0], dtype=np.int64)
     if k_arr.size != n:
         raise ValueError(
             f"k must be an int or have shape [{n}] (one count per target), got {k_arr.shape}"
