@@ -236,7 +236,7 @@ class LIF(NeuronModel):
         n_ref = refractory_steps(self.tau_refrac, dt)
         refractory = state.r > 0
         if self.v_reset is None:
-            v = alpha * state.v + i_syn - self.v_th * state.z
+            v = alpha * state.v + i_syn - self.v_th * state.z.to(state.v.dtype)
             z = (v - self.v_th > 0) & ~refractory
         else:
             drive = self.resistance * i_syn if self.scaled_input else i_syn / (1 - alpha)
@@ -288,7 +288,7 @@ class ALIF(NeuronModel):
         alpha, rho = decay(self.tau_m, dt), decay(self.tau_a, dt)
         n_ref = refractory_steps(self.tau_refrac, dt)
         refractory = state.r > 0
-        v = alpha * state.v + i_syn - self.v_th * state.z
+        v = alpha * state.v + i_syn - self.v_th * state.z.to(state.v.dtype)
         a = rho * state.a + state.z
         z = (v - (self.v_th + self.beta * a) > 0) & ~refractory
         r = torch.where(z, n_ref, (state.r - 1).clamp(min=0)).to(state.r.dtype)

@@ -16,6 +16,7 @@ occurred than the budget holds (the simulator then repeats the block with a larg
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -76,9 +77,15 @@ def csc_matrix(
 ) -> Tensor:
     """Sparse CSR tensor of ``W^T`` (``[n_post, n_pre]``) from a store's column index."""
     values = w.reshape(-1)[col_slot]
-    return torch.sparse_csr_tensor(
-        col_indptr, col_pre, values, size=(col_indptr.numel() - 1, n_pre)
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            col_indptr,
+            col_pre,
+            values,
+            size=(col_indptr.numel() - 1, n_pre),
+            check_invariants=False,
+        )
 
 
 def deliver_csr(z: Tensor, w_t_csr: Tensor) -> Tensor:

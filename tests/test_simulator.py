@@ -1,0 +1,257 @@
+"""Step semantics, delivery strategies, blocks, recording and errors of the Simulator."""
+
+import pytest
+import torch
+
+import neurowire as nw
+from neurowire.propagate import (
+    csc_matrix,
+    deliver_csr,
+    deliver_dense,
+    deliver_rows,
+    deliver_slots,
+    event_list,
+)
+
+
+class AddPair(nw.StructuralRule):
+    def __init__(self, pre, post, weight):
+        self.pre, self.post, self.weight = pre, post, weight
+
+    def update(self, s, ctx):
+        s.add(
+            torch.tensor([self.pre]),
+            torch.tensor([self.post]),
+            on_duplicate="skip",
+            weight=self.weight,
+        )
+
+
+class RemoveAll(nw.StructuralRule):
+    def update(self, s, ctx):
+        s.remove(s.live)
+
+
+def relay(rule=None, initial=(), steps=10, spike_at=4, every=5, capacity=2):
+    """Spike source -> 2 LIF (Delta, huge threshold) so v shows what was delivered."""
+    net = nw.Network(dt=1.0, seed=0, dtype=torch.float64)
+    src = net.population("src", nw.SpikeSource(1))
+    post = net.population("post", nw.LIF(2, tau_m=1e9, v_th=1e9))
+    pre_idx = torch.tensor([p for p, _ in initial], dtype=torch.long)
+    post_idx = torch.tensor([q for _, q in initial], dtype=torch.long)
+    proj = net.connect(
+        src,
+        post,
+        nw.FromArrays(pre_idx, post_idx),
+        weight=torch.full((len(initial),), 0.5, dtype=torch.float64),
+        capacity=capacity,
+        delivery="rows",
+    )
+    if rule is not None:
+        net.add_rule(rule, proj, every=every)
+    spikes = torch.zeros(1, steps, 1, dtype=torch.bool)
+    spikes[0, spike_at, 0] = True
+    v = nw.Simulator(net).run(steps, record={"post": ["v"]}, inputs={"src": spikes})
+    return v["post"]["v"][:, 0]
+
+
+def test_synapse_added_before_delivery_delivers():
+    # the spike is emitted in step 4; the rule runs after step 4; delivery is in step 5
+    v = relay(AddPair(0, 1, 0.7))
+    assert v[5].tolist() == pytest.approx([0.0, 0.7])
+    assert v[:5].abs().max() == 0
+
+
+def test_synapse_removed_before_delivery_delivers_nothing():
+    v = relay(RemoveAll(), initial=[(0, 0), (0, 1)])
+    assert v.abs().max() == 0
+    v = relay(None, initial=[(0, 0), (0, 1)])
+    assert v[5].tolist() == pytest.approx([0.5, 0.5])
+
+
+def test_spike_emitted_after_removal_step_is_not_delivered_but_earlier_one_is():
+    v = relay(RemoveAll(), initial=[(0, 0)], spike_at=3)
+    assert v[4, 0].item() == pytest.approx(0.5)
+
+
+def random_store(n_pre, n_post, p, seed):
+    gen = torch.Generator().manual_seed(seed)
+    pre, post = nw.FixedProbability(p).build(n_pre, n_post, generator=gen)
+    return nw.RaggedSynapses.from_coo(
+        n_pre, n_post, pre, post, padding=1.5, weight=nw.Normal(0.0, 1.0)
+    )
+
+
+@pytest.mark.parametrize("strategy", ["dense", "rows", "slots", "csr"])
+def test_delivery_strategy_matches_reference(strategy, device="cpu"):
+    s = random_store(300, 200, 0.05, seed=1).to(device)
+    gen = torch.Generator().manual_seed(2)
+    z = (torch.rand(3, 300, generator=gen) < 0.1).to(device)
+    reference = z.double() @ s.to_dense("weight").double()
+    w = s.vars["weight"]
+    if strategy == "dense":
+        out = deliver_dense(z, s.to_dense("weight"))
+    elif strategy == "slots":
+        out = deliver_slots(z, s.ind, w, s.live, 200)
+    elif strategy == "rows":
+        out = deliver_rows(event_list(z, 900), s.ind, w, s.live, 3, 200)
+    else:
+        cols = s.columns()
+        out = deliver_csr(z, csc_matrix(cols.indptr, cols.pre, cols.slot, w, 300))
+    assert torch.allclose(out.double(), reference, atol=1e-5)
+
+
+def test_event_list_flags_overflow_and_pads():
+    z = torch.tensor([[True, False, True], [True, True, False]])
+    ev = event_list(z, 3)
+    assert bool(ev.overflow)
+    assert ev.valid.tolist() == [True, True, True]
+    ev = event_list(z, 6)
+    assert not bool(ev.overflow)
+    assert ev.valid.tolist() == [True, True, True, True, False, False]
+    assert ev.batch[:4].tolist() == [0, 0, 1, 1] and ev.neuron[:4].tolist() == [0, 2, 0, 1]
+
+
+def bursting_network(delivery="rows"):
+    net = nw.Network(dt=1.0, seed=4, dtype=torch.float64)
+    src = net.population("src", nw.PoissonSource(200, rate_hz=300.0))
+    hid = net.population("hid", nw.LIF(100, tau_m=10.0, v_th=0.5, tau_refrac=2.0))
+    net.connect(src, hid, nw.FixedProbability(0.1), weight=nw.Uniform(0.0, 0.2), delivery=delivery)
+    net.connect(
+        hid,
+        hid,
+        nw.FixedProbability(0.1),
+        weight=nw.Normal(0.0, 0.1),
+        delivery=delivery,
+        synapse=nw.STDP(w_min=-1.0, w_max=1.0),
+    )
+    return net
+
+
+def test_event_budget_overflow_repeats_block_with_the_same_result():
+    small = nw.Simulator(bursting_network(), event_fraction=0.01)
+    big = nw.Simulator(bursting_network(), event_fraction=1.0)
+    a = small.run(60, record={"hid": ["spikes", "v"]})["hid"]
+    b = big.run(60, record={"hid": ["spikes", "v"]})["hid"]
+    assert small.budgets["src"] > 16  # it grew
+    assert torch.equal(a["spikes"], b["spikes"])
+    assert torch.allclose(a["v"], b["v"])
+
+
+@pytest.mark.parametrize("delivery", ["slots", "csr", "auto"])
+def test_strategies_give_identical_simulations(delivery):
+    ref = nw.Simulator(bursting_network("rows")).run(40, record={"hid": ["v"]})["hid"]["v"]
+    out = nw.Simulator(bursting_network(delivery)).run(40, record={"hid": ["v"]})["hid"]["v"]
+    assert torch.allclose(ref, out, atol=1e-10)
+
+
+def test_same_seed_same_run_and_runs_continue():
+    net_a, net_b = bursting_network(), bursting_network()
+    sim_a = nw.Simulator(net_a, seed=9)
+    whole = sim_a.run(50, record={"hid": ["spikes"]})["hid"]["spikes"]
+    sim_b = nw.Simulator(net_b, seed=9)
+    first = sim_b.run(20, record={"hid": ["spikes"]})["hid"]["spikes"]
+    second = sim_b.run(30, record={"hid": ["spikes"]})["hid"]["spikes"]
+    assert torch.equal(whole, torch.cat([first, second]))
+    assert sim_b.t == 50.0
+    assert torch.equal(
+        net_a.projections["hid->hid"].synapses.vars["weight"],
+        net_b.projections["hid->hid"].synapses.vars["weight"],
+    )
+
+
+def test_batch_elements_are_independent():
+    net = nw.Network(dt=1.0, seed=1)
+    src = net.population("src", nw.SpikeSource(5))
+    hid = net.population("hid", nw.LIF(3, v_th=0.3))
+    net.connect(src, hid, nw.AllToAll(), weight=0.2)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 30, 5, generator=gen) < 0.3
+    batched = nw.Simulator(net, batch_size=4).run(30, record={"hid": ["v"]}, inputs={"src": x})[
+        "hid"
+    ]["v"]
+    single = nw.Simulator(net, batch_size=1).run(30, record={"hid": ["v"]}, inputs={"src": x[2:3]})[
+        "hid"
+    ]["v"]
+    assert torch.allclose(batched[:, 2], single[:, 0])
+
+
+def test_result_has_timers_records_and_real_time_factor():
+    net = bursting_network()
+    net.add_rule(RemoveAll(), "hid->hid", every=25)
+    sim = nw.Simulator(net, time_phases=True)
+    result = sim.run(50, record={"hid": ["spikes", "v"], "src": "spikes"}, progress=True)
+    assert result["hid"]["spikes"].shape == (50, 1, 100)
+    assert result["hid"]["spikes"].dtype == torch.bool
+    assert result["src"]["spikes"].shape == (50, 1, 200)
+    for key in (
+        "delivery",
+        "postsynaptic",
+        "neurons",
+        "plasticity",
+        "steps",
+        "rules",
+        "index_rebuild",
+    ):
+        assert key in result.timers_s and result.timers_s[key] >= 0
+    assert result.real_time_factor > 0
+    assert sim.rewiring.calls("hid->hid")["step"].tolist() == [25, 50]
+
+
+def test_callbacks_run_after_their_step():
+    net = nw.Network(dt=1.0)
+    net.population("p", nw.PoissonSource(3))
+    seen = []
+    net.add_callback(lambda sim: seen.append(sim.step_count), every=7)
+    nw.Simulator(net).run(21)
+    assert seen == [7, 14, 21]
+
+
+def test_bad_run_arguments_raise():
+    net = nw.Network()
+    net.population("src", nw.SpikeSource(3))
+    net.population("hid", nw.LIF(2))
+    sim = nw.Simulator(net)
+    with pytest.raises(ValueError, match="needs inputs"):
+        sim.run(5)
+    with pytest.raises(ValueError, match="must have shape"):
+        sim.run(5, inputs={"src": torch.zeros(1, 5, 4, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="must have shape"):
+        sim.run(5, inputs={"src": torch.zeros(1, 4, 3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="0/1"):
+        sim.run(5, inputs={"src": torch.full((1, 5, 3), 0.5)})
+    with pytest.raises(ValueError, match="cannot record 'u'"):
+        sim.run(5, record={"hid": ["u"]}, inputs={"src": torch.zeros(1, 5, 3)})
+    with pytest.raises(ValueError, match="unknown population"):
+        sim.run(5, record={"nope": ["v"]}, inputs={"src": torch.zeros(1, 5, 3)})
+    with pytest.raises(ValueError, match="not a SpikeSource"):
+        sim.run(5, inputs={"src": torch.zeros(1, 5, 3), "hid": torch.zeros(1, 5, 2)})
+    with pytest.raises(ValueError, match="steps"):
+        sim.run(-1)
+    with pytest.raises(ValueError, match="batch_size"):
+        nw.Simulator(net, batch_size=0)
+
+
+def test_unsupported_configurations_raise():
+    net = bursting_network()
+    with pytest.raises(NotImplementedError, match="batch_size > 1"):
+        nw.Simulator(net, batch_size=2)
+    net = nw.Network()
+    a = net.population("a", nw.PoissonSource(3))
+    b = net.population("b", nw.LIF(3))
+    net.connect(a, b, nw.AllToAll(), synapse=nw.STDP(), delivery="dense")
+    with pytest.raises(ValueError, match="needs static weights"):
+        nw.Simulator(net)
+
+
+@pytest.mark.slow
+def test_compiled_blocks_equal_eager_reference():
+    eager_net, compiled_net = bursting_network(), bursting_network()
+    for net in (eager_net, compiled_net):
+        net.add_rule(RemoveAll(), "hid->hid", every=30)
+    eager = nw.Simulator(eager_net, block_steps=10)
+    compiled = nw.Simulator(compiled_net, block_steps=10, compile=True)
+    a = eager.run(60, record={"hid": ["spikes", "v"]})["hid"]
+    b = compiled.run(60, record={"hid": ["spikes", "v"]})["hid"]
+    assert torch.equal(a["spikes"], b["spikes"])
+    assert torch.allclose(a["v"], b["v"], atol=1e-9)
