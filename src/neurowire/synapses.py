@@ -14,6 +14,7 @@ last synapse of the row into the hole). Additions append to the end of their row
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .errors import CapacityError, DuplicateSynapseError
-from .initializers import Initializer, as_initializer
+from .initializers import Initializer
 
 _CONTAINS_CHUNK = 1 << 22  # elements of the [k, capacity] comparison done at once
 
@@ -54,8 +55,18 @@ class ColumnIndex(NamedTuple):
     length: Tensor
 
 
+def _resolve_device(device: str | torch.device) -> torch.device:
+    """``torch.device`` with its index filled in (``"cuda"`` -> ``cuda:0``) as tensors report."""
+    dev = torch.device(device)
+    if dev.type != "cpu" and dev.index is None:
+        dev = torch.empty(0, device=dev).device
+    return dev
+
+
 def _as_index(x: Any, name: str, device: torch.device) -> Tensor:
     t = torch.as_tensor(x, device=device)
+    if t.dim() == 1 and t.numel() == 0:  # [] is a float tensor for torch: accept any empty 1-D
+        return t.to(torch.int64)
     if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
         raise TypeError(f"{name} must be an integer tensor, got dtype {t.dtype}")
     if t.dim() != 1:
@@ -103,7 +114,7 @@ class RaggedSynapses:
         self.n_pre, self.n_post, self.capacity = n_pre, n_post, capacity
         self.name = name
         self.autapses = autapses
-        self.device = torch.device(device)
+        self.device = _resolve_device(device)
         self.row_length = torch.zeros(n_pre, dtype=torch.int64, device=self.device)
         self.ind = torch.zeros(n_pre, capacity, dtype=torch.int64, device=self.device)
         self.vars: dict[str, Tensor] = {}
@@ -188,8 +199,11 @@ class RaggedSynapses:
         )
         var = torch.zeros(shape, dtype=dtype, device=self.device)
         live = self.live
-        if isinstance(init, Initializer) or (isinstance(init, (int, float)) and init != 0):
-            init = as_initializer(init)
+        if isinstance(init, (bool, int, float)):
+            if not math.isfinite(init):
+                raise ValueError(f"{self.name}: init for {name!r} must be finite, got {init}")
+            var[..., live] = init
+        elif isinstance(init, Initializer):
             nnz_shape = (self.nnz,) if batched is None else (batched, self.nnz)
             var[..., live] = init.sample(nnz_shape, device=self.device, generator=generator).to(
                 dtype
@@ -197,6 +211,7 @@ class RaggedSynapses:
         elif isinstance(init, Tensor):
             init = init.to(self.device)
             if init.shape == shape:
+                self._check_finite(name, init[..., live])
                 var.copy_(init)
                 var[..., ~live] = 0
             elif init.shape[-1:] == (self.nnz,) and init.shape[:-1] in ((), shape[:-2]):
@@ -207,7 +222,7 @@ class RaggedSynapses:
                     f"{self.name}: init for {name!r} must have shape {shape} or "
                     f"{shape[:-2] + (self.nnz,)}, got {tuple(init.shape)}"
                 )
-        elif not isinstance(init, (int, float)):
+        else:
             raise TypeError(f"{self.name}: unsupported init for {name!r}: {type(init).__name__}")
         self.vars[name] = var
         return var
@@ -476,13 +491,15 @@ class RaggedSynapses:
         self._append(pre_t, post_t, rank, added, prepared)
         return added
 
-    def _prepare_values(self, values: Mapping[str, Any], k: int) -> dict[str, Tensor]:
+    def _prepare_values(
+        self, values: Mapping[str, Any], k: int, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         prepared = {}
         for key, val in values.items():
             var = self._var(key)
             batch = var.shape[:-2]
             if isinstance(val, Initializer):
-                val = val.sample(batch + (k,), device=self.device)
+                val = val.sample(batch + (k,), device=self.device, generator=generator)
             t = torch.as_tensor(val, device=self.device)
             if t.dim() == 0:
                 t = t.expand(batch + (k,))
@@ -601,7 +618,7 @@ class RaggedSynapses:
             ok = ~self._contains(pending, cand) & ~self._repeated_in_call(pending, cand)
             if not self.autapses:
                 ok &= pending != cand
-            self._add_unchecked(pending[ok], cand[ok], values)
+            self._add_unchecked(pending[ok], cand[ok], values, generator)
             pending = pending[~ok]
         if pending.numel():
             self._grow_by_enumeration(pending, generator, values)
@@ -617,14 +634,21 @@ class RaggedSynapses:
                 free[row] = False
             cols = free.nonzero().squeeze(1)
             pick = cols[torch.randperm(cols.numel(), device=self.device, generator=generator)[:n]]
-            self._add_unchecked(torch.full_like(pick, row), pick, values)
+            self._add_unchecked(torch.full_like(pick, row), pick, values, generator)
 
-    def _add_unchecked(self, pre: Tensor, post: Tensor, values: Mapping[str, Any]) -> None:
+    def _add_unchecked(
+        self,
+        pre: Tensor,
+        post: Tensor,
+        values: Mapping[str, Any],
+        generator: torch.Generator | None = None,
+    ) -> None:
         if pre.numel() == 0:
             return
         everything = torch.ones_like(pre, dtype=torch.bool)
         rank = self._rank_in_row(pre, everything)
-        self._append(pre, post, rank, everything, self._prepare_values(values, pre.numel()))
+        prepared = self._prepare_values(values, pre.numel(), generator)
+        self._append(pre, post, rank, everything, prepared)
 
     # ------------------------------------------------------------------ integrity, persistence
     def validate(self) -> None:
@@ -640,7 +664,10 @@ class RaggedSynapses:
             raise ValueError(
                 f"{n}: row {row} has length {int(rl[row])} outside [0, {self.capacity}]"
             )
-        pre, post = self.coo()
+        # rebuilt from the raw arrays, never from the caches: they may predate a corruption
+        live = torch.arange(self.capacity, device=self.device)[None, :] < rl[:, None]
+        pre = live.nonzero()[:, 0]
+        post = self.ind[live]
         if post.numel() and bool(((post < 0) | (post >= self.n_post)).any()):
             raise ValueError(f"{n}: a live synapse targets a column outside [0, {self.n_post})")
         key = torch.sort(pre * self.n_post + post).values
@@ -687,7 +714,7 @@ class RaggedSynapses:
 
     def to(self, device: str | torch.device) -> RaggedSynapses:
         """Move every tensor to ``device`` in place; returns self."""
-        dev = torch.device(device)
+        dev = _resolve_device(device)
         if dev == self.device:
             return self
         self.device = dev
