@@ -249,8 +249,8 @@ def test_compiled_blocks_equal_eager_reference():
     eager_net, compiled_net = bursting_network(), bursting_network()
     for net in (eager_net, compiled_net):
         net.add_rule(RemoveAll(), "hid->hid", every=30)
-    eager = nw.Simulator(eager_net, block_steps=10)
-    compiled = nw.Simulator(compiled_net, block_steps=10, compile=True)
+    eager = nw.Simulator(eager_net, block_steps=10, engine="eager")
+    compiled = nw.Simulator(compiled_net, block_steps=10, engine="compile")
     a = eager.run(60, record={"hid": ["spikes", "v"]})["hid"]
     b = compiled.run(60, record={"hid": ["spikes", "v"]})["hid"]
     assert torch.equal(a["spikes"], b["spikes"])

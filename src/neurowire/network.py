@@ -140,7 +140,7 @@ class Network:
             raise ValueError(f"population {name!r} already exists")
         if not isinstance(model, NeuronModel):
             raise TypeError(f"model must be a neuron model, got {type(model).__name__}")
-        pop = Population(name, model, model.params(torch.device("cpu"), self.dtype))
+        pop = Population(name, model, model.params(torch.device("cpu"), self.dtype, self.generator))
         self.populations[name] = pop
         return pop
 

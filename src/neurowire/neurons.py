@@ -106,8 +106,10 @@ class NeuronModel:
         """Advance one step of ``dt`` ms with input ``i_syn [B, n]``; return the new state."""
         raise NotImplementedError
 
-    def params(self, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
-        """Trainable per-neuron parameters (e.g. a readout bias)."""
+    def params(
+        self, device: torch.device, dtype: torch.dtype, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Trainable per-neuron parameters (e.g. a readout bias), drawn with ``generator``."""
         return {}
 
 
@@ -220,6 +222,10 @@ class LIF(NeuronModel):
             grid=grid,
         )
 
+    def input_gain(self, dt: float) -> float:
+        """Factor on the input inside ``(1 - alpha) * gain * I`` (reset-to-value form)."""
+        return self.resistance if self.scaled_input else 1.0 / (1.0 - decay(self.tau_m, dt))
+
     def _initial_v(self, batch, device, dtype, generator):
         init = as_initializer(self.v_rest if self.v_init is None else self.v_init)
         return init.sample((batch, self.n), device=device, generator=generator, dtype=dtype)
@@ -239,8 +245,11 @@ class LIF(NeuronModel):
             v = alpha * state.v + i_syn - self.v_th * state.z.to(state.v.dtype)
             z = (v - self.v_th > 0) & ~refractory
         else:
-            drive = self.resistance * i_syn if self.scaled_input else i_syn / (1 - alpha)
-            v_free = self.v_rest + (state.v - self.v_rest) * alpha + (1 - alpha) * drive
+            v_free = (
+                self.v_rest
+                + (state.v - self.v_rest) * alpha
+                + (1 - alpha) * (self.input_gain(dt) * i_syn)
+            )
             v = torch.where(refractory, state.v, v_free)
             z = (v > self.v_th) & ~refractory
             v = torch.where(z, torch.as_tensor(self.v_reset, dtype=v.dtype), v)
@@ -314,9 +323,9 @@ class LeakyIntegrator(NeuronModel):
         _positive("LeakyIntegrator tau", self.tau)
         as_initializer(self.bias)
 
-    def params(self, device, dtype):
+    def params(self, device, dtype, generator=None):
         init = as_initializer(self.bias)
-        return {"bias": init.sample((self.n,), device=device, dtype=dtype)}
+        return {"bias": init.sample((self.n,), device=device, generator=generator, dtype=dtype)}
 
     def init_state(self, batch, device, dtype, generator=None):
         return ReadoutState(

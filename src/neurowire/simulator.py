@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .native import unsupported
 from .network import Network, Projection
 from .neurons import LeakyIntegrator, PoissonState, SourceState, decay
 from .plasticity import stdp_depress_rows, stdp_potentiate_columns
@@ -28,7 +29,7 @@ from .structural.base import RuleContext
 from .structural.log import RewiringLog
 from .structural.view import SynapseView
 
-_STEP_TIMERS = ("delivery", "postsynaptic", "neurons", "plasticity")
+ENGINES = ("auto", "eager", "compile", "native")
 
 
 @dataclass
@@ -75,20 +76,29 @@ class Simulator:
     4. **plasticity**: STDP for the pre and post spikes of step ``t``;
     5. **structural rules** and callbacks that are due after step ``t`` (host code).
 
-    Phases 1-4 are shape-static tensor code. The steps between two due rules or callbacks run as
-    one *block*: eagerly (the reference) or, with ``compile=True``, as one ``torch.compile``-d
-    call. Event-driven work uses fixed-size spike lists of ``budget`` entries per population; if
-    a step has more spikes, the block is repeated from its saved start with a doubled budget.
+    The steps between two due rules or callbacks run as one *block*, by one of three engines:
+
+    * ``"eager"``: the reference. Phases 1-4 are shape-static PyTorch code; event-driven work
+      uses fixed-size spike lists of ``budget`` entries per population, and if a step has more
+      spikes the block is repeated from its saved start with a doubled budget.
+    * ``"compile"``: the same code, one ``torch.compile``-d call per block (meant for CUDA,
+      where the static shapes allow CUDA-graph capture; compiling takes minutes on a CPU).
+    * ``"native"``: a block as one generated, numba-compiled CPU function working in place,
+      event-driven without budgets (:mod:`neurowire.native`); built-in models only.
+
+    ``engine="auto"`` picks ``"native"`` on the CPU when the network only uses built-in models,
+    else ``"eager"``.
 
     Args:
         net: the network.
         device: torch device for every tensor (stores are moved there).
         batch_size: independent copies simulated in parallel (``B``).
         seed: seeds the simulation's random numbers (default ``net.seed + 1``).
-        compile: run full blocks through ``torch.compile``.
+        engine: ``"auto"``, ``"eager"``, ``"compile"`` or ``"native"`` (see above).
         block_steps: block length when nothing is scheduled.
         event_fraction: initial event budget as a fraction of ``B * n`` per population.
-        time_phases: time phases 1-4 separately (eager only; synchronises CUDA).
+        time_phases: time phases 1-4 separately (not with ``"compile"``; synchronises CUDA;
+            the native engine then calls one function per phase and step, which is slower).
 
     Timers (``result.timers_s``): ``delivery``, ``postsynaptic``, ``neurons``, ``plasticity``
     (with ``time_phases``), ``steps`` (all blocks), ``rules``, ``index_rebuild`` (live masks,
@@ -101,7 +111,7 @@ class Simulator:
         device: str | torch.device = "cpu",
         batch_size: int = 1,
         seed: int | None = None,
-        compile: bool = False,
+        engine: str = "auto",
         block_steps: int = 10,
         event_fraction: float = 0.05,
         time_phases: bool = False,
@@ -112,14 +122,15 @@ class Simulator:
             raise ValueError(f"event_fraction must lie in (0, 1], got {event_fraction}")
         if block_steps < 1:
             raise ValueError(f"block_steps must be >= 1, got {block_steps}")
-        if compile and time_phases:
-            raise ValueError("time_phases=True times eager phases; it cannot be used with compile")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if engine == "compile" and time_phases:
+            raise ValueError("time_phases=True cannot time phases inside a torch.compile-d block")
         self.net = net
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.dtype = net.dtype
         self.dt = net.dt
-        self.compile = compile
         self.time_phases = time_phases
         self.block_steps = self._block_length(block_steps)
         self.step_count = 0
@@ -138,6 +149,7 @@ class Simulator:
                 proj.weight = proj.weight.to(self.device)
         for pop in self._populations:
             pop.params = {k: v.to(self.device) for k, v in pop.params.items()}
+        self.engine = self._resolve_engine(engine)
         self.strategies = {p.name: self._choose_strategy(p) for p in self._projections}
         self._event_pops = self._populations_needing_events()
         self.budgets = {
@@ -157,10 +169,24 @@ class Simulator:
         self._rules_set_up = False
         self._dense_cache: dict[str, tuple[Any, Tensor]] = {}
         self._compiled = (
-            torch.compile(self._block, fullgraph=True, dynamic=False) if compile else None
+            torch.compile(self._block, fullgraph=True, dynamic=False)
+            if self.engine == "compile"
+            else None
         )
+        self._native = None
+        if self.engine == "native":
+            from .native.engine import NativeEngine
+
+            self._native = NativeEngine(self)
 
     # ------------------------------------------------------------------ construction helpers
+    def _resolve_engine(self, engine: str) -> str:
+        if engine != "auto":
+            return engine
+        if unsupported(self) is None:
+            return "native"
+        return "eager"
+
     def _block_length(self, default: int) -> int:
         periods = [r.every for r in self.net.rules] + [c.every for c in self.net.callbacks]
         return math.gcd(*periods) if periods else default
@@ -198,7 +224,7 @@ class Simulator:
                 f"{proj.name}: delivery='dense' needs static weights (STDP changes "
                 "them every step); use 'rows', 'slots' or 'csr'"
             )
-        if self.compile and strategy == "csr":
+        if self.engine == "compile" and strategy == "csr":
             raise ValueError(
                 f"{proj.name}: delivery='csr' uses sparse tensors, which "
                 "torch.compile does not support; use 'rows' or 'slots'"
@@ -379,7 +405,7 @@ class Simulator:
         for pop in self._populations:
             if pop.model.external:
                 chunk = inputs[pop.name][:, offset : offset + k].to(self.device)
-                ext[pop.name] = chunk.transpose(0, 1).to(torch.bool)
+                ext[pop.name] = chunk.transpose(0, 1).to(torch.bool).contiguous()
             elif pop.model.stochastic:
                 ext[pop.name] = torch.rand(
                     (k, self.batch_size, pop.n),
@@ -389,6 +415,14 @@ class Simulator:
                 )
         self.timers["inputs"] += time.perf_counter() - tic
         rec_keys = tuple((pop, var) for pop, names in record.items() for var in names)
+        if self._native is not None:
+            tic = time.perf_counter()
+            rebuild = self._index_rebuild_total()
+            recs = self._native.run_block(k, ext, rec_keys)
+            self.timers["steps"] += (
+                time.perf_counter() - tic - (self._index_rebuild_total() - rebuild)
+            )
+            return recs
         while True:
             tic = time.perf_counter()
             rebuild = self._index_rebuild_total()

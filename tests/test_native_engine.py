@@ -1,0 +1,138 @@
+"""The native (numba) engine reproduces the PyTorch reference engine."""
+
+import pytest
+import torch
+
+import neurowire as nw
+
+pytest.importorskip("numba")
+
+
+class PruneAndRegrow(nw.StructuralRule):
+    def update(self, s, ctx):
+        removed = s.remove((s["weight"].abs() < 0.02) & s.live)
+        s.grow(per_row=removed, weight=0.05)
+
+
+def eprop_style(batch=1):
+    net = nw.Network(dt=1.0, seed=3, dtype=torch.float64)
+    src = net.population("src", nw.SpikeSource(40))
+    lif = net.population("lif", nw.LIF(30, tau_m=15.0, v_th=0.5, tau_refrac=2.0))
+    alif = net.population("alif", nw.ALIF(20, tau_a=200.0, beta=0.1, v_th=0.4))
+    out = net.population("out", nw.LeakyIntegrator(3, tau=10.0, bias=nw.Normal(0.0, 0.1)))
+    net.connect(src, lif, nw.FixedProbability(0.3), weight=nw.Normal(0.1, 0.2))
+    net.connect(src, alif, nw.Dense(), weight=nw.Normal(0.05, 0.2))
+    net.connect(
+        lif, alif, nw.FixedProbability(0.2), weight=nw.Normal(0.0, 0.3), psc=nw.ExpCurr(3.0)
+    )
+    net.connect(alif, lif, nw.FixedProbability(0.2), weight=nw.Normal(0.0, 0.3))
+    net.connect(lif, lif, nw.FixedProbability(0.1), weight=nw.Normal(0.0, 0.2))
+    net.connect(alif, out, nw.Dense(), weight=nw.Normal(0.0, 0.5))
+    gen = torch.Generator().manual_seed(0)
+    inputs = {"src": torch.rand(batch, 120, 40, generator=gen) < 0.1}
+    return net, inputs
+
+
+def topographic(dtype=torch.float64, rule=True):
+    net = nw.Network(dt=0.5, seed=5, dtype=dtype)
+    src = net.population("src", nw.PoissonSource(64, rate_hz=80.0, grid=(8, 8)))
+    tgt = net.population("tgt", nw.LIF.biophysical(64, grid=(8, 8), v_init=nw.Normal(-60, 5)))
+    stdp = nw.STDP(a_plus=0.02, a_minus=0.0075, w_max=0.2)
+    ff = net.connect(
+        src,
+        tgt,
+        nw.GaussianDistance(0.5, 2.0),
+        weight=0.2,
+        synapse=stdp,
+        psc=nw.ExpCond(5.0, 0.0),
+        capacity=40,
+    )
+    lat = net.connect(
+        tgt,
+        tgt,
+        nw.GaussianDistance(1.0, 1.0),
+        weight=0.2,
+        synapse=stdp,
+        psc=nw.ExpCond(5.0, 0.0),
+        capacity=40,
+    )
+    if rule:
+        net.add_rule(nw.DistanceRewiring(0.5, 2.0, 1.0, 0.01, 0.1, 0.2, attempts=20), ff, every=4)
+        net.add_rule(PruneAndRegrow(), lat, every=6)
+    return net, {}
+
+
+def simulate(build, engine, steps, record, **kwargs):
+    net, inputs = build(**kwargs)
+    sim = nw.Simulator(
+        net, engine=engine, batch_size=next(iter(inputs.values())).shape[0] if inputs else 1
+    )
+    result = sim.run(steps, record=record, inputs=inputs)
+    stores = {name: p.synapses.state_dict() for name, p in net.projections.items() if p.sparse}
+    return result, stores, sim
+
+
+def test_eprop_style_network_matches_reference():
+    record = {"lif": ["spikes", "v"], "alif": ["spikes", "v", "a"], "out": ["y"]}
+    ref, _, _ = simulate(eprop_style, "eager", 120, record)
+    nat, _, sim = simulate(eprop_style, "native", 120, record)
+    assert sim.engine == "native"
+    for pop, names in record.items():
+        for var in names:
+            a, b = ref[pop][var], nat[pop][var]
+            if var == "spikes":
+                assert torch.equal(a, b), pop
+            else:
+                assert torch.allclose(a, b, atol=1e-10), (pop, var)
+    assert ref["lif"]["spikes"].any() and ref["alif"]["spikes"].any()
+
+
+def test_batched_network_matches_reference():
+    record = {"lif": ["spikes", "v"], "out": ["y"]}
+    ref, _, _ = simulate(eprop_style, "eager", 120, record, batch=3)
+    nat, _, _ = simulate(eprop_style, "native", 120, record, batch=3)
+    assert torch.equal(ref["lif"]["spikes"], nat["lif"]["spikes"])
+    assert torch.allclose(ref["out"]["y"], nat["out"]["y"], atol=1e-10)
+
+
+def test_stdp_and_rewiring_network_matches_reference():
+    record = {"tgt": ["spikes", "v"], "src": ["spikes"]}
+    ref, ref_stores, ref_sim = simulate(topographic, "eager", 400, record)
+    nat, nat_stores, nat_sim = simulate(topographic, "native", 400, record)
+    assert torch.equal(ref["src"]["spikes"], nat["src"]["spikes"])
+    assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
+    assert torch.allclose(ref["tgt"]["v"], nat["tgt"]["v"], atol=1e-9)
+    for name in ref_stores:
+        a, b = ref_stores[name], nat_stores[name]
+        assert torch.equal(a["row_length"], b["row_length"])
+        assert torch.equal(a["ind"], b["ind"])
+        assert torch.allclose(a["vars"]["weight"], b["vars"]["weight"], atol=1e-12)
+    totals = nat_sim.rewiring.totals("src->tgt")
+    assert totals["added"] > 0 and totals["removed"] > 0
+    assert ref_sim.rewiring.totals("src->tgt") == totals
+
+
+def test_float32_network_stays_close_to_reference():
+    record = {"tgt": ["spikes"]}
+    ref, _, _ = simulate(topographic, "eager", 200, record, dtype=torch.float32, rule=False)
+    nat, _, _ = simulate(topographic, "native", 200, record, dtype=torch.float32, rule=False)
+    mismatch = (ref["tgt"]["spikes"] != nat["tgt"]["spikes"]).float().mean().item()
+    assert mismatch < 0.01
+
+
+def test_phase_timing_splits_the_native_step():
+    net, _ = topographic(rule=False)
+    sim = nw.Simulator(net, engine="native", time_phases=True)
+    timers = sim.run(50).timers_s
+    assert all(timers[p] > 0 for p in ("delivery", "postsynaptic", "neurons", "plasticity"))
+
+
+def test_native_engine_refuses_what_it_cannot_run():
+    class Custom(nw.LIF):
+        pass
+
+    net = nw.Network()
+    net.population("p", Custom(3))
+    with pytest.raises(NotImplementedError, match="neuron model Custom"):
+        nw.Simulator(net, engine="native")
+    assert nw.Simulator(net).engine == "eager"
