@@ -14,6 +14,7 @@ import time
 
 import pytest
 import torch
+from scipy.stats import chisquare
 
 import neurowire as nw
 
@@ -508,6 +509,62 @@ def test_grow_is_reproducible_for_a_seeded_generator_including_drawn_values(devi
     assert torch.equal(a.ind[a.live], b.ind[b.live])
     assert torch.equal(a.values("w"), b.values("w"))
     assert a.values("w").unique().numel() == a.nnz  # really drawn per synapse
+
+
+def _grown_column_counts(s, per_row, draws, generator):
+    """Grow ``per_row`` synapses in every row ``draws`` times (removing them again each time);
+    return how often each (row, column) was drawn. Grown synapses are told apart by w == 0."""
+    counts = torch.zeros(s.n_pre, s.n_post, dtype=torch.int64)
+    for _ in range(draws):
+        added = s.grow(torch.full((s.n_pre,), per_row), generator=generator)
+        assert added.tolist() == [per_row] * s.n_pre
+        new = s.live & (s.vars["w"] == 0)
+        rows_new = torch.arange(s.n_pre)[:, None].expand_as(new)[new]
+        counts.index_put_((rows_new, s.ind[new]), torch.ones_like(rows_new), accumulate=True)
+        s.remove(new)
+        assert int(s.row_length.sum()) == int(s.vars["w"].ne(0).sum())  # old ones untouched
+    return counts
+
+
+def test_grow_draws_uniformly_over_the_free_columns_of_each_row(generator):
+    """3 targets per row out of 16 free columns, 200 rows x 10 grows = 6000 draws.
+
+    Draws within a row are without replacement, which makes column counts slightly less
+    dispersed than multinomial (factor 13/15): the chi-square test is then conservative.
+    """
+    n_pre, n_post = 200, 20
+    occupied = [0, 3, 7, 12]
+    s = nw.RaggedSynapses(n_pre, n_post, n_post, name="uniform")
+    s.add_var("w")
+    s.add(
+        torch.arange(n_pre).repeat_interleave(len(occupied)),
+        torch.tensor(occupied).repeat(n_pre),
+        w=1.0,
+    )
+    counts = _grown_column_counts(s, 3, 10, generator).sum(0)
+    assert counts[occupied].sum() == 0  # an occupied column is never drawn
+    free = [c for c in range(n_post) if c not in occupied]
+    assert int(counts[free].sum()) == 6000
+    assert chisquare(counts[free].numpy()).pvalue > 1e-3
+
+
+def test_grow_on_nearly_full_rows_draws_uniformly_over_the_few_free_columns(generator):
+    """5 free columns out of 500 per row: a random guess hits a free column with p = 0.01, so
+    most draws fall through the rejection rounds to the enumeration fallback."""
+    n_pre, n_post = 60, 500
+    keys = torch.rand(n_pre, n_post, generator=generator)
+    free = torch.topk(keys, 5, dim=1).indices.sort(1).values  # [n_pre, 5], different per row
+    occupied = torch.ones(n_pre, n_post, dtype=torch.bool)
+    occupied[torch.arange(n_pre)[:, None], free] = False
+    s = nw.RaggedSynapses(n_pre, n_post, n_post, name="nearly full")
+    s.add_var("w")
+    pre, post = occupied.nonzero(as_tuple=True)
+    s.add(pre, post, w=1.0)
+    counts = _grown_column_counts(s, 2, 25, generator)
+    assert counts[occupied].sum() == 0
+    by_rank = counts.gather(1, free).sum(0)  # how often the k-th free column of a row was drawn
+    assert int(by_rank.sum()) == n_pre * 2 * 25
+    assert chisquare(by_rank.numpy()).pvalue > 1e-3
 
 
 # ---------------------------------------------------------------------------------- validate
