@@ -104,7 +104,7 @@ def diagonal_mask(s):
     return s.live & (s.ind == torch.arange(s.n_pre, device=s.device)[:, None])
 
 
-# ---------------------------------------------------------------------------------- removal
+# ------------------------------------------------------------ removal
 def test_triangle_store_holds_each_value_at_its_pair(device):
     s = triangle(device)
     assert s.nnz == N * (N + 1) // 2
@@ -183,7 +183,7 @@ def test_remove_ignores_true_on_padding_slots(device):
     assert_same_state(state, s.state_dict())
 
 
-# ---------------------------------------------------------------------------------- addition
+# ------------------------------------------------------------ addition
 @pytest.mark.parametrize("batched_form", ["[k] for all copies", "[B, k]"])
 def test_add_diagonal_back_with_values(device, batched_form):
     s = triangle(device)
@@ -327,7 +327,7 @@ def test_add_nothing_is_a_no_op(device):
     assert s.version == version
 
 
-# ---------------------------------------------------------------------------------- queries
+# ------------------------------------------------------------ queries
 def test_contains_answers_every_pair_correctly(device):
     s = triangle(device)
     s.remove(diagonal_mask(s) | (s.live & (s.ind % 7 == 3)))
@@ -384,7 +384,7 @@ def test_coo_values_and_to_dense_agree(device):
         assert torch.equal(absent, torch.zeros_like(absent)), var
 
 
-# ---------------------------------------------------------------------------------- derived views
+# ------------------------------------------------------------ derived views
 def assert_csr_matches(s):
     csr = s.csr()
     pre, post = s.coo()
@@ -460,7 +460,7 @@ def test_column_index_follows_removals_additions_and_growth(device, generator):
         assert set(cols.pre[int(cols.indptr[c]) : int(cols.indptr[c + 1])].tolist()) == by_col[c]
 
 
-# ---------------------------------------------------------------------------------- grow
+# ------------------------------------------------------------ grow
 def test_grow_adds_distinct_free_targets_within_capacity_and_reports_them(device, generator):
     n, cap = 40, 12
     s = nw.RaggedSynapses(n, n, cap, device, name="rec", autapses=False)
@@ -567,7 +567,7 @@ def test_grow_on_nearly_full_rows_draws_uniformly_over_the_few_free_columns(gene
     assert chisquare(by_rank.numpy()).pvalue > 1e-3
 
 
-# ---------------------------------------------------------------------------------- validate
+# ------------------------------------------------------------ validate
 def _corrupt_duplicate(s):
     s.ind[1, 1] = s.ind[1, 0]
 
@@ -626,7 +626,7 @@ def test_validate_catches_hand_corrupted_stores(device, generator, corrupt, matc
         s.validate()
 
 
-# ---------------------------------------------------------------------------------- persistence
+# ------------------------------------------------------------ persistence
 def test_state_dict_round_trip_restores_connectivity_values_and_version(device):
     s = triangle(device)
     s.remove(diagonal_mask(s) | (s.live & (s.ind % 4 == 1)))
@@ -678,7 +678,7 @@ def test_to_device_moves_every_tensor_and_keeps_working(device):
     assert_codes(back)
 
 
-# ---------------------------------------------------------------------------------- construction
+# ------------------------------------------------------------ construction
 @pytest.mark.parametrize("padding, capacity", [(1.0, 5), (1.5, 7), (3.0, 12)])
 def test_from_coo_derives_capacity_from_longest_row_and_padding(device, padding, capacity):
     # row lengths 3, 5, 0, 2 (n_post = 12): capacity = min(12, int(5 * padding))
@@ -778,7 +778,7 @@ def test_add_var_initialiser_is_reproducible_with_a_generator(device):
     assert torch.equal(a.vars["x"], b.vars["x"])
 
 
-# ---------------------------------------------------------------------------------- bad input
+# ------------------------------------------------------------ bad input
 def small(device):
     """8 x 8 recurrent store without autapses, capacity 4, one variable of each kind."""
     s = nw.RaggedSynapses(8, 8, 4, device, name="a->a", autapses=False)

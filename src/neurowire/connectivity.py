@@ -292,8 +292,12 @@ class FromArrays(Connectivity):
                 f"FromArrays needs 1-D pre and post of equal length, got {tuple(pre.shape)} and "
                 f"{tuple(post.shape)}"
             )
-        if pre.is_floating_point() or post.is_floating_point():
-            raise TypeError("FromArrays pre and post must be integer tensors")
+        if pre.numel() and any(  # an empty [] is a float tensor to torch: accept it
+            t.is_floating_point() or t.is_complex() or t.dtype == torch.bool for t in (pre, post)
+        ):
+            raise TypeError(
+                f"FromArrays pre and post must be integer tensors, got {pre.dtype} and {post.dtype}"
+            )
         object.__setattr__(self, "pre", pre.long())
         object.__setattr__(self, "post", post.long())
 
