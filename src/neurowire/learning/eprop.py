@@ -1,0 +1,522 @@
+"""The e-prop trainer: compile a network, compute gradients, apply Adam, rewire, fit.
+
+See :mod:`.forward` for the pinned convention, :mod:`.online` for the per-synapse reference and
+:mod:`.factorized` for the fast path; both compute the same gradient
+(reference/algorithms.md §1-2).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data.batching import Batches, SpikeDataset
+from ..network import Network, Population, Projection
+from ..structural.base import RuleContext, StructuralRule
+from ..structural.log import RewiringLog
+from ..structural.view import SynapseView
+from .compiled import EPropNetwork, PlasticProjection, compile_network
+from .factorized import ChunkResult, factorized_chunk
+from .forward import gather_weights, input_currents, input_events, readout, simulate
+from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
+from .online import online_chunk
+from .optim import Adam
+
+METHODS = ("factorized", "online")
+FEEDBACK = ("symmetric", "random")
+
+#: default working-memory budget per chunk of trials [bytes] on the CPU
+CPU_CHUNK_BUDGET = 1 << 30
+
+
+@dataclass(eq=False)
+class BatchOutput:
+    """Result of one batch: gradients (sparse projections in slot layout ``[n_pre, capacity]``),
+    the summed loss ``E``, readout summaries ``[B, K]``, spike counts ``[N]``."""
+
+    grads: dict[str, Tensor]
+    loss: float
+    scores: Tensor
+    spikes: Tensor
+    trials: int
+    steps: int
+
+
+class EProp:
+    """Train a recurrent spiking network with e-prop (Bellec et al. 2020).
+
+    The network is ``SpikeSource`` -> hidden ``LIF``/``ALIF`` populations (sparse or ``Dense()``
+    input and recurrent projections) -> one ``LeakyIntegrator`` (``Dense()`` projections); see
+    :mod:`neurowire.learning.forward` for the exact equations. Weights are updated once per
+    batch with the summed gradient ``dE/dW``.
+
+    Args:
+        net: the declared network; its tensors are moved to ``device``.
+        output: the readout population (or its name).
+        loss: ``"sce"`` (labels int ``[B]``) or ``"mse"`` (targets ``[B, T, n_out]``), or a Loss.
+        readout: how ``y`` becomes a prediction: ``"sum"``, ``"avg"``, ``"max"`` or ``"last"``.
+        optimizer: default ``Adam()``; its moments live in each projection's store.
+        feedback: ``"symmetric"`` (``B = W_out^T``) or ``"random"`` (fixed ``N(0, 1)``, seeded).
+        regularization: a :class:`RateRegularizer` or None.
+        rewiring: ``{projection or name: StructuralRule}`` for sparse input/recurrent
+            projections; each rule's ``update(view, ctx)`` runs after every optimiser step
+            (``ctx.step`` counts batches, ``ctx.t`` the trained model time [ms]).
+        method: ``"factorized"`` (fast) or ``"online"`` (per-synapse reference).
+        chunk_size: trials simulated at once; None picks it from a memory budget (1 GiB on the
+            CPU, half the free memory on a GPU). Results do not depend on it.
+        seed: seeds the random feedback, shuffling and rewiring (default ``net.seed``).
+        device: default the device of the network's tensors.
+    """
+
+    def __init__(
+        self,
+        net: Network,
+        output: Population | str,
+        loss: str | Loss = "sce",
+        readout: str = "sum",
+        optimizer: Adam | None = None,
+        feedback: str = "symmetric",
+        regularization: RateRegularizer | None = None,
+        rewiring: Mapping[Projection | str, StructuralRule] | None = None,
+        method: str = "factorized",
+        chunk_size: int | None = None,
+        seed: int | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.loss = get_loss(loss)
+        self.readout = check_readout(readout)
+        _check_choice("method", method, METHODS)
+        _check_choice("feedback", feedback, FEEDBACK)
+        if optimizer is None:
+            optimizer = Adam()
+        if not isinstance(optimizer, Adam):
+            raise TypeError(f"optimizer must be an Adam, got {type(optimizer).__name__}")
+        if regularization is not None and not isinstance(regularization, RateRegularizer):
+            raise TypeError(
+                f"regularization must be a RateRegularizer or None, got "
+                f"{type(regularization).__name__}"
+            )
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
+            raise ValueError(f"chunk_size must be None or an int >= 1, got {chunk_size!r}")
+        self.method, self.feedback, self.chunk_size = method, feedback, chunk_size
+        self.optimizer, self.regularization = optimizer, regularization
+        self.network: EPropNetwork = compile_network(net, output, device)
+        self.net = net
+        self.seed = net.seed if seed is None else int(seed)
+        self.device = self.network.device
+        gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
+        self.feedback_matrix: Tensor | None = None
+        if feedback == "random":
+            self.feedback_matrix = torch.randn(
+                self.network.hidden.n, self.network.n_out, generator=gen, dtype=net.dtype
+            ).to(self.device)
+        self.step_count = 0
+        self.stop_training = False
+        self.rewiring_log = RewiringLog()
+        self._trained_ms = 0.0
+        self._rules = self._check_rewiring(rewiring or {})
+        self._rule_generators = [
+            torch.Generator(self.device).manual_seed(self.seed * 7919 + 101 * (k + 1))
+            for k in range(len(self._rules))
+        ]
+        for name, param in self._parameters().items():
+            self.optimizer.attach(name, param)
+        for i, (spec, rule) in enumerate(self._rules):
+            rule.setup(*self._view_and_context(i, spec))
+
+    def __repr__(self) -> str:
+        n = self.network
+        return (
+            f"EProp(method={self.method!r}, loss={self.loss.name!r}, readout={self.readout!r}, "
+            f"feedback={self.feedback!r}, hidden={n.hidden.n}, inputs={n.n_in}, "
+            f"outputs={n.n_out})"
+        )
+
+    # ------------------------------------------------------------------ setup helpers
+    def _check_rewiring(self, rewiring) -> list[tuple[PlasticProjection, StructuralRule]]:
+        if not isinstance(rewiring, Mapping):
+            raise TypeError(f"rewiring must be a dict {{projection: rule}}, got {rewiring!r}")
+        by_name = {spec.name: spec for spec in self.network.plastic}
+        rules = []
+        for key, rule in rewiring.items():
+            name = key if isinstance(key, str) else getattr(key, "name", None)
+            if name not in by_name or (
+                not isinstance(key, str) and by_name[name].projection is not key
+            ):
+                raise ValueError(
+                    f"rewiring: {key!r} is not an input or recurrent projection of this "
+                    f"network; known: {sorted(by_name)}"
+                )
+            if not by_name[name].sparse:
+                raise ValueError(f"rewiring: projection {name!r} is dense; rules need a store")
+            if not isinstance(rule, StructuralRule):
+                raise TypeError(
+                    f"rewiring[{name!r}] must be a StructuralRule, got {type(rule).__name__}"
+                )
+            rules.append((by_name[name], rule))
+        return rules
+
+    def _parameters(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for spec in self.network.plastic + self.network.outputs:
+            proj = spec.projection
+            params[spec.name] = proj.synapses if proj.sparse else proj.weight
+        params[self.network.bias_name] = self.network.bias
+        return params
+
+    def _view_and_context(self, i: int, spec: PlasticProjection):
+        gen = self._rule_generators[i]
+        proj = spec.projection
+        t_ms = self._trained_ms
+        view = SynapseView(
+            proj.synapses,
+            pre_state={},
+            post_state={},
+            pre_grid=proj.pre.grid,
+            post_grid=proj.post.grid,
+            log=self.rewiring_log,
+            step=self.step_count,
+            t_ms=t_ms,
+            generator=gen,
+        )
+        return view, RuleContext(gen, self.step_count, t_ms, self.net.dt, proj.name)
+
+    # ------------------------------------------------------------------ input checks
+    def _check_spikes(self, spikes: Any) -> Tensor:
+        """Validate ``spikes [B, T, n_in]``; return them time-major ``[T, B, n_in]`` bool."""
+        if isinstance(spikes, np.ndarray):
+            spikes = torch.from_numpy(spikes)
+        if not isinstance(spikes, Tensor):
+            raise TypeError(f"spikes must be a tensor [B, T, n_in], got {type(spikes).__name__}")
+        n_in = self.network.n_in
+        if spikes.dim() != 3:
+            raise ValueError(
+                f"spikes must have shape [B, T, n_in] (3-D), got {tuple(spikes.shape)}"
+            )
+        if spikes.shape[2] != n_in:
+            raise ValueError(
+                f"spikes have {spikes.shape[2]} channels but input population "
+                f"{self.network.input.name!r} has {n_in} neurons"
+            )
+        if spikes.shape[0] < 1 or spikes.shape[1] < 1:
+            raise ValueError(f"spikes need B >= 1 trials and T >= 1 steps, got {spikes.shape}")
+        if spikes.is_complex():
+            raise TypeError(f"spikes must be bool or 0/1 numbers, got dtype {spikes.dtype}")
+        if spikes.dtype != torch.bool:
+            if spikes.is_floating_point() and bool(torch.isnan(spikes).any()):
+                raise ValueError("spikes contain NaN")
+            if bool(((spikes != 0) & (spikes != 1)).any()):
+                raise ValueError("spikes must be bool or 0/1 numbers; got other values")
+            spikes = spikes != 0
+        return spikes.to(self.device).transpose(0, 1).contiguous()
+
+    def _prepare(self, spikes: Any, labels: Any) -> tuple[Tensor, Tensor]:
+        x = self._check_spikes(spikes)
+        steps, batch, _ = x.shape
+        if labels is None:
+            raise ValueError("labels (or targets) are required")
+        tgt = self.loss.prepare(
+            labels, batch, steps, self.network.n_out, self.device, self.network.dtype
+        )
+        return x, tgt
+
+    # ------------------------------------------------------------------ chunking
+    def _chunks(self, batch: int, steps: int) -> list[slice]:
+        size = self.chunk_size or self._auto_chunk(steps)
+        return [slice(s, min(batch, s + size)) for s in range(0, batch, size)]
+
+    def _auto_chunk(self, steps: int) -> int:
+        n = self.network
+        item = torch.finfo(n.dtype).bits // 8
+        if self.method == "online":
+            synapses = sum(
+                p.n_pre * (p.projection.synapses.capacity if p.sparse else p.n_post)
+                for p in n.plastic
+            )
+            per_trial = 5 * synapses * item
+        else:
+            per_trial = steps * ((7 * n.hidden.n + 4 * n.n_out) * item + 2 * n.n_in)
+        if self.device.type == "cuda":
+            budget = torch.cuda.mem_get_info(self.device)[0] // 2
+        else:
+            budget = CPU_CHUNK_BUDGET
+        return max(1, budget // max(per_trial, 1))
+
+    # ------------------------------------------------------------------ gradients
+    def _run(self, x: Tensor, tgt: Tensor) -> BatchOutput:
+        n = self.network
+        steps, batch, _ = x.shape
+        w = gather_weights(n, self.feedback_matrix)
+        chunks = self._chunks(batch, steps)
+        fold = len(chunks) == 1
+        total: ChunkResult | None = None
+        scores = []
+        for sl in chunks:
+            xs, ts = x[:, sl], self.loss.select(tgt, sl)
+            if self.method == "online":
+                res = online_chunk(n, w, xs, ts, self.loss, self.regularization)
+            else:
+                res = factorized_chunk(n, w, xs, ts, self.loss, self.regularization, fold)
+            scores.append(readout_value(res.y, self.readout))
+            res.y = None
+            total = res if total is None else _add(total, res)
+        grads = total.task
+        if total.unit:
+            r = self.regularization.factor(total.spikes, batch, steps, self.net.dt)
+            for pw in w.inputs + w.recurrent:
+                name, spec = pw.spec.name, pw.spec
+                if pw.dense is not None:
+                    r_post = r[spec.post_offset : spec.post_offset + spec.n_post]
+                    grads[name] = grads[name] + total.unit[name] * r_post
+                else:
+                    grads[name] = grads[name] + total.unit[name] * r[pw.post]
+        return BatchOutput(grads, float(total.loss), torch.cat(scores), total.spikes, batch, steps)
+
+    def compute_gradients(self, spikes: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """``dE/dW`` summed over the batch, before any L1 term and the optimiser.
+
+        Args:
+            spikes: ``[B, T, n_in]`` bool (or 0/1).
+            labels: int ``[B]`` for ``"sce"``; float ``[B, T, n_out]`` for ``"mse"``.
+
+        Returns:
+            ``{projection name: [n_pre, n_post]}`` (0 where no synapse; ``[pre, post]`` layout,
+            the transpose of the equations' ``W_ji``) for input, recurrent and output
+            projections, plus ``{"<output>.bias": [n_out]}``.
+        """
+        out = self._run(*self._prepare(spikes, labels))
+        dense = {}
+        for spec in self.network.plastic + self.network.outputs:
+            g = out.grads[spec.name]
+            if spec.sparse:
+                s = spec.projection.synapses
+                full = torch.zeros(s.n_pre, s.n_post, dtype=g.dtype, device=g.device)
+                pre, post = s.coo()
+                full[pre, post] = g.flatten()[s.csr().slot]
+                g = full
+            dense[spec.name] = g
+        dense[self.network.bias_name] = out.grads[self.network.bias_name]
+        return dense
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, spikes: Tensor, labels: Tensor) -> dict[str, float]:
+        """One batch: gradients, one optimiser step, then the rewiring rules.
+
+        Returns the batch's ``loss`` (``E / (B T)``), ``accuracy`` (classification), ``spikes``
+        (hidden spikes in total), ``trials`` and ``steps``.
+        """
+        x, tgt = self._prepare(spikes, labels)
+        out = self._run(x, tgt)
+        params = self._parameters()
+        self.optimizer.step({name: (params[name], g) for name, g in out.grads.items()})
+        self.step_count += 1
+        self._trained_ms += out.steps * self.net.dt
+        self._rewire()
+        return self._metrics(out, tgt)
+
+    def _rewire(self) -> None:
+        for i, (spec, rule) in enumerate(self._rules):
+            view, ctx = self._view_and_context(i, spec)
+            rule.update(view, ctx)
+            self.rewiring_log.record_call(
+                spec.name, ctx.step, ctx.t, view.removed, view.added, view.failed
+            )
+
+    def _metrics(self, out: BatchOutput, tgt: Tensor) -> dict[str, float]:
+        m = {
+            "loss": out.loss / (out.trials * out.steps),
+            "spikes": float(out.spikes.sum()),
+            "trials": out.trials,
+            "steps": out.steps,
+        }
+        if self.loss.classification:
+            m["correct"] = int((out.scores.argmax(-1) == tgt).sum())
+            m["accuracy"] = m["correct"] / out.trials
+        return m
+
+    def predict(self, spikes: Tensor) -> Tensor:
+        """Class index ``[B]`` per trial: argmax of the readout summary (``readout=``)."""
+        return self.scores(spikes).argmax(-1)
+
+    def scores(self, spikes: Tensor) -> Tensor:
+        """Readout summary ``[B, n_out]`` (sum, avg, max or last of ``y`` over time)."""
+        x = self._check_spikes(spikes)
+        return torch.cat([readout_value(y, self.readout) for y in self._forward(x)])
+
+    def _forward(self, x: Tensor):
+        n = self.network
+        w = gather_weights(n, self.feedback_matrix)
+        steps, batch, _ = x.shape
+        for sl in self._chunks(batch, steps):
+            xs = x[:, sl]
+            _, z = simulate(n, w, input_currents(n, w, input_events(xs), steps))
+            yield readout(z, w, n.kappa), z.sum((0, 1))
+
+    # ------------------------------------------------------------------ loops
+    def evaluate(self, data, batch_size: int = 64, progress: bool = False) -> dict[str, float]:
+        """Loss, accuracy and firing rate on ``data`` without changing anything.
+
+        ``data``: a :class:`SpikeDataset`, :class:`Batches` or an iterable of
+        ``(spikes, labels)`` batches.
+        """
+        tic = time.perf_counter()
+        totals = _Totals()
+        for spikes, labels in _iterate(data, batch_size, shuffle=False, seed=0, epoch=0):
+            x, tgt = self._prepare(spikes, labels)
+            steps = x.shape[0]
+            offset = 0
+            loss_sum, spk, scores = 0.0, 0.0, []
+            for y, s in self._forward(x):
+                sl = slice(offset, offset + y.shape[1])
+                offset += y.shape[1]
+                loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
+                spk += float(s.sum())
+                scores.append(readout_value(y, self.readout))
+            out = BatchOutput({}, loss_sum, torch.cat(scores), torch.tensor(spk), x.shape[1], steps)
+            totals.add(self._metrics(out, tgt))
+        return totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)
+
+    def fit(
+        self,
+        train,
+        epochs: int,
+        validation=None,
+        callbacks: Iterable[Any] | None = None,
+        progress: bool = True,
+        batch_size: int = 32,
+    ) -> list[dict[str, float]]:
+        """Train for ``epochs`` passes over ``train``; returns one metrics dict per epoch.
+
+        Args:
+            train: a :class:`SpikeDataset` (batched by ``batch_size`` and shuffled from the
+                trainer's seed), a :class:`Batches` (reshuffled per epoch from its own seed) or
+                any re-iterable of ``(spikes, labels)`` batches (used as given).
+            epochs: passes over the data.
+            validation: evaluated after every epoch (keys prefixed ``val_``), or None.
+            callbacks: objects with any of ``on_epoch_begin(epoch, trainer)``,
+                ``on_batch_end(batch, metrics, trainer)``, ``on_epoch_end(epoch, metrics,
+                trainer)``; setting ``trainer.stop_training = True`` ends training.
+            progress: show a tqdm progress bar.
+            batch_size: for a plain :class:`SpikeDataset`.
+
+        Each epoch's dict has ``epoch``, ``loss``, ``accuracy`` (classification), ``time_s``,
+        ``spikes_per_neuron_per_s`` (hidden mean rate [Hz]) and ``trials``.
+        """
+        from tqdm.auto import tqdm
+
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        callbacks = list(callbacks or [])
+        history = []
+        self.stop_training = False
+        for epoch in range(epochs):
+            _call(callbacks, "on_epoch_begin", epoch, self)
+            tic = time.perf_counter()
+            totals = _Totals()
+            batches = _iterate(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch)
+            total = len(batches) if hasattr(batches, "__len__") else None
+            with tqdm(
+                batches, total=total, disable=not progress, desc=f"epoch {epoch + 1}/{epochs}"
+            ) as bar:
+                for i, (spikes, labels) in enumerate(bar):
+                    m = self.train_step(spikes, labels)
+                    totals.add(m)
+                    bar.set_postfix(totals.postfix())
+                    _call(callbacks, "on_batch_end", i, m, self)
+                    if self.stop_training:
+                        break
+            metrics = {"epoch": epoch + 1}
+            metrics.update(
+                totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)
+            )
+            if validation is not None:
+                val = self.evaluate(validation, batch_size=batch_size)
+                metrics.update({f"val_{k}": v for k, v in val.items()})
+            history.append(metrics)
+            _call(callbacks, "on_epoch_end", epoch, metrics, self)
+            if self.stop_training:
+                break
+        return history
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _add(a: ChunkResult, b: ChunkResult) -> ChunkResult:
+    for key, val in b.task.items():
+        a.task[key] = a.task[key] + val
+    for key, val in b.unit.items():
+        a.unit[key] = a.unit[key] + val
+    a.spikes = a.spikes + b.spikes
+    a.loss = a.loss + b.loss
+    return a
+
+
+def _iterate(data, batch_size: int, shuffle: bool, seed: int, epoch: int):
+    if isinstance(data, SpikeDataset):
+        data = Batches(data, batch_size, shuffle=shuffle, seed=seed)
+    if isinstance(data, Batches):
+        data.set_epoch(epoch)
+    elif isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
+        data = [data]
+    return data
+
+
+def _call(callbacks, hook: str, *args) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            fn(*args)
+
+
+class _Totals:
+    """Running sums of batch metrics and the per-epoch summary."""
+
+    def __init__(self) -> None:
+        self.loss = 0.0
+        self.correct = 0
+        self.trials = 0
+        self.trial_steps = 0
+        self.spikes = 0.0
+        self.classification = False
+
+    def add(self, m: dict[str, float]) -> None:
+        self.loss += m["loss"] * m["trials"] * m["steps"]
+        self.trials += m["trials"]
+        self.trial_steps += m["trials"] * m["steps"]
+        self.spikes += m["spikes"]
+        if "correct" in m:
+            self.classification = True
+            self.correct += m["correct"]
+
+    def postfix(self) -> dict[str, str]:
+        out = {"loss": f"{self.loss / max(self.trial_steps, 1):.4f}"}
+        if self.classification:
+            out["acc"] = f"{self.correct / max(self.trials, 1):.3f}"
+        return out
+
+    def summary(self, n_hidden: int, dt: float, seconds: float) -> dict[str, float]:
+        out = {
+            "loss": self.loss / max(self.trial_steps, 1),
+            "trials": self.trials,
+            "time_s": seconds,
+            "spikes_per_neuron_per_s": self.spikes
+            / max(n_hidden * self.trial_steps * dt / 1000.0, math.ulp(1.0)),
+        }
+        if self.classification:
+            out["accuracy"] = self.correct / max(self.trials, 1)
+        return out

@@ -1,0 +1,166 @@
+"""Factorised e-prop: backward recursions over postsynaptic quantities, products at spike events.
+
+For LIF/ALIF the e-prop gradient (reference/algorithms.md §1.4-1.7) equals, exactly
+(reference/algorithms.md §2, "fully postsynaptic variant")::
+
+    Lambda_t = L_t + kappa Lambda_{t+1} (+ R)           readout filter moved onto the signal
+    Q_t      = psi_{t+1} Lambda_{t+1} + (rho - beta psi_{t+1}) Q_{t+1},   Q_{T} = 0
+    G_t      = psi_t (Lambda_t - beta Q_t)
+    H_t      = G_t + alpha H_{t+1}                       alpha-adjoint, per postsynaptic neuron
+    g_in[i, j]  = sum_{b,t} x_{i,t} H_{j,t}
+    g_rec[i, j] = sum_{b,t} z_{i,t-1} H_{j,t}
+
+(indices here are ``[pre i, post j]``, the store's layout). Nothing per synapse is stored: the
+forward pass keeps ``[T, B, N]`` tensors, the recursions run over them, and the products run
+over presynaptic spike events, costing ``spikes x fan-out`` (:mod:`.events`).
+
+Because ``Lambda = E_kappa B^T`` where ``E_kappa`` is the kappa-filtered error, the output
+gradient is ``z^T E_kappa`` and the readout filter is applied once, to ``[T, B, K]``.
+
+The regulariser ``R_j`` needs the firing rates of the *whole* batch. With one chunk it is folded
+into ``Lambda``; with several, the gradient being linear in ``Lambda``, each chunk also runs the
+recursions with ``Lambda = 1`` and the driver adds ``R_j`` times that part at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .compiled import EPropNetwork, HiddenLayer
+from .events import SpikeEvents, accumulate_dense, accumulate_slots
+from .forward import (
+    Weights,
+    flush_denormals,
+    input_currents,
+    input_events,
+    leaky_scan_,
+    pseudo_derivative_,
+    readout,
+    simulate,
+)
+from .losses import Loss, RateRegularizer
+
+
+@dataclass(eq=False)
+class ChunkResult:
+    """Sums over one chunk of trials.
+
+    ``task[name]``: gradient part driven by the loss (dense ``[n_pre, n_post]`` or slot layout
+    ``[n_pre, capacity]``), including output projections and the bias; ``unit[name]``: the part
+    to be multiplied by ``R[post]`` (empty when the regulariser was folded in or absent);
+    ``spikes [N]``: spike counts; ``loss``: ``E`` summed; ``y [T, B, K]``: readout.
+    """
+
+    task: dict[str, Tensor] = field(default_factory=dict)
+    unit: dict[str, Tensor] = field(default_factory=dict)
+    spikes: Tensor | None = None
+    loss: Tensor | None = None
+    y: Tensor | None = None
+
+
+def membrane_adjoint_(psi: Tensor, lam: Tensor, layer: HiddenLayer) -> Tensor:
+    """``H [T, B, N]`` from ``psi`` and ``Lambda`` (regulariser included), in place on ``lam``."""
+    steps = lam.shape[0]
+    p = lam.mul_(psi)  # P_t = psi_t Lambda_t
+    with flush_denormals():
+        if layer.adaptive:
+            d = torch.addcmul(layer.rho, psi, layer.beta, value=-1.0)  # rho - beta psi
+            q = torch.empty_like(p)
+            q[-1].zero_()
+            for t in range(steps - 2, -1, -1):
+                torch.addcmul(p[t + 1], d[t + 1], q[t + 1], out=q[t])
+            del d
+            p.sub_(q.mul_(psi).mul_(layer.beta))  # G_t = P_t - beta psi_t Q_t
+            del q
+        return leaky_scan_(p, layer.alpha, reverse=True)
+
+
+def spike_products(
+    enet: EPropNetwork,
+    w: Weights,
+    adjoint: Tensor,
+    x_events: SpikeEvents,
+    z_events: list[SpikeEvents],
+) -> dict[str, Tensor]:
+    """Gradients of the plastic projections for one adjoint ``H [T, B, N]``.
+
+    ``z_events[k]``: the spikes of hidden population ``k`` at ``t - 1`` on the rows of ``t``.
+    """
+    flat = adjoint.reshape(-1, adjoint.shape[-1])
+    out = {}
+    for pw in w.inputs:
+        out[pw.spec.name] = _product(pw, x_events, flat)
+    pops = enet.hidden.populations
+    for pw in w.recurrent:
+        k = pops.index(pw.spec.projection.pre)
+        out[pw.spec.name] = _product(pw, z_events[k], flat)
+    return out
+
+
+def _product(pw, events: SpikeEvents, flat: Tensor) -> Tensor:
+    if pw.dense is not None:
+        g = accumulate_dense(events, flat, pw.spec.post_offset, pw.spec.n_post)
+        if pw.spec.self_loop:
+            g.fill_diagonal_(0.0)
+        return g
+    return accumulate_slots(events, flat, pw.post).mul_(pw.mask)
+
+
+def recurrent_events(enet: EPropNetwork, z: Tensor) -> list[SpikeEvents]:
+    """Per hidden population, events of ``z_{t-1}`` placed on the rows of step ``t``."""
+    steps, batch, n = z.shape
+    ev = SpikeEvents.from_dense(z[:-1].reshape(-1, n), row_offset=batch, n_rows=steps * batch)
+    lay = enet.hidden
+    return [ev.select(*lay.span(pop)) for pop in lay.populations]
+
+
+def factorized_chunk(
+    enet: EPropNetwork,
+    w: Weights,
+    x: Tensor,
+    targets: Tensor,
+    loss: Loss,
+    regularizer: RateRegularizer | None,
+    fold: bool,
+) -> ChunkResult:
+    """Factorised e-prop over one chunk of trials.
+
+    Args:
+        x: time-major input spikes ``[T, B, n_in]`` (bool).
+        targets: as prepared by ``loss`` for these trials.
+        regularizer: None for no rate regulariser.
+        fold: the chunk is the whole batch, so ``R`` is known and folded into ``Lambda``;
+            otherwise the unit-``Lambda`` part is returned in ``ChunkResult.unit``.
+    """
+    steps, batch, _ = x.shape
+    lay = enet.hidden
+    res = ChunkResult()
+    x_ev = input_events(x)
+    d, z = simulate(enet, w, input_currents(enet, w, x_ev, steps))
+    y = readout(z, w, enet.kappa)
+    err = loss.error(y, targets)
+    res.y, res.loss = y, loss.value(y, targets)
+    res.spikes = z.sum((0, 1))
+    res.task[enet.bias_name] = err.sum((0, 1))
+    e_kappa = leaky_scan_(err, enet.kappa, reverse=True)  # sum_{t'>=t} kappa^{t'-t} err_t'
+    flat_z = z.reshape(-1, lay.n)
+    g_out = flat_z.t() @ e_kappa.reshape(-1, enet.n_out)
+    for spec in enet.outputs:
+        res.task[spec.name] = g_out[spec.pre_offset : spec.pre_offset + spec.n_pre].clone()
+    psi = pseudo_derivative_(d, lay)
+    lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(steps, batch, lay.n)
+    del e_kappa, err
+    if regularizer is not None and fold:
+        lam.add_(regularizer.factor(res.spikes, batch, steps, enet.net.dt))
+    z_ev = recurrent_events(enet, z)
+    del z, flat_z
+    h = membrane_adjoint_(psi, lam, lay)  # psi is kept, lam becomes H
+    res.task.update(spike_products(enet, w, h, x_ev, z_ev))
+    del h, lam
+    if regularizer is not None and not fold:
+        h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay)
+        res.unit.update(spike_products(enet, w, h1, x_ev, z_ev))
+    return res

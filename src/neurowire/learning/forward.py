@@ -1,0 +1,249 @@
+"""The e-prop forward pass: hidden dynamics, pseudo-derivative and readout.
+
+Convention (reference/algorithms.md §1.1-1.3, pinned by issue 3). State is zero at the start of
+every trial; for steps ``t = 1..T``::
+
+    v_t = alpha v_{t-1} + W_in x_t + W_rec z_{t-1} - v_th z_{t-1}
+    a_t = rho a_{t-1} + z_{t-1};   A_t = v_th + beta a_t          (LIF: beta = 0)
+    z_t = [v_t - A_t > 0] unless refractory (n_ref = round(tau_refrac/dt) steps after a spike)
+    psi_t = (0.3 / v_th) max(0, 1 - |v_t - A_t| / v_th), 0 while refractory
+    y_t = kappa y_{t-1} + W_out z_t + b
+
+Unlike :class:`~neurowire.Simulator`, whose spikes reach their targets one step after emission,
+the input ``x_t`` enters ``v_t`` in the *same* step (the e-prop convention); recurrent spikes
+arrive one step later as above.
+
+Only per-neuron quantities are stored, time-major: ``d = v - A`` ``[T, B, N]`` (``-inf`` while
+refractory, so that ``psi`` and ``z`` vanish there), spikes ``z [T, B, N]`` and ``y [T, B, K]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
+from .events import SpikeEvents, deliver_dense, deliver_slots
+
+#: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)
+GAMMA_PD = 0.3
+
+
+@contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero on the CPU inside the block, then restore the setting.
+
+    Decaying traces pass through the denormal range, where CPU arithmetic is many times slower.
+    """
+    was_on = torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if supported and not was_on:
+            torch.set_flush_denormal(False)
+
+
+# ---------------------------------------------------------------------- weights of one batch
+@dataclass(eq=False)
+class ProjectionWeights:
+    """One plastic projection's weights as read from its store (or tensor) for one batch.
+
+    Shapes: ``dense [n_pre, n_post]`` for ``Dense()`` (diagonal zeroed for a self loop), or for a
+    sparse store ``post [n_pre, capacity]`` (global hidden index of each slot's target),
+    ``weight [n_pre, capacity]`` and ``mask [n_pre, capacity]`` (True on live synapses that
+    e-prop trains; ``weight`` is 0 and ``post`` a valid index elsewhere).
+    """
+
+    spec: PlasticProjection
+    dense: Tensor | None = None
+    post: Tensor | None = None
+    weight: Tensor | None = None
+    mask: Tensor | None = None
+
+
+@dataclass(eq=False)
+class Weights:
+    """Everything the forward and backward passes read, gathered once per batch.
+
+    ``w_rec [N, N]`` is the effective recurrent matrix ``W_rec^T - diag(v_th)`` in ``[pre, post]``
+    layout: the subtractive reset is its diagonal (autapses are excluded, so the diagonal is
+    free). ``w_out [N, K]``, ``bias [K]``, ``feedback [N, K]`` (``B^T`` of the learning signal
+    ``L = err B^T``).
+    """
+
+    inputs: list[ProjectionWeights]
+    recurrent: list[ProjectionWeights]
+    w_rec: Tensor
+    w_out: Tensor
+    bias: Tensor
+    feedback: Tensor
+
+
+def projection_weights(spec: PlasticProjection) -> ProjectionWeights:
+    proj = spec.projection
+    if not proj.sparse:
+        w = proj.weight
+        if spec.self_loop:
+            w = w.clone()
+            w.fill_diagonal_(0.0)
+        return ProjectionWeights(spec, dense=w)
+    s = proj.synapses
+    mask = s.live
+    if spec.self_loop:
+        rows = torch.arange(s.n_pre, device=s.device)[:, None]
+        mask = mask & (s.ind != rows)
+    post = torch.where(mask, s.ind + spec.post_offset, 0)
+    weight = torch.where(mask, s.vars["weight"], 0.0)
+    return ProjectionWeights(spec, post=post, weight=weight, mask=mask)
+
+
+def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
+    """Read the current weights; ``feedback=None`` means symmetric (``B = W_out^T``)."""
+    n, k = enet.hidden.n, enet.n_out
+    dev, dtype = enet.device, enet.dtype
+    inputs = [projection_weights(p) for p in enet.inputs]
+    recurrent = [projection_weights(p) for p in enet.recurrent]
+    w_rec = torch.zeros(n, n, dtype=dtype, device=dev)
+    for pw in recurrent:
+        spec = pw.spec
+        if pw.dense is not None:
+            rows = slice(spec.pre_offset, spec.pre_offset + spec.n_pre)
+            cols = slice(spec.post_offset, spec.post_offset + spec.n_post)
+            w_rec[rows, cols] += pw.dense
+        else:
+            rows = torch.arange(spec.n_pre, device=dev)[:, None] + spec.pre_offset
+            w_rec.index_put_(
+                (rows.expand_as(pw.post)[pw.mask], pw.post[pw.mask]),
+                pw.weight[pw.mask],
+                accumulate=True,
+            )
+    w_rec.diagonal().sub_(enet.hidden.v_th)
+    w_out = torch.zeros(n, k, dtype=dtype, device=dev)
+    for spec in enet.outputs:
+        w_out[spec.pre_offset : spec.pre_offset + spec.n_pre] += spec.projection.weight
+    fb = w_out if feedback is None else feedback
+    return Weights(inputs, recurrent, w_rec, w_out, enet.bias, fb)
+
+
+# ---------------------------------------------------------------------- hidden dynamics
+@dataclass(eq=False)
+class HiddenState:
+    """``v``, ``a`` (adaptation), ``until`` (last refractory step, -1 when none) and ``z``, the
+    spikes of the previous step, all ``[B, N]``; ``refr`` is scratch."""
+
+    v: Tensor
+    a: Tensor
+    until: Tensor
+    refr: Tensor
+    z: Tensor
+
+
+class HiddenDynamics:
+    """One step of the hidden layer, in place: the only place the neuron equations live.
+
+    Args:
+        layer: per-neuron parameters.
+        w_rec: effective recurrent matrix ``[N, N]`` (reset on its diagonal), see :class:`Weights`.
+    """
+
+    def __init__(self, layer: HiddenLayer, w_rec: Tensor) -> None:
+        self.layer = layer
+        self.w_rec = w_rec
+        self.adaptive = layer.adaptive
+        self.refractory = layer.refractory
+        self.neg_beta = -layer.beta
+
+    def initial_state(self, batch: int) -> HiddenState:
+        n = self.layer.n
+        zeros = torch.zeros(batch, n, dtype=self.w_rec.dtype, device=self.w_rec.device)
+        refr = torch.zeros(batch, n, dtype=torch.bool, device=zeros.device)
+        return HiddenState(zeros, zeros.clone(), zeros - 1, refr, zeros.clone())
+
+    def step(self, st: HiddenState, current: Tensor, t: int, d_out: Tensor, z_out: Tensor) -> None:
+        """Advance from step ``t - 1`` to ``t`` (0-based) with input current ``[B, N]``.
+
+        Writes ``v - A`` (``-inf`` while refractory) to ``d_out`` and the spikes (0/1 floats) to
+        ``z_out``; ``d_out`` may be ``current`` itself. ``z_out`` becomes ``st.z``.
+        """
+        lay = self.layer
+        v = st.v
+        torch.addcmul(current, v, lay.alpha, out=v)
+        v.addmm_(st.z, self.w_rec)  # W_rec z_{t-1} - v_th z_{t-1}
+        if self.adaptive:
+            torch.addcmul(st.z, st.a, lay.rho, out=st.a)
+            torch.addcmul(v, st.a, self.neg_beta, out=d_out)
+            d_out.sub_(lay.v_th)
+        else:
+            torch.sub(v, lay.v_th, out=d_out)
+        if self.refractory:
+            torch.ge(st.until, t, out=st.refr)
+            d_out.masked_fill_(st.refr, float("-inf"))
+        torch.gt(d_out, 0.0, out=z_out)
+        if self.refractory:
+            torch.maximum(st.until, z_out * (lay.n_ref + t), out=st.until)
+        st.z = z_out
+
+
+def input_events(x: Tensor) -> SpikeEvents:
+    """Events of time-major input spikes ``x [T, B, n_in]``."""
+    t, b, n = x.shape
+    return SpikeEvents.from_dense(x.reshape(t * b, n))
+
+
+def input_currents(enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int) -> Tensor:
+    """``I [T, B, N]``: the input projections' drive for every step, from the input events."""
+    rows = events.n_rows
+    out = torch.zeros(rows, enet.hidden.n, dtype=enet.dtype, device=enet.device)
+    for pw in w.inputs:
+        if pw.dense is not None:
+            deliver_dense(out, events, pw.dense, pw.spec.post_offset)
+        else:
+            deliver_slots(out, events, pw.post, pw.weight)
+    return out.view(steps, rows // steps, enet.hidden.n)
+
+
+def simulate(enet: EPropNetwork, w: Weights, current: Tensor) -> tuple[Tensor, Tensor]:
+    """Run the hidden layer over ``current [T, B, N]``; returns ``(d, z)``, both ``[T, B, N]``.
+
+    ``d`` overwrites ``current`` (``v - A``, ``-inf`` while refractory).
+    """
+    dyn = HiddenDynamics(enet.hidden, w.w_rec)
+    steps, batch, _ = current.shape
+    z = torch.empty_like(current)
+    st = dyn.initial_state(batch)
+    with flush_denormals():
+        for t in range(steps):
+            dyn.step(st, current[t], t, current[t], z[t])
+    return current, z
+
+
+def pseudo_derivative_(d: Tensor, layer: HiddenLayer) -> Tensor:
+    """``psi = (0.3/v_th) max(0, 1 - |d|/v_th)`` in place on ``d`` (``-inf`` gives 0)."""
+    return d.abs_().div_(layer.v_th).neg_().add_(1.0).clamp_(min=0.0).mul_(GAMMA_PD / layer.v_th)
+
+
+def leaky_scan_(u: Tensor, decay: float | Tensor, reverse: bool = False) -> Tensor:
+    """In place along dim 0: ``u_t += decay u_{t-1}`` (or ``u_t += decay u_{t+1}`` if reverse)."""
+    steps = u.shape[0]
+    order = range(steps - 2, -1, -1) if reverse else range(1, steps)
+    prev = 1 if reverse else -1
+    with flush_denormals():
+        if isinstance(decay, Tensor):
+            for t in order:
+                u[t].addcmul_(decay, u[t + prev])
+        else:
+            for t in order:
+                u[t].add_(u[t + prev], alpha=decay)
+    return u
+
+
+def readout(z: Tensor, w: Weights, kappa: float) -> Tensor:
+    """``y [T, B, K]`` with ``y_t = kappa y_{t-1} + W_out z_t + b``."""
+    steps, batch, n = z.shape
+    y = torch.addmm(w.bias, z.reshape(-1, n), w.w_out).view(steps, batch, -1)
+    return leaky_scan_(y, kappa)
