@@ -137,6 +137,7 @@ def test_gaussian_expected_in_degree_is_the_exact_torus_sum(conn, k_exact):
     assert abs(2 * math.pi * conn.p_peak * conn.sigma**2 - 6.28) < 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conn", [FF, LATERAL], ids=["ff", "lateral"])
 def test_gaussian_mean_in_degree_and_empirical_sigma(generator, conn):
     """Ten draws: the mean in-degree lies within 4 SD (from sum p(1 - p)) of the exact sum, and

@@ -163,26 +163,24 @@ def apply_grow(s, model, counts, seed):
         model[pq] = (GROW_W, (0.0,) * B, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
-def test_random_add_remove_grow_sequences_match_a_dict_model(config):
+@settings(max_examples=60, deadline=None, database=None)
+@given(data=st.data())
+def test_random_add_remove_grow_sequences_match_a_dict_model(config, data):
     n_pre, n_post, autapses = config
-
-    @settings(max_examples=60, deadline=None, database=None)
-    @given(ops(n_pre, n_post))
-    def run(sequence):
-        s = nw.RaggedSynapses(n_pre, n_post, CAP, name="prop", autapses=autapses)
-        s.add_var("w")
-        s.add_var("e", batched=B)
-        s.add_var("n", dtype=torch.int32)
-        model = {}
+    sequence = data.draw(ops(n_pre, n_post), label="operations")
+    s = nw.RaggedSynapses(n_pre, n_post, CAP, name="prop", autapses=autapses)
+    s.add_var("w")
+    s.add_var("e", batched=B)
+    s.add_var("n", dtype=torch.int32)
+    model = {}
+    check(s, model)
+    for step, op in enumerate(sequence):
+        if op[0] == "add":
+            apply_add(s, model, step, *op[1:])
+        elif op[0] == "remove":
+            apply_remove(s, model, op[1])
+        else:
+            apply_grow(s, model, *op[1:])
         check(s, model)
-        for step, op in enumerate(sequence):
-            if op[0] == "add":
-                apply_add(s, model, step, *op[1:])
-            elif op[0] == "remove":
-                apply_remove(s, model, op[1])
-            else:
-                apply_grow(s, model, *op[1:])
-            check(s, model)
-
-    run()
