@@ -10,6 +10,8 @@ to one row (genn#625), capacity and duplicate errors, the column index after cha
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 
 import pytest
@@ -346,6 +348,7 @@ def test_store_of_100k_neurons_with_few_synapses_needs_no_quadratic_memory(gener
     """A dense [n_pre, n_post] structure would need 10 GB (bool) here; the store must not."""
     n, k = 100_000, 2_000
     start = time.perf_counter()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     s = nw.RaggedSynapses(n, n, 8, name="big")
     s.add_var("weight")
     pre = torch.randint(0, n, (k,), generator=generator)
@@ -364,6 +367,9 @@ def test_store_of_100k_neurons_with_few_synapses_needs_no_quadratic_memory(gener
     assert int(cols.length.sum()) == s.nnz
     s.validate()
     assert time.perf_counter() - start < 20.0
+    unit = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / unit
+    assert grown_mib < 1024, f"peak memory grew by {grown_mib:.0f} MiB"
 
 
 def test_coo_values_and_to_dense_agree(device):
