@@ -1,5 +1,6 @@
 """The native (numba) engine reproduces the PyTorch reference engine."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -136,3 +137,52 @@ def test_native_engine_refuses_what_it_cannot_run():
     with pytest.raises(NotImplementedError, match="neuron model Custom"):
         nw.Simulator(net, engine="native")
     assert nw.Simulator(net).engine == "eager"
+
+
+def topographic_fusable(dtype=torch.float64):
+    net, _ = topographic(dtype=dtype, rule=False)
+    ff, lat = net.projections["src->tgt"], net.projections["tgt->tgt"]
+    net.add_rule(
+        nw.DistanceRewiring(0.5, 2.0, 1.0, 0.05, 0.1, 0.2, attempts=30),
+        ff,
+        every=4,
+        log_events=True,
+    )
+    net.add_rule(
+        nw.DistanceRewiring(1.0, 1.0, 1.0, 0.05, 0.1, 0.2, attempts=25),
+        lat,
+        every=6,
+        log_events=True,
+    )
+    net.add_callback(lambda sim: sim.set_rates("src", 40.0 + sim.step_count % 3), every=100)
+    return net, {}
+
+
+@pytest.mark.parametrize("time_phases", [False, True])
+def test_fused_rules_match_host_rules_exactly(time_phases):
+    record = {"tgt": ["spikes", "v"]}
+    net_ref, _ = topographic_fusable()
+    ref_sim = nw.Simulator(net_ref, engine="eager")
+    ref = ref_sim.run(500, record=record)
+    net_nat, _ = topographic_fusable()
+    nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
+    assert nat_sim._native.fused and nat_sim.block_steps == 100
+    nat = nat_sim.run(300, record=record)
+    nat2 = nat_sim.run(200, record=record)
+    assert torch.equal(
+        ref["tgt"]["spikes"], torch.cat([nat["tgt"]["spikes"], nat2["tgt"]["spikes"]])
+    )
+    for name in ("src->tgt", "tgt->tgt"):
+        a, b = net_ref.projections[name].synapses, net_nat.projections[name].synapses
+        assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
+        assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
+        ca, cb = ref_sim.rewiring.calls(name), nat_sim.rewiring.calls(name)
+        for key in ca:
+            assert np.array_equal(ca[key], cb[key]), (name, key)
+        ea, eb = ref_sim.rewiring.events(name), nat_sim.rewiring.events(name)
+        for key in ea:
+            assert np.array_equal(ea[key], eb[key]), (name, key)
+        assert ca["added"].sum() > 0 and ca["removed"].sum() > 0
+        b.validate()
+    cols = net_nat.projections["src->tgt"].synapses.columns()
+    assert cols.slot.numel() == net_nat.projections["src->tgt"].synapses.nnz

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -93,9 +94,11 @@ class Simulator:
         net: the network.
         device: torch device for every tensor (stores are moved there).
         batch_size: independent copies simulated in parallel (``B``).
-        seed: seeds the simulation's random numbers (default ``net.seed + 1``).
+        seed: seeds the simulation's random numbers (default ``net.seed + 1``); on the CPU
+            stochastic neurons draw from numpy's PCG64, on CUDA from torch's generator.
         engine: ``"auto"``, ``"eager"``, ``"compile"`` or ``"native"`` (see above).
-        block_steps: block length when nothing is scheduled.
+        block_steps: block length when nothing is scheduled (default 10 steps; 1000 with the
+            native engine).
         event_fraction: initial event budget as a fraction of ``B * n`` per population.
         time_phases: time phases 1-4 separately (not with ``"compile"``; synchronises CUDA;
             the native engine then calls one function per phase and step, which is slower).
@@ -112,7 +115,7 @@ class Simulator:
         batch_size: int = 1,
         seed: int | None = None,
         engine: str = "auto",
-        block_steps: int = 10,
+        block_steps: int | None = None,
         event_fraction: float = 0.05,
         time_phases: bool = False,
     ) -> None:
@@ -120,7 +123,7 @@ class Simulator:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if not 0 < event_fraction <= 1:
             raise ValueError(f"event_fraction must lie in (0, 1], got {event_fraction}")
-        if block_steps < 1:
+        if block_steps is not None and block_steps < 1:
             raise ValueError(f"block_steps must be >= 1, got {block_steps}")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -132,13 +135,12 @@ class Simulator:
         self.dtype = net.dtype
         self.dt = net.dt
         self.time_phases = time_phases
-        self.block_steps = self._block_length(block_steps)
         self.step_count = 0
         self.timers: dict[str, float] = defaultdict(float)
         self.rewiring = RewiringLog()
-        self.generator = torch.Generator(self.device).manual_seed(
-            net.seed + 1 if seed is None else seed
-        )
+        base_seed = net.seed + 1 if seed is None else seed
+        self.generator = torch.Generator(self.device).manual_seed(base_seed)
+        self._np_rng = np.random.default_rng(base_seed) if self.device.type == "cpu" else None
         self._projections = list(net.projections.values())
         self._populations = list(net.populations.values())
         self._check_network()
@@ -178,6 +180,7 @@ class Simulator:
             from .native.engine import NativeEngine
 
             self._native = NativeEngine(self)
+        self.block_steps = self._block_length(block_steps)
 
     # ------------------------------------------------------------------ construction helpers
     def _resolve_engine(self, engine: str) -> str:
@@ -187,9 +190,25 @@ class Simulator:
             return "native"
         return "eager"
 
-    def _block_length(self, default: int) -> int:
-        periods = [r.every for r in self.net.rules] + [c.every for c in self.net.callbacks]
-        return math.gcd(*periods) if periods else default
+    def _uniform(self, shape: tuple[int, ...]) -> Tensor:
+        """Uniform numbers in [0, 1) for stochastic neurons (numpy's PCG64 on the CPU, which
+        is several times faster than torch's generator there)."""
+        if self._np_rng is not None:
+            dtype = np.float32 if self.dtype == torch.float32 else np.float64
+            return torch.from_numpy(self._np_rng.random(shape, dtype=dtype))
+        return torch.rand(shape, generator=self.generator, device=self.device, dtype=self.dtype)
+
+    def _block_length(self, default: int | None) -> int:
+        """Steps per block: up to the next due host rule or callback."""
+        fused = self._native is not None and self._native.fused
+        periods = [c.every for c in self.net.callbacks]
+        if not fused:
+            periods += [r.every for r in self.net.rules]
+        if periods:
+            return math.gcd(*periods)
+        if default is not None:
+            return default
+        return 1000 if self._native is not None else 10
 
     def _check_network(self) -> None:
         for proj in self._projections:
@@ -407,12 +426,7 @@ class Simulator:
                 chunk = inputs[pop.name][:, offset : offset + k].to(self.device)
                 ext[pop.name] = chunk.transpose(0, 1).to(torch.bool).contiguous()
             elif pop.model.stochastic:
-                ext[pop.name] = torch.rand(
-                    (k, self.batch_size, pop.n),
-                    generator=self.generator,
-                    device=self.device,
-                    dtype=self.dtype,
-                )
+                ext[pop.name] = self._uniform((k, self.batch_size, pop.n))
         self.timers["inputs"] += time.perf_counter() - tic
         rec_keys = tuple((pop, var) for pop, names in record.items() for var in names)
         if self._native is not None:
@@ -655,7 +669,8 @@ class Simulator:
     def _run_schedule(self) -> None:
         tic = time.perf_counter()
         rebuild = self._index_rebuild_total()
-        for i, scheduled in enumerate(self.net.rules):
+        host_rules = self.net.rules if self._native is None or not self._native.fused else []
+        for i, scheduled in enumerate(host_rules):
             if self.step_count % scheduled.every:
                 continue
             view = self._view(scheduled, scheduled.log_events, self._rule_generators[i])

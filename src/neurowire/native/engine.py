@@ -6,6 +6,12 @@ numba. It works in place on numpy views of the simulator's tensors and of each p
 store, delivers and learns event-driven (cost proportional to spikes times fan-out) and needs no
 event budget. Phases follow :class:`~neurowire.Simulator` exactly; the pure-PyTorch engine is
 the reference it is tested against.
+
+Structural rules with a native kernel (:class:`~neurowire.DistanceRewiring`) are *fused*: they
+run inside the block after their due steps, from random numbers drawn on the host with the
+rule's own generator exactly as the host-side rule would draw them, and the column index of
+plastic projections is rebuilt in the block after every change. A block then only ends where a
+callback is due, so a long run needs few Python calls.
 """
 
 from __future__ import annotations
@@ -20,9 +26,26 @@ from torch import Tensor
 
 from .. import neurons as nrn
 from .. import psc as psc_models
-from . import kernels, unsupported
+from ..structural.distance import DistanceRewiring
+from . import kernels, rules, unsupported
 
 PHASES = ("delivery", "postsynaptic", "neurons", "plasticity")
+
+
+def fusable(sim) -> bool:
+    """Whether every scheduled rule of ``sim`` can run inside native blocks."""
+    for scheduled in sim.net.rules:
+        proj = scheduled.projection
+        grids = proj.pre.grid, proj.post.grid
+        if (
+            type(scheduled.rule) is not DistanceRewiring
+            or set(proj.synapses.vars) != {"weight"}
+            or grids[0] is None
+            or grids[1] is None
+            or grids[0] != grids[1]
+        ):
+            return False
+    return True
 
 
 class NativeEngine:
@@ -36,7 +59,10 @@ class NativeEngine:
         self.np_dtype = np.float32 if sim.dtype == torch.float32 else np.float64
         self.pops = list(sim.net.populations.values())
         self.projs = list(sim.net.projections.values())
+        self.fused = fusable(sim) and bool(sim.net.rules)
+        self._proj_index = {p.name: q for q, p in enumerate(self.projs)}
         self._scratch = self._allocate_scratch()
+        self._col_version: dict[int, int] = {}
         self._views: dict[int, tuple[Tensor, np.ndarray]] = {}
         self._drivers: dict[tuple, Any] = {}
 
@@ -48,6 +74,10 @@ class NativeEngine:
             out[f"p{i}_isyn"] = np.zeros((batch, pop.n), self.np_dtype)
         for q, proj in enumerate(self.projs):
             out[f"q{q}_wsum"] = np.zeros((batch, proj.post.n), self.np_dtype)
+            if proj.synapse is not None:
+                s = proj.synapses
+                out[f"q{q}_cptr"] = np.zeros(s.n_post + 1, np.int64)
+                out[f"q{q}_cslot"] = np.zeros(max(1, s.n_pre * s.capacity), np.int64)
         return out
 
     def _arguments(self, ext: Mapping[str, Tensor]) -> dict[str, np.ndarray]:
@@ -81,12 +111,22 @@ class NativeEngine:
             args[f"q{q}_ind"], args[f"q{q}_len"] = view(s.ind), view(s.row_length)
             args[f"q{q}_w"] = view(s.vars["weight"])
             if proj.synapse is not None:
-                cols = s.columns()
-                args[f"q{q}_cptr"], args[f"q{q}_cslot"] = view(cols.indptr), view(cols.slot)
                 x_pre, x_post = sim.state["traces"][proj.name]
                 args[f"q{q}_xpre"], args[f"q{q}_xpost"] = view(x_pre), view(x_post)
+                self._refresh_columns(q, args)
         self._views = fresh
         return args
+
+    def _refresh_columns(self, q: int, args: dict[str, np.ndarray]) -> None:
+        s = self.projs[q].synapses
+        if self._col_version.get(q) == s.version:
+            return
+        tic = time.perf_counter()
+        rules.rebuild_columns(
+            args[f"q{q}_ind"], args[f"q{q}_len"], s.n_post, args[f"q{q}_cptr"], args[f"q{q}_cslot"]
+        )
+        s.index_rebuild_s += time.perf_counter() - tic
+        self._col_version[q] = s.version
 
     # ------------------------------------------------------------------ code generation
     def _lit(self, x: float) -> str:
@@ -104,22 +144,21 @@ class NativeEngine:
                 )
             else:
                 lines["delivery"].append(f"kernels.deliver_dense(p{pre}_z, q{q}_w, q{q}_wsum)")
-        receiving = sorted({index[p.post.name] for p in self.projs})
-        for i in receiving:
+        for i in sorted({index[p.post.name] for p in self.projs}):
             lines["postsynaptic"].append(f"p{i}_isyn[:] = 0")
         for q, proj in enumerate(self.projs):
             post, model = index[proj.post.name], proj.psc
+            k = self._lit(nrn.decay(model.tau, dt)) if hasattr(model, "tau") else None
             if isinstance(model, psc_models.Delta):
                 lines["postsynaptic"].append(f"kernels.psc_delta(q{q}_wsum, p{post}_isyn)")
             elif isinstance(model, psc_models.ExpCurr):
                 lines["postsynaptic"].append(
-                    f"kernels.psc_exp_curr(q{q}_psc, q{q}_wsum, p{post}_isyn, "
-                    f"{self._lit(nrn.decay(model.tau, dt))})"
+                    f"kernels.psc_exp_curr(q{q}_psc, q{q}_wsum, p{post}_isyn, {k})"
                 )
             else:
                 lines["postsynaptic"].append(
-                    f"kernels.psc_exp_cond(q{q}_psc, q{q}_wsum, p{post}_v, p{post}_isyn, "
-                    f"{self._lit(nrn.decay(model.tau, dt))}, {self._lit(model.e_rev)})"
+                    f"kernels.psc_exp_cond(q{q}_psc, q{q}_wsum, p{post}_v, p{post}_isyn, {k}, "
+                    f"{self._lit(model.e_rev)})"
                 )
         for i, pop in enumerate(self.pops):
             lines["neurons"].append(self._neuron_line(i, pop.model))
@@ -127,8 +166,7 @@ class NativeEngine:
             rule = proj.synapse
             if rule is None:
                 continue
-            pre, post = index[proj.pre.name], index[proj.post.name]
-            lit = self._lit
+            pre, post, lit = index[proj.pre.name], index[proj.post.name], self._lit
             lines["plasticity"].append(
                 f"kernels.stdp(q{q}_w, q{q}_ind, q{q}_len, q{q}_cptr, q{q}_cslot, p{pre}_z, "
                 f"p{post}_z, q{q}_xpre, q{q}_xpost, {lit(nrn.decay(rule.tau_plus, dt))}, "
@@ -167,6 +205,34 @@ class NativeEngine:
             f"{lit(model.v_th)}, {lit(model.v_reset)}, {n_ref})"
         )
 
+    def _rule_lines(self, r: int) -> list[str]:
+        """Driver lines running fused rule ``r`` after step ``k`` when it is due."""
+        scheduled = self.sim.net.rules[r]
+        rule, proj = scheduled.rule, scheduled.projection
+        q, grid = self._proj_index[proj.name], proj.post.grid
+        w_dtype = "np.float32" if self.np_dtype is np.float32 else "np.float64"
+        lines = [
+            f"if (step0 + k + 1) % {scheduled.every} == 0:",
+            f"    rem, add, fail, ne{r} = rules.distance_rewiring(u{r}[c{r}], q{q}_ind, "
+            f"q{q}_len, q{q}_w, {proj.post.n}, {grid.n_rows}, {grid.n_cols}, {grid.periodic}, "
+            f"{rule.p_peak!r}, {2.0 * rule.sigma**2!r}, {rule.p_elim_dep!r}, "
+            f"{rule.p_elim_pot!r}, {w_dtype}({rule.w_threshold!r}), {w_dtype}({rule.w_init!r}), "
+            f"evpre{r}, evpost{r}, evkind{r}, evdist{r}, ne{r})",
+            f"    calls{r}[c{r}, 0] = step0 + k + 1",
+            f"    calls{r}[c{r}, 1] = rem",
+            f"    calls{r}[c{r}, 2] = add",
+            f"    calls{r}[c{r}, 3] = fail",
+            f"    calls{r}[c{r}, 4] = ne{r}",
+            f"    c{r} += 1",
+        ]
+        if proj.synapse is not None:
+            lines += [
+                "    if rem + add > 0:",
+                f"        rules.rebuild_columns(q{q}_ind, q{q}_len, {proj.post.n}, q{q}_cptr, "
+                f"q{q}_cslot)",
+            ]
+        return lines
+
     def _driver(self, names: tuple[str, ...], rec: tuple[tuple[int, str], ...], split: bool):
         key = (names, rec, split)
         if key in self._drivers:
@@ -177,28 +243,81 @@ class NativeEngine:
         params = ", ".join(names)
         rec_params = "".join(f", rec{j}" for j in range(len(rec)))
         rec_lines = [f"rec{j}[k] = p{i}_{field}" for j, (i, field) in enumerate(rec)]
-        namespace = {"np": np, "kernels": kernels}
+        namespace = {"np": np, "kernels": kernels, "rules": rules}
+
+        def define(name: str, header: str, body: list[str], indent: str = "    "):
+            src = header + "".join(f"{indent}{ln}\n" for ln in (body or ["pass"]))
+            exec(compile(src, f"<neurowire native {name}>", "exec"), namespace)
+            return njit(nogil=True)(namespace[name])
+
         if split:  # one function per phase and step, for per-phase timing
-            funcs = []
-            for phase in PHASES:
-                body = phases[phase] or ["pass"]
-                src = f"def {phase}(k, {params}):\n" + "".join(f"    {ln}\n" for ln in body)
-                exec(compile(src, f"<neurowire native {phase}>", "exec"), namespace)
-                funcs.append(njit(nogil=True)(namespace[phase]))
-            src = f"def record(k{rec_params}, {params}):\n" + "".join(
-                f"    {ln}\n" for ln in (rec_lines or ["pass"])
-            )
-            exec(compile(src, "<neurowire native record>", "exec"), namespace)
-            funcs.append(njit(nogil=True)(namespace["record"]))
-            driver = tuple(funcs)
+            driver = tuple(
+                define(phase, f"def {phase}(k, {params}):\n", phases[phase]) for phase in PHASES
+            ) + (define("record", f"def record(k{rec_params}, {params}):\n", rec_lines),)
         else:
-            body = [ln for phase in PHASES for ln in phases[phase]] + rec_lines
-            src = f"def block(n_steps{rec_params}, {params}):\n    for k in range(n_steps):\n"
-            src += "".join(f"        {ln}\n" for ln in body)
-            exec(compile(src, "<neurowire native block>", "exec"), namespace)
-            driver = njit(nogil=True)(namespace["block"])
+            n_rules = len(self.sim.net.rules) if self.fused else 0
+            body = [f"c{r} = 0\nne{r} = 0" for r in range(n_rules)]
+            loop = [ln for phase in PHASES for ln in phases[phase]] + rec_lines
+            for r in range(n_rules):
+                loop += self._rule_lines(r)
+            body += ["for k in range(n_steps):"] + [f"    {ln}" for ln in loop]
+            body = [ln for chunk in body for ln in chunk.split("\n")]
+            driver = define("block", f"def block(n_steps, step0{rec_params}, {params}):\n", body)
         self._drivers[key] = driver
         return driver
+
+    # ------------------------------------------------------------------ fused rules
+    def _rule_arguments(self, k: int, args: dict[str, np.ndarray]) -> list[tuple[int, int]]:
+        """Draw every fused rule call of the next ``k`` steps; returns (rule, calls) pairs."""
+        sim, plan = self.sim, []
+        for r, scheduled in enumerate(sim.net.rules):
+            first = sim.step_count + 1
+            due = [s for s in range(first, first + k) if s % scheduled.every == 0]
+            rule, gen = scheduled.rule, sim._rule_generators[r]
+            draws = [rule.draw(gen, sim.device) for _ in due]
+            u = (
+                torch.stack(draws)
+                if draws
+                else torch.zeros(0, 3, rule.attempts, dtype=torch.float64)
+            )
+            size = max(1, len(due) * rule.attempts)
+            args[f"u{r}"] = u.numpy()
+            args[f"evpre{r}"] = np.zeros(size, np.int64)
+            args[f"evpost{r}"] = np.zeros(size, np.int64)
+            args[f"evkind{r}"] = np.zeros(size, np.int8)
+            args[f"evdist{r}"] = np.zeros(size, np.float32)
+            args[f"calls{r}"] = np.zeros((max(1, len(due)), 5), np.int64)
+            plan.append((r, len(due)))
+        return plan
+
+    def _log_fused(self, plan: list[tuple[int, int]], args: dict[str, np.ndarray]) -> None:
+        sim = self.sim
+        changed = set()
+        for r, n_calls in plan:
+            scheduled = sim.net.rules[r]
+            name = scheduled.projection.name
+            calls = args[f"calls{r}"][:n_calls]
+            start = 0
+            for step, removed, added, failed, end in calls.tolist():
+                t_ms = step * sim.dt
+                sim.rewiring.record_call(name, step, t_ms, removed, added, failed)
+                if scheduled.log_events and end > start:
+                    sl = slice(start, end)
+                    sim.rewiring.record_events(
+                        name,
+                        t_ms,
+                        args[f"evpre{r}"][sl],
+                        args[f"evpost{r}"][sl],
+                        args[f"evkind{r}"][sl],
+                        args[f"evdist{r}"][sl],
+                    )
+                start = end
+                if removed + added:
+                    changed.add(self._proj_index[name])
+        for q in changed:
+            self.projs[q].synapses._changed()
+            if self.projs[q].synapse is not None:
+                self._col_version[q] = self.projs[q].synapses.version
 
     # ------------------------------------------------------------------ running
     def run_block(
@@ -207,22 +326,78 @@ class NativeEngine:
         """Advance ``k`` steps in place; returns recordings ``[k, B, n]`` per (pop, var)."""
         sim = self.sim
         args = self._arguments(ext)
+        plan = self._rule_arguments(k, args) if self.fused else []
         names = tuple(sorted(args))
         index = {pop.name: i for i, pop in enumerate(self.pops)}
         rec = tuple((index[pop], "z" if var == "spikes" else var) for pop, var in rec_keys)
         buffers = []
-        for pop, var in rec_keys:
-            src = args[f"p{index[pop]}_{'z' if var == 'spikes' else var}"]
+        for i, field in rec:
+            src = args[f"p{i}_{field}"]
             buffers.append(np.zeros((k,) + src.shape, src.dtype))
         values = [args[n] for n in names]
         if sim.time_phases:
-            funcs = self._driver(names, rec, split=True)
-            for step in range(k):
-                for phase, fn in zip(PHASES, funcs[:-1], strict=True):
-                    tic = time.perf_counter()
-                    fn(step, *values)
-                    sim.timers[phase] += time.perf_counter() - tic
-                funcs[-1](step, *buffers, *values)
+            self._run_split(k, names, rec, buffers, values, args, plan)
         else:
-            self._driver(names, rec, split=False)(k, *buffers, *values)
+            self._driver(names, rec, split=False)(k, sim.step_count, *buffers, *values)
+        if plan:
+            self._log_fused(plan, args)
         return {key: torch.from_numpy(buf) for key, buf in zip(rec_keys, buffers, strict=True)}
+
+    def _run_split(self, k, names, rec, buffers, values, args, plan) -> None:
+        """Per-step, per-phase calls with timers (``time_phases=True``)."""
+        sim = self.sim
+        funcs = self._driver(names, rec, split=True)
+        counters = {r: [0, 0] for r, _ in plan}  # calls made, events written
+        for step in range(k):
+            for phase, fn in zip(PHASES, funcs[:-1], strict=True):
+                tic = time.perf_counter()
+                fn(step, *values)
+                sim.timers[phase] += time.perf_counter() - tic
+            funcs[-1](step, *buffers, *values)
+            for r, _ in plan:
+                scheduled = sim.net.rules[r]
+                if (sim.step_count + step + 1) % scheduled.every:
+                    continue
+                self._call_rule(r, sim.step_count + step + 1, args, counters[r])
+
+    def _call_rule(self, r: int, step_no: int, args, counter: list[int]) -> None:
+        sim, scheduled = self.sim, self.sim.net.rules[r]
+        rule, proj = scheduled.rule, scheduled.projection
+        q, grid = self._proj_index[proj.name], proj.post.grid
+        cast = self.np_dtype
+        tic = time.perf_counter()
+        rem, add, fail, ne = rules.distance_rewiring(
+            args[f"u{r}"][counter[0]],
+            args[f"q{q}_ind"],
+            args[f"q{q}_len"],
+            args[f"q{q}_w"],
+            proj.post.n,
+            grid.n_rows,
+            grid.n_cols,
+            grid.periodic,
+            rule.p_peak,
+            2.0 * rule.sigma**2,
+            rule.p_elim_dep,
+            rule.p_elim_pot,
+            cast(rule.w_threshold),
+            cast(rule.w_init),
+            args[f"evpre{r}"],
+            args[f"evpost{r}"],
+            args[f"evkind{r}"],
+            args[f"evdist{r}"],
+            counter[1],
+        )
+        sim.timers["rules"] += time.perf_counter() - tic
+        args[f"calls{r}"][counter[0]] = (step_no, rem, add, fail, ne)
+        counter[0] += 1
+        counter[1] = ne
+        if proj.synapse is not None and rem + add:
+            tic = time.perf_counter()
+            rules.rebuild_columns(
+                args[f"q{q}_ind"],
+                args[f"q{q}_len"],
+                proj.post.n,
+                args[f"q{q}_cptr"],
+                args[f"q{q}_cslot"],
+            )
+            sim.timers["index_rebuild"] += time.perf_counter() - tic

@@ -1,6 +1,8 @@
 """Distance-dependent formation and weight-dependent elimination (Bamford et al. 2010).
 
 Written only with the public rule API, so it doubles as the reference example of a user rule.
+The native CPU engine runs the same rule inside its compiled blocks (``neurowire.native.rules``)
+from the same random numbers; ``tests/test_native_engine.py`` checks both agree exactly.
 """
 
 from __future__ import annotations
@@ -14,46 +16,57 @@ from .base import RuleContext, StructuralRule
 from .view import SynapseView
 
 
-def distinct_pairs(
-    n_pre: int, n_post: int, attempts: int, generator: torch.Generator, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """``attempts`` distinct (pre, post) pairs: rows uniform, targets distinct within a row.
+def rank_in_row(rows: Tensor) -> Tensor:
+    """Position of each entry among the entries with the same row value, in order."""
+    order = torch.argsort(rows, stable=True)
+    sorted_rows = rows[order]
+    start = torch.ones_like(sorted_rows, dtype=torch.bool)
+    start[1:] = sorted_rows[1:] != sorted_rows[:-1]
+    idx = torch.arange(rows.numel(), device=rows.device)
+    first = torch.cummax(torch.where(start, idx, 0), 0).values
+    rank = torch.empty_like(rows)
+    rank[order] = idx - first
+    return rank
 
-    Each attempt goes to a uniformly drawn row; each row then takes that many distinct targets
-    uniformly (GeNN's host/row split, reference/paper-experiments.md §3.4). Cost grows with
-    ``attempts``, not with ``n_post``. Attempts beyond ``n_pre * n_post`` are dropped.
+
+def candidate_pairs(
+    u_row: Tensor, u_post: Tensor, n_pre: int, n_post: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Distinct (pre, post) candidates from uniform numbers in [0, 1), one per attempt.
+
+    Each attempt goes to row ``floor(u_row * n_pre)``; the ``m`` attempts of a row take ``m``
+    distinct targets, a uniformly random ``m``-subset drawn by Floyd's algorithm (attempt of
+    rank ``r`` draws ``t = floor(u_post * (j + 1))`` with ``j = n_post - m + r`` and takes ``j``
+    instead if ``t`` is already taken). Cost grows with the attempts, not with ``n_post``.
+
+    Returns (pre, post, valid); attempts beyond ``n_post`` in one row are not valid.
     """
-    attempts = min(attempts, n_pre * n_post)
-    pre = torch.randint(0, n_pre, (attempts,), generator=generator, device=device)
-    post = torch.randint(0, n_post, (attempts,), generator=generator, device=device)
-    for _ in range(64):
-        key = pre * n_post + post
-        order = torch.argsort(key, stable=True)
-        repeated_sorted = torch.zeros_like(key, dtype=torch.bool)
-        repeated_sorted[1:] = key[order][1:] == key[order][:-1]
-        repeated = torch.zeros_like(repeated_sorted)
-        repeated[order] = repeated_sorted
-        if not bool(repeated.any()):
-            return pre, post
-        post = torch.where(
-            repeated, torch.randint(0, n_post, post.shape, generator=generator, device=device), post
-        )
-        # a row asked for more targets than it has columns: move the attempt to another row
-        full = repeated & (torch.bincount(pre, minlength=n_pre)[pre] > n_post)
-        pre = torch.where(
-            full, torch.randint(0, n_pre, pre.shape, generator=generator, device=device), pre
-        )
-    raise RuntimeError("could not draw distinct rewiring candidates")
+    pre = (u_row * n_pre).long().clamp_(max=n_pre - 1)
+    rank = rank_in_row(pre)
+    count = torch.bincount(pre, minlength=n_pre)[pre]
+    valid = rank < n_post
+    j = n_post - torch.minimum(count, torch.full_like(count, n_post)) + rank
+    draw = (u_post * (j + 1).to(u_post.dtype)).long()
+    draw = torch.minimum(draw, j)
+    post = torch.full_like(pre, -1)
+    same_row = pre[:, None] == pre[None, :]
+    for r in range(int(rank.max()) + 1 if rank.numel() else 0):
+        now = (rank == r) & valid
+        taken = (same_row[now] & (post[None, :] == draw[now][:, None])).any(1)
+        post[now] = torch.where(taken, j[now], draw[now])
+    return pre, post, valid
 
 
 class DistanceRewiring(StructuralRule):
     """Eliminate weak synapses, form new ones with a Gaussian distance profile.
 
-    Every call draws ``attempts`` distinct candidate (pre, post) pairs (:func:`distinct_pairs`).
-    A candidate that is connected is eliminated with probability ``p_elim_dep`` if its weight is
-    below ``w_threshold``, else ``p_elim_pot``; one that is not is formed with probability
-    ``p_peak * exp(-d^2 / (2 sigma^2))`` (``d`` the periodic grid distance [grid units]) at weight
-    ``w_init``, unless its row is full (counted as a failure).
+    Every call draws ``attempts`` distinct candidate (pre, post) pairs (:func:`candidate_pairs`;
+    rows uniform, targets distinct within a row, as GeNN's host/row split,
+    reference/paper-experiments.md §3.4). A candidate that is connected is eliminated with
+    probability ``p_elim_dep`` if its weight is below ``w_threshold``, else ``p_elim_pot``; one
+    that is not is formed with probability ``p_peak * exp(-d^2 / (2 sigma^2))`` (``d`` the
+    periodic grid distance [grid units]) at weight ``w_init``, unless its row is full (counted as
+    a failure). Eliminations happen before formations; new synapses are appended in attempt order.
 
     Args:
         p_peak, sigma: formation profile (as the initial ``GaussianDistance``).
@@ -81,31 +94,44 @@ class DistanceRewiring(StructuralRule):
         ):
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"DistanceRewiring {name} must be >= 0, got {value}")
-        if not sigma > 0:
+        if not (sigma > 0 and math.isfinite(sigma)):
             raise ValueError(f"DistanceRewiring sigma must be > 0, got {sigma}")
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
             raise ValueError(f"DistanceRewiring attempts must be an int >= 0, got {attempts!r}")
+        for name, value in (("w_threshold", w_threshold), ("w_init", w_init)):
+            if not math.isfinite(value):
+                raise ValueError(f"DistanceRewiring {name} must be finite, got {value}")
         self.p_peak, self.sigma = float(p_peak), float(sigma)
         self.p_elim_dep, self.p_elim_pot = float(p_elim_dep), float(p_elim_pot)
         self.w_threshold, self.w_init = float(w_threshold), float(w_init)
         self.attempts = attempts
 
+    def draw(self, generator: torch.Generator, device: torch.device) -> Tensor:
+        """The call's random numbers: float64 ``[3, attempts]`` (row, target, acceptance)."""
+        return torch.rand(
+            (3, self.attempts), generator=generator, device=device, dtype=torch.float64
+        )
+
     def update(self, s: SynapseView, ctx: RuleContext) -> None:
-        gen, dev = ctx.generator, s.store.device
-        pre, post = distinct_pairs(s.n_pre, s.n_post, self.attempts, gen, dev)
+        u = self.draw(ctx.generator, s.store.device)
+        pre, post, valid = candidate_pairs(u[0], u[1], s.n_pre, s.n_post)
+        pre, post, accept = pre[valid], post[valid], u[2][valid]
         hit = (s.post[pre] == post[:, None]) & s.live[pre]  # [attempts, capacity]
         connected = hit.any(1)
-        slot = hit.float().argmax(1)
+        slot = hit.to(torch.int8).argmax(1)
         weight = s["weight"][pre, slot]
-        p_elim = torch.where(weight < self.w_threshold, self.p_elim_dep, self.p_elim_pot)
-        u = torch.rand(pre.shape, generator=gen, device=dev)
-        eliminate = connected & (u < p_elim)
-        mask = torch.zeros_like(s.live)
-        mask[pre[eliminate], slot[eliminate]] = True
-        s.remove(mask)
-
-        d = s.distance_of(pre, post)
+        p_dep, p_pot = (
+            torch.tensor(p, dtype=torch.float64, device=u.device)
+            for p in (self.p_elim_dep, self.p_elim_pot)
+        )
+        p_elim = torch.where(weight < self.w_threshold, p_dep, p_pot)
+        eliminate = connected & (accept < p_elim)
+        if bool(eliminate.any()):
+            mask = torch.zeros_like(s.live)
+            mask[pre[eliminate], slot[eliminate]] = True
+            s.remove(mask)
+        d = s.distance_of(pre, post).double()
         p_form = self.p_peak * torch.exp(-(d * d) / (2.0 * self.sigma**2))
-        form = ~connected & (u < p_form)
+        form = ~connected & (accept < p_form)
         if bool(form.any()):
             s.add(pre[form], post[form], on_full="skip", weight=self.w_init)

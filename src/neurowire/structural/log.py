@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 FORMATION = 1
 ELIMINATION = -1
+_FIELDS = ("t_ms", "pre", "post", "kind", "distance")
+_DTYPES = (np.float64, np.int64, np.int64, np.int8, np.float32)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 class RewiringLog:
@@ -22,7 +28,7 @@ class RewiringLog:
 
     def __init__(self) -> None:
         self._calls: dict[str, list[tuple[int, float, int, int, int]]] = defaultdict(list)
-        self._events: dict[str, list[tuple[float, Tensor, Tensor, int, Tensor]]] = defaultdict(list)
+        self._events: dict[str, list[tuple[np.ndarray, ...]]] = defaultdict(list)
 
     def record_call(
         self, projection: str, step: int, t_ms: float, removed: int, added: int, failed: int
@@ -30,12 +36,18 @@ class RewiringLog:
         self._calls[projection].append((step, t_ms, removed, added, failed))
 
     def record_events(
-        self, projection: str, t_ms: float, pre: Tensor, post: Tensor, kind: int, distance: Tensor
+        self, projection: str, t_ms: Any, pre: Any, post: Any, kind: Any, distance: Any
     ) -> None:
-        if pre.numel():
-            self._events[projection].append(
-                (t_ms, pre.detach().cpu(), post.detach().cpu(), kind, distance.detach().cpu())
-            )
+        """Append events; ``t_ms`` and ``kind`` may be scalars or per-event arrays."""
+        pre = _numpy(pre).astype(np.int64).reshape(-1)
+        if pre.size == 0:
+            return
+        values = [t_ms, pre, post, kind, distance]
+        chunk = tuple(
+            np.broadcast_to(_numpy(v), pre.shape).astype(dtype)
+            for v, dtype in zip(values, _DTYPES, strict=True)
+        )
+        self._events[projection].append(chunk)
 
     @property
     def projections(self) -> list[str]:
@@ -59,17 +71,5 @@ class RewiringLog:
     def events(self, projection: str) -> dict[str, np.ndarray]:
         chunks = self._events.get(projection, [])
         if not chunks:
-            return {
-                "t_ms": np.zeros(0),
-                "pre": np.zeros(0, np.int64),
-                "post": np.zeros(0, np.int64),
-                "kind": np.zeros(0, np.int8),
-                "distance": np.zeros(0, np.float32),
-            }
-        return {
-            "t_ms": np.concatenate([np.full(p.numel(), t) for t, p, _, _, _ in chunks]),
-            "pre": torch.cat([p for _, p, _, _, _ in chunks]).numpy().astype(np.int64),
-            "post": torch.cat([q for _, _, q, _, _ in chunks]).numpy().astype(np.int64),
-            "kind": np.concatenate([np.full(p.numel(), k, np.int8) for _, p, _, k, _ in chunks]),
-            "distance": torch.cat([d.float() for *_, d in chunks]).numpy(),
-        }
+            return {f: np.zeros(0, dtype) for f, dtype in zip(_FIELDS, _DTYPES, strict=True)}
+        return {f: np.concatenate([c[k] for c in chunks]) for k, f in enumerate(_FIELDS)}

@@ -1,0 +1,160 @@
+"""Numba kernels of structural rules run inside native blocks, and the column-index rebuild.
+
+:func:`distance_rewiring` reproduces :class:`~neurowire.DistanceRewiring` operation by operation
+from the same random numbers (candidate sampling, elimination before formation, stable
+compaction, appending in attempt order), so that a fused native block and the host-side PyTorch
+rule produce identical connectivity and identical event logs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def rebuild_columns(ind, row_length, n_post, col_indptr, col_slot):
+    """Column index by counting sort: live slots per column, row-major within each column."""
+    capacity = ind.shape[1]
+    col_indptr[:] = 0
+    for i in range(ind.shape[0]):
+        for s in range(row_length[i]):
+            col_indptr[ind[i, s] + 1] += 1
+    for j in range(n_post):
+        col_indptr[j + 1] += col_indptr[j]
+    fill = col_indptr[:n_post].copy()
+    for i in range(ind.shape[0]):
+        for s in range(row_length[i]):
+            j = ind[i, s]
+            col_slot[fill[j]] = i * capacity + s
+            fill[j] += 1
+
+
+@njit(cache=True, nogil=True)
+def _grid_distance(pre, post, n_rows, n_cols, periodic):
+    """float32-exact periodic distance, as ``Grid.distance`` computes it."""
+    dx = np.float32(post % n_cols - pre % n_cols)
+    dy = np.float32(post // n_cols - pre // n_cols)
+    if periodic:
+        hx, hy = np.float32(n_cols / 2), np.float32(n_rows / 2)
+        dx = np.float32((dx + hx) - np.float32(n_cols) * math.floor((dx + hx) / n_cols)) - hx
+        dy = np.float32((dy + hy) - np.float32(n_rows) * math.floor((dy + hy) / n_rows)) - hy
+    return np.float32(math.sqrt(np.float64(dx * dx + dy * dy)))
+
+
+@njit(cache=True, nogil=True)
+def distance_rewiring(
+    u,
+    ind,
+    row_length,
+    w,
+    n_post,
+    n_rows,
+    n_cols,
+    periodic,
+    p_peak,
+    two_sigma_sq,
+    p_elim_dep,
+    p_elim_pot,
+    w_threshold,
+    w_init,
+    ev_pre,
+    ev_post,
+    ev_kind,
+    ev_dist,
+    n_events,
+):
+    """One call of DistanceRewiring on a store whose only variable is ``w``.
+
+    ``u [3, attempts]`` float64 are the call's random numbers. Events are appended to the
+    ``ev_*`` buffers from position ``n_events``. Returns (removed, added, failed, n_events).
+    """
+    n_pre, capacity = ind.shape
+    attempts = u.shape[1]
+    pre = np.empty(attempts, np.int64)
+    rank = np.zeros(attempts, np.int64)
+    per_row = np.zeros(n_pre, np.int64)
+    for a in range(attempts):
+        i = min(np.int64(u[0, a] * n_pre), n_pre - 1)
+        pre[a] = i
+        rank[a] = per_row[i]
+        per_row[i] += 1
+    post = np.full(attempts, -1, np.int64)
+    valid = np.zeros(attempts, np.bool_)
+    for a in range(attempts):
+        if rank[a] >= n_post:
+            continue
+        valid[a] = True
+        j = n_post - min(per_row[pre[a]], n_post) + rank[a]
+        t = min(np.int64(u[1, a] * np.float64(j + 1)), j)
+        for b in range(a):
+            if valid[b] and pre[b] == pre[a] and post[b] == t:
+                t = j
+                break
+        post[a] = t
+    # decisions, all taken on the connectivity before this call
+    slot = np.full(attempts, -1, np.int64)
+    eliminate = np.zeros(attempts, np.bool_)
+    form = np.zeros(attempts, np.bool_)
+    dist = np.zeros(attempts, np.float32)
+    for a in range(attempts):
+        if not valid[a]:
+            continue
+        i = pre[a]
+        for s in range(row_length[i]):
+            if ind[i, s] == post[a]:
+                slot[a] = s
+                break
+        dist[a] = _grid_distance(i, post[a], n_rows, n_cols, periodic)
+        if slot[a] >= 0:
+            p = p_elim_dep if w[i, slot[a]] < w_threshold else p_elim_pot
+            eliminate[a] = u[2, a] < p
+        else:
+            d = np.float64(dist[a])
+            form[a] = u[2, a] < p_peak * math.exp(-(d * d) / two_sigma_sq)
+    # eliminations: log in row-major slot order, compact rows stably
+    order = np.argsort(pre * capacity + slot + (~eliminate) * n_pre * capacity)
+    removed = 0
+    o = 0
+    while o < attempts and eliminate[order[o]]:
+        i = pre[order[o]]
+        keep = 0
+        for s in range(row_length[i]):
+            if o < attempts and eliminate[order[o]] and pre[order[o]] == i and slot[order[o]] == s:
+                o += 1
+                ev_pre[n_events] = i
+                ev_post[n_events] = ind[i, s]
+                ev_kind[n_events] = -1
+                ev_dist[n_events] = _grid_distance(i, ind[i, s], n_rows, n_cols, periodic)
+                n_events += 1
+                removed += 1
+            else:
+                ind[i, keep] = ind[i, s]
+                w[i, keep] = w[i, s]
+                keep += 1
+        for s in range(keep, row_length[i]):
+            ind[i, s] = 0
+            w[i, s] = 0
+        row_length[i] = keep
+    # formations, appended in attempt order
+    added = 0
+    failed = 0
+    for a in range(attempts):
+        if not form[a]:
+            continue
+        i = pre[a]
+        if row_length[i] >= capacity:
+            failed += 1
+            continue
+        ind[i, row_length[i]] = post[a]
+        w[i, row_length[i]] = w_init
+        row_length[i] += 1
+        ev_pre[n_events] = i
+        ev_post[n_events] = post[a]
+        ev_kind[n_events] = 1
+        ev_dist[n_events] = dist[a]
+        n_events += 1
+        added += 1
+    return removed, added, failed, n_events
