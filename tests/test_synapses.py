@@ -329,6 +329,23 @@ def test_add_nothing_is_a_no_op(device):
     assert s.version == version
 
 
+def test_padding_slots_are_never_read_as_synapses(device):
+    """GeNN: slots past row_length are garbage. Fill them with a real target and junk values."""
+    s = triangle(device)
+    s.remove(diagonal_mask(s))
+    s.ind[~s.live] = 40
+    for var in s.vars.values():
+        var[..., ~s.live] = True if var.dtype == torch.bool else 9
+    s.validate()
+    assert rows(s) == [set(range(i + 1, N)) for i in range(N)]
+    assert_codes(s)
+    i = torch.arange(N, device=device)
+    assert s.contains(i, torch.full_like(i, 40)).tolist() == [r < 40 for r in range(N)]
+    s.add(torch.tensor([45], device=device), torch.tensor([40], device=device), w=1.0)
+    assert s.contains(torch.tensor([45], device=device), torch.tensor([40], device=device)).all()
+    s.validate()
+
+
 # ------------------------------------------------------------ queries
 def test_contains_answers_every_pair_correctly(device):
     s = triangle(device)
