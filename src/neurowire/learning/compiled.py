@@ -100,6 +100,8 @@ class EPropNetwork:
     outputs: tuple[PlasticProjection, ...]
     kappa: float
     device: torch.device
+    #: intra-op threads inside per-step loops (None: leave the global setting)
+    step_threads: int | None = 1
 
     @property
     def dtype(self) -> torch.dtype:
@@ -162,7 +164,10 @@ def _resolve_output(net: Network, output: Population | str) -> Population:
 
 
 def compile_network(
-    net: Network, output: Population | str, device: torch.device | None = None
+    net: Network,
+    output: Population | str,
+    device: torch.device | None = None,
+    step_threads: int | None = 1,
 ) -> EPropNetwork:
     """Check ``net`` for e-prop and arrange it; moves its tensors to ``device``."""
     if not isinstance(net, Network):
@@ -216,6 +221,7 @@ def compile_network(
         tuple(roles[OUTPUT]),
         decay(output.model.tau, net.dt),
         dev,
+        step_threads if dev.type == "cpu" else None,
     )
 
 

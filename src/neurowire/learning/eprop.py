@@ -24,7 +24,14 @@ from ..structural.log import RewiringLog
 from ..structural.view import SynapseView
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
-from .forward import gather_weights, input_currents, input_events, readout, simulate
+from .forward import (
+    gather_weights,
+    hot_loop,
+    input_currents,
+    input_events,
+    readout,
+    simulate,
+)
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
@@ -34,6 +41,9 @@ FEEDBACK = ("symmetric", "random")
 
 #: default working-memory budget per chunk of trials [bytes] on the CPU
 CPU_CHUNK_BUDGET = 1 << 30
+
+#: below this many elements per [T, B, N] tensor, a whole batch runs with ``step_threads``
+SMALL_WORK = 1 << 20
 
 
 @dataclass(eq=False)
@@ -73,6 +83,9 @@ class EProp:
             CPU, half the free memory on a GPU). Results do not depend on it.
         seed: seeds the random feedback, shuffling and rewiring (default ``net.seed``).
         device: default the device of the network's tensors.
+        step_threads: CPU intra-op threads inside the per-step Python loops (their ops are
+            small; with shared cores, multi-threaded small ops stall); None leaves
+            ``torch.get_num_threads()``. Large vectorised ops always use the global setting.
     """
 
     def __init__(
@@ -89,6 +102,7 @@ class EProp:
         chunk_size: int | None = None,
         seed: int | None = None,
         device: str | torch.device | None = None,
+        step_threads: int | None = 1,
     ) -> None:
         self.loss = get_loss(loss)
         self.readout = check_readout(readout)
@@ -109,7 +123,11 @@ class EProp:
             raise ValueError(f"chunk_size must be None or an int >= 1, got {chunk_size!r}")
         self.method, self.feedback, self.chunk_size = method, feedback, chunk_size
         self.optimizer, self.regularization = optimizer, regularization
-        self.network: EPropNetwork = compile_network(net, output, device)
+        if step_threads is not None and (
+            isinstance(step_threads, bool) or not isinstance(step_threads, int) or step_threads < 1
+        ):
+            raise ValueError(f"step_threads must be None or an int >= 1, got {step_threads!r}")
+        self.network: EPropNetwork = compile_network(net, output, device, step_threads)
         self.net = net
         self.seed = net.seed if seed is None else int(seed)
         self.device = self.network.device
@@ -229,6 +247,13 @@ class EProp:
         )
         return x, tgt
 
+    def _threads(self, spikes: Any):
+        """Thread scope of a batch: small problems run entirely with ``step_threads``."""
+        shape = getattr(spikes, "shape", ())
+        batch, steps = (shape[0], shape[1]) if len(shape) == 3 else (1, 1)
+        size = min(batch, self.chunk_size or batch) * steps * self.network.hidden.n
+        return hot_loop(self.network.step_threads if size < SMALL_WORK else None)
+
     # ------------------------------------------------------------------ chunking
     def _chunks(self, batch: int, steps: int) -> list[slice]:
         size = self.chunk_size or self._auto_chunk(steps)
@@ -293,7 +318,8 @@ class EProp:
             the transpose of the equations' ``W_ji``) for input, recurrent and output
             projections, plus ``{"<output>.bias": [n_out]}``.
         """
-        out = self._run(*self._prepare(spikes, labels))
+        with self._threads(spikes):
+            out = self._run(*self._prepare(spikes, labels))
         dense = {}
         for spec in self.network.plastic + self.network.outputs:
             g = out.grads[spec.name]
@@ -314,10 +340,11 @@ class EProp:
         Returns the batch's ``loss`` (``E / (B T)``), ``accuracy`` (classification), ``spikes``
         (hidden spikes in total), ``trials`` and ``steps``.
         """
-        x, tgt = self._prepare(spikes, labels)
-        out = self._run(x, tgt)
         params = self._parameters()
-        self.optimizer.step({name: (params[name], g) for name, g in out.grads.items()})
+        with self._threads(spikes):
+            x, tgt = self._prepare(spikes, labels)
+            out = self._run(x, tgt)
+            self.optimizer.step({name: (params[name], g) for name, g in out.grads.items()})
         self.step_count += 1
         self._trained_ms += out.steps * self.net.dt
         self._rewire()
@@ -349,8 +376,9 @@ class EProp:
 
     def scores(self, spikes: Tensor) -> Tensor:
         """Readout summary ``[B, n_out]`` (sum, avg, max or last of ``y`` over time)."""
-        x = self._check_spikes(spikes)
-        return torch.cat([readout_value(y, self.readout) for y in self._forward(x)])
+        with self._threads(spikes):
+            x = self._check_spikes(spikes)
+            return torch.cat([readout_value(y, self.readout) for y, _ in self._forward(x)])
 
     def _forward(self, x: Tensor):
         n = self.network
@@ -359,7 +387,7 @@ class EProp:
         for sl in self._chunks(batch, steps):
             xs = x[:, sl]
             _, z = simulate(n, w, input_currents(n, w, input_events(xs), steps))
-            yield readout(z, w, n.kappa), z.sum((0, 1))
+            yield readout(z, w, n.kappa, n.step_threads), z.sum((0, 1))
 
     # ------------------------------------------------------------------ loops
     def evaluate(self, data, batch_size: int = 64, progress: bool = False) -> dict[str, float]:
@@ -371,16 +399,17 @@ class EProp:
         tic = time.perf_counter()
         totals = _Totals()
         for spikes, labels in _iterate(data, batch_size, shuffle=False, seed=0, epoch=0):
-            x, tgt = self._prepare(spikes, labels)
-            steps = x.shape[0]
-            offset = 0
-            loss_sum, spk, scores = 0.0, 0.0, []
-            for y, s in self._forward(x):
-                sl = slice(offset, offset + y.shape[1])
-                offset += y.shape[1]
-                loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
-                spk += float(s.sum())
-                scores.append(readout_value(y, self.readout))
+            with self._threads(spikes):
+                x, tgt = self._prepare(spikes, labels)
+                steps = x.shape[0]
+                offset = 0
+                loss_sum, spk, scores = 0.0, 0.0, []
+                for y, s in self._forward(x):
+                    sl = slice(offset, offset + y.shape[1])
+                    offset += y.shape[1]
+                    loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
+                    spk += float(s.sum())
+                    scores.append(readout_value(y, self.readout))
             out = BatchOutput({}, loss_sum, torch.cat(scores), torch.tensor(spk), x.shape[1], steps)
             totals.add(self._metrics(out, tgt))
         return totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)

@@ -33,7 +33,7 @@ from .compiled import EPropNetwork, HiddenLayer
 from .events import SpikeEvents, accumulate_dense, accumulate_slots
 from .forward import (
     Weights,
-    flush_denormals,
+    hot_loop,
     input_currents,
     input_events,
     leaky_scan_,
@@ -61,21 +61,24 @@ class ChunkResult:
     y: Tensor | None = None
 
 
-def membrane_adjoint_(psi: Tensor, lam: Tensor, layer: HiddenLayer) -> Tensor:
+def membrane_adjoint_(
+    psi: Tensor, lam: Tensor, layer: HiddenLayer, threads: int | None = None
+) -> Tensor:
     """``H [T, B, N]`` from ``psi`` and ``Lambda`` (regulariser included), in place on ``lam``."""
     steps = lam.shape[0]
     p = lam.mul_(psi)  # P_t = psi_t Lambda_t
-    with flush_denormals():
-        if layer.adaptive:
-            d = torch.addcmul(layer.rho, psi, layer.beta, value=-1.0)  # rho - beta psi
-            q = torch.empty_like(p)
-            q[-1].zero_()
+    if layer.adaptive:
+        d = torch.addcmul(layer.rho, psi, layer.beta, value=-1.0)  # rho - beta psi
+        q = torch.empty_like(p)
+        q[-1].zero_()
+        with hot_loop(threads):
             for t in range(steps - 2, -1, -1):
                 torch.addcmul(p[t + 1], d[t + 1], q[t + 1], out=q[t])
-            del d
-            p.sub_(q.mul_(psi).mul_(layer.beta))  # G_t = P_t - beta psi_t Q_t
-            del q
-        return leaky_scan_(p, layer.alpha, reverse=True)
+        del d
+        p.sub_(q.mul_(psi).mul_(layer.beta))  # G_t = P_t - beta psi_t Q_t
+        del q
+    leaky_scan_(p, layer.alpha, reverse=True, threads=threads)
+    return p
 
 
 def spike_products(
@@ -140,12 +143,15 @@ def factorized_chunk(
     res = ChunkResult()
     x_ev = input_events(x)
     d, z = simulate(enet, w, input_currents(enet, w, x_ev, steps))
-    y = readout(z, w, enet.kappa)
+    threads = enet.step_threads
+    y = readout(z, w, enet.kappa, threads)
     err = loss.error(y, targets)
     res.y, res.loss = y, loss.value(y, targets)
     res.spikes = z.sum((0, 1))
     res.task[enet.bias_name] = err.sum((0, 1))
-    e_kappa = leaky_scan_(err, enet.kappa, reverse=True)  # sum_{t'>=t} kappa^{t'-t} err_t'
+    e_kappa = leaky_scan_(
+        err, enet.kappa, reverse=True, threads=threads
+    )  # sum_{t'>=t} kappa^{t'-t} err_t'
     flat_z = z.reshape(-1, lay.n)
     g_out = flat_z.t() @ e_kappa.reshape(-1, enet.n_out)
     for spec in enet.outputs:
@@ -157,10 +163,10 @@ def factorized_chunk(
         lam.add_(regularizer.factor(res.spikes, batch, steps, enet.net.dt))
     z_ev = recurrent_events(enet, z)
     del z, flat_z
-    h = membrane_adjoint_(psi, lam, lay)  # psi is kept, lam becomes H
+    h = membrane_adjoint_(psi, lam, lay, threads)  # psi is kept, lam becomes H
     res.task.update(spike_products(enet, w, h, x_ev, z_ev))
     del h, lam
     if regularizer is not None and not fold:
-        h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay)
+        h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay, threads)
         res.unit.update(spike_products(enet, w, h1, x_ev, z_ev))
     return res

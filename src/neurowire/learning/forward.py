@@ -48,6 +48,26 @@ def flush_denormals() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
+@contextmanager
+def hot_loop(threads: int | None = None) -> Iterator[None]:
+    """Context for a Python loop of many small tensor ops.
+
+    Flushes denormals and, if ``threads`` is given, limits intra-op threads for the duration:
+    ops on ``[B, N]`` tensors are too small to gain from threads, and when cores are shared
+    every multi-threaded op can wait a whole scheduler time slice for its second thread.
+    """
+    old = torch.get_num_threads()
+    change = threads is not None and threads != old
+    if change:
+        torch.set_num_threads(threads)
+    try:
+        with flush_denormals():
+            yield
+    finally:
+        if change:
+            torch.set_num_threads(old)
+
+
 # ---------------------------------------------------------------------- weights of one batch
 @dataclass(eq=False)
 class ProjectionWeights:
@@ -216,7 +236,7 @@ def simulate(enet: EPropNetwork, w: Weights, current: Tensor) -> tuple[Tensor, T
     steps, batch, _ = current.shape
     z = torch.empty_like(current)
     st = dyn.initial_state(batch)
-    with flush_denormals():
+    with hot_loop(enet.step_threads):
         for t in range(steps):
             dyn.step(st, current[t], t, current[t], z[t])
     return current, z
@@ -227,12 +247,14 @@ def pseudo_derivative_(d: Tensor, layer: HiddenLayer) -> Tensor:
     return d.abs_().div_(layer.v_th).neg_().add_(1.0).clamp_(min=0.0).mul_(GAMMA_PD / layer.v_th)
 
 
-def leaky_scan_(u: Tensor, decay: float | Tensor, reverse: bool = False) -> Tensor:
+def leaky_scan_(
+    u: Tensor, decay: float | Tensor, reverse: bool = False, threads: int | None = None
+) -> Tensor:
     """In place along dim 0: ``u_t += decay u_{t-1}`` (or ``u_t += decay u_{t+1}`` if reverse)."""
     steps = u.shape[0]
     order = range(steps - 2, -1, -1) if reverse else range(1, steps)
     prev = 1 if reverse else -1
-    with flush_denormals():
+    with hot_loop(threads):
         if isinstance(decay, Tensor):
             for t in order:
                 u[t].addcmul_(decay, u[t + prev])
@@ -242,8 +264,8 @@ def leaky_scan_(u: Tensor, decay: float | Tensor, reverse: bool = False) -> Tens
     return u
 
 
-def readout(z: Tensor, w: Weights, kappa: float) -> Tensor:
+def readout(z: Tensor, w: Weights, kappa: float, threads: int | None = None) -> Tensor:
     """``y [T, B, K]`` with ``y_t = kappa y_{t-1} + W_out z_t + b``."""
     steps, batch, n = z.shape
     y = torch.addmm(w.bias, z.reshape(-1, n), w.w_out).view(steps, batch, -1)
-    return leaky_scan_(y, kappa)
+    return leaky_scan_(y, kappa, threads=threads)

@@ -26,7 +26,7 @@ from .forward import (
     HiddenDynamics,
     ProjectionWeights,
     Weights,
-    flush_denormals,
+    hot_loop,
     pseudo_derivative_,
 )
 from .losses import Loss, RateRegularizer
@@ -112,7 +112,7 @@ def online_chunk(
     loss_sum = torch.zeros((), **like)
     d = torch.empty(batch, lay.n, **like)
     z_buf = torch.zeros(2, batch, lay.n, **like)
-    with flush_denormals():
+    with hot_loop(enet.step_threads):
         for t in range(steps):
             x_t = x[t].to(enet.dtype)
             z_prev = st.z
