@@ -14,6 +14,7 @@ from .connectivity import (
     FixedProbability,
     FromArrays,
     GaussianDistance,
+    GaussianFanIn,
     OneToOne,
 )
 from .errors import CapacityError, DuplicateSynapseError
@@ -24,15 +25,20 @@ from .neurons import ALIF, LIF, LeakyIntegrator, NeuronModel, PoissonSource, Spi
 from .plasticity import STDP
 from .psc import Delta, ExpCond, ExpCurr, PostsynapticModel
 from .simulator import SimulationResult, Simulator
-from .structural import DistanceRewiring, RewiringLog, RuleContext, StructuralRule, SynapseView
+from .structural import (
+    DistanceRewiring,
+    RewiringLog,
+    RuleContext,
+    SharedFanInRewiring,
+    StructuralRule,
+    SynapseView,
+)
 from .synapses import RaggedSynapses
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALIF",
-    "LIF",
-    "STDP",
     "AllToAll",
     "CapacityError",
     "Connectivity",
@@ -47,8 +53,10 @@ __all__ = [
     "FixedProbability",
     "FromArrays",
     "GaussianDistance",
+    "GaussianFanIn",
     "Grid",
     "Initializer",
+    "LIF",
     "LeakyIntegrator",
     "Network",
     "NeuronModel",
@@ -61,6 +69,8 @@ __all__ = [
     "RaggedSynapses",
     "RewiringLog",
     "RuleContext",
+    "STDP",
+    "SharedFanInRewiring",
     "SimulationResult",
     "Simulator",
     "SpikeSource",

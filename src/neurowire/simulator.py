@@ -162,12 +162,9 @@ class Simulator:
             for name in self._event_pops
         }
         self.state = self._initial_state()
-        self._rule_generators = [
-            torch.Generator(self.device).manual_seed(
-                (net.seed + 1 if seed is None else seed) * 7919 + 101 * (i + 1)
-            )
-            for i in range(len(net.rules))
-        ]
+        rule_seeds = [base_seed * 7919 + 101 * (i + 1) for i in range(len(net.rules))]
+        self._rule_generators = [torch.Generator(self.device).manual_seed(s) for s in rule_seeds]
+        self._rule_rngs = [np.random.default_rng(s) for s in rule_seeds]
         self._rules_set_up = False
         self._dense_cache: dict[str, tuple[Any, Tensor]] = {}
         self._compiled = (
@@ -296,7 +293,7 @@ class Simulator:
                 f"rates for {population!r} must be a number, [{n}] or "
                 f"[{self.batch_size}, {n}], got {tuple(rate.shape)}"
             )
-        if not bool(torch.isfinite(rate).all()) or bool((rate < 0).any()):
+        if not bool((rate >= 0).all()) or not bool(torch.isfinite(rate).all()):
             raise ValueError(f"rates for {population!r} must be finite and >= 0 Hz")
         self.state["neurons"][population] = PoissonState(rate.clone(), st.z)
 
@@ -640,8 +637,9 @@ class Simulator:
         return deliver_csr(z, csr)
 
     # ------------------------------------------------------------------ rules and callbacks
-    def _view(self, scheduled, log_events: bool, generator) -> SynapseView:
-        proj = scheduled.projection
+    def _view(self, proj: Projection, log_events: bool, generator) -> SynapseView:
+        if not proj.sparse:
+            raise ValueError(f"projection {proj.name!r} is dense and has no synapse view")
         return SynapseView(
             proj.synapses,
             pre_state=self.neuron_state(proj.pre.name),
@@ -655,15 +653,26 @@ class Simulator:
             generator=generator,
         )
 
-    def _context(self, i: int, scheduled) -> RuleContext:
+    def _context(self, i: int, scheduled, log_events: bool) -> RuleContext:
+        gen = self._rule_generators[i]
+
+        def factory(name: str) -> SynapseView:
+            return self._view(self.net._projection(name), log_events, gen)
+
         return RuleContext(
-            self._rule_generators[i], self.step_count, self.t, self.dt, scheduled.projection.name
+            gen,
+            self.step_count,
+            self.t,
+            self.dt,
+            scheduled.projection.name,
+            factory,
+            rng=self._rule_rngs[i],
         )
 
     def _setup_rules(self) -> None:
         for i, scheduled in enumerate(self.net.rules):
-            view = self._view(scheduled, False, self._rule_generators[i])
-            scheduled.rule.setup(view, self._context(i, scheduled))
+            view = self._view(scheduled.projection, False, self._rule_generators[i])
+            scheduled.rule.setup(view, self._context(i, scheduled, False))
         self._rules_set_up = True
 
     def _run_schedule(self) -> None:
@@ -673,16 +682,14 @@ class Simulator:
         for i, scheduled in enumerate(host_rules):
             if self.step_count % scheduled.every:
                 continue
-            view = self._view(scheduled, scheduled.log_events, self._rule_generators[i])
-            scheduled.rule.update(view, self._context(i, scheduled))
-            self.rewiring.record_call(
-                scheduled.projection.name,
-                self.step_count,
-                self.t,
-                view.removed,
-                view.added,
-                view.failed,
-            )
+            proj = scheduled.projection
+            view = self._view(proj, scheduled.log_events, self._rule_generators[i])
+            ctx = self._context(i, scheduled, scheduled.log_events)
+            scheduled.rule.update(view, ctx)
+            for name, v in [(proj.name, view), *ctx.views.items()]:
+                self.rewiring.record_call(
+                    name, self.step_count, self.t, v.removed, v.added, v.failed
+                )
         self.timers["rules"] += time.perf_counter() - tic - (self._index_rebuild_total() - rebuild)
         tic = time.perf_counter()
         for cb in self.net.callbacks:

@@ -271,53 +271,45 @@ class NativeEngine:
         """Draw every fused rule call of the next ``k`` steps; returns (rule, calls) pairs."""
         sim, plan = self.sim, []
         for r, scheduled in enumerate(sim.net.rules):
-            first = sim.step_count + 1
-            due = [s for s in range(first, first + k) if s % scheduled.every == 0]
-            rule, gen = scheduled.rule, sim._rule_generators[r]
-            draws = [rule.draw(gen, sim.device) for _ in due]
-            u = (
-                torch.stack(draws)
-                if draws
-                else torch.zeros(0, 3, rule.attempts, dtype=torch.float64)
-            )
-            size = max(1, len(due) * rule.attempts)
-            args[f"u{r}"] = u.numpy()
-            args[f"evpre{r}"] = np.zeros(size, np.int64)
-            args[f"evpost{r}"] = np.zeros(size, np.int64)
-            args[f"evkind{r}"] = np.zeros(size, np.int8)
-            args[f"evdist{r}"] = np.zeros(size, np.float32)
-            args[f"calls{r}"] = np.zeros((max(1, len(due)), 5), np.int64)
-            plan.append((r, len(due)))
+            every, rule = scheduled.every, scheduled.rule
+            n_calls = (sim.step_count + k) // every - sim.step_count // every
+            size = max(1, n_calls * rule.attempts)
+            args[f"u{r}"] = rule.draw(sim._rule_rngs[r], n_calls)
+            args[f"evpre{r}"] = np.empty(size, np.int64)
+            args[f"evpost{r}"] = np.empty(size, np.int64)
+            args[f"evkind{r}"] = np.empty(size, np.int8)
+            args[f"evdist{r}"] = np.empty(size, np.float32)
+            args[f"calls{r}"] = np.zeros((max(1, n_calls), 5), np.int64)
+            plan.append((r, n_calls))
         return plan
 
     def _log_fused(self, plan: list[tuple[int, int]], args: dict[str, np.ndarray]) -> None:
         sim = self.sim
-        changed = set()
         for r, n_calls in plan:
             scheduled = sim.net.rules[r]
             name = scheduled.projection.name
             calls = args[f"calls{r}"][:n_calls]
-            start = 0
-            for step, removed, added, failed, end in calls.tolist():
-                t_ms = step * sim.dt
-                sim.rewiring.record_call(name, step, t_ms, removed, added, failed)
-                if scheduled.log_events and end > start:
-                    sl = slice(start, end)
-                    sim.rewiring.record_events(
-                        name,
-                        t_ms,
-                        args[f"evpre{r}"][sl],
-                        args[f"evpost{r}"][sl],
-                        args[f"evkind{r}"][sl],
-                        args[f"evdist{r}"][sl],
-                    )
-                start = end
-                if removed + added:
-                    changed.add(self._proj_index[name])
-        for q in changed:
-            self.projs[q].synapses._changed()
-            if self.projs[q].synapse is not None:
-                self._col_version[q] = self.projs[q].synapses.version
+            sim.rewiring.record_calls(
+                name, calls[:, 0], calls[:, 0] * sim.dt, calls[:, 1], calls[:, 2], calls[:, 3]
+            )
+            n_events = int(calls[-1, 4]) if n_calls else 0
+            if scheduled.log_events and n_events:
+                per_call = np.diff(calls[:, 4], prepend=0)
+                t_ms = np.repeat(calls[:, 0] * sim.dt, per_call)
+                sl = slice(0, n_events)
+                sim.rewiring.record_events(
+                    name,
+                    t_ms,
+                    args[f"evpre{r}"][sl],
+                    args[f"evpost{r}"][sl],
+                    args[f"evkind{r}"][sl],
+                    args[f"evdist{r}"][sl],
+                )
+            if n_calls and int(calls[:, 1].sum() + calls[:, 2].sum()):
+                q = self._proj_index[name]
+                self.projs[q].synapses._changed()
+                if self.projs[q].synapse is not None:
+                    self._col_version[q] = self.projs[q].synapses.version
 
     # ------------------------------------------------------------------ running
     def run_block(
@@ -338,7 +330,13 @@ class NativeEngine:
         if sim.time_phases:
             self._run_split(k, names, rec, buffers, values, args, plan)
         else:
-            self._driver(names, rec, split=False)(k, sim.step_count, *buffers, *values)
+            compiled = (names, rec, False) in self._drivers
+            driver = self._driver(names, rec, split=False)
+            if not compiled:  # numba compiles on the first call: time it apart (0 steps)
+                tic = time.perf_counter()
+                driver(0, sim.step_count, *buffers, *values)
+                sim.timers["compile"] += time.perf_counter() - tic
+            driver(k, sim.step_count, *buffers, *values)
         if plan:
             self._log_fused(plan, args)
         return {key: torch.from_numpy(buf) for key, buf in zip(rec_keys, buffers, strict=True)}

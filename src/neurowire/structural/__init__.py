@@ -2,7 +2,15 @@
 
 from .base import RuleContext, StructuralRule
 from .distance import DistanceRewiring
+from .fan_in import SharedFanInRewiring
 from .log import RewiringLog
 from .view import SynapseView
 
-__all__ = ["DistanceRewiring", "RewiringLog", "RuleContext", "StructuralRule", "SynapseView"]
+__all__ = [
+    "DistanceRewiring",
+    "RewiringLog",
+    "RuleContext",
+    "SharedFanInRewiring",
+    "StructuralRule",
+    "SynapseView",
+]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -21,6 +23,13 @@ class RuleContext:
         t: model time [ms] at the end of that step.
         dt: time step [ms].
         projection: name of the projection the rule acts on.
+        rng: seeded numpy ``Generator`` (PCG64) of the same rule, for host-side draws whose
+            stream must not depend on how draws are batched (``rng.random(2 * k)`` equals two
+            calls of ``rng.random(k)``).
+
+    ``ctx.view(name)`` gives a :class:`SynapseView` of another projection of the network (for
+    rules that couple projections, such as a fan-in shared by two); its changes are logged
+    under that projection.
     """
 
     generator: torch.Generator
@@ -28,6 +37,16 @@ class RuleContext:
     t: float
     dt: float
     projection: str
+    view_factory: Callable[[str], SynapseView] | None = None
+    views: dict[str, SynapseView] = field(default_factory=dict)
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+
+    def view(self, projection: str) -> SynapseView:
+        if self.view_factory is None:
+            raise ValueError("this context gives no access to other projections")
+        if projection not in self.views:
+            self.views[projection] = self.view_factory(projection)
+        return self.views[projection]
 
 
 class StructuralRule:

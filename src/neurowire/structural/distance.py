@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -106,14 +107,14 @@ class DistanceRewiring(StructuralRule):
         self.w_threshold, self.w_init = float(w_threshold), float(w_init)
         self.attempts = attempts
 
-    def draw(self, generator: torch.Generator, device: torch.device) -> Tensor:
-        """The call's random numbers: float64 ``[3, attempts]`` (row, target, acceptance)."""
-        return torch.rand(
-            (3, self.attempts), generator=generator, device=device, dtype=torch.float64
-        )
+    def draw(self, rng: np.random.Generator, calls: int = 1) -> np.ndarray:
+        """Random numbers of ``calls`` calls: float64 ``[calls, 3, attempts]`` (row, target,
+        acceptance), drawn from the rule's numpy generator so that one batched draw equals
+        consecutive per-call draws (the native engine draws a whole block at once)."""
+        return rng.random((calls, 3, self.attempts))
 
     def update(self, s: SynapseView, ctx: RuleContext) -> None:
-        u = self.draw(ctx.generator, s.store.device)
+        u = torch.from_numpy(self.draw(ctx.rng)[0]).to(s.store.device)
         pre, post, valid = candidate_pairs(u[0], u[1], s.n_pre, s.n_post)
         pre, post, accept = pre[valid], post[valid], u[2][valid]
         hit = (s.post[pre] == post[:, None]) & s.live[pre]  # [attempts, capacity]

@@ -28,12 +28,29 @@ class RewiringLog:
 
     def __init__(self) -> None:
         self._calls: dict[str, list[tuple[int, float, int, int, int]]] = defaultdict(list)
+        self._call_arrays: dict[str, list[np.ndarray]] = defaultdict(list)
         self._events: dict[str, list[tuple[np.ndarray, ...]]] = defaultdict(list)
 
     def record_call(
         self, projection: str, step: int, t_ms: float, removed: int, added: int, failed: int
     ) -> None:
+        if self._calls[projection] and len(self._calls[projection]) >= 4096:
+            self._flush(projection)
         self._calls[projection].append((step, t_ms, removed, added, failed))
+
+    def _flush(self, projection: str) -> None:
+        rows = self._calls.pop(projection, [])
+        if rows:
+            self._call_arrays[projection].append(np.array(rows, dtype=np.float64))
+
+    def record_calls(
+        self, projection: str, step: Any, t_ms: Any, removed: Any, added: Any, failed: Any
+    ) -> None:
+        """Append many calls at once (arrays of equal length)."""
+        rows = np.stack(
+            [np.asarray(x, dtype=np.float64) for x in (step, t_ms, removed, added, failed)], 1
+        )
+        self._call_arrays[projection].append(rows)
 
     def record_events(
         self, projection: str, t_ms: Any, pre: Any, post: Any, kind: Any, distance: Any
@@ -42,20 +59,23 @@ class RewiringLog:
         pre = _numpy(pre).astype(np.int64).reshape(-1)
         if pre.size == 0:
             return
-        values = [t_ms, pre, post, kind, distance]
-        chunk = tuple(
-            np.broadcast_to(_numpy(v), pre.shape).astype(dtype)
-            for v, dtype in zip(values, _DTYPES, strict=True)
-        )
+        chunk = []
+        for value, dtype in zip((t_ms, pre, post, kind, distance), _DTYPES, strict=True):
+            arr = _numpy(value)
+            if arr.shape != pre.shape:
+                arr = np.broadcast_to(arr, pre.shape)
+            chunk.append(np.array(arr, dtype=dtype))
+        chunk = tuple(chunk)
         self._events[projection].append(chunk)
 
     @property
     def projections(self) -> list[str]:
-        return sorted(set(self._calls) | set(self._events))
+        return sorted(set(self._calls) | set(self._call_arrays) | set(self._events))
 
     def calls(self, projection: str) -> dict[str, np.ndarray]:
-        rows = self._calls.get(projection, [])
-        arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
+        self._flush(projection)
+        parts = self._call_arrays.get(projection, [])
+        arr = np.concatenate(parts) if parts else np.zeros((0, 5))
         return {
             "step": arr[:, 0].astype(np.int64),
             "t_ms": arr[:, 1],

@@ -1,0 +1,414 @@
+"""Topographic map formation by STDP and synaptic rewiring (``neurowire topomap``).
+
+Two sheets of ``16*scale x 16*scale`` neurons on a torus: a Poisson source layer whose rates are
+a Gaussian bump moved to a random place every 20 ms, and a conductance-based LIF target layer
+with feed-forward (source->target) and lateral (target->target) projections, both plastic (STDP)
+and both rewired by distance-dependent formation and weight-dependent elimination.
+
+Variants (reference/algorithms.md §4, reference/paper-experiments.md §3):
+
+* ``genn2025`` (Knight, Senk & Nowotny 2025): pairwise Gaussian initial connectivity, no maximum
+  fan-in, elimination probabilities x50, ``10 * scale^2`` attempts per projection every 1 ms,
+  refractory 5 ms, V_init ~ N(-60, 5) mV.
+* ``bamford2010`` (Bamford et al. 2010): 16 + 16 initial afferents per target, a maximum fan-in
+  of 32 shared by feed-forward and lateral synapses, one attempt per 0.1 ms step, the original
+  elimination probabilities, no refractory period.
+
+Built from the library's public pieces only. Writes ``summary.json``, connectivity snapshots,
+the event log and figures into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import neurowire as nw
+from neurowire import analysis
+
+BLOCK = 16  # the stimulus pattern repeats on every 16 x 16 block
+STIMULUS_MS = 20.0
+G_MAX = 0.2
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Parameters that differ between the two published versions of the model."""
+
+    initial: str  # "pairwise" or "fan_in"
+    p_elim_dep: float
+    p_elim_pot: float
+    rewire_every_ms: float
+    attempts_per_block: int
+    max_fan_in: int | None
+    tau_refrac: float
+    v_init_sd: float
+
+
+VARIANTS = {
+    "genn2025": Variant("pairwise", 0.0245 * 50, 1.36e-4 * 50, 1.0, 10, None, 5.0, 5.0),
+    "bamford2010": Variant("fan_in", 0.0245, 1.36e-4, 0.1, 1, 32, 0.0, 0.0),
+}
+
+
+@dataclass
+class TopomapConfig:
+    """Settings of one run; every default is the published value."""
+
+    variant: str = "genn2025"
+    scale: int = 1
+    duration_s: float = 60.0
+    seed: int = 0
+    device: str = "cpu"
+    engine: str = "auto"
+    snapshot_every_ms: float = 1000.0
+    correlated: bool = True
+    dt: float = 0.1
+    p_form: tuple[float, float] = (0.16, 1.0)  # feed-forward, lateral
+    sigma_form: tuple[float, float] = (2.5, 1.0)
+    stdp: dict[str, float] = field(
+        default_factory=lambda: {
+            "tau_plus": 20.0,
+            "tau_minus": 64.0,
+            "a_plus": 0.1 * G_MAX,
+            "a_minus": 0.1 * G_MAX * 1.2 * 20.0 / 64.0,
+            "w_min": 0.0,
+            "w_max": G_MAX,
+        }
+    )
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"--variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 1:
+            raise ValueError(f"--scale must be an integer >= 1, got {self.scale!r}")
+        if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
+            raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
+        if not self.snapshot_every_ms > 0:
+            raise ValueError(f"--snapshot-every must be > 0 ms, got {self.snapshot_every_ms}")
+
+    @property
+    def side(self) -> int:
+        return BLOCK * self.scale
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.duration_s * 1000.0 / self.dt))
+
+
+def stimulus_rates(
+    side: int,
+    centre: tuple[int, int],
+    base_hz: float = 5.0,
+    peak_hz: float = 152.8,
+    sigma: float = 2.0,
+) -> torch.Tensor:
+    """Rates [Hz] ``[side * side]``: a Gaussian bump at ``centre`` (x, y) on a 16x16 torus,
+    repeated on every 16 x 16 block of the ``side x side`` sheet."""
+    ids = torch.arange(side * side)
+    local = nw.Grid(BLOCK, BLOCK)
+    x, y = ids % side % BLOCK, ids // side % BLOCK
+    d = local.distance(torch.tensor(centre[1] * BLOCK + centre[0]), y * BLOCK + x)
+    return base_hz + peak_hz * torch.exp(-(d * d) / (2.0 * sigma**2))
+
+
+def build(cfg: TopomapConfig) -> nw.Network:
+    """The network of one run (rules and the stimulus callback included)."""
+    v = VARIANTS[cfg.variant]
+    side, n = cfg.side, cfg.side * cfg.side
+    net = nw.Network(dt=cfg.dt, seed=cfg.seed)
+    src = net.population("source", nw.PoissonSource(n, rate_hz=20.0, grid=(side, side)))
+    v_init = nw.Normal(-60.0, v.v_init_sd) if v.v_init_sd else -70.0
+    tgt = net.population(
+        "target", nw.LIF.biophysical(n, tau_refrac=v.tau_refrac, v_init=v_init, grid=(side, side))
+    )
+    stdp = nw.STDP(**cfg.stdp)
+    psc = nw.ExpCond(tau=5.0, e_rev=0.0)
+    if v.initial == "pairwise":
+        conns = [nw.GaussianDistance(p, s) for p, s in zip(cfg.p_form, cfg.sigma_form, strict=True)]
+    else:
+        conns = [
+            nw.GaussianFanIn(16, p, s) for p, s in zip(cfg.p_form, cfg.sigma_form, strict=True)
+        ]
+    ff = net.connect(
+        src, tgt, conns[0], weight=G_MAX, synapse=stdp, psc=psc, capacity=64, name="ff"
+    )
+    lat = net.connect(
+        tgt, tgt, conns[1], weight=G_MAX, synapse=stdp, psc=psc, capacity=64, name="lat"
+    )
+    every = int(round(v.rewire_every_ms / cfg.dt))
+    attempts = v.attempts_per_block * cfg.scale**2
+    if v.max_fan_in is None:
+        for proj, p, s in zip((ff, lat), cfg.p_form, cfg.sigma_form, strict=True):
+            rule = nw.DistanceRewiring(
+                p,
+                s,
+                v.p_elim_dep,
+                v.p_elim_pot,
+                w_threshold=G_MAX / 2,
+                w_init=G_MAX,
+                attempts=attempts,
+            )
+            net.add_rule(rule, proj, every=every, log_events=True)
+    else:
+        rule = nw.SharedFanInRewiring(
+            "lat",
+            v.max_fan_in,
+            cfg.p_form,
+            cfg.sigma_form,
+            v.p_elim_dep,
+            v.p_elim_pot,
+            G_MAX / 2,
+            G_MAX,
+            attempts,
+        )
+        net.add_rule(rule, ff, every=every, log_events=True)
+    return net
+
+
+class Stimulus:
+    """Moves the bump to a uniformly drawn position every 20 ms (flat 20 Hz if uncorrelated)."""
+
+    def __init__(self, cfg: TopomapConfig) -> None:
+        self.cfg = cfg
+        self.rng = np.random.default_rng(cfg.seed + 12345)
+        self.every = int(round(STIMULUS_MS / cfg.dt))
+        self._maps: dict[tuple[int, int], torch.Tensor] = {}
+
+    def __call__(self, sim: nw.Simulator) -> None:
+        if not self.cfg.correlated:
+            sim.set_rates("source", 20.0)
+            return
+        centre = tuple(int(c) for c in self.rng.integers(0, BLOCK, size=2))
+        if centre not in self._maps:
+            self._maps[centre] = stimulus_rates(self.cfg.side, centre)
+        sim.set_rates("source", self._maps[centre])
+
+
+def _coo(proj: nw.Projection) -> dict[str, np.ndarray]:
+    pre, post = proj.synapses.coo()
+    return {
+        "pre": pre.cpu().numpy(),
+        "post": post.cpu().numpy(),
+        "weight": proj.synapses.values("weight").cpu().numpy(),
+    }
+
+
+def save_connectivity(path: Path, net: nw.Network, side: int) -> None:
+    arrays = {}
+    for name in ("ff", "lat"):
+        for key, value in _coo(net.projections[name]).items():
+            arrays[f"{name}_{key}"] = value
+    np.savez_compressed(path, grid=np.array([side, side]), **arrays)
+
+
+class Snapshots:
+    """Connectivity statistics every ``snapshot_every_ms`` (timed apart from the simulation)."""
+
+    def __init__(self, cfg: TopomapConfig, net: nw.Network) -> None:
+        grid = (cfg.side, cfg.side)
+        self.net = net
+        self.timelines = {
+            "ff": analysis.ConnectivityTimeline(grid, feedforward=True, name="ff"),
+            "lat": analysis.ConnectivityTimeline(grid, name="lat"),
+        }
+        self.every = max(1, int(round(cfg.snapshot_every_ms / cfg.dt)))
+        self.seconds = 0.0
+
+    def __call__(self, sim: nw.Simulator | None, t_ms: float | None = None) -> None:
+        tic = time.perf_counter()
+        t_ms = sim.t if t_ms is None else t_ms
+        for name, timeline in self.timelines.items():
+            c = _coo(self.net.projections[name])
+            timeline.add(t_ms, c["pre"], c["post"], c["weight"])
+        self.seconds += time.perf_counter() - tic
+
+
+def run(cfg: TopomapConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Simulate, analyse and write every output; returns the summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    build_start = time.perf_counter()
+    net = build(cfg)
+    stimulus = Stimulus(cfg)
+    snapshots = Snapshots(cfg, net)
+    net.add_callback(stimulus, every=stimulus.every, name="stimulus")
+    net.add_callback(snapshots, every=snapshots.every, name="snapshots")
+    save_connectivity(out / "connectivity_initial.npz", net, cfg.side)
+    sim = nw.Simulator(net, device=cfg.device, engine=cfg.engine)
+    stimulus(sim)
+    snapshots(sim, 0.0)
+    build_s = time.perf_counter() - build_start
+    result = sim.run(cfg.steps, progress=progress)
+    save_connectivity(out / "connectivity_final.npz", net, cfg.side)
+    return _report(cfg, out, net, sim, result, snapshots, build_s)
+
+
+def _report(
+    cfg, out: Path, net, sim, result, snapshots: Snapshots, build_s: float
+) -> dict[str, Any]:
+    events = {name: sim.rewiring.events(name) for name in ("ff", "lat")}
+    np.savez_compressed(
+        out / "events.npz", **{f"{p}_{k}": v for p, ev in events.items() for k, v in ev.items()}
+    )
+    tl = {name: t.arrays() for name, t in snapshots.timelines.items()}
+    np.savez_compressed(
+        out / "timeline.npz", **{f"{p}_{k}": v for p, a in tl.items() for k, v in a.items()}
+    )
+    compile_s = result.timers_s.get("compile", 0.0)
+    sim_wall = result.wall_s - snapshots.seconds - compile_s
+    model_s = cfg.steps * cfg.dt * 1e-3
+    timers = {k: v for k, v in result.timers_s.items() if v > 0 and k != "compile"}
+    timers["callbacks"] = max(0.0, timers.get("callbacks", 0.0) - snapshots.seconds)
+    init = np.load(out / "connectivity_initial.npz")
+    final = np.load(out / "connectivity_final.npz")
+    grid = (cfg.side, cfg.side)
+
+    def quality(data, weighted):
+        w = data["ff_weight"] if weighted else None
+        return analysis.map_quality(data["ff_pre"], data["ff_post"], grid, w)
+
+    totals = {name: sim.rewiring.totals(name) for name in ("ff", "lat")}
+    summary = {
+        "config": asdict(cfg),
+        "engine": sim.engine,
+        "neurons_per_layer": cfg.side**2,
+        "model_s": model_s,
+        "wall_s": sim_wall,
+        "real_time_factor": sim_wall / model_s,
+        "build_s": build_s,
+        "analysis_s": snapshots.seconds,
+        "compile_s": compile_s,
+        "timers_s": timers,
+        "formations": sum(t["added"] for t in totals.values()),
+        "eliminations": sum(t["removed"] for t in totals.values()),
+        "failed_formations": sum(t["failed"] for t in totals.values()),
+        "per_projection": totals,
+        "ad_initial": quality(init, False)["ad"],
+        "ad_final": quality(final, False)["ad"],
+        "sigma_aff_initial": quality(init, False)["sigma_aff"],
+        "sigma_aff_final": quality(final, False)["sigma_aff"],
+        "ad_weight_initial": quality(init, True)["ad"],
+        "ad_weight_final": quality(final, True)["ad"],
+        "sigma_aff_weight_initial": quality(init, True)["sigma_aff"],
+        "sigma_aff_weight_final": quality(final, True)["sigma_aff"],
+        "reference_initial": {"ad": 0.82, "sigma_aff": 2.36},
+        "degree_initial": {
+            n: analysis.degree_stats(init[f"{n}_pre"], init[f"{n}_post"], cfg.side**2, cfg.side**2)
+            for n in ("ff", "lat")
+        },
+        "degree_final": {
+            n: analysis.degree_stats(
+                final[f"{n}_pre"], final[f"{n}_post"], cfg.side**2, cfg.side**2
+            )
+            for n in ("ff", "lat")
+        },
+        "expected_degree": {
+            n: analysis.expected_gaussian_degree(p, s)
+            for n, p, s in zip(("ff", "lat"), cfg.p_form, cfg.sigma_form, strict=True)
+        },
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    _figures(cfg, out, snapshots, events, summary)
+    return summary
+
+
+def _figures(cfg, out: Path, snapshots: Snapshots, events, summary) -> None:
+    duration_ms = cfg.steps * cfg.dt
+    for i, name in enumerate(("ff", "lat")):
+        tl = snapshots.timelines[name]
+        analysis.plot_displacement_maps(
+            tl.initial_maps, tl.final_maps, out / f"displacement_{name}.png", title=name
+        )
+        analysis.plot_connectivity_evolution(
+            tl,
+            events[name],
+            duration_ms,
+            out / f"evolution_{name}.png",
+            sigma_form=cfg.sigma_form[i],
+            expected_degree=summary["expected_degree"][name],
+            title=name,
+        )
+    analysis.plot_map_quality(snapshots.timelines["ff"], out / "map_quality.png")
+    analysis.plot_timing_breakdown(
+        summary["timers_s"], out / "timing.png", model_s=summary["model_s"]
+    )
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    s = summary
+    print(
+        f"{s['config']['variant']} scale {s['config']['scale']} "
+        f"({s['neurons_per_layer']} neurons per layer), engine {s['engine']}"
+    )
+    print(
+        f"  {s['model_s']:.1f} s model time in {s['wall_s']:.2f} s: real-time factor "
+        f"{s['real_time_factor']:.4f}"
+    )
+    print(
+        f"  formations {s['formations']}, eliminations {s['eliminations']}, "
+        f"failed {s['failed_formations']}"
+    )
+    print(
+        f"  AD by connectivity {s['ad_initial']:.3f} -> {s['ad_final']:.3f}; "
+        f"sigma_aff {s['sigma_aff_initial']:.3f} -> {s['sigma_aff_final']:.3f} "
+        f"(Bamford initial reference 0.82 / 2.36)"
+    )
+    print(
+        f"  by weight: AD {s['ad_weight_initial']:.3f} -> {s['ad_weight_final']:.3f}; "
+        f"sigma_aff {s['sigma_aff_weight_initial']:.3f} -> {s['sigma_aff_weight_final']:.3f}"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neurowire topomap", description=__doc__.split("\n")[0])
+    p.add_argument("--variant", default="genn2025", choices=sorted(VARIANTS))
+    p.add_argument("--scale", type=int, default=1, help="sheet side 16*scale (default 1)")
+    p.add_argument("--duration", type=float, default=60.0, help="model time [s] (default 60)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--engine", default="auto", choices=nw.simulator.ENGINES)
+    p.add_argument(
+        "--snapshot-every",
+        type=float,
+        default=1000.0,
+        help="connectivity statistics every this many ms (default 1000)",
+    )
+    p.add_argument(
+        "--uncorrelated",
+        action="store_true",
+        help="flat 20 Hz input instead of the moving Gaussian bump",
+    )
+    p.add_argument("--out", default="runs/topomap", help="output directory")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parser().parse_args(argv)
+    try:
+        cfg = TopomapConfig(
+            variant=args.variant,
+            scale=args.scale,
+            duration_s=args.duration,
+            seed=args.seed,
+            device=args.device,
+            engine=args.engine,
+            snapshot_every_ms=args.snapshot_every,
+            correlated=not args.uncorrelated,
+        )
+    except ValueError as err:
+        parser().error(str(err))
+    summary = run(cfg, args.out, progress=not args.no_progress)
+    print_summary(summary)
+    print(f"  outputs in {args.out}")
+    return summary
