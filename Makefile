@@ -1,0 +1,39 @@
+# Two entry points on a fresh machine:
+#   make demo   - create .venv, install neurowire, run the main job on its built-in default
+#   make test   - create .venv, install neurowire with test extras, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch (served from a local file on the project's machines). Installed before
+# neurowire so that pip does not pull a multi-GB CUDA build to satisfy "torch>=2.3".
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: demo test test-all lint install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/neurowire topomap --out runs/demo
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
