@@ -72,25 +72,37 @@ def distance_rewiring(
     ``ev_*`` buffers from position ``n_events``. Returns (removed, added, failed, n_events).
     """
     n_pre, capacity = ind.shape
-    attempts = u.shape[1]
+    attempts = min(u.shape[1], n_pre * n_post)
+    # rows: first n_post attempts of a row stay, later ones move to the next row with room
     pre = np.empty(attempts, np.int64)
-    rank = np.zeros(attempts, np.int64)
     per_row = np.zeros(n_pre, np.int64)
+    over = np.zeros(attempts, np.bool_)
     for a in range(attempts):
         i = min(np.int64(u[0, a] * n_pre), n_pre - 1)
         pre[a] = i
-        rank[a] = per_row[i]
-        per_row[i] += 1
-    post = np.full(attempts, -1, np.int64)
-    valid = np.zeros(attempts, np.bool_)
+        if per_row[i] >= n_post:
+            over[a] = True
+        else:
+            per_row[i] += 1
     for a in range(attempts):
-        if rank[a] >= n_post:
-            continue
-        valid[a] = True
-        j = n_post - min(per_row[pre[a]], n_post) + rank[a]
+        if over[a]:
+            i = pre[a]
+            while per_row[i] >= n_post:
+                i = (i + 1) % n_pre
+            pre[a] = i
+            per_row[i] += 1
+    # targets: Floyd's algorithm per row, attempts in order
+    rank = np.zeros(attempts, np.int64)
+    seen = np.zeros(n_pre, np.int64)
+    post = np.full(attempts, -1, np.int64)
+    for a in range(attempts):
+        i = pre[a]
+        rank[a] = seen[i]
+        seen[i] += 1
+        j = n_post - per_row[i] + rank[a]
         t = min(np.int64(u[1, a] * np.float64(j + 1)), j)
         for b in range(a):
-            if valid[b] and pre[b] == pre[a] and post[b] == t:
+            if pre[b] == i and post[b] == t:
                 t = j
                 break
         post[a] = t
@@ -100,8 +112,6 @@ def distance_rewiring(
     form = np.zeros(attempts, np.bool_)
     dist = np.zeros(attempts, np.float32)
     for a in range(attempts):
-        if not valid[a]:
-            continue
         i = pre[a]
         for s in range(row_length[i]):
             if ind[i, s] == post[a]:

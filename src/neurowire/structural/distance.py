@@ -32,30 +32,44 @@ def rank_in_row(rows: Tensor) -> Tensor:
 
 def candidate_pairs(
     u_row: Tensor, u_post: Tensor, n_pre: int, n_post: int
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor]:
     """Distinct (pre, post) candidates from uniform numbers in [0, 1), one per attempt.
 
-    Each attempt goes to row ``floor(u_row * n_pre)``; the ``m`` attempts of a row take ``m``
-    distinct targets, a uniformly random ``m``-subset drawn by Floyd's algorithm (attempt of
-    rank ``r`` draws ``t = floor(u_post * (j + 1))`` with ``j = n_post - m + r`` and takes ``j``
-    instead if ``t`` is already taken). Cost grows with the attempts, not with ``n_post``.
+    Each attempt goes to row ``floor(u_row * n_pre)``; an attempt that finds its row already
+    holding ``n_post`` attempts moves to the next row with room (rare; GeNN's host likewise caps
+    a row at ``n_post``). The ``m`` attempts of a row take ``m`` distinct targets, a uniformly
+    random ``m``-subset drawn by Floyd's algorithm: the attempt of rank ``r`` draws
+    ``t = floor(u_post * (j + 1))`` with ``j = n_post - m + r`` and takes ``j`` instead if ``t``
+    is already taken. Cost grows with the attempts, not with ``n_post``. Attempts beyond
+    ``n_pre * n_post`` are dropped.
 
-    Returns (pre, post, valid); attempts beyond ``n_post`` in one row are not valid.
+    Returns (pre, post), int64 ``[min(attempts, n_pre * n_post)]``.
     """
+    keep = min(u_row.numel(), n_pre * n_post)
+    u_row, u_post = u_row[:keep], u_post[:keep]
     pre = (u_row * n_pre).long().clamp_(max=n_pre - 1)
+    over = rank_in_row(pre) >= n_post
+    if bool(over.any()):
+        count = torch.bincount(pre[~over], minlength=n_pre).tolist()
+        moved = pre.tolist()
+        for a in over.nonzero().squeeze(1).tolist():
+            row = moved[a]
+            while count[row] >= n_post:
+                row = (row + 1) % n_pre
+            moved[a] = row
+            count[row] += 1
+        pre = torch.tensor(moved, dtype=torch.int64, device=pre.device)
     rank = rank_in_row(pre)
     count = torch.bincount(pre, minlength=n_pre)[pre]
-    valid = rank < n_post
-    j = n_post - torch.minimum(count, torch.full_like(count, n_post)) + rank
-    draw = (u_post * (j + 1).to(u_post.dtype)).long()
-    draw = torch.minimum(draw, j)
+    j = n_post - count + rank
+    draw = torch.minimum((u_post * (j + 1).to(u_post.dtype)).long(), j)
     post = torch.full_like(pre, -1)
     same_row = pre[:, None] == pre[None, :]
     for r in range(int(rank.max()) + 1 if rank.numel() else 0):
-        now = (rank == r) & valid
+        now = rank == r
         taken = (same_row[now] & (post[None, :] == draw[now][:, None])).any(1)
         post[now] = torch.where(taken, j[now], draw[now])
-    return pre, post, valid
+    return pre, post
 
 
 class DistanceRewiring(StructuralRule):
@@ -115,8 +129,8 @@ class DistanceRewiring(StructuralRule):
 
     def update(self, s: SynapseView, ctx: RuleContext) -> None:
         u = torch.from_numpy(self.draw(ctx.rng)[0]).to(s.store.device)
-        pre, post, valid = candidate_pairs(u[0], u[1], s.n_pre, s.n_post)
-        pre, post, accept = pre[valid], post[valid], u[2][valid]
+        pre, post = candidate_pairs(u[0], u[1], s.n_pre, s.n_post)
+        accept = u[2][: pre.numel()]
         hit = (s.post[pre] == post[:, None]) & s.live[pre]  # [attempts, capacity]
         connected = hit.any(1)
         slot = hit.to(torch.int8).argmax(1)
