@@ -24,20 +24,14 @@ from ..structural.log import RewiringLog
 from ..structural.view import SynapseView
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
-from .forward import (
-    gather_weights,
-    hot_loop,
-    input_currents,
-    input_events,
-    readout,
-    simulate,
-)
+from .forward import gather_weights, hidden_forward, hot_loop, input_events, readout
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
 
 METHODS = ("factorized", "online")
 FEEDBACK = ("symmetric", "random")
+ENGINES = ("auto", "torch", "native")
 
 #: default working-memory budget per chunk of trials [bytes] on the CPU
 CPU_CHUNK_BUDGET = 1 << 30
@@ -86,6 +80,10 @@ class EProp:
         step_threads: CPU intra-op threads inside the per-step Python loops (their ops are
             small; with shared cores, multi-threaded small ops stall); None leaves
             ``torch.get_num_threads()``. Large vectorised ops always use the global setting.
+        engine: for ``method="factorized"``: ``"torch"`` (pure PyTorch, any device; the
+            reference), ``"native"`` (numba kernels for the forward pass, the backward
+            recursions and the spike-event products; CPU only, equal to the torch engine up to
+            rounding) or ``"auto"`` (native on the CPU when numba is installed).
     """
 
     def __init__(
@@ -103,11 +101,13 @@ class EProp:
         seed: int | None = None,
         device: str | torch.device | None = None,
         step_threads: int | None = 1,
+        engine: str = "auto",
     ) -> None:
         self.loss = get_loss(loss)
         self.readout = check_readout(readout)
         _check_choice("method", method, METHODS)
         _check_choice("feedback", feedback, FEEDBACK)
+        _check_choice("engine", engine, ENGINES)
         if optimizer is None:
             optimizer = Adam()
         if not isinstance(optimizer, Adam):
@@ -131,6 +131,7 @@ class EProp:
         self.net = net
         self.seed = net.seed if seed is None else int(seed)
         self.device = self.network.device
+        self.engine = _resolve_engine(engine, self.device)
         gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
         self.feedback_matrix: Tensor | None = None
         if feedback == "random":
@@ -154,7 +155,8 @@ class EProp:
     def __repr__(self) -> str:
         n = self.network
         return (
-            f"EProp(method={self.method!r}, loss={self.loss.name!r}, readout={self.readout!r}, "
+            f"EProp(method={self.method!r}, engine={self.engine!r}, loss={self.loss.name!r}, "
+            f"readout={self.readout!r}, "
             f"feedback={self.feedback!r}, hidden={n.hidden.n}, inputs={n.n_in}, "
             f"outputs={n.n_out})"
         )
@@ -210,7 +212,7 @@ class EProp:
 
     # ------------------------------------------------------------------ input checks
     def _check_spikes(self, spikes: Any) -> Tensor:
-        """Validate ``spikes [B, T, n_in]``; return them time-major ``[T, B, n_in]`` bool."""
+        """Validate ``spikes [B, T, n_in]``; return them as a contiguous bool tensor."""
         if isinstance(spikes, np.ndarray):
             spikes = torch.from_numpy(spikes)
         if not isinstance(spikes, Tensor):
@@ -235,11 +237,11 @@ class EProp:
             if bool(((spikes != 0) & (spikes != 1)).any()):
                 raise ValueError("spikes must be bool or 0/1 numbers; got other values")
             spikes = spikes != 0
-        return spikes.to(self.device).transpose(0, 1).contiguous()
+        return spikes.to(self.device).contiguous()
 
     def _prepare(self, spikes: Any, labels: Any) -> tuple[Tensor, Tensor]:
         x = self._check_spikes(spikes)
-        steps, batch, _ = x.shape
+        batch, steps, _ = x.shape
         if labels is None:
             raise ValueError("labels (or targets) are required")
         tgt = self.loss.prepare(
@@ -279,18 +281,20 @@ class EProp:
     # ------------------------------------------------------------------ gradients
     def _run(self, x: Tensor, tgt: Tensor) -> BatchOutput:
         n = self.network
-        steps, batch, _ = x.shape
+        batch, steps, _ = x.shape
         w = gather_weights(n, self.feedback_matrix)
         chunks = self._chunks(batch, steps)
         fold = len(chunks) == 1
         total: ChunkResult | None = None
         scores = []
         for sl in chunks:
-            xs, ts = x[:, sl], self.loss.select(tgt, sl)
+            xs, ts = x[sl], self.loss.select(tgt, sl)
             if self.method == "online":
                 res = online_chunk(n, w, xs, ts, self.loss, self.regularization)
             else:
-                res = factorized_chunk(n, w, xs, ts, self.loss, self.regularization, fold)
+                res = factorized_chunk(
+                    n, w, xs, ts, self.loss, self.regularization, fold, self.engine
+                )
             scores.append(readout_value(res.y, self.readout))
             res.y = None
             total = res if total is None else _add(total, res)
@@ -383,11 +387,10 @@ class EProp:
     def _forward(self, x: Tensor):
         n = self.network
         w = gather_weights(n, self.feedback_matrix)
-        steps, batch, _ = x.shape
+        batch, steps, _ = x.shape
         for sl in self._chunks(batch, steps):
-            xs = x[:, sl]
-            _, z = simulate(n, w, input_currents(n, w, input_events(xs), steps))
-            yield readout(z, w, n.kappa, n.step_threads), z.sum((0, 1))
+            _, z = hidden_forward(n, w, input_events(x[sl], self.engine), steps, self.engine)
+            yield readout(z, w, n.kappa, n.step_threads, self.engine), z.sum((0, 1))
 
     # ------------------------------------------------------------------ loops
     def evaluate(self, data, batch_size: int = 64, progress: bool = False) -> dict[str, float]:
@@ -401,7 +404,7 @@ class EProp:
         for spikes, labels in _iterate(data, batch_size, shuffle=False, seed=0, epoch=0):
             with self._threads(spikes):
                 x, tgt = self._prepare(spikes, labels)
-                steps = x.shape[0]
+                batch, steps, _ = x.shape
                 offset = 0
                 loss_sum, spk, scores = 0.0, 0.0, []
                 for y, s in self._forward(x):
@@ -410,7 +413,7 @@ class EProp:
                     loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
                     spk += float(s.sum())
                     scores.append(readout_value(y, self.readout))
-            out = BatchOutput({}, loss_sum, torch.cat(scores), torch.tensor(spk), x.shape[1], steps)
+            out = BatchOutput({}, loss_sum, torch.cat(scores), torch.tensor(spk), batch, steps)
             totals.add(self._metrics(out, tgt))
         return totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)
 
@@ -483,6 +486,22 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _resolve_engine(engine: str, device: torch.device) -> str:
+    if engine == "torch":
+        return engine
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        if engine == "native":
+            raise ValueError("engine='native' needs numba; install it or use 'torch'") from None
+        return "torch"
+    if device.type != "cpu":
+        if engine == "native":
+            raise ValueError(f"engine='native' runs on the CPU, not on {device}")
+        return "torch"
+    return "native"
 
 
 def _add(a: ChunkResult, b: ChunkResult) -> ChunkResult:

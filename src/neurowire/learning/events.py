@@ -35,18 +35,27 @@ def _csr(crow: Tensor, col: Tensor, shape: tuple[int, int], dtype: torch.dtype) 
 class SpikeEvents:
     """Events of a time-major spike array ``[n_rows, n]`` (``n_rows = T * B``).
 
-    Shapes: ``row [E]`` (ascending), ``pre [E]``; CSR views are built on first use.
+    Shapes: ``pre [E]`` sorted by row, with either ``row [E]`` or the row pointers
+    ``crow [n_rows + 1]`` (the other is derived on first use); CSR views likewise.
 
     Args:
-        row, pre: int64 event coordinates sorted by ``row``.
+        row: int64 row of each event (ascending), or None if ``crow`` is given.
+        pre: int64 neuron of each event.
         n_rows: rows of the dense array.
         n: neurons (columns).
+        crow: row pointers, or None if ``row`` is given.
     """
 
-    def __init__(self, row: Tensor, pre: Tensor, n_rows: int, n: int) -> None:
-        self.row, self.pre, self.n_rows, self.n = row, pre, n_rows, n
+    def __init__(
+        self, row: Tensor | None, pre: Tensor, n_rows: int, n: int, crow: Tensor | None = None
+    ) -> None:
+        if row is None and crow is None:
+            raise ValueError("SpikeEvents needs row or crow")
+        self._row, self.pre, self.n_rows, self.n = row, pre, n_rows, n
+        self._crow = crow
         self._by_row: dict[torch.dtype, Tensor] = {}
         self._by_pre: dict[torch.dtype, Tensor] = {}
+        self._by_pre_index: tuple[Tensor, Tensor] | None = None
 
     @classmethod
     def from_dense(cls, spikes: Tensor, row_offset: int = 0, n_rows: int | None = None):
@@ -63,23 +72,44 @@ class SpikeEvents:
 
     @property
     def count(self) -> int:
-        return self.row.numel()
+        return self.pre.numel()
+
+    @property
+    def row(self) -> Tensor:
+        """int64 ``[E]``: the row of each event."""
+        if self._row is None:
+            rows = torch.arange(self.n_rows, device=self.pre.device)
+            self._row = torch.repeat_interleave(rows, self._crow.diff())
+        return self._row
+
+    def row_pointers(self) -> Tensor:
+        """``crow [n_rows + 1]``: events of row ``r`` are ``crow[r]:crow[r + 1]``."""
+        if self._crow is None:
+            self._crow = torch.zeros(self.n_rows + 1, dtype=torch.int64, device=self.pre.device)
+            torch.cumsum(torch.bincount(self._row, minlength=self.n_rows), 0, out=self._crow[1:])
+        return self._crow
+
+    def pre_pointers(self) -> tuple[Tensor, Tensor]:
+        """``(crow [n + 1], rows [E])``: events grouped by neuron, rows ascending within."""
+        if self._by_pre_index is None:
+            order = torch.argsort(self.pre, stable=True)
+            crow = torch.zeros(self.n + 1, dtype=torch.int64, device=self.pre.device)
+            torch.cumsum(torch.bincount(self.pre, minlength=self.n), 0, out=crow[1:])
+            self._by_pre_index = crow, self.row[order]
+        return self._by_pre_index
 
     def by_row(self, dtype: torch.dtype) -> Tensor:
         """CSR ``[n_rows, n]`` of ones (the spike array itself)."""
         if dtype not in self._by_row:
-            crow = torch.zeros(self.n_rows + 1, dtype=torch.int64, device=self.row.device)
-            torch.cumsum(torch.bincount(self.row, minlength=self.n_rows), 0, out=crow[1:])
-            self._by_row[dtype] = _csr(crow, self.pre, (self.n_rows, self.n), dtype)
+            shape = (self.n_rows, self.n)
+            self._by_row[dtype] = _csr(self.row_pointers(), self.pre, shape, dtype)
         return self._by_row[dtype]
 
     def by_pre(self, dtype: torch.dtype) -> Tensor:
         """CSR ``[n, n_rows]`` of ones (the transposed spike array)."""
         if dtype not in self._by_pre:
-            order = torch.argsort(self.pre, stable=True)
-            crow = torch.zeros(self.n + 1, dtype=torch.int64, device=self.row.device)
-            torch.cumsum(torch.bincount(self.pre, minlength=self.n), 0, out=crow[1:])
-            self._by_pre[dtype] = _csr(crow, self.row[order], (self.n, self.n_rows), dtype)
+            crow, rows = self.pre_pointers()
+            self._by_pre[dtype] = _csr(crow, rows, (self.n, self.n_rows), dtype)
         return self._by_pre[dtype]
 
 

@@ -33,13 +33,11 @@ from .compiled import EPropNetwork, HiddenLayer
 from .events import SpikeEvents, accumulate_dense, accumulate_slots
 from .forward import (
     Weights,
+    hidden_forward,
     hot_loop,
-    input_currents,
     input_events,
     leaky_scan_,
-    pseudo_derivative_,
     readout,
-    simulate,
 )
 from .losses import Loss, RateRegularizer
 
@@ -87,6 +85,7 @@ def spike_products(
     adjoint: Tensor,
     x_events: SpikeEvents,
     z_events: list[SpikeEvents],
+    engine: str = "torch",
 ) -> dict[str, Tensor]:
     """Gradients of the plastic projections for one adjoint ``H [T, B, N]``.
 
@@ -95,28 +94,42 @@ def spike_products(
     flat = adjoint.reshape(-1, adjoint.shape[-1])
     out = {}
     for pw in w.inputs:
-        out[pw.spec.name] = _product(pw, x_events, flat)
+        out[pw.spec.name] = _product(pw, x_events, flat, engine)
     pops = enet.hidden.populations
     for pw in w.recurrent:
         k = pops.index(pw.spec.projection.pre)
-        out[pw.spec.name] = _product(pw, z_events[k], flat)
+        out[pw.spec.name] = _product(pw, z_events[k], flat, engine)
     return out
 
 
-def _product(pw, events: SpikeEvents, flat: Tensor) -> Tensor:
-    if pw.dense is not None:
+def _product(pw, events: SpikeEvents, flat: Tensor, engine: str) -> Tensor:
+    if engine == "native":
+        from . import native
+
+        if pw.dense is not None:
+            g = native.accumulate_dense(events, flat, pw.spec.post_offset, pw.spec.n_post)
+        else:
+            g = native.accumulate_slots(events, flat, pw.post, pw.length)
+    elif pw.dense is not None:
         g = accumulate_dense(events, flat, pw.spec.post_offset, pw.spec.n_post)
-        if pw.spec.self_loop:
-            g.fill_diagonal_(0.0)
-        return g
-    return accumulate_slots(events, flat, pw.post).mul_(pw.mask)
+    else:
+        g = accumulate_slots(events, flat, pw.post)
+    if pw.dense is None:
+        return g.mul_(pw.mask)
+    if pw.spec.self_loop:
+        g.fill_diagonal_(0.0)
+    return g
 
 
-def recurrent_events(enet: EPropNetwork, z: Tensor) -> list[SpikeEvents]:
-    """Per hidden population, events of ``z_{t-1}`` placed on the rows of step ``t``."""
+def recurrent_events(enet: EPropNetwork, z: Tensor, engine: str = "torch") -> list[SpikeEvents]:
+    """Per hidden population, events of ``z_{t-1}`` (``z [T, B, N]``) on the rows of step ``t``."""
+    lay = enet.hidden
+    if engine == "native":
+        from . import native
+
+        return [native.spike_events(z, False, 1, *lay.span(pop)) for pop in lay.populations]
     steps, batch, n = z.shape
     ev = SpikeEvents.from_dense(z[:-1].reshape(-1, n), row_offset=batch, n_rows=steps * batch)
-    lay = enet.hidden
     return [ev.select(*lay.span(pop)) for pop in lay.populations]
 
 
@@ -128,21 +141,23 @@ def factorized_chunk(
     loss: Loss,
     regularizer: RateRegularizer | None,
     fold: bool,
+    engine: str = "torch",
 ) -> ChunkResult:
     """Factorised e-prop over one chunk of trials.
 
     Args:
-        x: time-major input spikes ``[T, B, n_in]`` (bool).
+        x: input spikes ``[B, T, n_in]`` (bool).
         targets: as prepared by ``loss`` for these trials.
         regularizer: None for no rate regulariser.
         fold: the chunk is the whole batch, so ``R`` is known and folded into ``Lambda``;
             otherwise the unit-``Lambda`` part is returned in ``ChunkResult.unit``.
+        engine: ``"torch"`` (reference, any device) or ``"native"`` (numba kernels, CPU).
     """
-    steps, batch, _ = x.shape
+    batch, steps, _ = x.shape
     lay = enet.hidden
     res = ChunkResult()
-    x_ev = input_events(x)
-    d, z = simulate(enet, w, input_currents(enet, w, x_ev, steps))
+    x_ev = input_events(x, engine)
+    psi, z = hidden_forward(enet, w, x_ev, steps, engine)
     threads = enet.step_threads
     y = readout(z, w, enet.kappa, threads)
     err = loss.error(y, targets)
@@ -156,17 +171,23 @@ def factorized_chunk(
     g_out = flat_z.t() @ e_kappa.reshape(-1, enet.n_out)
     for spec in enet.outputs:
         res.task[spec.name] = g_out[spec.pre_offset : spec.pre_offset + spec.n_pre].clone()
-    psi = pseudo_derivative_(d, lay)
     lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(steps, batch, lay.n)
     del e_kappa, err
     if regularizer is not None and fold:
         lam.add_(regularizer.factor(res.spikes, batch, steps, enet.net.dt))
-    z_ev = recurrent_events(enet, z)
+    z_ev = recurrent_events(enet, z, engine)
     del z, flat_z
-    h = membrane_adjoint_(psi, lam, lay, threads)  # psi is kept, lam becomes H
-    res.task.update(spike_products(enet, w, h, x_ev, z_ev))
+    unit = regularizer is not None and not fold
+    if engine == "native":
+        from . import native
+
+        h, h1 = native.membrane_adjoint_(psi, lam, lay, unit)
+    else:
+        h = membrane_adjoint_(psi, lam, lay, threads)  # psi is kept, lam becomes H
+        h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay, threads) if unit else None
+    del psi
+    res.task.update(spike_products(enet, w, h, x_ev, z_ev, engine))
     del h, lam
-    if regularizer is not None and not fold:
-        h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay, threads)
-        res.unit.update(spike_products(enet, w, h1, x_ev, z_ev))
+    if unit:
+        res.unit.update(spike_products(enet, w, h1, x_ev, z_ev, engine))
     return res

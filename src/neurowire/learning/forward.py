@@ -76,7 +76,8 @@ class ProjectionWeights:
     Shapes: ``dense [n_pre, n_post]`` for ``Dense()`` (diagonal zeroed for a self loop), or for a
     sparse store ``post [n_pre, capacity]`` (global hidden index of each slot's target),
     ``weight [n_pre, capacity]`` and ``mask [n_pre, capacity]`` (True on live synapses that
-    e-prop trains; ``weight`` is 0 and ``post`` a valid index elsewhere).
+    e-prop trains; ``weight`` is 0 and ``post`` a valid index elsewhere), ``length [n_pre]``
+    (the store's row lengths: slots beyond are padding).
     """
 
     spec: PlasticProjection
@@ -84,6 +85,7 @@ class ProjectionWeights:
     post: Tensor | None = None
     weight: Tensor | None = None
     mask: Tensor | None = None
+    length: Tensor | None = None
 
 
 @dataclass(eq=False)
@@ -119,7 +121,7 @@ def projection_weights(spec: PlasticProjection) -> ProjectionWeights:
         mask = mask & (s.ind != rows)
     post = torch.where(mask, s.ind + spec.post_offset, 0)
     weight = torch.where(mask, s.vars["weight"], 0.0)
-    return ProjectionWeights(spec, post=post, weight=weight, mask=mask)
+    return ProjectionWeights(spec, post=post, weight=weight, mask=mask, length=s.row_length)
 
 
 def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
@@ -209,22 +211,48 @@ class HiddenDynamics:
         st.z = z_out
 
 
-def input_events(x: Tensor) -> SpikeEvents:
-    """Events of time-major input spikes ``x [T, B, n_in]``."""
-    t, b, n = x.shape
-    return SpikeEvents.from_dense(x.reshape(t * b, n))
+def input_events(x: Tensor, engine: str = "torch") -> SpikeEvents:
+    """Events of input spikes ``x [B, T, n_in]`` (bool) on the time-major rows ``t * B + b``."""
+    if engine == "native":
+        from . import native
+
+        return native.spike_events(x, batch_major=True)
+    b, t, n = x.shape
+    return SpikeEvents.from_dense(x.transpose(0, 1).reshape(t * b, n))
 
 
-def input_currents(enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int) -> Tensor:
+def input_currents(
+    enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int, engine: str = "torch"
+) -> Tensor:
     """``I [T, B, N]``: the input projections' drive for every step, from the input events."""
     rows = events.n_rows
     out = torch.zeros(rows, enet.hidden.n, dtype=enet.dtype, device=enet.device)
     for pw in w.inputs:
-        if pw.dense is not None:
+        if engine == "native":
+            from . import native
+
+            if pw.dense is not None:
+                native.deliver_dense(out, events, pw.dense, pw.spec.post_offset)
+            else:
+                native.deliver_slots(out, events, pw.post, pw.length, pw.weight)
+        elif pw.dense is not None:
             deliver_dense(out, events, pw.dense, pw.spec.post_offset)
         else:
             deliver_slots(out, events, pw.post, pw.weight)
     return out.view(steps, rows // steps, enet.hidden.n)
+
+
+def hidden_forward(
+    enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int, engine: str = "torch"
+) -> tuple[Tensor, Tensor]:
+    """``(psi, z)`` ``[T, B, N]`` of the hidden layer for input events (one chunk of trials)."""
+    current = input_currents(enet, w, events, steps, engine)
+    if engine == "native":
+        from . import native
+
+        return native.forward(current, w.w_rec, enet.hidden)
+    d, z = simulate(enet, w, current)
+    return pseudo_derivative_(d, enet.hidden), z
 
 
 def simulate(enet: EPropNetwork, w: Weights, current: Tensor) -> tuple[Tensor, Tensor]:
@@ -264,8 +292,19 @@ def leaky_scan_(
     return u
 
 
-def readout(z: Tensor, w: Weights, kappa: float, threads: int | None = None) -> Tensor:
+def readout(
+    z: Tensor, w: Weights, kappa: float, threads: int | None = None, engine: str = "torch"
+) -> Tensor:
     """``y [T, B, K]`` with ``y_t = kappa y_{t-1} + W_out z_t + b``."""
     steps, batch, n = z.shape
     y = torch.addmm(w.bias, z.reshape(-1, n), w.w_out).view(steps, batch, -1)
-    return leaky_scan_(y, kappa, threads=threads)
+    return scan_(y, kappa, False, threads, engine)
+
+
+def scan_(u: Tensor, decay: float, reverse: bool, threads: int | None, engine: str) -> Tensor:
+    """:func:`leaky_scan_` with a scalar decay on the chosen engine."""
+    if engine == "native":
+        from . import native
+
+        return native.leaky_scan_(u, decay, reverse)
+    return leaky_scan_(u, decay, reverse, threads)

@@ -95,8 +95,8 @@ def online_chunk(
     loss: Loss,
     regularizer: RateRegularizer | None,
 ) -> ChunkResult:
-    """Online e-prop over one chunk of trials; ``x`` time-major ``[T, B, n_in]`` bool."""
-    steps, batch, _ = x.shape
+    """Online e-prop over one chunk of trials; ``x [B, T, n_in]`` bool."""
+    batch, steps, _ = x.shape
     lay, k = enet.hidden, enet.n_out
     dyn = HiddenDynamics(lay, w.w_rec)
     st = dyn.initial_state(batch)
@@ -114,7 +114,7 @@ def online_chunk(
     z_buf = torch.zeros(2, batch, lay.n, **like)
     with hot_loop(enet.step_threads):
         for t in range(steps):
-            x_t = x[t].to(enet.dtype)
+            x_t = x[:, t].to(enet.dtype)
             z_prev = st.z
             dyn.step(st, x_t @ w_in, t, d, z_buf[t % 2])
             z = st.z

@@ -1,0 +1,139 @@
+"""The numba engine of factorised e-prop equals the PyTorch engine, kernel by kernel and whole."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from eprop_testnets import make_network, max_rel_error, random_input
+
+from neurowire.learning import EProp, RateRegularizer
+from neurowire.learning.compiled import compile_network
+from neurowire.learning.events import (
+    SpikeEvents,
+    accumulate_dense,
+    accumulate_slots,
+    deliver_dense,
+    deliver_slots,
+)
+from neurowire.learning.factorized import membrane_adjoint_
+from neurowire.learning.forward import (
+    gather_weights,
+    input_currents,
+    leaky_scan_,
+    pseudo_derivative_,
+    simulate,
+)
+
+native = pytest.importorskip("neurowire.learning.native")
+
+
+def events_equal(a: SpikeEvents, b: SpikeEvents) -> bool:
+    return (
+        a.n_rows == b.n_rows
+        and a.n == b.n
+        and torch.equal(a.row, b.row)
+        and torch.equal(a.pre, b.pre)
+        and torch.equal(a.row_pointers(), b.row_pointers())
+    )
+
+
+def test_spike_events_match_the_torch_extraction():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 7, 5, generator=gen) < 0.3  # [B, T, n]
+    ref = SpikeEvents.from_dense(x.transpose(0, 1).reshape(21, 5))
+    assert events_equal(native.spike_events(x, batch_major=True), ref)
+    z = (torch.rand(7, 3, 6, generator=gen) < 0.3).double()  # [T, B, N]
+    shifted = SpikeEvents.from_dense(z[:-1].reshape(-1, 6), row_offset=3, n_rows=21)
+    assert events_equal(native.spike_events(z, False, 1), shifted)
+    assert events_equal(native.spike_events(z, False, 1, 2, 5), shifted.select(2, 5))
+
+
+def test_delivery_and_accumulation_kernels():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 6, 5, generator=gen) < 0.4
+    ev = native.spike_events(x, batch_major=True)
+    w = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    out_ref, out = torch.zeros(24, 7, dtype=torch.float64), torch.zeros(24, 7, dtype=torch.float64)
+    deliver_dense(out_ref, ev, w, 2)
+    native.deliver_dense(out, ev, w, 2)
+    torch.testing.assert_close(out, out_ref)
+    post = torch.randint(0, 7, (5, 4), generator=gen)
+    length = torch.tensor([4, 0, 2, 3, 1])
+    ws = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+    ws[torch.arange(4)[None, :] >= length[:, None]] = 0.0  # padding carries no weight
+    out_ref.zero_()
+    out.zero_()
+    deliver_slots(out_ref, ev, post, ws)
+    native.deliver_slots(out, ev, post, length, ws)
+    torch.testing.assert_close(out, out_ref)
+    h = torch.randn(24, 7, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(
+        native.accumulate_dense(ev, h, 2, 3), accumulate_dense(ev, h, 2, 3).to_dense()
+    )
+    live = torch.arange(4)[None, :] < length[:, None]
+    torch.testing.assert_close(
+        native.accumulate_slots(ev, h, post, length), accumulate_slots(ev, h, post) * live
+    )
+
+
+@pytest.mark.parametrize("kind", ["mixed", "mixed_beta", "lif"])
+def test_forward_adjoint_and_scan_kernels(kind):
+    net, out = make_network(kind, sparse=False)
+    enet = compile_network(net, out)
+    w = gather_weights(enet, None)
+    x, _ = random_input(3, 30, 5, p=0.3, seed=2)
+    ev = native.spike_events(x, batch_major=True)
+    cur = input_currents(enet, w, ev, 30)
+    psi, z = native.forward(cur.clone(), w.w_rec, enet.hidden)
+    d_ref, z_ref = simulate(enet, w, cur.clone())
+    assert torch.equal(z, z_ref) and z.sum() > 10
+    torch.testing.assert_close(psi, pseudo_derivative_(d_ref, enet.hidden))
+    lam = torch.randn(psi.shape, generator=torch.Generator().manual_seed(3), dtype=psi.dtype)
+    h, h1 = native.membrane_adjoint_(psi, lam.clone(), enet.hidden, True)
+    torch.testing.assert_close(h, membrane_adjoint_(psi, lam.clone(), enet.hidden))
+    torch.testing.assert_close(h1, membrane_adjoint_(psi, torch.ones_like(psi), enet.hidden))
+    u = torch.randn(30, 3, 2, dtype=torch.float64)
+    for reverse in (False, True):
+        torch.testing.assert_close(
+            native.leaky_scan_(u.clone(), 0.9, reverse), leaky_scan_(u.clone(), 0.9, reverse)
+        )
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_native_engine_equals_torch_engine(sparse, chunk_size):
+    x, labels = random_input(4, 40, 5, seed=4)
+    reg = RateRegularizer(c=50.0, f_target_hz=20.0)
+    grads = {}
+    for engine in ("torch", "native"):
+        net, out = make_network("mixed", sparse=sparse)
+        trainer = EProp(net, out, engine=engine, chunk_size=chunk_size, regularization=reg)
+        assert trainer.engine == engine
+        grads[engine] = trainer.compute_gradients(x, labels)
+    errors = max_rel_error(grads["native"], grads["torch"])
+    assert max(errors.values()) < 1e-12, errors
+
+
+def test_native_float32_and_training_step_match_torch():
+    x, labels = random_input(4, 40, 5, seed=5)
+    states = {}
+    for engine in ("torch", "native"):
+        net, out = make_network("mixed", sparse=True, dtype=torch.float32)
+        trainer = EProp(net, out, engine=engine)
+        trainer.train_step(x, labels)
+        states[engine] = net.projections["inp->a"].synapses.vars["weight"]
+    torch.testing.assert_close(states["native"], states["torch"], rtol=1e-5, atol=1e-6)
+
+
+def test_auto_engine_is_native_on_the_cpu_and_choices_are_checked():
+    net, out = make_network("lif")
+    assert EProp(net, out).engine == "native"
+    with pytest.raises(ValueError, match=r"engine must be one of \('auto', 'torch', 'native'\)"):
+        EProp(net, out, engine="numba")
+
+
+def test_native_state_below_the_smallest_normal_is_flushed():
+    u = torch.zeros(3, 1, 1, dtype=torch.float32)
+    u[0] = 1e-37
+    native.leaky_scan_(u, 0.01, False)
+    assert u[1].item() == 0.0 and u[2].item() == 0.0
