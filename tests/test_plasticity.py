@@ -80,7 +80,7 @@ def test_event_driven_stdp_equals_all_slots_reference():
         got = w.clone()
         stdp_depress_rows(got, s.ind, s.live, event_list(z_pre[None], 8 + trial), x_post, rule)
         stdp_potentiate_columns(
-            got, s.columns().padded, event_list(z_post[None], n_post), x_pre, rule
+            got, s.padded_columns(), event_list(z_post[None], n_post), x_pre, rule
         )
         ev = event_list(z_pre[None], 8 + trial)
         if not bool(ev.overflow):

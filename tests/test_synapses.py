@@ -440,8 +440,8 @@ def assert_columns_match(s):
         assert bool(s.live.view(-1)[slot].all())
         assert torch.equal(torch.div(slot, s.capacity, rounding_mode="floor"), pre)
         assert torch.equal(w[slot], (pre * 1000 + c).float())  # slot reaches the right synapse
-        assert torch.equal(cols.padded[c, : hi - lo], slot)
-        assert bool((cols.padded[c, hi - lo :] == fill).all())
+        assert torch.equal(s.padded_columns()[c, : hi - lo], slot)
+        assert bool((s.padded_columns()[c, hi - lo :] == fill).all())
 
 
 def test_csr_and_column_views_agree_with_coo_and_are_cached_per_version(device):

@@ -466,7 +466,7 @@ class Simulator:
                 if proj.synapse is None:
                     entry["w"] = s.vars["weight"]
                 else:
-                    entry["columns"] = s.columns().padded
+                    entry["columns"] = s.padded_columns()
                 if strategy == "dense":
                     entry["dense"] = self._dense_weight(proj)
                 elif strategy == "csr" and proj.synapse is None:

@@ -43,15 +43,13 @@ class CSR(NamedTuple):
 class ColumnIndex(NamedTuple):
     """Column (postsynaptic) index of the live synapses, row-major within each column.
 
-    Shapes: ``indptr [n_post + 1]``, ``pre [nnz]``, ``slot [nnz]`` flat slot indices;
-    ``padded [n_post, col_capacity]`` flat slot indices padded with ``n_pre * capacity``
-    (one past the last slot) and ``length [n_post]``.
+    Shapes: ``indptr [n_post + 1]``, ``pre [nnz]``, ``slot [nnz]`` flat slot indices
+    (``pre * capacity + j``), ``length [n_post]`` synapses per column.
     """
 
     indptr: Tensor
     pre: Tensor
     slot: Tensor
-    padded: Tensor
     length: Tensor
 
 
@@ -319,11 +317,7 @@ class RaggedSynapses:
         return self._cached("csr", build)
 
     def columns(self) -> ColumnIndex:
-        """Column index (cached per :attr:`version`); see :class:`ColumnIndex`.
-
-        Its padded width only grows, so shapes stay static across rewiring unless a column
-        outgrows every earlier one.
-        """
+        """Column index (cached per :attr:`version`); see :class:`ColumnIndex`."""
 
         def build():
             pre, post = self.coo()
@@ -332,21 +326,35 @@ class RaggedSynapses:
             length = torch.bincount(post, minlength=self.n_post)
             indptr = torch.zeros(self.n_post + 1, dtype=torch.int64, device=self.device)
             indptr[1:] = torch.cumsum(length, 0)
-            longest = int(length.max()) if post.numel() else 0
-            if longest > self._col_capacity:  # grow in powers of two: shapes rarely change
+            return ColumnIndex(indptr, pre[order], slot[order], length)
+
+        return self._cached("columns", build)
+
+    def padded_columns(self) -> Tensor:
+        """int64 ``[n_post, col_capacity]``: each column's flat slot indices (row-major), padded
+        with ``n_pre * capacity`` (cached per :attr:`version`). The width only grows, in powers
+        of two, so shapes stay static across rewiring unless a column outgrows all earlier ones.
+        """
+
+        def build():
+            cols = self.columns()
+            longest = int(cols.length.max()) if cols.slot.numel() else 0
+            if longest > self._col_capacity:
                 self._col_capacity = min(self.n_pre, 1 << max(3, (longest - 1).bit_length()))
-            sorted_post = post[order]
-            rank = torch.arange(post.numel(), device=self.device) - indptr[sorted_post]
+            post = torch.repeat_interleave(
+                torch.arange(self.n_post, device=self.device), cols.length
+            )
+            rank = torch.arange(post.numel(), device=self.device) - cols.indptr[post]
             padded = torch.full(
                 (self.n_post, self._col_capacity),
                 self.n_pre * self.capacity,
                 dtype=torch.int64,
                 device=self.device,
             )
-            padded[sorted_post, rank] = slot[order]
-            return ColumnIndex(indptr, pre[order], slot[order], padded, length)
+            padded[post, rank] = cols.slot
+            return padded
 
-        return self._cached("columns", build)
+        return self._cached("padded_columns", build)
 
     # ------------------------------------------------------------------ queries
     def contains(self, pre: Any, post: Any) -> Tensor:
@@ -362,10 +370,10 @@ class RaggedSynapses:
         if self.capacity == 0 or pre.numel() == 0:
             return out
         step = max(1, _CONTAINS_CHUNK // self.capacity)
-        live = self.live
+        slots = torch.arange(self.capacity, device=self.device)
         for start in range(0, pre.numel(), step):
             p, q = pre[start : start + step], post[start : start + step]
-            hit = (self.ind[p] == q[:, None]) & live[p]
+            hit = (self.ind[p] == q[:, None]) & (slots < self.row_length[p][:, None])
             out[start : start + step] = hit.any(1)
         return out
 
@@ -418,14 +426,16 @@ class RaggedSynapses:
             )
         gone = mask & self.live
         removed = gone.sum(1)
-        if not bool(gone.any()):
+        rows = removed.nonzero().squeeze(1)
+        if rows.numel() == 0:
             return removed
-        keep = self.live & ~gone
+        # compact only the rows that lose synapses, in place
+        keep = self.live[rows] & ~gone[rows]
         dest = torch.where(keep, torch.cumsum(keep, 1) - 1, self.capacity)
-        self.ind = self._compact(self.ind, dest)
-        for key, var in self.vars.items():
-            self.vars[key] = self._compact(var, dest)
-        self.row_length = self.row_length - removed
+        self.ind[rows] = self._compact(self.ind[rows], dest)
+        for var in self.vars.values():
+            var[..., rows, :] = self._compact(var[..., rows, :], dest)
+        self.row_length -= removed
         self._changed()
         return removed
 
@@ -555,7 +565,7 @@ class RaggedSynapses:
         for key, var in self.vars.items():
             val = values.get(key)
             var[..., rows, slots] = 0 if val is None else val[..., added]
-        self.row_length = self.row_length + torch.bincount(rows, minlength=self.n_pre)
+        self.row_length += torch.bincount(rows, minlength=self.n_pre)
         self._changed()
 
     def grow(
