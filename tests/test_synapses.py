@@ -935,3 +935,11 @@ def test_from_coo_rejects_bad_input():
         nw.RaggedSynapses.from_coo(3, 3, [3], [2])
     with pytest.raises(nw.DuplicateSynapseError):
         nw.RaggedSynapses.from_coo(3, 3, [1, 1], [2, 2])
+
+
+@pytest.mark.parametrize("name", ["pre", "post", "on_full", "on_duplicate", "per_row", "generator"])
+def test_argument_names_cannot_be_variable_names(name):
+    s = nw.RaggedSynapses(2, 2, 2)
+    with pytest.raises(ValueError, match="reserved"):
+        s.add_var(name)
+    assert s.vars == {}

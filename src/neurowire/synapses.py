@@ -25,6 +25,7 @@ from torch import Tensor
 from .errors import CapacityError, DuplicateSynapseError
 from .initializers import Initializer
 
+_RESERVED_NAMES = frozenset({"pre", "post", "on_full", "on_duplicate", "per_row", "generator"})
 _CONTAINS_CHUNK = 1 << 22  # elements of the [k, capacity] comparison done at once
 
 
@@ -179,7 +180,8 @@ class RaggedSynapses:
         """Register a per-synapse variable and return it.
 
         Args:
-            name: a Python identifier not yet used.
+            name: a Python identifier not yet used, other than the argument names of
+                :meth:`add` and :meth:`grow` (``pre``, ``post``, ``on_full``, ...).
             init: a number, an initialiser (sampled per live synapse), a tensor ``[nnz]``
                 (``[B, nnz]`` if batched) in :meth:`coo` order, or ``[n_pre, capacity]``
                 (``[B, n_pre, capacity]``).
@@ -190,6 +192,10 @@ class RaggedSynapses:
             raise ValueError(f"{self.name}: variable name must be an identifier, got {name!r}")
         if name in self.vars:
             raise ValueError(f"{self.name}: variable {name!r} already exists")
+        if name in _RESERVED_NAMES:
+            raise ValueError(
+                f"{self.name}: {name!r} is reserved (an argument of add/grow); choose another name"
+            )
         if batched is not None and (isinstance(batched, bool) or batched < 1):
             raise ValueError(f"{self.name}: batched must be None or >= 1, got {batched!r}")
         shape = (
