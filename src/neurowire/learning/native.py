@@ -118,36 +118,28 @@ def _forward(cur, w_rec, alpha, rho, beta, v_th, n_ref, scale, tiny, psi, z):
         a = np.zeros(n, cur.dtype)
         z_prev = np.zeros(n, cur.dtype)
         rec = np.zeros(n, cur.dtype)  # W_rec z_{t-1} - v_th z_{t-1}
-        until = np.full(n, -1, np.int64)
-        spikes = np.empty(n, np.int64)
+        until = np.full(n, -1.0, cur.dtype)  # last refractory step
         for t in range(steps):
-            n_spk = 0
-            for j in range(n):
+            for j in range(n):  # branch-free, so that it vectorises
                 vj = alpha[j] * v[j] + cur[t, b, j] + rec[j]
                 aj = rho[j] * a[j] + z_prev[j]
+                vj = vj if abs(vj) >= tiny else 0.0
+                aj = aj if abs(aj) >= tiny else 0.0
+                v[j] = vj
+                a[j] = aj
                 rec[j] = 0.0
-                v[j] = 0.0 if abs(vj) < tiny else vj
-                a[j] = 0.0 if abs(aj) < tiny else aj
-                d = v[j] - v_th[j] - beta[j] * a[j]
-                if until[j] >= t:  # refractory
-                    psi[t, b, j] = 0.0
-                    spike = False
-                else:
-                    psi[t, b, j] = max(0.0, 1.0 - abs(d) / v_th[j]) * scale[j]
-                    spike = d > 0.0
-                if spike:
-                    z[t, b, j] = 1.0
-                    z_prev[j] = 1.0
-                    until[j] = t + n_ref[j]
-                    spikes[n_spk] = j
-                    n_spk += 1
-                else:
-                    z[t, b, j] = 0.0
-                    z_prev[j] = 0.0
-            for k in range(n_spk):
-                i = spikes[k]
-                for j in range(n):
-                    rec[j] += w_rec[i, j]
+                d = vj - v_th[j] - beta[j] * aj
+                free = until[j] < t
+                p = max(0.0, 1.0 - abs(d) / v_th[j]) * scale[j]
+                psi[t, b, j] = p if free else 0.0
+                s = 1.0 if (d > 0.0) and free else 0.0
+                z[t, b, j] = s
+                z_prev[j] = s
+                until[j] = t + n_ref[j] if s != 0.0 else until[j]
+            for i in range(n):
+                if z_prev[i] != 0.0:
+                    for j in range(n):
+                        rec[j] += w_rec[i, j]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -280,7 +272,7 @@ def forward(current: Tensor, w_rec: Tensor, layer) -> tuple[Tensor, Tensor]:
         _np(layer.rho),
         _np(layer.beta),
         _np(layer.v_th),
-        _np(layer.n_ref.to(torch.int64)),
+        _np(layer.n_ref),
         _np(GAMMA_PD / layer.v_th),
         _tiny(current),
         _np(psi),

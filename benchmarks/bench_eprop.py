@@ -1,0 +1,334 @@
+"""e-prop training speed and memory on the CPU: factorised vs online vs a BPTT baseline.
+
+Reference network (issue 3): 700 inputs of 10 Hz Poisson spikes, 256 ALIF (tau_m 20 ms,
+tau_a 2000 ms, beta 0.0174, v_th 0.6, refractory 5 ms), 20 leaky-integrator outputs (tau 20 ms),
+T = 1000 steps of 1 ms, Adam, batch 32. Input and recurrent projections are ``Dense()`` or
+``FixedProbability(p)`` with weights ``N(0, 1/(p n_pre))`` (i.e. scaled by 1/sqrt(p)).
+
+Every (configuration, method) runs in its own subprocess: time per training sample is the median
+batch time (after warm-up batches) divided by the batch size; memory is the increase of the
+process's peak resident set size (``ru_maxrss``) over its value after the network and the data
+were built, i.e. the working memory of training. The online method is measured on fewer trials
+and steps and scaled linearly in both (its cost per trial and step is constant); the JSON says so.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_eprop.py            # full run, writes JSON
+    PYTHONPATH=src python benchmarks/bench_eprop.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONFIGS = {"dense": None, "p10": 0.1, "p01": 0.01}
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_eprop_cpu.json"
+
+
+# ---------------------------------------------------------------------- workload
+def build_trainer(p, method, engine, seed=0):
+    import neurowire as nw
+    from neurowire.learning import Adam, EProp, RateRegularizer
+
+    net = nw.Network(dt=1.0, seed=seed)
+    inp = net.population("input", nw.SpikeSource(700))
+    hid = net.population(
+        "hidden", nw.ALIF(256, tau_m=20.0, tau_a=2000.0, beta=0.0174, v_th=0.6, tau_refrac=5.0)
+    )
+    out = net.population("output", nw.LeakyIntegrator(20, tau=20.0))
+    if p is None:
+        net.connect(inp, hid, nw.Dense(), weight=nw.Normal(0.0, 700**-0.5))
+        net.connect(hid, hid, nw.Dense(), weight=nw.Normal(0.0, 256**-0.5))
+    else:
+        net.connect(inp, hid, nw.FixedProbability(p), weight=nw.Normal(0.0, (p * 700) ** -0.5))
+        net.connect(hid, hid, nw.FixedProbability(p), weight=nw.Normal(0.0, (p * 256) ** -0.5))
+    net.connect(hid, out, nw.Dense(), weight=nw.Normal(0.0, 256**-0.5))
+    reg = RateRegularizer(c=1e-3, f_target_hz=10.0)
+    return EProp(
+        net, out, optimizer=Adam(lr=1e-3), method=method, engine=engine, regularization=reg
+    )
+
+
+def poisson_batch(batch, steps, seed, rate_hz=10.0, n_in=700):
+    """Bool spikes [B, T, n_in] at ``rate_hz``, drawn trial by trial (small transients)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.empty(batch, steps, n_in, dtype=torch.bool)
+    for b in range(batch):
+        x[b] = torch.rand(steps, n_in, generator=gen) < rate_hz / 1000.0
+    labels = torch.randint(0, 20, (batch,), generator=gen)
+    return x, labels
+
+
+def bptt_step_fn(batch, steps):
+    """Dense PyTorch BPTT with a surrogate gradient (same ALIF convention, same readout)."""
+    import math
+
+    import torch
+
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, d, v_th):
+            ctx.save_for_backward(d)
+            ctx.v_th = v_th
+            return (d > 0).to(d.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (d,) = ctx.saved_tensors
+            psi = 0.3 / ctx.v_th * torch.clamp(1.0 - d.abs() / ctx.v_th, min=0.0)
+            return grad * psi, None
+
+    gen = torch.Generator().manual_seed(0)
+    n_in, n, k = 700, 256, 20
+    w_in = (torch.randn(n_in, n, generator=gen) * n_in**-0.5).requires_grad_()
+    w_rec = (torch.randn(n, n, generator=gen) * n**-0.5).requires_grad_()
+    w_out = (torch.randn(n, k, generator=gen) * n**-0.5).requires_grad_()
+    bias = torch.zeros(k, requires_grad=True)
+    opt = torch.optim.Adam([w_in, w_rec, w_out, bias], lr=1e-3)
+    alpha, rho, kappa = math.exp(-1 / 20), math.exp(-1 / 2000), math.exp(-1 / 20)
+    v_th, beta, n_ref = 0.6, 0.0174, 5
+    eye = torch.eye(n, dtype=torch.bool)
+
+    def step(x, labels):
+        opt.zero_grad()
+        w_r = w_rec.masked_fill(eye, 0.0)
+        cur = x.float() @ w_in  # [B, T, n]
+        v = torch.zeros(batch, n)
+        a = torch.zeros(batch, n)
+        z = torch.zeros(batch, n)
+        ref = torch.zeros(batch, n)
+        y = torch.zeros(batch, k)
+        loss = 0.0
+        for t in range(steps):
+            v = alpha * v + cur[:, t] + z @ w_r - v_th * z.detach()
+            a = rho * a + z
+            refractory = ref > 0
+            z = Spike.apply(v - v_th - beta * a, v_th) * (~refractory)
+            ref = torch.where(z.detach() > 0, float(n_ref), (ref - 1).clamp(min=0))
+            y = kappa * y + z @ w_out + bias
+            loss = loss + torch.nn.functional.cross_entropy(y, labels, reduction="sum")
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+# ---------------------------------------------------------------------- one measurement
+def worker(args) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    p = CONFIGS[args.config]
+    batch, steps = args.batch, args.steps
+    if args.method == "online":
+        batch, steps = args.online_batch, args.online_steps
+    batches = [poisson_batch(batch, steps, seed=i) for i in range(args.warmup + args.batches)]
+    if args.method == "bptt":
+        step = bptt_step_fn(batch, steps)
+    else:
+        engine = "native" if args.method == "factorized" else "torch"
+        method = "online" if args.method == "online" else "factorized"
+        trainer = build_trainer(p, method, engine)
+        step = trainer.train_step
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times, spikes = [], []
+    for i, (x, labels) in enumerate(batches):
+        tic = time.perf_counter()
+        m = step(x, labels)
+        elapsed = time.perf_counter() - tic
+        if i >= args.warmup:
+            times.append(elapsed)
+            if m:
+                spikes.append(m["spikes"] / (batch * steps * 256) * 1000.0)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    per_sample = statistics.median(times) / batch * (args.steps / steps)
+    out = {
+        "config": args.config,
+        "method": args.method,
+        "seconds_per_sample": per_sample,
+        "batch_seconds": times,
+        "measured_batch": batch,
+        "measured_steps": steps,
+        "peak_rss_increase_mib": (rss1 - rss0) / 1024.0,
+        "hidden_rate_hz": statistics.mean(spikes) if spikes else None,
+    }
+    if steps != args.steps:
+        out["scaled"] = (
+            f"measured on {batch} trials x {steps} steps, scaled linearly to T={args.steps}"
+        )
+    return out
+
+
+def machine() -> dict:
+    import numba
+    import torch
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--config", default="dense", choices=sorted(CONFIGS))
+    ap.add_argument("--method", default="factorized")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batches", type=int, default=5, help="timed batches")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--online-batch", type=int, default=4)
+    ap.add_argument("--online-steps", type=int, default=100)
+    ap.add_argument("--drift-batches", type=int, default=12)
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run, no JSON file")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    if args.quick:
+        args.batch, args.steps, args.batches, args.drift_batches = 4, 100, 1, 3
+        args.online_batch, args.online_steps = 2, 20
+    plan = [(c, m) for c in CONFIGS for m in ("factorized", "factorized_torch", "online")]
+    plan.append(("dense", "bptt"))
+    load0 = os.getloadavg()
+    runs = []
+    for config, method in plan:
+        batches = args.drift_batches if (config, method) == ("dense", "factorized") else None
+        runs.append(run_worker(args, config, method, batches))
+        print(
+            f"{config:6s} {method:17s} {runs[-1]['seconds_per_sample']:.5f} s/sample",
+            file=sys.stderr,
+        )
+    result = summarise(args, runs, load0)
+    print(json.dumps(result, indent=2))
+    if not args.quick:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def run_worker(args, config, method, batches=None) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--config",
+        config,
+        "--method",
+        method,
+        "--threads",
+        str(args.threads),
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--batches",
+        str(batches or args.batches),
+        "--warmup",
+        str(args.warmup),
+        "--online-batch",
+        str(args.online_batch),
+        "--online-steps",
+        str(args.online_steps),
+    ]
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarise(args, runs, load0) -> dict:
+    t = {(r["config"], r["method"]): r["seconds_per_sample"] for r in runs}
+    drift = next(r for r in runs if (r["config"], r["method"]) == ("dense", "factorized"))
+    bt = drift["batch_seconds"]
+    k = max(1, len(bt) // 3)
+    ratios = {
+        "online_over_factorized_dense": t["dense", "online"] / t["dense", "factorized"],
+        "online_over_factorized_p10": t["p10", "online"] / t["p10", "factorized"],
+        "bptt_over_factorized_dense": t["dense", "bptt"] / t["dense", "factorized"],
+        "dense_over_p01_factorized": t["dense", "factorized"] / t["p01", "factorized"],
+        "dense_over_p10_factorized": t["dense", "factorized"] / t["p10", "factorized"],
+        "torch_engine_over_native_dense": t["dense", "factorized_torch"] / t["dense", "factorized"],
+        "nest_dense_0.66_over_factorized_dense": 0.66 / t["dense", "factorized"],
+        "nest_p10_0.23_over_factorized_p10": 0.23 / t["p10", "factorized"],
+        "peer_bptt_0.023_over_factorized_dense": 0.023 / t["dense", "factorized"],
+    }
+    targets = {
+        "factorized_dense_le_0.016": t["dense", "factorized"] <= 0.016,
+        "factorized_p10_le_0.006": t["p10", "factorized"] <= 0.006,
+        "online_over_factorized_dense_ge_20": ratios["online_over_factorized_dense"] >= 20,
+        "p01_faster_than_dense": t["p01", "factorized"] < t["dense", "factorized"],
+        "factorized_dense_faster_than_own_bptt": t["dense", "factorized"] < t["dense", "bptt"],
+        "factorized_dense_faster_than_peer_bptt_0.023": t["dense", "factorized"] < 0.023,
+    }
+    return {
+        "benchmark": "e-prop training, reference network (issue 3)",
+        "workload": {
+            "inputs": 700,
+            "input_rate_hz": 10.0,
+            "hidden": "256 ALIF",
+            "outputs": 20,
+            "steps": args.steps,
+            "dt_ms": 1.0,
+            "batch": args.batch,
+            "optimizer": "Adam(1e-3)",
+            "regularizer": "RateRegularizer(c=1e-3, f_target_hz=10)",
+            "sparse_weights": "N(0, 1/(p n_pre)), input and recurrent FixedProbability(p)",
+        },
+        "methods": {
+            "factorized": "EProp(method='factorized', engine='native') (numba kernels)",
+            "factorized_torch": "EProp(method='factorized', engine='torch') (pure PyTorch)",
+            "online": "EProp(method='online'): per-synapse traces (reference)",
+            "bptt": "dense PyTorch BPTT with the same surrogate gradient, autograd, Adam",
+        },
+        "timing": f"median of {args.batches} batches after {args.warmup} warm-up batch(es), "
+        "divided by the batch size",
+        "memory": "peak RSS increase (ru_maxrss) over the state after building network and data",
+        "threads": {
+            "torch.set_num_threads": args.threads,
+            "EProp step_threads": 1,
+            "numba threads": "= torch threads",
+        },
+        "machine": machine(),
+        "load_average_before": load0,
+        "load_average_after": os.getloadavg(),
+        "results": runs,
+        "seconds_per_sample": {f"{c}/{m}": v for (c, m), v in t.items()},
+        "ratios": ratios,
+        "targets_met": targets,
+        "drift_dense_factorized": {
+            "batches": len(bt),
+            "mean_first_third_s": statistics.mean(bt[:k]),
+            "mean_last_third_s": statistics.mean(bt[-k:]),
+        },
+    }
+
+
+if __name__ == "__main__":
+    main()
