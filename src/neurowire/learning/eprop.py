@@ -7,7 +7,6 @@ See :mod:`.forward` for the pinned convention, :mod:`.online` for the per-synaps
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.batching import Batches, SpikeDataset
 from ..network import Network, Population, Projection
 from ..structural.base import RuleContext, StructuralRule
 from ..structural.log import RewiringLog
@@ -25,6 +23,7 @@ from ..structural.view import SynapseView
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
 from .forward import gather_weights, hidden_forward, hot_loop, input_events, readout
+from .loop import EpochTotals, call_hooks, iterate_batches
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
@@ -400,8 +399,8 @@ class EProp:
         ``(spikes, labels)`` batches.
         """
         tic = time.perf_counter()
-        totals = _Totals()
-        for spikes, labels in _iterate(data, batch_size, shuffle=False, seed=0, epoch=0):
+        totals = EpochTotals()
+        for spikes, labels in iterate_batches(data, batch_size, shuffle=False, seed=0, epoch=0):
             with self._threads(spikes):
                 x, tgt = self._prepare(spikes, labels)
                 batch, steps, _ = x.shape
@@ -451,10 +450,10 @@ class EProp:
         history = []
         self.stop_training = False
         for epoch in range(epochs):
-            _call(callbacks, "on_epoch_begin", epoch, self)
+            call_hooks(callbacks, "on_epoch_begin", epoch, self)
             tic = time.perf_counter()
-            totals = _Totals()
-            batches = _iterate(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch)
+            totals = EpochTotals()
+            batches = iterate_batches(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch)
             total = len(batches) if hasattr(batches, "__len__") else None
             with tqdm(
                 batches, total=total, disable=not progress, desc=f"epoch {epoch + 1}/{epochs}"
@@ -463,7 +462,7 @@ class EProp:
                     m = self.train_step(spikes, labels)
                     totals.add(m)
                     bar.set_postfix(totals.postfix())
-                    _call(callbacks, "on_batch_end", i, m, self)
+                    call_hooks(callbacks, "on_batch_end", i, m, self)
                     if self.stop_training:
                         break
             metrics = {"epoch": epoch + 1}
@@ -474,7 +473,7 @@ class EProp:
                 val = self.evaluate(validation, batch_size=batch_size)
                 metrics.update({f"val_{k}": v for k, v in val.items()})
             history.append(metrics)
-            _call(callbacks, "on_epoch_end", epoch, metrics, self)
+            call_hooks(callbacks, "on_epoch_end", epoch, metrics, self)
             if self.stop_training:
                 break
         return history
@@ -512,59 +511,3 @@ def _add(a: ChunkResult, b: ChunkResult) -> ChunkResult:
     a.spikes = a.spikes + b.spikes
     a.loss = a.loss + b.loss
     return a
-
-
-def _iterate(data, batch_size: int, shuffle: bool, seed: int, epoch: int):
-    if isinstance(data, SpikeDataset):
-        data = Batches(data, batch_size, shuffle=shuffle, seed=seed)
-    if isinstance(data, Batches):
-        data.set_epoch(epoch)
-    elif isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
-        data = [data]
-    return data
-
-
-def _call(callbacks, hook: str, *args) -> None:
-    for cb in callbacks:
-        fn = getattr(cb, hook, None)
-        if fn is not None:
-            fn(*args)
-
-
-class _Totals:
-    """Running sums of batch metrics and the per-epoch summary."""
-
-    def __init__(self) -> None:
-        self.loss = 0.0
-        self.correct = 0
-        self.trials = 0
-        self.trial_steps = 0
-        self.spikes = 0.0
-        self.classification = False
-
-    def add(self, m: dict[str, float]) -> None:
-        self.loss += m["loss"] * m["trials"] * m["steps"]
-        self.trials += m["trials"]
-        self.trial_steps += m["trials"] * m["steps"]
-        self.spikes += m["spikes"]
-        if "correct" in m:
-            self.classification = True
-            self.correct += m["correct"]
-
-    def postfix(self) -> dict[str, str]:
-        out = {"loss": f"{self.loss / max(self.trial_steps, 1):.4f}"}
-        if self.classification:
-            out["acc"] = f"{self.correct / max(self.trials, 1):.3f}"
-        return out
-
-    def summary(self, n_hidden: int, dt: float, seconds: float) -> dict[str, float]:
-        out = {
-            "loss": self.loss / max(self.trial_steps, 1),
-            "trials": self.trials,
-            "time_s": seconds,
-            "spikes_per_neuron_per_s": self.spikes
-            / max(n_hidden * self.trial_steps * dt / 1000.0, math.ulp(1.0)),
-        }
-        if self.classification:
-            out["accuracy"] = self.correct / max(self.trials, 1)
-        return out
