@@ -190,7 +190,8 @@ def worker(args) -> dict:
     }
     if steps != args.steps:
         out["scaled"] = (
-            f"measured on {batch} trials x {steps} steps, scaled linearly to T={args.steps}"
+            f"time measured on {batch} trials x {steps} steps, scaled linearly to "
+            f"T={args.steps}; memory is that of the measured run"
         )
     return out
 
