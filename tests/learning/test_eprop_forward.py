@@ -15,6 +15,7 @@ from neurowire.learning.compiled import compile_network
 from neurowire.learning.forward import (
     flush_denormals,
     gather_weights,
+    hidden_events,
     input_currents,
     input_events,
     pseudo_derivative_,
@@ -36,11 +37,12 @@ def one_neuron(model, w_in=1.0, w_rec=None, w_out=1.0, bias=0.0, tau_out=10.0):
 
 
 def run(enet, spike_steps, steps):
-    x = torch.zeros(steps, 1, 1, dtype=torch.bool)
-    x[list(spike_steps), 0, 0] = True
+    x = torch.zeros(1, steps, 1, dtype=torch.bool)
+    x[0, list(spike_steps), 0] = True
     w = gather_weights(enet, None)
     d, z = simulate(enet, w, input_currents(enet, w, input_events(x), steps))
-    return d[:, 0].clone(), z[:, 0].clone(), readout(z, w, enet.kappa)[:, 0, 0], w
+    y = readout(hidden_events(z), w, enet.kappa, steps)
+    return d[:, 0].clone(), z[:, 0].clone(), y[:, 0, 0], w
 
 
 def test_input_enters_v_in_the_same_step_and_reset_subtracts_v_th_one_step_later():

@@ -48,6 +48,15 @@ def test_spike_events_match_the_torch_extraction():
     assert events_equal(native.spike_events(z, False, 1, 2, 5), shifted.select(2, 5))
 
 
+def test_delayed_events_are_the_previous_steps_spikes():
+    z = (torch.rand(7, 3, 6, generator=torch.Generator().manual_seed(5)) < 0.3).double()
+    events = SpikeEvents.from_dense(z.reshape(-1, 6))
+    shifted = SpikeEvents.from_dense(z[:-1].reshape(-1, 6), row_offset=3, n_rows=21)
+    assert events_equal(events.delayed(3), shifted)
+    assert events.delayed(21).count == 0
+    assert torch.equal(events.counts(), z.sum((0, 1)).long())
+
+
 def test_delivery_and_accumulation_kernels():
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(4, 6, 5, generator=gen) < 0.4

@@ -22,7 +22,14 @@ from ..structural.log import RewiringLog
 from ..structural.view import SynapseView
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
-from .forward import gather_weights, hidden_forward, hot_loop, input_events, readout
+from .forward import (
+    gather_weights,
+    hidden_events,
+    hidden_forward,
+    hot_loop,
+    input_events,
+    readout,
+)
 from .loop import EpochTotals, call_hooks, iterate_batches
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
@@ -389,7 +396,8 @@ class EProp:
         batch, steps, _ = x.shape
         for sl in self._chunks(batch, steps):
             _, z = hidden_forward(n, w, input_events(x[sl], self.engine), steps, self.engine)
-            yield readout(z, w, n.kappa, n.step_threads, self.engine), z.sum((0, 1))
+            z_ev = hidden_events(z, self.engine)
+            yield readout(z_ev, w, n.kappa, steps, n.step_threads, self.engine), z_ev.count
 
     # ------------------------------------------------------------------ loops
     def evaluate(self, data, batch_size: int = 64, progress: bool = False) -> dict[str, float]:
@@ -410,7 +418,7 @@ class EProp:
                     sl = slice(offset, offset + y.shape[1])
                     offset += y.shape[1]
                     loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
-                    spk += float(s.sum())
+                    spk += float(s)
                     scores.append(readout_value(y, self.readout))
             out = BatchOutput({}, loss_sum, torch.cat(scores), torch.tensor(spk), batch, steps)
             totals.add(self._metrics(out, tgt))

@@ -67,8 +67,22 @@ class SpikeEvents:
 
     def select(self, start: int, stop: int) -> SpikeEvents:
         """Events of neurons ``start <= pre < stop``, renumbered from 0."""
+        if start == 0 and stop == self.n:
+            return self
         keep = (self.pre >= start) & (self.pre < stop)
         return SpikeEvents(self.row[keep], self.pre[keep] - start, self.n_rows, stop - start)
+
+    def delayed(self, rows: int) -> SpikeEvents:
+        """The same spikes ``rows`` rows later (one step is ``B`` rows); later ones are dropped."""
+        crow = self.row_pointers()
+        kept = int(crow[self.n_rows - rows]) if rows < self.n_rows else 0
+        shifted = torch.zeros_like(crow)
+        shifted[rows:] = crow[: self.n_rows + 1 - rows]
+        return SpikeEvents(None, self.pre[:kept], self.n_rows, self.n, crow=shifted)
+
+    def counts(self) -> Tensor:
+        """int64 ``[n]``: events per neuron."""
+        return torch.bincount(self.pre, minlength=self.n)
 
     @property
     def count(self) -> int:

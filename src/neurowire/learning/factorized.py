@@ -33,11 +33,13 @@ from .compiled import EPropNetwork, HiddenLayer
 from .events import SpikeEvents, accumulate_dense, accumulate_slots
 from .forward import (
     Weights,
+    hidden_events,
     hidden_forward,
     hot_loop,
     input_events,
     leaky_scan_,
     readout,
+    scan_,
 )
 from .losses import Loss, RateRegularizer
 
@@ -121,16 +123,19 @@ def _product(pw, events: SpikeEvents, flat: Tensor, engine: str) -> Tensor:
     return g
 
 
-def recurrent_events(enet: EPropNetwork, z: Tensor, engine: str = "torch") -> list[SpikeEvents]:
-    """Per hidden population, events of ``z_{t-1}`` (``z [T, B, N]``) on the rows of step ``t``."""
-    lay = enet.hidden
+def _accumulate(events: SpikeEvents, values: Tensor, engine: str) -> Tensor:
     if engine == "native":
         from . import native
 
-        return [native.spike_events(z, False, 1, *lay.span(pop)) for pop in lay.populations]
-    steps, batch, n = z.shape
-    ev = SpikeEvents.from_dense(z[:-1].reshape(-1, n), row_offset=batch, n_rows=steps * batch)
-    return [ev.select(*lay.span(pop)) for pop in lay.populations]
+        return native.accumulate_dense(events, values, 0, values.shape[1])
+    return accumulate_dense(events, values, 0, values.shape[1])
+
+
+def recurrent_events(enet: EPropNetwork, z: SpikeEvents, batch: int) -> list[SpikeEvents]:
+    """Per hidden population, the events of ``z_{t-1}`` on the rows of step ``t``."""
+    lay = enet.hidden
+    delayed = z.delayed(batch)
+    return [delayed.select(*lay.span(pop)) for pop in lay.populations]
 
 
 def factorized_chunk(
@@ -159,24 +164,22 @@ def factorized_chunk(
     x_ev = input_events(x, engine)
     psi, z = hidden_forward(enet, w, x_ev, steps, engine)
     threads = enet.step_threads
-    y = readout(z, w, enet.kappa, threads)
+    z_ev = hidden_events(z, engine)
+    del z
+    y = readout(z_ev, w, enet.kappa, steps, threads, engine)
     err = loss.error(y, targets)
     res.y, res.loss = y, loss.value(y, targets)
-    res.spikes = z.sum((0, 1))
+    res.spikes = z_ev.counts().to(y.dtype)
     res.task[enet.bias_name] = err.sum((0, 1))
-    e_kappa = leaky_scan_(
-        err, enet.kappa, reverse=True, threads=threads
-    )  # sum_{t'>=t} kappa^{t'-t} err_t'
-    flat_z = z.reshape(-1, lay.n)
-    g_out = flat_z.t() @ e_kappa.reshape(-1, enet.n_out)
+    e_kappa = scan_(err, enet.kappa, True, threads, engine)  # sum_t'>=t kappa^(t'-t) err_t'
+    g_out = _accumulate(z_ev, e_kappa.reshape(-1, enet.n_out), engine)  # z^T E_kappa
     for spec in enet.outputs:
         res.task[spec.name] = g_out[spec.pre_offset : spec.pre_offset + spec.n_pre].clone()
     lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(steps, batch, lay.n)
     del e_kappa, err
     if regularizer is not None and fold:
         lam.add_(regularizer.factor(res.spikes, batch, steps, enet.net.dt))
-    z_ev = recurrent_events(enet, z, engine)
-    del z, flat_z
+    rec_ev = recurrent_events(enet, z_ev, batch)
     unit = regularizer is not None and not fold
     if engine == "native":
         from . import native
@@ -186,8 +189,8 @@ def factorized_chunk(
         h = membrane_adjoint_(psi, lam, lay, threads)  # psi is kept, lam becomes H
         h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay, threads) if unit else None
     del psi
-    res.task.update(spike_products(enet, w, h, x_ev, z_ev, engine))
+    res.task.update(spike_products(enet, w, h, x_ev, rec_ev, engine))
     del h, lam
     if unit:
-        res.unit.update(spike_products(enet, w, h1, x_ev, z_ev, engine))
+        res.unit.update(spike_products(enet, w, h1, x_ev, rec_ev, engine))
     return res

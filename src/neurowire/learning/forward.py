@@ -293,12 +293,27 @@ def leaky_scan_(
 
 
 def readout(
-    z: Tensor, w: Weights, kappa: float, threads: int | None = None, engine: str = "torch"
+    z: SpikeEvents, w: Weights, kappa: float, steps: int, threads=None, engine: str = "torch"
 ) -> Tensor:
-    """``y [T, B, K]`` with ``y_t = kappa y_{t-1} + W_out z_t + b``."""
+    """``y [T, B, K]`` with ``y_t = kappa y_{t-1} + W_out z_t + b``, from hidden spike events."""
+    y = w.bias.expand(z.n_rows, w.bias.shape[0]).clone()
+    if engine == "native":
+        from . import native
+
+        native.deliver_dense(y, z, w.w_out, 0)
+    else:
+        deliver_dense(y, z, w.w_out, 0)
+    return scan_(y.view(steps, z.n_rows // steps, -1), kappa, False, threads, engine)
+
+
+def hidden_events(z: Tensor, engine: str = "torch") -> SpikeEvents:
+    """Events of hidden spikes ``z [T, B, N]``."""
+    if engine == "native":
+        from . import native
+
+        return native.spike_events(z, batch_major=False)
     steps, batch, n = z.shape
-    y = torch.addmm(w.bias, z.reshape(-1, n), w.w_out).view(steps, batch, -1)
-    return scan_(y, kappa, False, threads, engine)
+    return SpikeEvents.from_dense(z.reshape(-1, n))
 
 
 def scan_(u: Tensor, decay: float, reverse: bool, threads: int | None, engine: str) -> Tensor:
