@@ -14,7 +14,10 @@ the input ``x_t`` enters ``v_t`` in the *same* step (the e-prop convention); rec
 arrive one step later as above.
 
 Only per-neuron quantities are stored, time-major: ``d = v - A`` ``[T, B, N]`` (``-inf`` while
-refractory, so that ``psi`` and ``z`` vanish there), spikes ``z [T, B, N]`` and ``y [T, B, K]``.
+refractory, so that ``psi`` and ``z`` vanish there; it becomes ``psi`` in place), spikes
+``z [T, B, N]`` and ``y [T, B, K]``. Input currents for all steps are computed before the step
+loop from the input spike events, the readout after it from the hidden spike events.
+:mod:`.native` holds numba versions of the same steps for the CPU.
 """
 
 from __future__ import annotations

@@ -1,20 +1,23 @@
 """Numba kernels of factorised e-prop on the CPU, each mirroring a PyTorch reference.
 
-=====================  =========================================  ==============================
-kernel                 reference (PyTorch)                        parallel over
-=====================  =========================================  ==============================
-``deliver_*``          :func:`.events.deliver_dense`/``_slots``   rows ``t * B + b``
-``forward``            :class:`.forward.HiddenDynamics` +         trials
-                       :func:`.forward.pseudo_derivative_`
-``adjoint``            :func:`.factorized.membrane_adjoint_`      trials
-``accumulate_*``       :func:`.events.accumulate_dense`/``_slots``  presynaptic neurons
-=====================  =========================================  ==============================
+=======================  ===========================================  ========================
+kernel                   reference (PyTorch)                          parallel over
+=======================  ===========================================  ========================
+``spike_events``         :meth:`.events.SpikeEvents.from_dense`       rows ``t * B + b``
+``deliver_*``            :func:`.events.deliver_dense` / ``_slots``   rows ``t * B + b``
+``forward``              :class:`.forward.HiddenDynamics` and         trials
+                         :func:`.forward.pseudo_derivative_`
+``membrane_adjoint_``    :func:`.factorized.membrane_adjoint_`        trials
+``accumulate_*``         :func:`.events.accumulate_dense` / ``_slots``  blocks of rows, summed
+``leaky_scan_``          :func:`.forward.leaky_scan_`                 trials
+=======================  ===========================================  ========================
 
-Each kernel is one parallel region (no races: every thread owns whole rows, trials or
-presynaptic neurons). Recurrent input is delivered per spike (``spikes x N`` per step) from the
-effective matrix ``w_rec`` whose diagonal holds the reset ``-v_th``. Decaying state below the
-dtype's smallest normal number is set to zero (what flushing denormals does on the CPU), so
-worker threads never compute on denormals. ``tests/learning/test_eprop_native.py`` checks every
+Each kernel is one parallel region without races: a thread owns whole rows or trials, and the
+accumulations sum one private copy per block of rows (no sorting of events). Recurrent input is
+delivered per spike (``spikes x N`` per step) from the effective matrix ``w_rec`` whose diagonal
+holds the reset ``-v_th``. Decaying state below the dtype's smallest normal number is set to
+zero (what flushing denormals does), so worker threads never compute on denormals. Numba uses as
+many threads as ``torch.get_num_threads()``. ``tests/learning/test_eprop_native.py`` checks every
 kernel against its reference.
 """
 
