@@ -5,7 +5,7 @@ every sparse projection keeps its connectivity and all per-synapse state in one
 :class:`RaggedSynapses` store, and rewiring rules are plain vectorised Python.
 """
 
-from . import analysis
+from . import analysis, data
 from .connectivity import (
     AllToAll,
     Connectivity,
@@ -20,6 +20,7 @@ from .connectivity import (
 from .errors import CapacityError, DuplicateSynapseError
 from .grid import Grid
 from .initializers import Constant, Initializer, Normal, Uniform
+from .learning import Adam, EProp, RateRegularizer
 from .network import Network, Population, Projection
 from .neurons import ALIF, LIF, LeakyIntegrator, NeuronModel, PoissonSource, SpikeSource
 from .plasticity import STDP
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALIF",
+    "Adam",
     "AllToAll",
     "CapacityError",
     "Connectivity",
@@ -47,6 +49,7 @@ __all__ = [
     "Dense",
     "DistanceRewiring",
     "DuplicateSynapseError",
+    "EProp",
     "ExpCond",
     "ExpCurr",
     "FixedNumberPost",
@@ -67,6 +70,7 @@ __all__ = [
     "PostsynapticModel",
     "Projection",
     "RaggedSynapses",
+    "RateRegularizer",
     "RewiringLog",
     "RuleContext",
     "STDP",
@@ -78,4 +82,5 @@ __all__ = [
     "SynapseView",
     "Uniform",
     "analysis",
+    "data",
 ]
