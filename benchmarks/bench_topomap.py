@@ -76,6 +76,11 @@ def measure(
     total = sum(raw.values())
     breakdown = {k: wall * v / total for k, v in raw.items()} if total else {}
     totals = {name: sim.rewiring.totals(name) for name in ("ff", "lat")}
+    refs = {
+        k: v
+        for k, v in (("genn_rtf", GENN_RTF.get(scale)), ("target_rtf", TARGET_RTF.get(scale)))
+        if v is not None
+    }
     return {
         "scale": scale,
         "seed": seed,
@@ -92,8 +97,7 @@ def measure(
         "fused_timers_s": result.timers_s,
         "synapses_final": nnz,
         "rewiring": totals,
-        "genn_rtf": GENN_RTF.get(scale),
-        "target_rtf": TARGET_RTF.get(scale),
+        **refs,
     }
 
 
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
             r = measure(scale, seed, args.duration, args.profile, args.device, args.engine)
             last_rtf = r["real_time_factor"]
             results.append(r)
-            ref = f"GeNN {r['genn_rtf']}" if r["genn_rtf"] else "GeNN -"
+            ref = f"GeNN {r['genn_rtf']}" if "genn_rtf" in r else "GeNN -"
             print(
                 f"scale {scale} seed {seed}: {r['neurons']:6d} neurons/layer  RTF "
                 f"{r['real_time_factor']:.4f} ({ref})  "

@@ -277,8 +277,12 @@ class Simulator:
         return {"neurons": neurons, "psc": psc, "traces": traces}
 
     # ------------------------------------------------------------------ public helpers
-    def set_rates(self, population: str, rates_hz: Any) -> None:
-        """Set the rates [Hz] of a ``PoissonSource``: a number, ``[n]`` or ``[B, n]``."""
+    def set_rates(self, population: str, rates_hz: Any, check: bool = True) -> None:
+        """Set the rates [Hz] of a ``PoissonSource``: a number, ``[n]`` or ``[B, n]``.
+
+        ``check=False`` skips the finiteness and sign checks, for rates validated before (e.g.
+        a precomputed table used every few milliseconds).
+        """
         st = self._neuron_state(population)
         if not isinstance(st, PoissonState):
             raise TypeError(f"population {population!r} is not a PoissonSource")
@@ -293,7 +297,7 @@ class Simulator:
                 f"rates for {population!r} must be a number, [{n}] or "
                 f"[{self.batch_size}, {n}], got {tuple(rate.shape)}"
             )
-        if not bool((rate >= 0).all()) or not bool(torch.isfinite(rate).all()):
+        if check and (not bool((rate >= 0).all()) or not bool(torch.isfinite(rate).all())):
             raise ValueError(f"rates for {population!r} must be finite and >= 0 Hz")
         self.state["neurons"][population] = PoissonState(rate.clone(), st.z)
 

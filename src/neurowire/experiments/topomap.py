@@ -181,16 +181,19 @@ class Stimulus:
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed + 12345)
         self.every = int(round(STIMULUS_MS / cfg.dt))
-        self._maps: dict[tuple[int, int], torch.Tensor] = {}
+        # every possible rate map, checked once: [16 * 16 centres, neurons]
+        self.table = torch.stack(
+            [stimulus_rates(cfg.side, (x, y)) for y in range(BLOCK) for x in range(BLOCK)]
+        )
+        if not bool(torch.isfinite(self.table).all()) or bool((self.table < 0).any()):
+            raise ValueError("stimulus rates must be finite and >= 0")
 
     def __call__(self, sim: nw.Simulator) -> None:
         if not self.cfg.correlated:
             sim.set_rates("source", 20.0)
             return
-        centre = tuple(int(c) for c in self.rng.integers(0, BLOCK, size=2))
-        if centre not in self._maps:
-            self._maps[centre] = stimulus_rates(self.cfg.side, centre)
-        sim.set_rates("source", self._maps[centre])
+        x, y = (int(c) for c in self.rng.integers(0, BLOCK, size=2))
+        sim.set_rates("source", self.table[y * BLOCK + x], check=False)
 
 
 def _coo(proj: nw.Projection) -> dict[str, np.ndarray]:

@@ -72,6 +72,9 @@ class NativeEngine:
         out = {}
         for i, pop in enumerate(self.pops):
             out[f"p{i}_isyn"] = np.zeros((batch, pop.n), self.np_dtype)
+            if pop.model.spiking:  # this step's spikes as a list of b * n + i, persisting
+                out[f"p{i}_spk"] = np.zeros(batch * pop.n, np.int64)  # across blocks
+                out[f"p{i}_nspk"] = np.zeros(1, np.int64)
         for q, proj in enumerate(self.projs):
             out[f"q{q}_wsum"] = np.zeros((batch, proj.post.n), self.np_dtype)
             if proj.synapse is not None:
@@ -138,27 +141,29 @@ class NativeEngine:
         lines: dict[str, list[str]] = {phase: [] for phase in PHASES}
         for q, proj in enumerate(self.projs):
             pre = index[proj.pre.name]
+            spikes = f"p{pre}_spk, p{pre}_nspk, {proj.pre.n}"
             if proj.sparse:
                 lines["delivery"].append(
-                    f"kernels.deliver_rows(p{pre}_z, q{q}_ind, q{q}_len, q{q}_w, q{q}_wsum)"
+                    f"kernels.deliver_rows({spikes}, q{q}_ind, q{q}_len, q{q}_w, q{q}_wsum)"
                 )
             else:
-                lines["delivery"].append(f"kernels.deliver_dense(p{pre}_z, q{q}_w, q{q}_wsum)")
-        for i in sorted({index[p.post.name] for p in self.projs}):
-            lines["postsynaptic"].append(f"p{i}_isyn[:] = 0")
+                lines["delivery"].append(f"kernels.deliver_dense({spikes}, q{q}_w, q{q}_wsum)")
+        seen: set[int] = set()
         for q, proj in enumerate(self.projs):
             post, model = index[proj.post.name], proj.psc
+            first = post not in seen
+            seen.add(post)
             k = self._lit(nrn.decay(model.tau, dt)) if hasattr(model, "tau") else None
             if isinstance(model, psc_models.Delta):
-                lines["postsynaptic"].append(f"kernels.psc_delta(q{q}_wsum, p{post}_isyn)")
+                lines["postsynaptic"].append(f"kernels.psc_delta(q{q}_wsum, p{post}_isyn, {first})")
             elif isinstance(model, psc_models.ExpCurr):
                 lines["postsynaptic"].append(
-                    f"kernels.psc_exp_curr(q{q}_psc, q{q}_wsum, p{post}_isyn, {k})"
+                    f"kernels.psc_exp_curr(q{q}_psc, q{q}_wsum, p{post}_isyn, {first}, {k})"
                 )
             else:
                 lines["postsynaptic"].append(
-                    f"kernels.psc_exp_cond(q{q}_psc, q{q}_wsum, p{post}_v, p{post}_isyn, {k}, "
-                    f"{self._lit(model.e_rev)})"
+                    f"kernels.psc_exp_cond(q{q}_psc, q{q}_wsum, p{post}_v, p{post}_isyn, "
+                    f"{first}, {k}, {self._lit(model.e_rev)})"
                 )
         for i, pop in enumerate(self.pops):
             lines["neurons"].append(self._neuron_line(i, pop.model))
@@ -168,8 +173,9 @@ class NativeEngine:
                 continue
             pre, post, lit = index[proj.pre.name], index[proj.post.name], self._lit
             lines["plasticity"].append(
-                f"kernels.stdp(q{q}_w, q{q}_ind, q{q}_len, q{q}_cptr, q{q}_cslot, p{pre}_z, "
-                f"p{post}_z, q{q}_xpre, q{q}_xpost, {lit(nrn.decay(rule.tau_plus, dt))}, "
+                f"kernels.stdp(q{q}_w, q{q}_ind, q{q}_len, q{q}_cptr, q{q}_cslot, p{pre}_spk, "
+                f"p{pre}_nspk, p{post}_spk, p{post}_nspk, q{q}_xpre, q{q}_xpost, "
+                f"{lit(nrn.decay(rule.tau_plus, dt))}, "
                 f"{lit(nrn.decay(rule.tau_minus, dt))}, {lit(rule.a_plus)}, "
                 f"{lit(rule.a_minus)}, {lit(rule.w_min)}, {lit(rule.w_max)})"
             )
@@ -177,10 +183,11 @@ class NativeEngine:
 
     def _neuron_line(self, i: int, model) -> str:
         dt, lit, isyn = self.sim.dt, self._lit, f"p{i}_isyn"
+        spk = f"p{i}_spk, p{i}_nspk"
         if isinstance(model, nrn.SpikeSource):
-            return f"p{i}_z[:] = p{i}_ext[k]"
+            return f"kernels.source(p{i}_z, p{i}_ext[k], {spk})"
         if isinstance(model, nrn.PoissonSource):
-            return f"kernels.poisson(p{i}_z, p{i}_rate_hz, p{i}_rand[k], {lit(dt * 1e-3)})"
+            return f"kernels.poisson(p{i}_z, p{i}_rate_hz, p{i}_rand[k], {spk}, {lit(dt * 1e-3)})"
         if isinstance(model, nrn.LeakyIntegrator):
             return (
                 f"kernels.leaky_integrator(p{i}_y, {isyn}, p{i}_bias, "
@@ -190,17 +197,17 @@ class NativeEngine:
         alpha = nrn.decay(model.tau_m, dt)
         if isinstance(model, nrn.ALIF):
             return (
-                f"kernels.alif(p{i}_v, p{i}_a, p{i}_r, p{i}_z, {isyn}, {lit(alpha)}, "
+                f"kernels.alif(p{i}_v, p{i}_a, p{i}_r, p{i}_z, {isyn}, {spk}, {lit(alpha)}, "
                 f"{lit(nrn.decay(model.tau_a, dt))}, {lit(model.beta)}, {lit(model.v_th)}, "
                 f"{n_ref})"
             )
         if model.v_reset is None:
             return (
-                f"kernels.lif_subtractive(p{i}_v, p{i}_r, p{i}_z, {isyn}, {lit(alpha)}, "
+                f"kernels.lif_subtractive(p{i}_v, p{i}_r, p{i}_z, {isyn}, {spk}, {lit(alpha)}, "
                 f"{lit(model.v_th)}, {n_ref})"
             )
         return (
-            f"kernels.lif_reset(p{i}_v, p{i}_r, p{i}_z, {isyn}, {lit(alpha)}, "
+            f"kernels.lif_reset(p{i}_v, p{i}_r, p{i}_z, {isyn}, {spk}, {lit(alpha)}, "
             f"{lit(1 - alpha)}, {lit(model.input_gain(dt))}, {lit(model.v_rest)}, "
             f"{lit(model.v_th)}, {lit(model.v_reset)}, {n_ref})"
         )
