@@ -356,7 +356,10 @@ def bench_delivery(
         out_np = np.zeros((1, n_post), dtype=np.float32)
 
         def native(z_np: np.ndarray = z_np, out_np: np.ndarray = out_np) -> np.ndarray:
-            kernels.deliver_rows(z_np, *np_args, out_np)
+            # the engine's neuron kernels emit spike lists; here the list is made from z
+            spk = np.flatnonzero(z_np)
+            out_np[:] = 0
+            kernels.deliver_rows(spk, np.array([spk.size]), n_pre, *np_args, out_np)
             return out_np
 
         fns: dict[str, Callable[[], Any]] = {
