@@ -609,6 +609,8 @@ class RaggedSynapses:
                     f"{self.name}: grow() values must be numbers or initialisers, got "
                     f"{type(val).__name__} for {key!r}"
                 )
+        if not bool(counts.any()):
+            return torch.zeros_like(self.row_length)
         free_cols = self.n_post - self.row_length
         if not self.autapses:
             free_cols = (
@@ -623,6 +625,8 @@ class RaggedSynapses:
             counts.long(), torch.minimum(self.capacity - self.row_length, free_cols)
         )
         target = target.clamp(min=0)
+        if not bool(target.any()):
+            return torch.zeros_like(self.row_length)
         before = self.row_length.clone()
         pending = torch.repeat_interleave(torch.arange(self.n_pre, device=self.device), target)
         for _ in range(16):

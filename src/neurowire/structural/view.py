@@ -116,14 +116,17 @@ class SynapseView:
     # ------------------------------------------------------------------ changing
     def remove(self, mask: Tensor) -> Tensor:
         """Remove live synapses where ``mask [n_pre, capacity]`` is True; returns per-row counts."""
-        if self._log_events:
-            gone = torch.as_tensor(mask, device=self.store.device) & self.store.live
-            pre, post = gone.nonzero(as_tuple=True)[0], self.store.ind[gone]
+        if not self._log_events:
+            removed = self.store.remove(mask)
+            self.removed += int(removed.sum())
+            return removed
+        gone = torch.as_tensor(mask, device=self.store.device) & self.store.live
+        if not bool(gone.any()):
+            return self.store.remove(gone)  # validates mask, removes nothing
+        pre, post = gone.nonzero(as_tuple=True)[0], self.store.ind[gone]
         removed = self.store.remove(mask)
-        n = int(removed.sum())
-        self.removed += n
-        if self._log_events and n:
-            self._record(pre, post, ELIMINATION)
+        self.removed += int(removed.sum())
+        self._record(pre, post, ELIMINATION)
         return removed
 
     def add(
@@ -161,17 +164,15 @@ class SynapseView:
         Requests beyond a row's free capacity or free columns are counted as failures.
         Returns int ``[n_pre]`` added per row.
         """
-        before = None
-        if self._log_events:
-            before = self.store.live.clone(), self.store.row_length.clone()
         counts = torch.as_tensor(per_row, device=self.store.device)
+        before = self.store.row_length.clone() if self._log_events else None
         added = self.store.grow(counts, generator=self._generator, **values)
         n = int(added.sum())
         self.added += n
         self.failed += int(counts.sum()) - n
         if before is not None and n:
             slots = torch.arange(self.store.capacity, device=self.store.device)
-            new = (slots[None, :] >= before[1][:, None]) & self.store.live
+            new = (slots[None, :] >= before[:, None]) & self.store.live
             pre, _ = new.nonzero(as_tuple=True)
             self._record(pre, self.store.ind[new], FORMATION)
         return added
