@@ -186,3 +186,49 @@ def test_fused_rules_match_host_rules_exactly(time_phases):
         b.validate()
     cols = net_nat.projections["src->tgt"].synapses.columns()
     assert cols.slot.numel() == net_nat.projections["src->tgt"].synapses.nnz
+
+
+def fan_in_network():
+    net, _ = topographic(rule=False)
+    ff = net.projections["src->tgt"]
+    net.add_rule(
+        nw.SharedFanInRewiring(
+            "tgt->tgt",
+            max_fan_in=30,
+            p_peak=(0.5, 1.0),
+            sigma=(2.0, 1.0),
+            p_elim_dep=0.5,
+            p_elim_pot=0.05,
+            w_threshold=0.1,
+            w_init=0.2,
+            attempts=3,
+        ),
+        ff,
+        every=2,
+        log_events=True,
+    )
+    return net
+
+
+@pytest.mark.parametrize("time_phases", [False, True])
+def test_fused_shared_fan_in_matches_host_rule_exactly(time_phases):
+    record = {"tgt": ["spikes"]}
+    net_ref = fan_in_network()
+    ref_sim = nw.Simulator(net_ref, engine="eager")
+    ref = ref_sim.run(400, record=record)
+    net_nat = fan_in_network()
+    nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
+    assert nat_sim._native.fused
+    nat = nat_sim.run(400, record=record)
+    assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
+    for name in ("src->tgt", "tgt->tgt"):
+        a, b = net_ref.projections[name].synapses, net_nat.projections[name].synapses
+        assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
+        assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
+        for key, value in ref_sim.rewiring.calls(name).items():
+            assert np.array_equal(value, nat_sim.rewiring.calls(name)[key]), (name, key)
+        for key, value in ref_sim.rewiring.events(name).items():
+            assert np.array_equal(value, nat_sim.rewiring.events(name)[key]), (name, key)
+        b.validate()
+    assert sum(ref_sim.rewiring.totals(n)["added"] for n in ("src->tgt", "tgt->tgt")) > 0
+    assert sum(ref_sim.rewiring.totals(n)["removed"] for n in ("src->tgt", "tgt->tgt")) > 0

@@ -151,3 +151,10 @@ def test_sixty_seconds_refine_the_map(tmp_path):
     s = topomap.main(["--duration", "60", "--out", str(tmp_path), "--no-progress"])
     assert s["sigma_aff_weight_final"] < s["sigma_aff_weight_initial"] - 0.1
     assert s["ad_final"] < s["ad_initial"]
+
+
+def test_bamford2010_keeps_a_refractory_period_unless_asked():
+    net = topomap.build(topomap.TopomapConfig(variant="bamford2010"))
+    assert net.populations["target"].model.tau_refrac == 5.0
+    net = topomap.build(topomap.TopomapConfig(variant="bamford2010", tau_refrac=0.0))
+    assert net.populations["target"].model.tau_refrac == 0.0

@@ -12,7 +12,10 @@ Variants (reference/algorithms.md §4, reference/paper-experiments.md §3):
   refractory 5 ms, V_init ~ N(-60, 5) mV.
 * ``bamford2010`` (Bamford et al. 2010): 16 + 16 initial afferents per target, a maximum fan-in
   of 32 shared by feed-forward and lateral synapses, one attempt per 0.1 ms step, the original
-  elimination probabilities, no refractory period.
+  elimination probabilities. Deviation: Bamford's neurons had no refractory period; without one,
+  the lateral excitation (16 afferents at 0.2 per target) runs away here within 0.2 s (every
+  target fires every 0.1 ms step, STDP pins the weights at their maximum), so this variant keeps
+  the 5 ms of Bogdan et al. 2018 / GeNN 2025; ``--tau-refrac 0`` restores the original.
 
 Built from the library's public pieces only. Writes ``summary.json``, connectivity snapshots,
 the event log and figures into ``--out``.
@@ -55,7 +58,7 @@ class Variant:
 
 VARIANTS = {
     "genn2025": Variant("pairwise", 0.0245 * 50, 1.36e-4 * 50, 1.0, 10, None, 5.0, 5.0),
-    "bamford2010": Variant("fan_in", 0.0245, 1.36e-4, 0.1, 1, 32, 0.0, 0.0),
+    "bamford2010": Variant("fan_in", 0.0245, 1.36e-4, 0.1, 1, 32, 5.0, 0.0),
 }
 
 
@@ -71,6 +74,7 @@ class TopomapConfig:
     engine: str = "auto"
     snapshot_every_ms: float = 1000.0
     correlated: bool = True
+    tau_refrac: float | None = None  # [ms]; None: the variant's value
     dt: float = 0.1
     p_form: tuple[float, float] = (0.16, 1.0)  # feed-forward, lateral
     sigma_form: tuple[float, float] = (2.5, 1.0)
@@ -94,6 +98,8 @@ class TopomapConfig:
             raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
         if not self.snapshot_every_ms > 0:
             raise ValueError(f"--snapshot-every must be > 0 ms, got {self.snapshot_every_ms}")
+        if self.tau_refrac is not None and not (0 <= self.tau_refrac < math.inf):
+            raise ValueError(f"--tau-refrac must be >= 0 ms, got {self.tau_refrac}")
 
     @property
     def side(self) -> int:
@@ -127,8 +133,9 @@ def build(cfg: TopomapConfig) -> nw.Network:
     net = nw.Network(dt=cfg.dt, seed=cfg.seed)
     src = net.population("source", nw.PoissonSource(n, rate_hz=20.0, grid=(side, side)))
     v_init = nw.Normal(-60.0, v.v_init_sd) if v.v_init_sd else -70.0
+    tau_refrac = v.tau_refrac if cfg.tau_refrac is None else cfg.tau_refrac
     tgt = net.population(
-        "target", nw.LIF.biophysical(n, tau_refrac=v.tau_refrac, v_init=v_init, grid=(side, side))
+        "target", nw.LIF.biophysical(n, tau_refrac=tau_refrac, v_init=v_init, grid=(side, side))
     )
     stdp = nw.STDP(**cfg.stdp)
     psc = nw.ExpCond(tau=5.0, e_rev=0.0)
@@ -387,6 +394,12 @@ def parser() -> argparse.ArgumentParser:
         help="connectivity statistics every this many ms (default 1000)",
     )
     p.add_argument(
+        "--tau-refrac",
+        type=float,
+        default=None,
+        help="refractory period of the target neurons [ms] (default: the variant's)",
+    )
+    p.add_argument(
         "--uncorrelated",
         action="store_true",
         help="flat 20 Hz input instead of the moving Gaussian bump",
@@ -408,6 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             engine=args.engine,
             snapshot_every_ms=args.snapshot_every,
             correlated=not args.uncorrelated,
+            tau_refrac=args.tau_refrac,
         )
     except ValueError as err:
         parser().error(str(err))

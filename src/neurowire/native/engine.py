@@ -27,24 +27,36 @@ from torch import Tensor
 from .. import neurons as nrn
 from .. import psc as psc_models
 from ..structural.distance import DistanceRewiring
+from ..structural.fan_in import SharedFanInRewiring
 from . import kernels, rules, unsupported
 
 PHASES = ("delivery", "postsynaptic", "neurons", "plasticity")
 
 
+def _rule_targets(sim, scheduled) -> list:
+    """The projections a fusable rule changes (this one, and a fan-in partner)."""
+    if type(scheduled.rule) is SharedFanInRewiring:
+        return [scheduled.projection, sim.net._projection(scheduled.rule.partner)]
+    return [scheduled.projection]
+
+
 def fusable(sim) -> bool:
-    """Whether every scheduled rule of ``sim`` can run inside native blocks."""
+    """Whether every scheduled rule of ``sim`` can run inside native blocks: built-in rules on
+    stores whose only variable is the weight, between populations on one grid."""
     for scheduled in sim.net.rules:
-        proj = scheduled.projection
-        grids = proj.pre.grid, proj.post.grid
-        if (
-            type(scheduled.rule) is not DistanceRewiring
-            or set(proj.synapses.vars) != {"weight"}
-            or grids[0] is None
-            or grids[1] is None
-            or grids[0] != grids[1]
-        ):
+        if type(scheduled.rule) not in (DistanceRewiring, SharedFanInRewiring):
             return False
+        for proj in _rule_targets(sim, scheduled):
+            grids = proj.pre.grid, proj.post.grid
+            if (
+                set(proj.synapses.vars) != {"weight"}
+                or grids[0] is None
+                or grids[1] is None
+                or grids[0].shape != grids[1].shape
+                or grids[0].periodic != grids[1].periodic
+                or proj.post is not scheduled.projection.post
+            ):
+                return False
     return True
 
 
@@ -61,6 +73,19 @@ class NativeEngine:
         self.projs = list(sim.net.projections.values())
         self.fused = fusable(sim) and bool(sim.net.rules)
         self._proj_index = {p.name: q for q, p in enumerate(self.projs)}
+        self._targets = (
+            [
+                [self._proj_index[p.name] for p in _rule_targets(sim, scheduled)]
+                for scheduled in sim.net.rules
+            ]
+            if self.fused
+            else []
+        )
+        # projections that need a column index: STDP, or a fused rule that reads columns
+        self._indexed = {q for q, p in enumerate(self.projs) if p.synapse is not None}
+        for r, scheduled in enumerate(sim.net.rules if self.fused else []):
+            if type(scheduled.rule) is SharedFanInRewiring:
+                self._indexed.update(self._targets[r])
         self._scratch = self._allocate_scratch()
         self._col_version: dict[int, int] = {}
         self._views: dict[int, tuple[Tensor, np.ndarray]] = {}
@@ -77,7 +102,7 @@ class NativeEngine:
                 out[f"p{i}_nspk"] = np.zeros(1, np.int64)
         for q, proj in enumerate(self.projs):
             out[f"q{q}_wsum"] = np.zeros((batch, proj.post.n), self.np_dtype)
-            if proj.synapse is not None:
+            if q in self._indexed:
                 s = proj.synapses
                 out[f"q{q}_cptr"] = np.zeros(s.n_post + 1, np.int64)
                 out[f"q{q}_cslot"] = np.zeros(max(1, s.n_pre * s.capacity), np.int64)
@@ -116,6 +141,7 @@ class NativeEngine:
             if proj.synapse is not None:
                 x_pre, x_post = sim.state["traces"][proj.name]
                 args[f"q{q}_xpre"], args[f"q{q}_xpost"] = view(x_pre), view(x_post)
+            if q in self._indexed:
                 self._refresh_columns(q, args)
         self._views = fresh
         return args
@@ -212,33 +238,61 @@ class NativeEngine:
             f"{lit(model.v_th)}, {lit(model.v_reset)}, {n_ref})"
         )
 
-    def _rule_lines(self, r: int) -> list[str]:
-        """Driver lines running fused rule ``r`` after step ``k`` when it is due."""
+    def _rule_call(self, r: int) -> tuple[list[str], list[str]]:
+        """Generated lines of one call of fused rule ``r`` (setting ``ch{r}``, whether it
+        changed anything) and of the column-index rebuild that must follow a change."""
         scheduled = self.sim.net.rules[r]
-        rule, proj = scheduled.rule, scheduled.projection
-        q, grid = self._proj_index[proj.name], proj.post.grid
-        w_dtype = "np.float32" if self.np_dtype is np.float32 else "np.float64"
-        lines = [
-            f"if (step0 + k + 1) % {scheduled.every} == 0:",
-            f"    rem, add, fail, ne{r} = rules.distance_rewiring(u{r}[c{r}], q{q}_ind, "
-            f"q{q}_len, q{q}_w, {proj.post.n}, {grid.n_rows}, {grid.n_cols}, {grid.periodic}, "
-            f"{rule.p_peak!r}, {2.0 * rule.sigma**2!r}, {rule.p_elim_dep!r}, "
-            f"{rule.p_elim_pot!r}, {w_dtype}({rule.w_threshold!r}), {w_dtype}({rule.w_init!r}), "
-            f"evpre{r}, evpost{r}, evkind{r}, evdist{r}, ne{r})",
-            f"    calls{r}[c{r}, 0] = step0 + k + 1",
-            f"    calls{r}[c{r}, 1] = rem",
-            f"    calls{r}[c{r}, 2] = add",
-            f"    calls{r}[c{r}, 3] = fail",
-            f"    calls{r}[c{r}, 4] = ne{r}",
-            f"    c{r} += 1",
+        rule, grid = scheduled.rule, scheduled.projection.post.grid
+        w_dtype = f"np.{self.np_dtype.__name__}"
+        targets = self._targets[r]
+        geometry = f"{scheduled.projection.post.n}, {grid.n_rows}, {grid.n_cols}, {grid.periodic}"
+        ev = [
+            f"ev{r}_{m}_pre, ev{r}_{m}_post, ev{r}_{m}_kind, ev{r}_{m}_dist"
+            for m in range(len(targets))
         ]
-        if proj.synapse is not None:
-            lines += [
-                "    if rem + add > 0:",
-                f"        rules.rebuild_columns(q{q}_ind, q{q}_len, {proj.post.n}, q{q}_cptr, "
-                f"q{q}_cslot)",
+        c = f"ctr{r}[0]"
+        if type(rule) is DistanceRewiring:
+            q = targets[0]
+            call = [
+                f"rem, add, fail, ne = rules.distance_rewiring(u{r}[{c}], q{q}_ind, q{q}_len, "
+                f"q{q}_w, {geometry}, {rule.p_peak!r}, {2.0 * rule.sigma**2!r}, "
+                f"{rule.p_elim_dep!r}, {rule.p_elim_pot!r}, {w_dtype}({rule.w_threshold!r}), "
+                f"{w_dtype}({rule.w_init!r}), {ev[0]}, ctr{r}[1])",
+                f"calls{r}[{c}, 0] = step0 + k + 1",
+                f"calls{r}[{c}, 1] = rem",
+                f"calls{r}[{c}, 2] = add",
+                f"calls{r}[{c}, 3] = fail",
+                f"calls{r}[{c}, 4] = ne",
+                f"ctr{r}[1] = ne",
+                f"ctr{r}[0] += 1",
+                f"ch{r} = rem + add > 0",
             ]
-        return lines
+            rebuild = []
+            if q in self._indexed:
+                n_post = self.projs[q].post.n
+                rebuild = [
+                    f"rules.rebuild_columns(q{q}_ind, q{q}_len, {n_post}, q{q}_cptr, q{q}_cslot)"
+                ]
+            return call, rebuild
+        q0, q1 = targets
+        stores = ", ".join(f"q{q}_ind, q{q}_len, q{q}_w, q{q}_cptr, q{q}_cslot" for q in targets)
+        call = [
+            f"ne0, ne1 = rules.shared_fan_in_rewiring(u{r}[{c}], {stores}, {geometry}, "
+            f"{rule.max_fan_in}, {rule.p_peak[0]!r}, {rule.p_peak[1]!r}, "
+            f"{2.0 * rule.sigma[0] ** 2!r}, {2.0 * rule.sigma[1] ** 2!r}, {rule.p_elim_dep!r}, "
+            f"{rule.p_elim_pot!r}, {rule.w_threshold!r}, {w_dtype}({rule.w_init!r}), {ev[0]}, "
+            f"{ev[1]}, ctr{r}[1], ctr{r}[2], cnt{r})",
+            f"calls{r}[{c}, 0] = step0 + k + 1",
+            f"calls{r}[{c}, 1:4] = cnt{r}[0:3]",
+            f"calls{r}[{c}, 4] = ne0",
+            f"calls{r}[{c}, 5:8] = cnt{r}[3:6]",
+            f"calls{r}[{c}, 8] = ne1",
+            f"ctr{r}[1] = ne0",
+            f"ctr{r}[2] = ne1",
+            f"ctr{r}[0] += 1",
+            f"ch{r} = False",  # both column indices are rebuilt inside the kernel
+        ]
+        return call, []
 
     def _driver(self, names: tuple[str, ...], rec: tuple[tuple[int, str], ...], split: bool):
         key = (names, rec, split)
@@ -257,18 +311,33 @@ class NativeEngine:
             exec(compile(src, f"<neurowire native {name}>", "exec"), namespace)
             return njit(nogil=True)(namespace[name])
 
+        n_rules = len(self.sim.net.rules) if self.fused else 0
         if split:  # one function per phase and step, for per-phase timing
-            driver = tuple(
+            funcs = [
                 define(phase, f"def {phase}(k, {params}):\n", phases[phase]) for phase in PHASES
-            ) + (define("record", f"def record(k{rec_params}, {params}):\n", rec_lines),)
+            ]
+            funcs.append(define("record", f"def record(k{rec_params}, {params}):\n", rec_lines))
+            for r in range(n_rules):
+                call, rebuild = self._rule_call(r)
+                due = f"if (step0 + k + 1) % {self.sim.net.rules[r].every}:\n        return False"
+                funcs.append(
+                    define(
+                        f"rule{r}",
+                        f"def rule{r}(k, step0, {params}):\n",
+                        [due, *call, f"return ch{r}"],
+                    )
+                )
+                funcs.append(define(f"cols{r}", f"def cols{r}({params}):\n", rebuild))
+            driver = tuple(funcs)
         else:
-            n_rules = len(self.sim.net.rules) if self.fused else 0
-            body = [f"c{r} = 0\nne{r} = 0" for r in range(n_rules)]
             loop = [ln for phase in PHASES for ln in phases[phase]] + rec_lines
             for r in range(n_rules):
-                loop += self._rule_lines(r)
-            body += ["for k in range(n_steps):"] + [f"    {ln}" for ln in loop]
-            body = [ln for chunk in body for ln in chunk.split("\n")]
+                call, rebuild = self._rule_call(r)
+                loop += [f"if (step0 + k + 1) % {self.sim.net.rules[r].every} == 0:"]
+                loop += [f"    {ln}" for ln in call]
+                if rebuild:
+                    loop += [f"    if ch{r}:"] + [f"        {ln}" for ln in rebuild]
+            body = ["for k in range(n_steps):"] + [f"    {ln}" for ln in loop]
             driver = define("block", f"def block(n_steps, step0{rec_params}, {params}):\n", body)
         self._drivers[key] = driver
         return driver
@@ -281,42 +350,45 @@ class NativeEngine:
             every, rule = scheduled.every, scheduled.rule
             n_calls = (sim.step_count + k) // every - sim.step_count // every
             size = max(1, n_calls * rule.attempts)
+            targets = self._targets[r]
             args[f"u{r}"] = rule.draw(sim._rule_rngs[r], n_calls)
-            args[f"evpre{r}"] = np.empty(size, np.int64)
-            args[f"evpost{r}"] = np.empty(size, np.int64)
-            args[f"evkind{r}"] = np.empty(size, np.int8)
-            args[f"evdist{r}"] = np.empty(size, np.float32)
-            args[f"calls{r}"] = np.zeros((max(1, n_calls), 5), np.int64)
+            for m in range(len(targets)):
+                args[f"ev{r}_{m}_pre"] = np.empty(size, np.int64)
+                args[f"ev{r}_{m}_post"] = np.empty(size, np.int64)
+                args[f"ev{r}_{m}_kind"] = np.empty(size, np.int8)
+                args[f"ev{r}_{m}_dist"] = np.empty(size, np.float32)
+            args[f"calls{r}"] = np.zeros((max(1, n_calls), 1 + 4 * len(targets)), np.int64)
+            args[f"ctr{r}"] = np.zeros(1 + len(targets), np.int64)
+            if len(targets) == 2:
+                args[f"cnt{r}"] = np.zeros(6, np.int64)
             plan.append((r, n_calls))
         return plan
 
     def _log_fused(self, plan: list[tuple[int, int]], args: dict[str, np.ndarray]) -> None:
         sim = self.sim
         for r, n_calls in plan:
+            if not n_calls:
+                continue
             scheduled = sim.net.rules[r]
-            name = scheduled.projection.name
             calls = args[f"calls{r}"][:n_calls]
-            sim.rewiring.record_calls(
-                name, calls[:, 0], calls[:, 0] * sim.dt, calls[:, 1], calls[:, 2], calls[:, 3]
-            )
-            n_events = int(calls[-1, 4]) if n_calls else 0
-            if scheduled.log_events and n_events:
-                per_call = np.diff(calls[:, 4], prepend=0)
-                t_ms = np.repeat(calls[:, 0] * sim.dt, per_call)
-                sl = slice(0, n_events)
-                sim.rewiring.record_events(
-                    name,
-                    t_ms,
-                    args[f"evpre{r}"][sl],
-                    args[f"evpost{r}"][sl],
-                    args[f"evkind{r}"][sl],
-                    args[f"evdist{r}"][sl],
-                )
-            if n_calls and int(calls[:, 1].sum() + calls[:, 2].sum()):
-                q = self._proj_index[name]
-                self.projs[q].synapses._changed()
-                if self.projs[q].synapse is not None:
-                    self._col_version[q] = self.projs[q].synapses.version
+            steps = calls[:, 0]
+            for m, q in enumerate(self._targets[r]):
+                name = self.projs[q].name
+                rem, add, fail, ends = (calls[:, 1 + 4 * m + i] for i in range(4))
+                sim.rewiring.record_calls(name, steps, steps * sim.dt, rem, add, fail)
+                n_events = int(ends[-1])
+                if scheduled.log_events and n_events:
+                    t_ms = np.repeat(steps * sim.dt, np.diff(ends, prepend=0))
+                    sl = slice(0, n_events)
+                    sim.rewiring.record_events(
+                        name,
+                        t_ms,
+                        *(args[f"ev{r}_{m}_{f}"][sl] for f in ("pre", "post", "kind", "dist")),
+                    )
+                if int(rem.sum() + add.sum()):
+                    self.projs[q].synapses._changed()
+                    if q in self._indexed:
+                        self._col_version[q] = self.projs[q].synapses.version
 
     # ------------------------------------------------------------------ running
     def run_block(
@@ -352,57 +424,20 @@ class NativeEngine:
         """Per-step, per-phase calls with timers (``time_phases=True``)."""
         sim = self.sim
         funcs = self._driver(names, rec, split=True)
-        counters = {r: [0, 0] for r, _ in plan}  # calls made, events written
+        n = len(PHASES)
+        step0 = sim.step_count
         for step in range(k):
-            for phase, fn in zip(PHASES, funcs[:-1], strict=True):
+            for phase, fn in zip(PHASES, funcs[:n], strict=True):
                 tic = time.perf_counter()
                 fn(step, *values)
                 sim.timers[phase] += time.perf_counter() - tic
-            funcs[-1](step, *buffers, *values)
+            funcs[n](step, *buffers, *values)
             for r, _ in plan:
-                scheduled = sim.net.rules[r]
-                if (sim.step_count + step + 1) % scheduled.every:
-                    continue
-                self._call_rule(r, sim.step_count + step + 1, args, counters[r])
-
-    def _call_rule(self, r: int, step_no: int, args, counter: list[int]) -> None:
-        sim, scheduled = self.sim, self.sim.net.rules[r]
-        rule, proj = scheduled.rule, scheduled.projection
-        q, grid = self._proj_index[proj.name], proj.post.grid
-        cast = self.np_dtype
-        tic = time.perf_counter()
-        rem, add, fail, ne = rules.distance_rewiring(
-            args[f"u{r}"][counter[0]],
-            args[f"q{q}_ind"],
-            args[f"q{q}_len"],
-            args[f"q{q}_w"],
-            proj.post.n,
-            grid.n_rows,
-            grid.n_cols,
-            grid.periodic,
-            rule.p_peak,
-            2.0 * rule.sigma**2,
-            rule.p_elim_dep,
-            rule.p_elim_pot,
-            cast(rule.w_threshold),
-            cast(rule.w_init),
-            args[f"evpre{r}"],
-            args[f"evpost{r}"],
-            args[f"evkind{r}"],
-            args[f"evdist{r}"],
-            counter[1],
-        )
-        sim.timers["rules"] += time.perf_counter() - tic
-        args[f"calls{r}"][counter[0]] = (step_no, rem, add, fail, ne)
-        counter[0] += 1
-        counter[1] = ne
-        if proj.synapse is not None and rem + add:
-            tic = time.perf_counter()
-            rules.rebuild_columns(
-                args[f"q{q}_ind"],
-                args[f"q{q}_len"],
-                proj.post.n,
-                args[f"q{q}_cptr"],
-                args[f"q{q}_cslot"],
-            )
-            sim.timers["index_rebuild"] += time.perf_counter() - tic
+                rule_fn, cols_fn = funcs[n + 1 + 2 * r], funcs[n + 2 + 2 * r]
+                tic = time.perf_counter()
+                changed = rule_fn(step, step0, *values)
+                sim.timers["rules"] += time.perf_counter() - tic
+                if changed:
+                    tic = time.perf_counter()
+                    cols_fn(*values)
+                    sim.timers["index_rebuild"] += time.perf_counter() - tic

@@ -168,3 +168,130 @@ def distance_rewiring(
         n_events += 1
         added += 1
     return removed, added, failed, n_events
+
+
+@njit(cache=True, nogil=True)
+def _remove_slot(ind, row_length, w, i, s):
+    """Remove slot ``s`` of row ``i``, shifting the rest of the row down (stable)."""
+    for t in range(s, row_length[i] - 1):
+        ind[i, t] = ind[i, t + 1]
+        w[i, t] = w[i, t + 1]
+    row_length[i] -= 1
+    ind[i, row_length[i]] = 0
+    w[i, row_length[i]] = 0
+
+
+@njit(cache=True, nogil=True)
+def shared_fan_in_rewiring(
+    u,
+    ind0,
+    len0,
+    w0,
+    cptr0,
+    cslot0,
+    ind1,
+    len1,
+    w1,
+    cptr1,
+    cslot1,
+    n_post,
+    n_rows,
+    n_cols,
+    periodic,
+    max_fan_in,
+    p_peak0,
+    p_peak1,
+    two_sigma_sq0,
+    two_sigma_sq1,
+    p_elim_dep,
+    p_elim_pot,
+    w_threshold,
+    w_init,
+    ev0_pre,
+    ev0_post,
+    ev0_kind,
+    ev0_dist,
+    ev1_pre,
+    ev1_post,
+    ev1_kind,
+    ev1_dist,
+    ne0,
+    ne1,
+    counts,
+):
+    """One call of SharedFanInRewiring on two stores (this projection 0, partner 1) whose only
+    variable is the weight, keeping both column indices current after every change.
+
+    ``u [attempts, 4]`` are the call's random numbers; events go to the ``ev*`` buffers from
+    ``ne0``/``ne1``; ``counts[6]`` receives removed/added/failed of projection 0 then 1.
+    Returns the new (ne0, ne1).
+    """
+    cap0, cap1 = ind0.shape[1], ind1.shape[1]
+    n_pre0, n_pre1 = ind0.shape[0], ind1.shape[0]
+    counts[:] = 0
+    for a in range(u.shape[0]):
+        j = min(np.int64(u[a, 0] * n_post), n_post - 1)
+        slot = min(np.int64(u[a, 1] * max_fan_in), max_fan_in - 1)
+        c0 = cptr0[j + 1] - cptr0[j]
+        c1 = cptr1[j + 1] - cptr1[j]
+        if slot < c0 + c1:  # occupied: maybe eliminate that synapse
+            if slot < c0:
+                flat = cslot0[cptr0[j] + slot]
+                i, s = flat // cap0, flat % cap0
+                p = p_elim_dep if np.float64(w0[i, s]) < w_threshold else p_elim_pot
+                if u[a, 3] < p:
+                    ev0_pre[ne0], ev0_post[ne0], ev0_kind[ne0] = i, ind0[i, s], -1
+                    ev0_dist[ne0] = _grid_distance(i, ind0[i, s], n_rows, n_cols, periodic)
+                    ne0 += 1
+                    _remove_slot(ind0, len0, w0, i, s)
+                    rebuild_columns(ind0, len0, n_post, cptr0, cslot0)
+                    counts[0] += 1
+            else:
+                flat = cslot1[cptr1[j] + slot - c0]
+                i, s = flat // cap1, flat % cap1
+                p = p_elim_dep if np.float64(w1[i, s]) < w_threshold else p_elim_pot
+                if u[a, 3] < p:
+                    ev1_pre[ne1], ev1_post[ne1], ev1_kind[ne1] = i, ind1[i, s], -1
+                    ev1_dist[ne1] = _grid_distance(i, ind1[i, s], n_rows, n_cols, periodic)
+                    ne1 += 1
+                    _remove_slot(ind1, len1, w1, i, s)
+                    rebuild_columns(ind1, len1, n_post, cptr1, cslot1)
+                    counts[3] += 1
+            continue
+        # empty slot: a candidate from either presynaptic population
+        c = min(np.int64(u[a, 2] * (n_pre0 + n_pre1)), n_pre0 + n_pre1 - 1)
+        first = c < n_pre0
+        i = c if first else c - n_pre0
+        ind, length, w = (ind0, len0, w0) if first else (ind1, len1, w1)
+        connected = False
+        for s in range(length[i]):
+            if ind[i, s] == j:
+                connected = True
+                break
+        if connected:
+            continue
+        d32 = _grid_distance(i, j, n_rows, n_cols, periodic)
+        d = np.float64(d32)
+        if first:
+            p = p_peak0 * math.exp(-d * d / two_sigma_sq0)
+        else:
+            p = p_peak1 * math.exp(-d * d / two_sigma_sq1)
+        if not u[a, 3] < p:
+            continue
+        if length[i] >= ind.shape[1]:
+            counts[2 if first else 5] += 1
+            continue
+        ind[i, length[i]] = j
+        w[i, length[i]] = w_init
+        length[i] += 1
+        if first:
+            ev0_pre[ne0], ev0_post[ne0], ev0_kind[ne0], ev0_dist[ne0] = i, j, 1, d32
+            ne0 += 1
+            rebuild_columns(ind0, len0, n_post, cptr0, cslot0)
+            counts[1] += 1
+        else:
+            ev1_pre[ne1], ev1_post[ne1], ev1_kind[ne1], ev1_dist[ne1] = i, j, 1, d32
+            ne1 += 1
+            rebuild_columns(ind1, len1, n_post, cptr1, cslot1)
+            counts[4] += 1
+    return ne0, ne1

@@ -1,10 +1,15 @@
-"""Rewiring with a maximum fan-in shared by two projections (Bamford et al. 2010)."""
+"""Rewiring with a maximum fan-in shared by two projections (Bamford et al. 2010).
+
+The native CPU engine runs the same rule inside its compiled blocks (``neurowire.native.rules``)
+from the same random numbers; ``tests/test_native_engine.py`` checks both agree exactly.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .base import RuleContext, StructuralRule
@@ -73,12 +78,15 @@ class SharedFanInRewiring(StructuralRule):
                 f"{other.n_post} neurons, this one onto {s.n_post}"
             )
 
+    def draw(self, rng: np.random.Generator, calls: int = 1) -> np.ndarray:
+        """Random numbers of ``calls`` calls: float64 ``[calls, attempts, 4]`` (target, slot,
+        candidate, acceptance), from the rule's numpy generator so that one batched draw
+        equals consecutive per-call draws (the native engine draws a whole block at once)."""
+        return rng.random((calls, self.attempts, 4))
+
     def update(self, s: SynapseView, ctx: RuleContext) -> None:
         views = (s, ctx.view(self.partner))
-        u = torch.rand(
-            (self.attempts, 4), generator=ctx.generator, dtype=torch.float64, device=s.store.device
-        )
-        for j_u, slot_u, cand_u, accept in u.tolist():
+        for j_u, slot_u, cand_u, accept in self.draw(ctx.rng)[0].tolist():
             j = min(int(j_u * s.n_post), s.n_post - 1)
             slot = min(int(slot_u * self.max_fan_in), self.max_fan_in - 1)
             afferents = [((v.post == j) & v.live).nonzero() for v in views]  # (row, slot)
