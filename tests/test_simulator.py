@@ -257,3 +257,19 @@ def test_compiled_blocks_equal_eager_reference():
     b = compiled.run(60, record={"hid": ["spikes", "v"]})["hid"]
     assert torch.equal(a["spikes"], b["spikes"])
     assert torch.allclose(a["v"], b["v"], atol=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["eager", "native"])
+def test_decaying_traces_are_flushed_to_zero_not_denormal(engine):
+    """A trace e^(-t/20ms) from one spike leaves float32's normal range after ~1750 steps of
+    1 ms and would stay denormal until ~2060; flushed, it is exactly 0 by step 1900."""
+    net = nw.Network(dt=1.0, dtype=torch.float32)
+    pre = net.population("pre", nw.SpikeSource(1))
+    post = net.population("post", nw.SpikeSource(1))
+    net.connect(pre, post, nw.AllToAll(), weight=0.1, synapse=nw.STDP())
+    spikes = torch.zeros(1, 1900, 1, dtype=torch.bool)
+    spikes[0, 0, 0] = True
+    sim = nw.Simulator(net, engine=engine)
+    sim.run(1900, inputs={"pre": spikes, "post": torch.zeros_like(spikes)})
+    x_pre, _ = sim.state["traces"]["pre->post"]
+    assert x_pre.item() == 0.0

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .denormals import flush_denormals
 from .native import unsupported
 from .network import Network, Projection
 from .neurons import LeakyIntegrator, PoissonState, SourceState, decay
@@ -327,6 +328,9 @@ class Simulator:
     ) -> SimulationResult:
         """Simulate ``steps`` steps; state, connectivity and time carry over between calls.
 
+        On the CPU, denormal floats are flushed to zero during the run (decaying traces would
+        otherwise slow arithmetic many-fold on their way to zero).
+
         Args:
             steps: number of steps of ``net.dt`` ms.
             record: ``{population: ["spikes", "v", ...]}`` variables to record every step.
@@ -344,7 +348,10 @@ class Simulator:
             self._setup_rules()
         chunks: dict[tuple[str, str], list[Tensor]] = defaultdict(list)
         done = 0
-        with tqdm(total=steps, disable=not progress, unit="step", mininterval=0.5) as bar:
+        with (
+            flush_denormals(),
+            tqdm(total=steps, disable=not progress, unit="step", mininterval=0.5) as bar,
+        ):
             while done < steps:
                 k = min(steps - done, self._steps_to_next_event())
                 recs = self._run_block(k, done, inputs, record)

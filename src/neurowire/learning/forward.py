@@ -29,26 +29,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..denormals import flush_denormals
 from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
 from .events import SpikeEvents, deliver_dense, deliver_slots
 
 #: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)
 GAMMA_PD = 0.3
-
-
-@contextmanager
-def flush_denormals() -> Iterator[None]:
-    """Flush denormal floats to zero on the CPU inside the block, then restore the setting.
-
-    Decaying traces pass through the denormal range, where CPU arithmetic is many times slower.
-    """
-    was_on = torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
-    supported = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if supported and not was_on:
-            torch.set_flush_denormal(False)
 
 
 @contextmanager
