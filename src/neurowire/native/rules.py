@@ -226,7 +226,6 @@ def shared_fan_in_rewiring(
     ``ne0``/``ne1``; ``counts[6]`` receives removed/added/failed of projection 0 then 1.
     Returns the new (ne0, ne1).
     """
-    cap0, cap1 = ind0.shape[1], ind1.shape[1]
     n_pre0, n_pre1 = ind0.shape[0], ind1.shape[0]
     counts[:] = 0
     for a in range(u.shape[0]):
@@ -234,64 +233,57 @@ def shared_fan_in_rewiring(
         slot = min(np.int64(u[a, 1] * max_fan_in), max_fan_in - 1)
         c0 = cptr0[j + 1] - cptr0[j]
         c1 = cptr1[j + 1] - cptr1[j]
-        if slot < c0 + c1:  # occupied: maybe eliminate that synapse
-            if slot < c0:
-                flat = cslot0[cptr0[j] + slot]
-                i, s = flat // cap0, flat % cap0
-                p = p_elim_dep if np.float64(w0[i, s]) < w_threshold else p_elim_pot
-                if u[a, 3] < p:
-                    ev0_pre[ne0], ev0_post[ne0], ev0_kind[ne0] = i, ind0[i, s], -1
-                    ev0_dist[ne0] = _grid_distance(i, ind0[i, s], n_rows, n_cols, periodic)
-                    ne0 += 1
-                    _remove_slot(ind0, len0, w0, i, s)
-                    rebuild_columns(ind0, len0, n_post, cptr0, cslot0)
-                    counts[0] += 1
-            else:
-                flat = cslot1[cptr1[j] + slot - c0]
-                i, s = flat // cap1, flat % cap1
-                p = p_elim_dep if np.float64(w1[i, s]) < w_threshold else p_elim_pot
-                if u[a, 3] < p:
-                    ev1_pre[ne1], ev1_post[ne1], ev1_kind[ne1] = i, ind1[i, s], -1
-                    ev1_dist[ne1] = _grid_distance(i, ind1[i, s], n_rows, n_cols, periodic)
-                    ne1 += 1
-                    _remove_slot(ind1, len1, w1, i, s)
-                    rebuild_columns(ind1, len1, n_post, cptr1, cslot1)
-                    counts[3] += 1
-            continue
-        # empty slot: a candidate from either presynaptic population
-        c = min(np.int64(u[a, 2] * (n_pre0 + n_pre1)), n_pre0 + n_pre1 - 1)
-        first = c < n_pre0
-        i = c if first else c - n_pre0
-        ind, length, w = (ind0, len0, w0) if first else (ind1, len1, w1)
-        connected = False
-        for s in range(length[i]):
-            if ind[i, s] == j:
-                connected = True
-                break
-        if connected:
-            continue
-        d32 = _grid_distance(i, j, n_rows, n_cols, periodic)
-        d = np.float64(d32)
-        if first:
-            p = p_peak0 * math.exp(-d * d / two_sigma_sq0)
+        occupied = slot < c0 + c1
+        if occupied:  # the slot's synapse, in projection 0 or 1
+            k = 0 if slot < c0 else 1
+            pos = slot if k == 0 else slot - c0
+        else:  # empty slot: a candidate from either presynaptic population
+            c = min(np.int64(u[a, 2] * (n_pre0 + n_pre1)), n_pre0 + n_pre1 - 1)
+            k = 0 if c < n_pre0 else 1
+            i = c if k == 0 else c - n_pre0
+        ind, length, w, cptr, cslot = (
+            (ind0, len0, w0, cptr0, cslot0) if k == 0 else (ind1, len1, w1, cptr1, cslot1)
+        )
+        ev_pre, ev_post, ev_kind, ev_dist = (
+            (ev0_pre, ev0_post, ev0_kind, ev0_dist)
+            if k == 0
+            else (ev1_pre, ev1_post, ev1_kind, ev1_dist)
+        )
+        ne = ne0 if k == 0 else ne1
+        if occupied:
+            flat = cslot[cptr[j] + pos]
+            i, s = flat // ind.shape[1], flat % ind.shape[1]
+            p = p_elim_dep if np.float64(w[i, s]) < w_threshold else p_elim_pot
+            if not u[a, 3] < p:
+                continue
+            ev_pre[ne], ev_post[ne], ev_kind[ne] = i, ind[i, s], -1
+            ev_dist[ne] = _grid_distance(i, ind[i, s], n_rows, n_cols, periodic)
+            _remove_slot(ind, length, w, i, s)
+            counts[3 * k] += 1
         else:
-            p = p_peak1 * math.exp(-d * d / two_sigma_sq1)
-        if not u[a, 3] < p:
-            continue
-        if length[i] >= ind.shape[1]:
-            counts[2 if first else 5] += 1
-            continue
-        ind[i, length[i]] = j
-        w[i, length[i]] = w_init
-        length[i] += 1
-        if first:
-            ev0_pre[ne0], ev0_post[ne0], ev0_kind[ne0], ev0_dist[ne0] = i, j, 1, d32
-            ne0 += 1
-            rebuild_columns(ind0, len0, n_post, cptr0, cslot0)
-            counts[1] += 1
+            connected = False
+            for s in range(length[i]):
+                if ind[i, s] == j:
+                    connected = True
+                    break
+            if connected:
+                continue
+            d32 = _grid_distance(i, j, n_rows, n_cols, periodic)
+            d = np.float64(d32)
+            p_peak, two_sigma_sq = (p_peak0, two_sigma_sq0) if k == 0 else (p_peak1, two_sigma_sq1)
+            if not u[a, 3] < p_peak * math.exp(-d * d / two_sigma_sq):
+                continue
+            if length[i] >= ind.shape[1]:
+                counts[3 * k + 2] += 1
+                continue
+            ind[i, length[i]] = j
+            w[i, length[i]] = w_init
+            length[i] += 1
+            ev_pre[ne], ev_post[ne], ev_kind[ne], ev_dist[ne] = i, j, 1, d32
+            counts[3 * k + 1] += 1
+        rebuild_columns(ind, length, n_post, cptr, cslot)
+        if k == 0:
+            ne0 = ne + 1
         else:
-            ev1_pre[ne1], ev1_post[ne1], ev1_kind[ne1], ev1_dist[ne1] = i, j, 1, d32
-            ne1 += 1
-            rebuild_columns(ind1, len1, n_post, cptr1, cslot1)
-            counts[4] += 1
+            ne1 = ne + 1
     return ne0, ne1
