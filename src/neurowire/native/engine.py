@@ -318,16 +318,10 @@ class NativeEngine:
             ]
             funcs.append(define("record", f"def record(k{rec_params}, {params}):\n", rec_lines))
             for r in range(n_rules):
-                call, rebuild = self._rule_call(r)
+                call, _ = self._rule_call(r)
                 due = f"if (step0 + k + 1) % {self.sim.net.rules[r].every}:\n        return False"
-                funcs.append(
-                    define(
-                        f"rule{r}",
-                        f"def rule{r}(k, step0, {params}):\n",
-                        [due, *call, f"return ch{r}"],
-                    )
-                )
-                funcs.append(define(f"cols{r}", f"def cols{r}({params}):\n", rebuild))
+                body = [due, *call, f"return ch{r}"]
+                funcs.append(define(f"rule{r}", f"def rule{r}(k, step0, {params}):\n", body))
             driver = tuple(funcs)
         else:
             loop = [ln for phase in PHASES for ln in phases[phase]] + rec_lines
@@ -433,11 +427,19 @@ class NativeEngine:
                 sim.timers[phase] += time.perf_counter() - tic
             funcs[n](step, *buffers, *values)
             for r, _ in plan:
-                rule_fn, cols_fn = funcs[n + 1 + 2 * r], funcs[n + 2 + 2 * r]
+                if (step0 + step + 1) % sim.net.rules[r].every:
+                    continue
                 tic = time.perf_counter()
-                changed = rule_fn(step, step0, *values)
+                changed = funcs[n + 1 + r](step, step0, *values)
                 sim.timers["rules"] += time.perf_counter() - tic
-                if changed:
+                q = self._targets[r][0]
+                if changed and q in self._indexed:  # the fan-in kernel rebuilds its own
                     tic = time.perf_counter()
-                    cols_fn(*values)
+                    rules.rebuild_columns(
+                        args[f"q{q}_ind"],
+                        args[f"q{q}_len"],
+                        self.projs[q].post.n,
+                        args[f"q{q}_cptr"],
+                        args[f"q{q}_cslot"],
+                    )
                     sim.timers["index_rebuild"] += time.perf_counter() - tic

@@ -75,18 +75,6 @@ def psc_exp_cond(g, w_sum, v, i_syn, first, k, e_rev):
 # ---------------------------------------------------------------------------- neurons
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _emit(z, r, spk, b, i, n, spike, n_ref, count):
-    """Store the spike flag, restart or count down refractoriness, append a spike to the list;
-    returns the new list length."""
-    z[b, i] = spike
-    r[b, i] = n_ref if spike else max(r[b, i] - 1, 0)
-    if spike:
-        spk[count] = b * n + i
-        count += 1
-    return count
-
-
 @njit(cache=True, nogil=True)
 def lif_subtractive(v, r, z, i_syn, spk, nspk, alpha, v_th, n_ref):
     """e-prop LIF: ``v = alpha v + I - v_th z_prev``; spike if ``v - v_th > 0``, not refractory."""
@@ -100,7 +88,11 @@ def lif_subtractive(v, r, z, i_syn, spk, nspk, alpha, v_th, n_ref):
                 vv = vv - v_th
             spike = (vv - v_th > 0) and not refractory
             v[b, i] = vv
-            count = _emit(z, r, spk, b, i, n, spike, n_ref, count)
+            z[b, i] = spike
+            r[b, i] = n_ref if spike else max(r[b, i] - 1, 0)
+            if spike:  # the list of spikes (b * n + i) drives delivery and plasticity
+                spk[count] = b * n + i
+                count += 1
     nspk[0] = count
 
 
@@ -120,7 +112,11 @@ def lif_reset(
                 vv = v_rest + (v[b, i] - v_rest) * alpha + one_minus_alpha * (gain * i_syn[b, i])
             spike = (vv > v_th) and not refractory
             v[b, i] = v_reset if spike else vv
-            count = _emit(z, r, spk, b, i, n, spike, n_ref, count)
+            z[b, i] = spike
+            r[b, i] = n_ref if spike else max(r[b, i] - 1, 0)
+            if spike:  # the list of spikes (b * n + i) drives delivery and plasticity
+                spk[count] = b * n + i
+                count += 1
     nspk[0] = count
 
 
@@ -139,7 +135,11 @@ def alif(v, a, r, z, i_syn, spk, nspk, alpha, rho, beta, v_th, n_ref):
             spike = (vv - (v_th + beta * aa) > 0) and not refractory
             v[b, i] = vv
             a[b, i] = aa
-            count = _emit(z, r, spk, b, i, n, spike, n_ref, count)
+            z[b, i] = spike
+            r[b, i] = n_ref if spike else max(r[b, i] - 1, 0)
+            if spike:  # the list of spikes (b * n + i) drives delivery and plasticity
+                spk[count] = b * n + i
+                count += 1
     nspk[0] = count
 
 
