@@ -27,6 +27,7 @@ from .plasticity import STDP
 from .psc import Delta, ExpCond, ExpCurr, PostsynapticModel
 from .simulator import SimulationResult, Simulator
 from .structural import (
+    DeepR,
     DistanceRewiring,
     RewiringLog,
     RuleContext,
@@ -46,6 +47,7 @@ __all__ = [
     "Connectivity",
     "Constant",
     "Delta",
+    "DeepR",
     "Dense",
     "DistanceRewiring",
     "DuplicateSynapseError",

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
+    "classify": (
+        "neurowire.experiments.classify",
+        "sparse e-prop classifiers rewired by DEEP R (the main job)",
+    ),
     "topomap": ("neurowire.experiments.topomap", "topographic map formation by STDP and rewiring"),
 }
 

@@ -27,7 +27,7 @@ from .propagate import (
     deliver_slots,
     event_list,
 )
-from .structural.base import RuleContext
+from .structural.base import RuleContext, rule_generators
 from .structural.log import RewiringLog
 from .structural.view import SynapseView
 
@@ -163,9 +163,9 @@ class Simulator:
             for name in self._event_pops
         }
         self.state = self._initial_state()
-        rule_seeds = [base_seed * 7919 + 101 * (i + 1) for i in range(len(net.rules))]
-        self._rule_generators = [torch.Generator(self.device).manual_seed(s) for s in rule_seeds]
-        self._rule_rngs = [np.random.default_rng(s) for s in rule_seeds]
+        self._rule_generators, self._rule_rngs = rule_generators(
+            base_seed, len(net.rules), self.device
+        )
         self._rules_set_up = False
         self._dense_cache: dict[str, tuple[Any, Tensor]] = {}
         self._compiled = (
@@ -678,6 +678,7 @@ class Simulator:
             scheduled.projection.name,
             factory,
             rng=self._rule_rngs[i],
+            batch_size=self.batch_size,
         )
 
     def _setup_rules(self) -> None:

@@ -732,6 +732,28 @@ class RaggedSynapses:
         store.validate()
         return store
 
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` into this store in place (same shape and variables).
+
+        Raises ``ValueError`` naming what differs, before changing anything.
+        """
+        for key in ("n_pre", "n_post", "capacity"):
+            if int(d[key]) != getattr(self, key):
+                raise ValueError(
+                    f"{self.name}: saved {key}={d[key]} does not match this store's "
+                    f"{getattr(self, key)}"
+                )
+        if set(d["vars"]) != set(self.vars):
+            raise ValueError(
+                f"{self.name}: saved variables {sorted(d['vars'])} differ from "
+                f"{sorted(self.vars)}"
+            )
+        restored = RaggedSynapses.from_state_dict(d, device=self.device)  # validates
+        self.row_length, self.ind = restored.row_length, restored.ind
+        self.vars = {k: restored.vars[k].to(self.vars[k].dtype) for k in self.vars}
+        self.version = max(self.version, restored.version) + 1
+        self._cache.clear()
+
     def to(self, device: str | torch.device) -> RaggedSynapses:
         """Move every tensor to ``device`` in place; returns self."""
         dev = _resolve_device(device)

@@ -34,8 +34,20 @@ from .topomap import (
     significance_vs_control,
     significance_vs_shuffled,
 )
+from .training import (
+    connectivity_snapshot,
+    in_degree,
+    plot_accuracy_history,
+    plot_connectivity_histograms,
+    plot_rewiring_proportion,
+)
 
 __all__ = [
+    "connectivity_snapshot",
+    "in_degree",
+    "plot_accuracy_history",
+    "plot_connectivity_histograms",
+    "plot_rewiring_proportion",
     "ConnectivityTimeline",
     "DisplacementMaps",
     "RFResult",

@@ -3,6 +3,12 @@
 A dataset holds ``spikes [n, T, n_in]`` (bool) and one target per sample: an integer label
 (classification) or a ``[T, n_out]`` float trace (regression). Batches are
 ``(spikes [B, T, n_in], labels [B])`` (or targets ``[B, T, n_out]``), as DESIGN.md's trainers take.
+
+Sample format of every neurowire dataset (a ``torch.utils.data.Dataset``): ``dataset[i]`` is
+``(spikes, label)`` with ``spikes`` bool ``[T, n_in]`` and ``label`` an int64 0-d tensor, so
+that a ``torch.utils.data.DataLoader`` (any sampler, workers, a seeded ``generator``) stacks
+them into the batches the trainers take. :class:`Batches` is such a loader, reshuffled per epoch
+from ``(seed, epoch)``.
 """
 
 from __future__ import annotations
@@ -11,9 +17,28 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
 
-class SpikeDataset:
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that shuffles epoch ``epoch`` of a run seeded ``seed``."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+
+
+def epoch_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool, seed: int, epoch: int, drop_last=False
+) -> DataLoader:
+    """A ``DataLoader`` over ``dataset`` whose order depends only on ``(seed, epoch)``."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        generator=epoch_generator(seed, epoch) if shuffle else None,
+    )
+
+
+class SpikeDataset(Dataset):
     """Spike trains and their labels, kept in memory.
 
     Args:
@@ -22,6 +47,11 @@ class SpikeDataset:
 
     ``dataset[i]`` gives ``(spikes [T, n_in], label)``; ``dataset.subset(idx)`` a new dataset.
     """
+
+    @property
+    def n_classes(self) -> int:
+        """``max(label) + 1`` for integer labels."""
+        return int(self.labels.max()) + 1 if self.labels.numel() else 0
 
     def __init__(self, spikes: Tensor, labels: Tensor) -> None:
         spikes = torch.as_tensor(spikes)
@@ -91,8 +121,11 @@ class Batches:
         seed: int = 0,
         drop_last: bool = False,
     ) -> None:
-        if not isinstance(dataset, SpikeDataset):
-            raise TypeError(f"dataset must be a SpikeDataset, got {type(dataset).__name__}")
+        if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
+            raise TypeError(
+                f"dataset must be a torch Dataset with a length (e.g. a SpikeDataset), got "
+                f"{type(dataset).__name__}"
+            )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.dataset, self.batch_size = dataset, batch_size
@@ -108,22 +141,22 @@ class Batches:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self, epoch: int) -> Tensor:
-        """Sample order of ``epoch``."""
+        """Sample order of ``epoch`` (the order the epoch's ``DataLoader`` draws)."""
         n = len(self.dataset)
         if not self.shuffle:
             return torch.arange(n)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(n, generator=gen)
+        return torch.randperm(n, generator=epoch_generator(self.seed, epoch))
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         epoch = self.epoch
         if not self._epoch_set:
             self.epoch += 1
         self._epoch_set = False
-        idx = self.order(epoch)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            sel = idx[start : start + self.batch_size]
-            yield self.dataset.spikes[sel], self.dataset.labels[sel]
+        return iter(
+            epoch_loader(
+                self.dataset, self.batch_size, self.shuffle, self.seed, epoch, self.drop_last
+            )
+        )
 
     def __repr__(self) -> str:
         return (

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..network import Network, Population, Projection
-from ..structural.base import RuleContext, StructuralRule
+from ..structural.base import RuleContext, StructuralRule, rule_generators
 from ..structural.log import RewiringLog
 from ..structural.view import SynapseView
 from .compiled import EPropNetwork, PlasticProjection, compile_network
@@ -149,14 +149,18 @@ class EProp:
         self.rewiring_log = RewiringLog()
         self._trained_ms = 0.0
         self._rules = self._check_rewiring(rewiring or {})
-        self._rule_generators = [
-            torch.Generator(self.device).manual_seed(self.seed * 7919 + 101 * (k + 1))
-            for k in range(len(self._rules))
-        ]
+        self._rule_generators, self._rule_rngs = rule_generators(
+            self.seed, len(self._rules), self.device
+        )
+        #: wall-clock seconds: gradients (forward + backward), optimiser, rules (both hooks)
+        self.timers = {"gradients": 0.0, "optimizer": 0.0, "rules": 0.0}
+        self._rates: dict[str, Tensor] = {}
+        self._batch_trials = 1
         for name, param in self._parameters().items():
             self.optimizer.attach(name, param)
         for i, (spec, rule) in enumerate(self._rules):
-            rule.setup(*self._view_and_context(i, spec))
+            view, ctx = self._view_and_context(i, spec)
+            rule.setup(view, ctx)
 
     def __repr__(self) -> str:
         n = self.network
@@ -199,22 +203,57 @@ class EProp:
         params[self.network.bias_name] = self.network.bias
         return params
 
-    def _view_and_context(self, i: int, spec: PlasticProjection):
-        gen = self._rule_generators[i]
-        proj = spec.projection
-        t_ms = self._trained_ms
-        view = SynapseView(
+    def _view(self, proj: Projection, generator: torch.Generator) -> SynapseView:
+        """A rule's view of a sparse plastic projection after the last batch.
+
+        Neuron state: ``rate_hz`` ``[1, n]``, each neuron's mean firing rate over the last
+        training batch [Hz] (zeros before the first batch).
+        """
+        return SynapseView(
             proj.synapses,
-            pre_state={},
-            post_state={},
+            pre_state=self._population_state(proj.pre),
+            post_state=self._population_state(proj.post),
             pre_grid=proj.pre.grid,
             post_grid=proj.post.grid,
             log=self.rewiring_log,
             step=self.step_count,
-            t_ms=t_ms,
-            generator=gen,
+            t_ms=self._trained_ms,
+            generator=generator,
         )
-        return view, RuleContext(gen, self.step_count, t_ms, self.net.dt, proj.name)
+
+    def _population_state(self, pop: Population) -> dict[str, Tensor]:
+        rate = self._rates.get(pop.name)
+        if rate is None:
+            rate = torch.zeros(pop.n, dtype=self.network.dtype, device=self.device)
+        return {"rate_hz": rate[None, :]}
+
+    def _view_and_context(self, i: int, spec: PlasticProjection):
+        """The view and :class:`RuleContext` of rule ``i``: the same fields as the
+        :class:`~neurowire.Simulator` gives (seeded torch and numpy generators, views of the
+        other plastic projections, neuron state), ``step`` counting batches, ``t`` the trained
+        model time [ms], ``batch_size`` the trials of the last batch and ``learning_rate``."""
+        gen = self._rule_generators[i]
+        by_name = {p.name: p for p in self.network.plastic if p.sparse}
+
+        def factory(name: str) -> SynapseView:
+            if name not in by_name:
+                raise ValueError(
+                    f"no sparse input or recurrent projection {name!r}; known: {sorted(by_name)}"
+                )
+            return self._view(by_name[name].projection, gen)
+
+        ctx = RuleContext(
+            gen,
+            self.step_count,
+            self._trained_ms,
+            self.net.dt,
+            spec.name,
+            factory,
+            rng=self._rule_rngs[i],
+            batch_size=self._batch_trials,
+            learning_rate=self.optimizer.lr,
+        )
+        return self._view(spec.projection, gen), ctx
 
     # ------------------------------------------------------------------ input checks
     def _check_spikes(self, spikes: Any) -> Tensor:
@@ -352,21 +391,56 @@ class EProp:
         """
         params = self._parameters()
         with self._threads(spikes):
+            tic = time.perf_counter()
             x, tgt = self._prepare(spikes, labels)
             out = self._run(x, tgt)
-            self.optimizer.step({name: (params[name], g) for name, g in out.grads.items()})
-        self.step_count += 1
-        self._trained_ms += out.steps * self.net.dt
-        self._rewire()
+            self._batch_trials = out.trials
+            self._rates = self._batch_rates(x, out)
+            tic = self._timed("gradients", tic)
+            grads = self._adjust_gradients(out.grads)
+            tic = self._timed("rules", tic)
+            self.optimizer.step({name: (params[name], g) for name, g in grads.items()})
+            tic = self._timed("optimizer", tic)
+            self.step_count += 1
+            self._trained_ms += out.steps * self.net.dt
+            self._rewire()
+            self._timed("rules", tic)
         return self._metrics(out, tgt)
+
+    def _timed(self, key: str, tic: float) -> float:
+        toc = time.perf_counter()
+        self.timers[key] += toc - tic
+        return toc
+
+    def _batch_rates(self, x: Tensor, out: BatchOutput) -> dict[str, Tensor]:
+        per_s = 1000.0 / (out.trials * out.steps * self.net.dt)
+        rates = {self.network.input.name: x.sum((0, 1)).to(self.network.dtype) * per_s}
+        hidden = out.spikes.to(self.network.dtype) * per_s
+        for pop in self.network.hidden.populations:
+            start, stop = self.network.hidden.span(pop)
+            rates[pop.name] = hidden[start:stop]
+        return rates
+
+    def _adjust_gradients(self, grads: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Let every rule change its projection's gradient before the optimiser step."""
+        for i, (spec, rule) in enumerate(self._rules):
+            view, ctx = self._view_and_context(i, spec)
+            g = rule.adjust_gradient(view, grads[spec.name], ctx)
+            s = spec.projection.synapses
+            if not isinstance(g, Tensor) or g.shape != (s.n_pre, s.capacity):
+                raise ValueError(
+                    f"{type(rule).__name__}.adjust_gradient for {spec.name!r} must return a "
+                    f"tensor [{s.n_pre}, {s.capacity}], got {getattr(g, 'shape', type(g))}"
+                )
+            grads[spec.name] = g
+        return grads
 
     def _rewire(self) -> None:
         for i, (spec, rule) in enumerate(self._rules):
             view, ctx = self._view_and_context(i, spec)
             rule.update(view, ctx)
-            self.rewiring_log.record_call(
-                spec.name, ctx.step, ctx.t, view.removed, view.added, view.failed
-            )
+            for name, v in [(spec.name, view), *ctx.views.items()]:
+                self.rewiring_log.record_call(name, ctx.step, ctx.t, v.removed, v.added, v.failed)
 
     def _metrics(self, out: BatchOutput, tgt: Tensor) -> dict[str, float]:
         m = {
@@ -398,6 +472,79 @@ class EProp:
             _, z = hidden_forward(n, w, input_events(x[sl], self.engine), steps, self.engine)
             z_ev = hidden_events(z, self.engine)
             yield readout(z_ev, w, n.kappa, steps, n.step_threads, self.engine), z_ev.count
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that training changes, as tensors and plain data (for checkpoints):
+        every projection (stores with their connectivity and Adam moments, dense weights),
+        the readout bias, the optimiser, the random feedback, every rule's own state and
+        random generators, the rewiring log and the batch counters."""
+        projections = {}
+        for proj in self.net.projections.values():
+            if proj.sparse:
+                projections[proj.name] = {"store": proj.synapses.state_dict()}
+            else:
+                projections[proj.name] = {"weight": proj.weight.detach().cpu().clone()}
+        return {
+            "projections": projections,
+            "bias": self.network.bias.detach().cpu().clone(),
+            "optimizer": self.optimizer.state_dict(),
+            "feedback": None if self.feedback_matrix is None else self.feedback_matrix.cpu(),
+            "rules": {spec.name: rule.state_dict() for spec, rule in self._rules},
+            "rule_generators": [g.get_state() for g in self._rule_generators],
+            "rule_rngs": [r.bit_generator.state for r in self._rule_rngs],
+            "rewiring_log": self.rewiring_log.state_dict(),
+            "step_count": self.step_count,
+            "trained_ms": self._trained_ms,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` into this trainer, built on the same network.
+
+        Raises ``ValueError`` naming the first mismatch (projection names, shapes, rules).
+        """
+        saved = state["projections"]
+        if set(saved) != set(self.net.projections):
+            raise ValueError(
+                f"checkpoint projections {sorted(saved)} differ from the network's "
+                f"{sorted(self.net.projections)}"
+            )
+        if set(state["rules"]) != {spec.name for spec, _ in self._rules}:
+            raise ValueError(
+                f"checkpoint rewires {sorted(state['rules'])}, this trainer "
+                f"{sorted(spec.name for spec, _ in self._rules)}"
+            )
+        for name, proj in self.net.projections.items():
+            entry = saved[name]
+            if proj.sparse != ("store" in entry):
+                raise ValueError(f"projection {name!r} is sparse in one and dense in the other")
+            if proj.sparse:
+                proj.synapses.load_state_dict(entry["store"])
+            else:
+                w = torch.as_tensor(entry["weight"])
+                if w.shape != proj.weight.shape:
+                    raise ValueError(
+                        f"projection {name!r}: saved weight {tuple(w.shape)}, network "
+                        f"{tuple(proj.weight.shape)}"
+                    )
+                proj.weight.copy_(w)
+        self.network.bias.copy_(torch.as_tensor(state["bias"]))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.state = {
+            k: {n: t.to(self.device) for n, t in st.items()}
+            for k, st in self.optimizer.state.items()
+        }
+        if state["feedback"] is not None:
+            self.feedback_matrix = torch.as_tensor(state["feedback"]).to(self.device)
+        for spec, rule in self._rules:
+            rule.load_state_dict(state["rules"][spec.name])
+        for g, st in zip(self._rule_generators, state["rule_generators"], strict=True):
+            g.set_state(st)
+        for r, st in zip(self._rule_rngs, state["rule_rngs"], strict=True):
+            r.bit_generator.state = st
+        self.rewiring_log.load_state_dict(state["rewiring_log"])
+        self.step_count = int(state["step_count"])
+        self._trained_ms = float(state["trained_ms"])
 
     # ------------------------------------------------------------------ loops
     def evaluate(self, data, batch_size: int = 64, progress: bool = False) -> dict[str, float]:
@@ -432,6 +579,7 @@ class EProp:
         callbacks: Iterable[Any] | None = None,
         progress: bool = True,
         batch_size: int = 32,
+        initial_epoch: int = 0,
     ) -> list[dict[str, float]]:
         """Train for ``epochs`` passes over ``train``; returns one metrics dict per epoch.
 
@@ -446,6 +594,9 @@ class EProp:
                 trainer)``; setting ``trainer.stop_training = True`` ends training.
             progress: show a tqdm progress bar.
             batch_size: for a plain :class:`SpikeDataset`.
+            initial_epoch: epochs already trained (after :meth:`load_state_dict` from a
+                checkpoint): training runs epochs ``initial_epoch .. epochs - 1``, shuffled as
+                an uninterrupted run would be.
 
         Each epoch's dict has ``epoch``, ``loss``, ``accuracy`` (classification), ``time_s``,
         ``spikes_per_neuron_per_s`` (hidden mean rate [Hz]) and ``trials``.
@@ -454,10 +605,14 @@ class EProp:
 
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or not (
+            0 <= initial_epoch <= epochs
+        ):
+            raise ValueError(f"initial_epoch must be an int in [0, epochs], got {initial_epoch!r}")
         callbacks = list(callbacks or [])
         history = []
         self.stop_training = False
-        for epoch in range(epochs):
+        for epoch in range(initial_epoch, epochs):
             call_hooks(callbacks, "on_epoch_begin", epoch, self)
             tic = time.perf_counter()
             totals = EpochTotals()

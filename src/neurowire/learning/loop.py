@@ -5,18 +5,24 @@ from __future__ import annotations
 import math
 
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
-from ..data.batching import Batches, SpikeDataset
+from ..data.batching import Batches, epoch_loader
 
 
 def iterate_batches(data, batch_size: int, shuffle: bool, seed: int, epoch: int):
-    """The batches of ``epoch``: a :class:`SpikeDataset` is batched (and shuffled from
-    ``(seed, epoch)``), a :class:`Batches` is set to ``epoch``, one ``(spikes, labels)`` pair is
-    one batch, anything else is iterated as given."""
-    if isinstance(data, SpikeDataset):
-        data = Batches(data, batch_size, shuffle=shuffle, seed=seed)
+    """The batches of ``epoch``: a map-style ``Dataset`` (a :class:`SpikeDataset`, an SHD
+    reader's dataset, ...) goes through a ``DataLoader`` shuffled from ``(seed, epoch)``, a
+    :class:`Batches` is set to ``epoch``, a ``DataLoader`` whose sampler has ``set_epoch`` (a
+    ``DistributedSampler``) is told the epoch, one ``(spikes, labels)`` pair is one batch,
+    anything else is iterated as given."""
     if isinstance(data, Batches):
         data.set_epoch(epoch)
+    elif isinstance(data, DataLoader):
+        if hasattr(data.sampler, "set_epoch"):
+            data.sampler.set_epoch(epoch)
+    elif isinstance(data, Dataset) and hasattr(data, "__len__"):
+        data = epoch_loader(data, batch_size, shuffle, seed, epoch)
     elif isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
         data = [data]
     return data

@@ -1,12 +1,15 @@
 """Structural plasticity: rules that remove and add synapses while a network runs."""
 
 from .base import RuleContext, StructuralRule
+from .deep_r import DeepR, SignBits
 from .distance import DistanceRewiring
 from .fan_in import SharedFanInRewiring
 from .log import RewiringLog
 from .view import SynapseView
 
 __all__ = [
+    "DeepR",
+    "SignBits",
     "DistanceRewiring",
     "RewiringLog",
     "RuleContext",

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 if TYPE_CHECKING:
     from .view import SynapseView
+
+
+def rule_seed(base_seed: int, index: int) -> int:
+    """Seed of the ``index``-th scheduled rule of a simulator or trainer seeded ``base_seed``."""
+    return int(base_seed) * 7919 + 101 * (index + 1)
+
+
+def rule_generators(
+    base_seed: int, count: int, device: torch.device | str
+) -> tuple[list[torch.Generator], list[np.random.Generator]]:
+    """One seeded torch generator (on ``device``) and one numpy PCG64 generator per rule.
+
+    The :class:`~neurowire.Simulator` and :class:`~neurowire.EProp` both draw their rules'
+    random numbers from these, so the same seed gives the same rewiring in both.
+    """
+    seeds = [rule_seed(base_seed, i) for i in range(count)]
+    torch_gens = [torch.Generator(device).manual_seed(s) for s in seeds]
+    return torch_gens, [np.random.default_rng(s) for s in seeds]
 
 
 @dataclass
@@ -26,6 +45,10 @@ class RuleContext:
         rng: seeded numpy ``Generator`` (PCG64) of the same rule, for host-side draws whose
             stream must not depend on how draws are batched (``rng.random(2 * k)`` equals two
             calls of ``rng.random(k)``).
+        batch_size: trials per step (the simulator's batch, or the trials of the training
+            batch that was just applied).
+        learning_rate: the optimiser's learning rate when the rule runs inside a trainer
+            (None in the simulator).
 
     ``ctx.view(name)`` gives a :class:`SynapseView` of another projection of the network (for
     rules that couple projections, such as a fan-in shared by two); its changes are logged
@@ -39,7 +62,14 @@ class RuleContext:
     projection: str
     view_factory: Callable[[str], SynapseView] | None = None
     views: dict[str, SynapseView] = field(default_factory=dict)
-    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    rng: np.random.Generator | None = None
+    batch_size: int = 1
+    learning_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.rng is None:
+            # derived from the torch generator's seed, so a context is never unseeded
+            self.rng = np.random.default_rng(self.generator.initial_seed())
 
     def view(self, projection: str) -> SynapseView:
         if self.view_factory is None:
@@ -54,7 +84,12 @@ class StructuralRule:
 
     A rule keeps only hyperparameters. Per-synapse state it needs is a variable of the store
     (``view.store.add_var``), so it moves with removals and additions; the simulator logs the
-    removed, added and failed counts of every call.
+    removed, added and failed counts of every call. State that is not per synapse (DEEP R's
+    sign of every *potential* pair, say) is returned by :meth:`state_dict` so that checkpoints
+    keep it.
+
+    Hooks, in the order a trainer calls them per batch: :meth:`adjust_gradient` (before the
+    optimiser step), then :meth:`update` (after it). The simulator calls only :meth:`update`.
     """
 
     def setup(self, view: SynapseView, ctx: RuleContext) -> None:
@@ -63,6 +98,26 @@ class StructuralRule:
     def update(self, view: SynapseView, ctx: RuleContext) -> None:
         """Change the connectivity through ``view.remove``, ``view.add`` and ``view.grow``."""
         raise NotImplementedError
+
+    def adjust_gradient(self, view: SynapseView, grad: Tensor, ctx: RuleContext) -> Tensor:
+        """Called by a trainer before each optimiser step; return the gradient to apply.
+
+        Args:
+            grad: ``dE/dweight`` of the projection in slot layout ``[n_pre, capacity]`` (0 on
+                padding), summed over the ``ctx.batch_size`` trials of the batch.
+
+        The default returns ``grad`` unchanged (e.g. DEEP R adds its L1 term here).
+        """
+        return grad
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rule's own state beyond its hyperparameters (tensors, numbers, strings)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got keys {sorted(state)}")
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

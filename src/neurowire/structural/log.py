@@ -68,6 +68,32 @@ class RewiringLog:
         chunk = tuple(chunk)
         self._events[projection].append(chunk)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every call and event as tensors (for checkpoints)."""
+        calls = {}
+        for name in self.projections:
+            c = self.calls(name)
+            calls[name] = torch.from_numpy(np.stack([c[k].astype(np.float64) for k in c], 1))
+        events = {
+            name: {
+                f: torch.from_numpy(np.ascontiguousarray(v)) for f, v in self.events(name).items()
+            }
+            for name in self._events
+        }
+        return {"calls": calls, "events": events}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the log's contents with a :meth:`state_dict`."""
+        self._calls.clear()
+        self._call_arrays.clear()
+        self._events.clear()
+        for name, rows in state["calls"].items():
+            self._call_arrays[name].append(np.asarray(rows, dtype=np.float64).reshape(-1, 5))
+        for name, ev in state["events"].items():
+            self._events[name].append(
+                tuple(np.asarray(ev[f], dtype=d) for f, d in zip(_FIELDS, _DTYPES, strict=True))
+            )
+
     @property
     def projections(self) -> list[str]:
         return sorted(set(self._calls) | set(self._call_arrays) | set(self._events))

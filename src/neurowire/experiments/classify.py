@@ -1,0 +1,542 @@
+"""Sparse recurrent spiking classifiers trained by e-prop and rewired by DEEP R
+(``neurowire classify``), after Knight, Senk & Nowotny 2025 (reference/paper-experiments.md §2).
+
+Input spike source -> one recurrent hidden layer (ALIF or LIF, e-prop convention) -> a leaky
+integrator readout (``Dense()``, never rewired). The input and recurrent projections are
+
+* ``dense``: ``Dense()`` matrices;
+* ``static``: ``FixedProbability`` at the given densities, rows unpadded (as the paper's static
+  runs), never rewired;
+* ``deep_r``: the same densities with rows padded ``--padding`` times, rewired by
+  :class:`~neurowire.DeepR` after every batch.
+
+``--compare`` trains all three on the same data and seed and prints a table. Every epoch, each
+configuration's trainer is checkpointed (``DIR/checkpoints/<name>.pt``); ``--resume`` continues
+from there and reproduces an uninterrupted run. Writes ``DIR/summary.json`` and figures.
+Weights start as ``Normal(0, 1/sqrt(fan-in of the full layer))``, not rescaled by density.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import neurowire as nw
+from neurowire import analysis
+from neurowire.io import CheckpointError, load_checkpoint, save_checkpoint
+
+DATASETS = ("mnist1d", "patterns", "shd", "ssc", "dvs_gesture", "nmnist")
+CONFIGURATIONS = ("dense", "static", "deep_r")
+MODELS = ("alif", "lif")
+
+
+class UsageError(ValueError):
+    """A bad flag, found before any work."""
+
+
+@dataclass
+class ClassifyConfig:
+    """Settings of one ``neurowire classify`` run (defaults: the built-in demo)."""
+
+    dataset: str = "mnist1d"
+    data_dir: str = "data"
+    hidden: int = 256
+    model: str = "alif"
+    input_density: float = 0.1
+    recurrent_density: float = 0.1
+    padding: float = 2.0
+    deep_r: bool = False
+    compare: bool = False
+    l1: float = 0.01
+    regrow: str = "pair"
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 3e-3
+    seed: int = 0
+    device: str = "cpu"
+    method: str = "factorized"
+    dt: float = 1.0
+    reg_strength: float = 1e-3
+    reg_target_hz: float = 10.0
+    out: str = "runs/classify"
+    resume: bool = False
+    progress: bool = True
+    configurations: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._check()
+        if not self.configurations:
+            if self.compare:
+                self.configurations = list(CONFIGURATIONS)
+            elif self.input_density >= 1.0 and self.recurrent_density >= 1.0:
+                self.configurations = ["dense"]
+            else:
+                self.configurations = ["deep_r" if self.deep_r else "static"]
+
+    def _check(self) -> None:
+        if self.dataset not in DATASETS:
+            raise UsageError(
+                f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"
+            )
+        if self.model not in MODELS:
+            raise UsageError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        for name in ("hidden", "epochs", "batch_size"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be an integer >= 1, got {val}")
+        for name in ("input_density", "recurrent_density"):
+            val = getattr(self, name)
+            if not (0.0 < val <= 1.0):
+                raise UsageError(f"--{name.replace('_', '-')} must lie in (0, 1], got {val}")
+        if not (self.padding >= 1.0 and math.isfinite(self.padding)):
+            raise UsageError(f"--padding must be a number >= 1, got {self.padding}")
+        for name in ("l1", "lr", "reg_strength", "reg_target_hz"):
+            val = getattr(self, name)
+            if not (math.isfinite(val) and val >= 0):
+                raise UsageError(f"--{name.replace('_', '-')} must be finite and >= 0, got {val}")
+        if self.regrow not in nw.structural.deep_r.REGROW:
+            raise UsageError(f"--regrow must be 'pair' or 'row', got {self.regrow!r}")
+        if self.method not in ("factorized", "online"):
+            raise UsageError(f"--method must be 'factorized' or 'online', got {self.method!r}")
+        if not self.dt > 0:
+            raise UsageError(f"--dt must be > 0 ms, got {self.dt}")
+        check_device(self.device)
+        out = Path(self.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {self.out!r} is a file, not a directory")
+
+
+def check_device(device: str) -> torch.device:
+    """``torch.device(device)``, or :class:`UsageError` if it is malformed or absent."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UsageError(f"--device {device!r} is not a device ({err})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device!r}: CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {device!r}: only 'cpu' and 'cuda[:N]' are supported")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device!r}: there are {torch.cuda.device_count()} GPUs")
+    return dev
+
+
+# ---------------------------------------------------------------------- data
+def load_data(cfg: ClassifyConfig) -> tuple[Any, Any, dict[str, Any]]:
+    """``(train, test, info)``: two datasets of ``(spikes [T, n_in], label)`` samples.
+
+    Raises ``FileNotFoundError`` (naming the path) when a dataset's files are missing.
+    """
+    from neurowire import data
+
+    root = Path(cfg.data_dir)
+    if cfg.dataset == "mnist1d":
+        train, test = data.mnist1d()
+    elif cfg.dataset == "patterns":
+        train, test = data.frozen_poisson_patterns(
+            n_classes=4, n_inputs=40, steps=60, n_train=64, n_test=32, seed=cfg.seed
+        )
+    elif cfg.dataset in ("shd", "ssc"):
+        reader = data.shd if cfg.dataset == "shd" else data.ssc
+        train = reader(root, split="train", dt=cfg.dt)
+        test = reader(root, split="test", dt=cfg.dt, steps=train.steps)
+    elif cfg.dataset == "dvs_gesture":
+        train = data.dvs_gesture(root, train=True, dt=cfg.dt)
+        test = data.dvs_gesture(root, train=False, dt=cfg.dt, steps=train.steps)
+    else:
+        train = data.nmnist(root, train=True, dt=cfg.dt)
+        test = data.nmnist(root, train=False, dt=cfg.dt, steps=train.steps)
+    info = {
+        "name": cfg.dataset,
+        "train_samples": len(train),
+        "test_samples": len(test),
+        "inputs": int(train.n_in),
+        "classes": int(train.n_classes),
+        "steps": int(train.steps),
+    }
+    return train, test, info
+
+
+# ---------------------------------------------------------------------- network
+def build(cfg: ClassifyConfig, configuration: str, info: dict[str, Any]) -> nw.EProp:
+    """The network and trainer of one configuration (same seed, same initial statistics)."""
+    n_in, n_hid, n_out = info["inputs"], cfg.hidden, info["classes"]
+    net = nw.Network(dt=cfg.dt, seed=cfg.seed)
+    inp = net.population("input", nw.SpikeSource(n_in))
+    if cfg.model == "alif":
+        model = nw.ALIF(n_hid, tau_m=20.0, tau_a=2000.0, beta=0.0174, v_th=0.6, tau_refrac=5.0)
+    else:
+        model = nw.LIF(n_hid, tau_m=20.0, v_th=0.61, tau_refrac=5.0)
+    hid = net.population("hidden", model)
+    out = net.population("output", nw.LeakyIntegrator(n_out, tau=20.0))
+    w_in, w_rec = nw.Normal(0.0, n_in**-0.5), nw.Normal(0.0, n_hid**-0.5)
+    if configuration == "dense":
+        p_in = net.connect(inp, hid, nw.Dense(), weight=w_in, name="input")
+        p_rec = net.connect(hid, hid, nw.Dense(), weight=w_rec, name="recurrent")
+    else:
+        pad = cfg.padding if configuration == "deep_r" else 1.0
+        p_in = net.connect(
+            inp,
+            hid,
+            nw.FixedProbability(cfg.input_density),
+            weight=w_in,
+            padding=pad,
+            name="input",
+        )
+        p_rec = net.connect(
+            hid,
+            hid,
+            nw.FixedProbability(cfg.recurrent_density),
+            weight=w_rec,
+            padding=pad,
+            name="recurrent",
+        )
+    net.connect(hid, out, nw.Dense(), weight=nw.Normal(0.0, n_hid**-0.5), name="readout")
+    rewiring = None
+    if configuration == "deep_r":
+        rewiring = {p: nw.DeepR(l1=cfg.l1, regrow=cfg.regrow) for p in (p_in, p_rec)}
+    return nw.EProp(
+        net,
+        output=out,
+        loss="sce",
+        readout="sum",
+        optimizer=nw.Adam(lr=cfg.lr),
+        feedback="symmetric",
+        regularization=nw.RateRegularizer(c=cfg.reg_strength, f_target_hz=cfg.reg_target_hz),
+        rewiring=rewiring,
+        method=cfg.method,
+        seed=cfg.seed,
+        device=cfg.device,
+    )
+
+
+def synapse_counts(trainer: nw.EProp) -> dict[str, int]:
+    """Live synapses and allocated slots (padding included) over every projection."""
+    live = slots = 0
+    for proj in trainer.net.projections.values():
+        if proj.sparse:
+            live += proj.synapses.nnz
+            slots += proj.synapses.n_pre * proj.synapses.capacity
+        else:
+            n = proj.weight.numel() - (proj.pre.n if proj.recurrent else 0)
+            live += n
+            slots += proj.weight.numel()
+    return {"n_synapses": live, "n_slots": slots}
+
+
+def snapshot(trainer: nw.EProp) -> dict[str, dict[str, Any]]:
+    """Input and recurrent connectivity for the before/after histograms."""
+    out = {}
+    for name in ("input", "recurrent"):
+        proj = trainer.net.projections[name]
+        if proj.sparse:
+            pre, post = proj.synapses.coo()
+            w = proj.synapses.values("weight")
+        else:
+            full = torch.ones(proj.pre.n, proj.post.n, dtype=torch.bool)
+            if proj.recurrent:
+                full.fill_diagonal_(False)
+            pre, post = full.nonzero(as_tuple=True)
+            w = proj.weight.detach().cpu()[pre, post]
+        out[name] = analysis.connectivity_snapshot(pre, post, w, proj.pre.n, proj.post.n)
+    return out
+
+
+# ---------------------------------------------------------------------- training
+def _checkpoint_path(out: Path, configuration: str) -> Path:
+    return out / "checkpoints" / f"{configuration}.pt"
+
+
+def train_configuration(
+    cfg: ClassifyConfig, configuration: str, train, test, info: dict[str, Any], out: Path
+) -> dict[str, Any]:
+    """Train (or resume) one configuration; returns its summary entry."""
+    trainer = build(cfg, configuration, info)
+    ckpt = _checkpoint_path(out, configuration)
+    history: list[dict[str, Any]] = []
+    before = snapshot(trainer)
+    start = 0
+    if cfg.resume and ckpt.exists():
+        saved = load_checkpoint(ckpt)
+        if saved.get("configuration") != configuration or saved.get("seed") != cfg.seed:
+            raise CheckpointError(f"{str(ckpt)!r} belongs to another run")
+        trainer.load_state_dict(saved["trainer"])
+        history = list(saved["history"])
+        before = {k: _from_tensors(v) for k, v in saved["before"].items()}
+        start = int(saved["epoch"])
+    initial = synapse_counts(trainer)
+    epochs = tqdm_epochs(cfg, configuration, start)
+    for epoch in range(start, cfg.epochs):
+        calls_before = {n: len(trainer.rewiring_log.calls(n)["step"]) for n in _rewired(trainer)}
+        m = trainer.fit(
+            train,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            progress=cfg.progress,
+            batch_size=cfg.batch_size,
+        )[-1]
+        ev = trainer.evaluate(test, batch_size=max(cfg.batch_size, 64))
+        entry = {
+            "epoch": epoch + 1,
+            "loss": m["loss"],
+            "accuracy_train": m["accuracy"],
+            "accuracy_test": ev["accuracy"],
+            "loss_test": ev["loss"],
+            "time_s": m["time_s"],
+            "rate_hz": m["spikes_per_neuron_per_s"],
+            "rules_s": trainer.timers["rules"],
+        }
+        for name in _rewired(trainer):
+            removed = trainer.rewiring_log.calls(name)["removed"][calls_before[name] :]
+            entry[f"rewired_{name}"] = int(removed.sum())
+        history.append(entry)
+        save_checkpoint(
+            ckpt,
+            {
+                "configuration": configuration,
+                "seed": cfg.seed,
+                "epoch": epoch + 1,
+                "history": history,
+                "before": {k: _to_tensors(v) for k, v in before.items()},
+                "trainer": trainer.state_dict(),
+            },
+        )
+        epochs.update(1)
+        epochs.set_postfix(train=f"{m['accuracy']:.3f}", test=f"{ev['accuracy']:.3f}")
+    epochs.close()
+    return _summarise(cfg, configuration, trainer, history, before, initial, train, out)
+
+
+def _to_tensors(snap: dict[str, Any]) -> dict[str, Any]:
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in snap.items()}
+
+
+def _from_tensors(snap: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in snap.items()}
+
+
+def tqdm_epochs(cfg: ClassifyConfig, configuration: str, start: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=cfg.epochs, initial=start, desc=configuration, unit="epoch", disable=not cfg.progress
+    )
+
+
+def _rewired(trainer: nw.EProp) -> list[str]:
+    return [spec.name for spec, _ in trainer._rules]
+
+
+def _summarise(cfg, configuration, trainer, history, before, initial, train, out) -> dict:
+    final_train = trainer.evaluate(train, batch_size=max(cfg.batch_size, 64))
+    last = history[-1] if history else {}
+    times = [h["time_s"] for h in history]
+    rewired = {}
+    failed = 0
+    nominal = {}
+    for name in _rewired(trainer):
+        calls = trainer.rewiring_log.calls(name)
+        rewired[name] = float(calls["removed"].mean()) if calls["removed"].size else 0.0
+        failed += int(calls["failed"].sum())
+        nominal[name] = int(trainer.net.projections[name].synapses.nnz)
+    train_s = sum(times)
+    after = snapshot(trainer)
+    analysis.plot_connectivity_histograms(before, after, out / f"connectivity_{configuration}.png")
+    if rewired:
+        analysis.plot_rewiring_proportion(
+            {n: trainer.rewiring_log.calls(n) for n in rewired},
+            nominal,
+            out / f"rewiring_{configuration}.png",
+        )
+    return {
+        "accuracy_test": last.get("accuracy_test", float("nan")),
+        "accuracy_train": final_train["accuracy"],
+        "accuracy_train_running": last.get("accuracy_train", float("nan")),
+        "time_per_epoch_s": statistics.median(times) if times else float("nan"),
+        "time_per_epoch_range_s": [min(times), max(times)] if times else [],
+        "time_per_sample_ms": 1e3 * statistics.median(times) / len(train) if times else None,
+        "rules_time_fraction": last.get("rules_s", 0.0) / train_s if train_s else 0.0,
+        **initial,
+        "rewirings_per_batch": sum(rewired.values()),
+        "rewirings_per_batch_by_projection": rewired,
+        "proportion_rewired_per_batch": {
+            n: rewired[n] / nominal[n] if nominal[n] else 0.0 for n in rewired
+        },
+        "failed_placements": failed,
+        "batches": trainer.step_count,
+        "history": history,
+    }
+
+
+# ---------------------------------------------------------------------- reporting
+def machine_info() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+    }
+
+
+def table(summary: dict[str, Any]) -> str:
+    """The comparison table printed at the end of a run."""
+    confs = summary["configurations"]
+    dense_t = confs.get("dense", {}).get("time_per_epoch_s")
+    head = (
+        f"{'configuration':14s} {'test acc':>9s} {'train acc':>9s} {'s/epoch':>8s} "
+        f"{'speed-up':>8s} {'synapses':>10s} {'slots':>10s} {'rewired/batch':>13s}"
+    )
+    lines = [head, "-" * len(head)]
+    for name, c in confs.items():
+        speed = f"{dense_t / c['time_per_epoch_s']:.2f}x" if dense_t else "-"
+        lines.append(
+            f"{name:14s} {100 * c['accuracy_test']:8.2f}% {100 * c['accuracy_train']:8.2f}% "
+            f"{c['time_per_epoch_s']:8.2f} {speed:>8s} {c['n_synapses']:10d} {c['n_slots']:10d} "
+            f"{c['rewirings_per_batch']:13.1f}"
+        )
+    return "\n".join(lines)
+
+
+def run(cfg: ClassifyConfig) -> dict[str, Any]:
+    """Load the data (failing before any output), train every configuration, write outputs."""
+    torch.manual_seed(cfg.seed)
+    train, test, info = load_data(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tic = time.perf_counter()
+    results = {}
+    for configuration in cfg.configurations:
+        results[configuration] = train_configuration(cfg, configuration, train, test, info, out)
+    summary = {
+        "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+        "dataset": info,
+        "machine": machine_info(),
+        "wall_s": time.perf_counter() - tic,
+        "configurations": results,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    analysis.plot_accuracy_history(
+        {name: r["history"] for name, r in results.items()}, out / "accuracy.png"
+    )
+    return summary
+
+
+# ---------------------------------------------------------------------- command line
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit status 2
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    d = ClassifyConfig
+    p = _Parser(
+        prog="neurowire classify",
+        description=__doc__.split("\n")[0] + "...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", default=d.dataset, choices=DATASETS, help="data set")
+    p.add_argument("--data-dir", default=d.data_dir, help="folder holding the data set's files")
+    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden neurons")
+    p.add_argument("--model", default=d.model, choices=MODELS, help="hidden neuron model")
+    p.add_argument(
+        "--input-density",
+        type=float,
+        default=d.input_density,
+        help="connection probability input -> hidden (1 with --recurrent-density 1: dense)",
+    )
+    p.add_argument(
+        "--recurrent-density",
+        type=float,
+        default=d.recurrent_density,
+        help="connection probability hidden -> hidden",
+    )
+    p.add_argument(
+        "--padding",
+        type=float,
+        default=d.padding,
+        help="row capacity of rewired projections, times the expected maximum row",
+    )
+    p.add_argument("--deep-r", action="store_true", help="rewire with DEEP R (sparse only)")
+    p.add_argument("--l1", type=float, default=d.l1, help="DEEP R L1 strength per trial")
+    p.add_argument(
+        "--regrow", default=d.regrow, choices=("pair", "row"), help="where DEEP R re-adds synapses"
+    )
+    p.add_argument(
+        "--compare", action="store_true", help="train dense, static sparse and DEEP R side by side"
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="trials per batch")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=d.seed, help="seeds data order, weights, rewiring")
+    p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda:0")
+    p.add_argument(
+        "--method",
+        default=d.method,
+        choices=("factorized", "online"),
+        help="e-prop gradient method",
+    )
+    p.add_argument("--dt", type=float, default=d.dt, help="time step [ms]")
+    p.add_argument("--out", default=d.out, help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
+    args = parser().parse_args(argv)
+    try:
+        return ClassifyConfig(
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            hidden=args.hidden,
+            model=args.model,
+            input_density=args.input_density,
+            recurrent_density=args.recurrent_density,
+            padding=args.padding,
+            deep_r=args.deep_r,
+            compare=args.compare,
+            l1=args.l1,
+            regrow=args.regrow,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            device=args.device,
+            method=args.method,
+            dt=args.dt,
+            out=args.out,
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
+    except UsageError as err:
+        parser().error(str(err))
+        raise  # unreachable: error() exits
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    cfg = config_from_args(argv)
+    try:
+        summary = run(cfg)
+    except (FileNotFoundError, ImportError, CheckpointError) as err:
+        print(f"neurowire classify: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(table(summary))
+    print(f"outputs in {cfg.out}")
+    return summary
