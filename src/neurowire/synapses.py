@@ -25,6 +25,36 @@ from torch import Tensor
 from .errors import CapacityError, DuplicateSynapseError
 from .initializers import Initializer
 
+#: dtypes the numba store kernels handle (others take the PyTorch path)
+_NATIVE_DTYPES = frozenset(
+    {
+        torch.float32,
+        torch.float64,
+        torch.int8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+        torch.uint8,
+        torch.bool,
+    }
+)
+
+
+def _store_kernels():
+    """The numba store kernels, or None when numba is missing."""
+    global _KERNELS
+    if _KERNELS is None:
+        try:
+            from .native import store_kernels
+        except ImportError:
+            _KERNELS = False
+        else:
+            _KERNELS = store_kernels
+    return _KERNELS or None
+
+
+_KERNELS = None
+
 _RESERVED_NAMES = frozenset({"pre", "post", "on_full", "on_duplicate", "per_row", "generator"})
 _CONTAINS_CHUNK = 1 << 22  # elements of the [k, capacity] comparison done at once
 
@@ -121,6 +151,8 @@ class RaggedSynapses:
         self.index_rebuild_s = 0.0  # wall-clock seconds spent rebuilding derived views
         self._cache: dict[str, tuple[int, Any]] = {}
         self._col_capacity = 0
+        #: use the numba kernels for remove/add on the CPU (False: the PyTorch reference path)
+        self.native_ops = True
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -430,6 +462,9 @@ class RaggedSynapses:
                 f"{self.name}: remove() mask must have shape {(self.n_pre, self.capacity)}, got "
                 f"{tuple(mask.shape)}"
             )
+        kernels = self._native_kernels()
+        if kernels is not None:
+            return self._remove_native(kernels, mask)
         gone = mask & self.live
         removed = gone.sum(1)
         rows = removed.nonzero().squeeze(1)
@@ -442,6 +477,28 @@ class RaggedSynapses:
         for var in self.vars.values():
             var[..., rows, :] = self._compact(var[..., rows, :], dest)
         self.row_length -= removed
+        self._changed()
+        return removed
+
+    def _native_kernels(self):
+        if not self.native_ops or self.device.type != "cpu":
+            return None
+        if any(v.dtype not in _NATIVE_DTYPES for v in self.vars.values()):
+            return None
+        return _store_kernels()
+
+    def _remove_native(self, kernels, mask: Tensor) -> Tensor:
+        m = mask.numpy()
+        length = self.row_length.numpy()
+        removed = torch.zeros(self.n_pre, dtype=torch.int64)
+        rem = removed.numpy()
+        if kernels.removed_per_row(m, length, rem) == 0:
+            return removed
+        kernels.compact_rows(self.ind.numpy(), m, length, rem)
+        for var in self.vars.values():
+            for part in var.view(-1, self.n_pre, self.capacity):
+                kernels.compact_rows(part.numpy(), m, length, rem)
+        length -= rem  # in place on row_length
         self._changed()
         return removed
 
@@ -483,7 +540,22 @@ class RaggedSynapses:
         if k == 0:
             return torch.zeros(0, dtype=torch.bool, device=self.device)
 
-        dup = self._repeated_in_call(pre_t, post_t) | self._contains(pre_t, post_t)
+        kernels = self._native_kernels()
+        if kernels is not None:
+            dup_np, rank_np = kernels.empty_flags(k)
+            kernels.classify_pairs(
+                pre_t.numpy(),
+                post_t.numpy(),
+                self.ind.numpy(),
+                self.row_length.numpy(),
+                self.capacity,
+                self.n_post,
+                dup_np,
+                rank_np,
+            )
+            dup, native_rank = torch.from_numpy(dup_np), torch.from_numpy(rank_np)
+        else:
+            dup = self._repeated_in_call(pre_t, post_t) | self._contains(pre_t, post_t)
         if on_duplicate == "raise" and bool(dup.any()):
             first = int(dup.nonzero()[0, 0])
             raise DuplicateSynapseError(
@@ -491,7 +563,7 @@ class RaggedSynapses:
                 f"exists or is repeated in this call; use on_duplicate='skip' to ignore duplicates"
             )
         cand = ~dup
-        rank = self._rank_in_row(pre_t, cand)
+        rank = native_rank if kernels is not None else self._rank_in_row(pre_t, cand)
         free = self.capacity - self.row_length[pre_t]
         fits = rank < free
         if on_full == "raise" and bool((cand & ~fits).any()):
@@ -566,6 +638,23 @@ class RaggedSynapses:
         if not bool(added.any()):
             return
         rows = pre[added]
+        kernels = self._native_kernels()
+        if kernels is not None:
+            slot_all = torch.zeros(pre.numel(), dtype=torch.int64)
+            kernels.append_pairs(
+                pre.numpy(),
+                post.numpy(),
+                added.numpy(),
+                self.ind.numpy(),
+                self.row_length.numpy(),
+                slot_all.numpy(),
+            )
+            slots = slot_all[added]
+            for key, var in self.vars.items():
+                val = values.get(key)
+                var[..., rows, slots] = 0 if val is None else val[..., added]
+            self._changed()
+            return
         slots = self.row_length[rows] + rank[added]
         self.ind[rows, slots] = post[added]
         for key, var in self.vars.items():
@@ -745,8 +834,7 @@ class RaggedSynapses:
                 )
         if set(d["vars"]) != set(self.vars):
             raise ValueError(
-                f"{self.name}: saved variables {sorted(d['vars'])} differ from "
-                f"{sorted(self.vars)}"
+                f"{self.name}: saved variables {sorted(d['vars'])} differ from {sorted(self.vars)}"
             )
         restored = RaggedSynapses.from_state_dict(d, device=self.device)  # validates
         self.row_length, self.ind = restored.row_length, restored.ind

@@ -605,8 +605,10 @@ class EProp:
 
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or not (
-            0 <= initial_epoch <= epochs
+        if (
+            isinstance(initial_epoch, bool)
+            or not isinstance(initial_epoch, int)
+            or not (0 <= initial_epoch <= epochs)
         ):
             raise ValueError(f"initial_epoch must be an int in [0, epochs], got {initial_epoch!r}")
         callbacks = list(callbacks or [])

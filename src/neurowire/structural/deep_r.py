@@ -143,9 +143,7 @@ def place_by_pair(
     counts = np.zeros_like(pool)
     need = int(n)
     while need > 0 and pool.sum() > 0:
-        draw = rng.multivariate_hypergeometric(
-            pool, min(need, int(pool.sum())), method="marginals"
-        )
+        draw = rng.multivariate_hypergeometric(pool, min(need, int(pool.sum())), method="marginals")
         take = np.minimum(draw, room - counts)
         counts += take
         need -= int(take.sum())

@@ -1,0 +1,93 @@
+"""The numba store kernels (CPU) give exactly the stores of the PyTorch reference path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import neurowire as nw
+
+
+def _pair(autapses: bool, seed: int):
+    stores = []
+    for native in (True, False):
+        s = nw.RaggedSynapses(6, 6 if not autapses else 7, 4, name="p", autapses=autapses)
+        s.native_ops = native
+        s.add_var("weight")
+        s.add_var("trace", batched=2, dtype=torch.float64)
+        s.add_var("flag", dtype=torch.int8)
+        stores.append(s)
+    return stores
+
+
+def _same(a, b):
+    assert torch.equal(a.row_length, b.row_length)
+    live = a.live
+    assert torch.equal(a.ind[live], b.ind[live])
+    for name in a.vars:
+        assert torch.equal(a.vars[name], b.vars[name]), name
+    a.validate()
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "remove"]),
+        st.integers(0, 2**31 - 1),
+        st.sampled_from(["raise", "skip"]),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=ops, autapses=st.booleans())
+def test_native_and_torch_paths_agree_on_random_adds_and_removes(ops, autapses):
+    a, b = _pair(autapses, 0)
+    for kind, seed, policy in ops:
+        g = torch.Generator().manual_seed(seed)
+        if kind == "remove":
+            mask = torch.rand(a.n_pre, a.capacity, generator=g) < 0.4
+            assert torch.equal(a.remove(mask), b.remove(mask))
+        else:
+            k = int(torch.randint(0, 10, (1,), generator=g))
+            pre = torch.randint(0, a.n_pre, (k,), generator=g)
+            post = torch.randint(0, a.n_post, (k,), generator=g)
+            if not autapses:
+                post = torch.where(post == pre, (post + 1) % a.n_post, post)
+            w = torch.randn(k, generator=g)
+            outcomes = []
+            for s in (a, b):
+                try:
+                    got = s.add(
+                        pre,
+                        post,
+                        on_full=policy,
+                        on_duplicate=policy,
+                        weight=w,
+                        flag=torch.ones(k, dtype=torch.int8),
+                        trace=1.5,
+                    )
+                    outcomes.append(("ok", got))
+                except (nw.CapacityError, nw.DuplicateSynapseError) as err:
+                    outcomes.append((type(err), str(err)))
+            if outcomes[0][0] == "ok":
+                assert outcomes[1][0] == "ok" and torch.equal(outcomes[0][1], outcomes[1][1])
+            else:
+                assert outcomes[0] == outcomes[1]
+        _same(a, b)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_remove_returns_counts_per_row_and_moves_values(native):
+    s = nw.RaggedSynapses.from_coo(3, 5, [0, 0, 0, 2], [1, 3, 4, 0], capacity=4, name="p")
+    s.native_ops = native
+    s.add_var("weight", init=torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    mask = torch.zeros(3, 4, dtype=torch.bool)
+    mask[0, 1] = True
+    mask[1, 0] = True  # padding: ignored
+    assert s.remove(mask).tolist() == [1, 0, 0]
+    assert s.values("weight").tolist() == [1.0, 3.0, 4.0]
+    assert s.coo()[1].tolist() == [1, 4, 0]
