@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-all lint install clean
+.PHONY: demo topomap test test-all lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/neurowire topomap --out runs/demo
+	$(BIN)/neurowire classify --compare --out runs/demo
+
+topomap: install
+	$(BIN)/neurowire topomap --out runs/topomap
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -1,6 +1,22 @@
-"""Spike data: in-memory datasets, seeded batching and built-in synthetic tasks."""
+"""Spike data: datasets of ``(spikes [T, n_in], label)`` samples, encoders and batching.
 
-from .batching import Batches, SpikeDataset
+* the built-in offline dataset of the main job, :func:`mnist1d` (MNIST-1D generated offline,
+  level-crossing encoded), and the synthetic timing task :func:`frozen_poisson_patterns`;
+* readers of published files: :func:`shd` / :func:`ssc` (HDF5), :func:`dvs_gesture` /
+  :func:`nmnist` (through the optional ``tonic`` package, files already on disk);
+* :class:`SpikeDataset` (in memory) and :class:`Batches` (a seeded ``DataLoader`` per epoch).
+"""
+
+from .batching import Batches, SpikeDataset, epoch_loader
 from .builtin import frozen_poisson_patterns
+from .encoders import level_crossing
+from .mnist1d import mnist1d
 
-__all__ = ["Batches", "SpikeDataset", "frozen_poisson_patterns"]
+__all__ = [
+    "Batches",
+    "SpikeDataset",
+    "epoch_loader",
+    "frozen_poisson_patterns",
+    "level_crossing",
+    "mnist1d",
+]

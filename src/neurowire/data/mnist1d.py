@@ -8,7 +8,7 @@ download instead and is not used) and encodes every sequence with
 :func:`~neurowire.data.encoders.level_crossing`.
 
 Defaults: the package's published arguments (5,000 samples, seed 42, 4,000 / 1,000 train / test
-split, fixed), 32 levels over [-2.5, 2.5] (64 input channels), 4 steps per sample: trials of 157
+split, fixed), 128 levels over [-2.5, 2.5] (256 input channels), 4 steps per sample: trials of 157
 steps (157 ms at ``dt = 1`` ms). It is hard enough that a recurrent network does not reach 100 %
 (the package's authors report about 32 % for logistic regression, 68 % for an MLP and 91 % for a
 GRU on the raw sequences), so dense, static sparse and rewired networks can be told apart.
@@ -28,7 +28,7 @@ from .encoders import level_crossing
 def mnist1d(
     n_samples: int = 5000,
     seed: int = 42,
-    n_levels: int = 32,
+    n_levels: int = 128,
     steps_per_point: int = 4,
     low: float = -2.5,
     high: float = 2.5,

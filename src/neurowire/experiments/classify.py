@@ -60,11 +60,11 @@ class ClassifyConfig:
     padding: float = 2.0
     deep_r: bool = False
     compare: bool = False
-    l1: float = 0.01
+    l1: float = 0.003
     regrow: str = "pair"
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 2e-3
     seed: int = 0
     device: str = "cpu"
     method: str = "factorized"

@@ -186,7 +186,7 @@ def free_columns(
     rows: np.ndarray,
     used: np.ndarray,
     ind: np.ndarray,
-    live: np.ndarray,
+    length: np.ndarray,
     n_post: int,
     autapses: bool,
 ) -> np.ndarray:
@@ -194,15 +194,15 @@ def free_columns(
 
     Args:
         rows: int ``[k]`` row of each new synapse (a row may repeat).
-        used: the sorted distinct values of ``rows``; ``ind``/``live`` ``[len(used), capacity]``
-            their slots.
+        used: the sorted distinct values of ``rows``; ``ind [len(used), capacity]`` their slots,
+            ``length [len(used)]`` their row lengths.
 
     Rejection sampling (a candidate already connected, or drawn earlier for the same row, is
     drawn again), then exact enumeration for what is left after 16 rounds.
     """
     local = np.searchsorted(used, rows)
     taken = np.zeros((used.size, n_post), dtype=bool)
-    r_idx, slot = np.nonzero(live)
+    r_idx, slot = np.nonzero(np.arange(ind.shape[1])[None, :] < length[:, None])
     taken[r_idx, ind[r_idx, slot]] = True
     if not autapses:
         taken[np.arange(used.size), used] = True
@@ -313,7 +313,13 @@ class DeepR(StructuralRule):
         return signs
 
     def _sign_values(self, name: str, pre: Tensor, post: Tensor) -> Tensor:
-        negative = self._signs[name].negative(pre, post)
+        """int8 +-1 per pair, from the bits."""
+        signs = self._signs[name]
+        if signs.bits.device.type == "cpu":  # a few numpy ops instead of torch ones
+            p, q = pre.numpy(), post.numpy()
+            bit = (signs.bits.numpy()[p, q >> 3] >> (q & 7).astype(np.uint8)) & 1
+            return torch.from_numpy(1 - 2 * bit.astype(np.int8))
+        negative = signs.negative(pre, post)
         return torch.where(negative, -1, 1).to(torch.int8)
 
     def adjust_gradient(self, view: SynapseView, grad: Tensor, ctx: RuleContext) -> Tensor:
@@ -362,10 +368,9 @@ class DeepR(StructuralRule):
         rows = np.repeat(np.arange(s.n_pre), counts)
         if rows.size == 0:
             return
-        used = np.unique(rows)
-        live = s.live[torch.from_numpy(used).to(s.device)].cpu().numpy()
+        used = np.flatnonzero(counts)
         ind = s.ind[torch.from_numpy(used).to(s.device)].cpu().numpy()
-        post = free_columns(ctx.rng, rows, used, ind, live, s.n_post, s.autapses)
+        post = free_columns(ctx.rng, rows, used, ind, length[used], s.n_post, s.autapses)
         pre_t = torch.from_numpy(rows).to(s.device)
         post_t = torch.from_numpy(post).to(s.device)
         view.add(pre_t, post_t, weight=0.0, sign=self._sign_values(s.name, pre_t, post_t))
