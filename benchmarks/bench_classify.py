@@ -36,15 +36,30 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bench_classify_cpu.json
 
 def run_seed(seed: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "neurowire.cli", "classify", "--compare", "--no-progress",
-               "--seed", str(seed), "--out", out, *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "neurowire.cli",
+            "classify",
+            "--compare",
+            "--no-progress",
+            "--seed",
+            str(seed),
+            "--out",
+            out,
+            *extra,
+        ]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return json.loads((Path(out) / "summary.json").read_text())
 
 
 def _stats(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
-            "values": values}
+    return {
+        "mean": statistics.fmean(values),
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -55,8 +70,11 @@ def summarise(runs: list[dict]) -> dict:
         entry = {
             "accuracy_test": _stats([c["accuracy_test"] for c in confs]),
             "accuracy_train": _stats([c["accuracy_train"] for c in confs]),
-            "time_per_epoch_s": {"median": statistics.median(epoch_times),
-                                 "min": min(epoch_times), "max": max(epoch_times)},
+            "time_per_epoch_s": {
+                "median": statistics.median(epoch_times),
+                "min": min(epoch_times),
+                "max": max(epoch_times),
+            },
             "n_synapses": confs[0]["n_synapses"],
             "n_slots": confs[0]["n_slots"],
             "rules_time_fraction": _stats([c["rules_time_fraction"] for c in confs]),
@@ -85,14 +103,20 @@ def paper_size_overhead(batches: int, steps: int) -> dict:
     inp = net.population("input", nw.SpikeSource(700))
     hid = net.population("hidden", nw.ALIF(512, tau_refrac=5.0))
     out = net.population("output", nw.LeakyIntegrator(20))
-    p_in = net.connect(inp, hid, nw.FixedProbability(0.01), weight=nw.Normal(0, 700**-0.5),
-                       padding=2.0)
-    p_rec = net.connect(hid, hid, nw.FixedProbability(0.01), weight=nw.Normal(0, 512**-0.5),
-                        padding=2.0)
+    p_in = net.connect(
+        inp, hid, nw.FixedProbability(0.01), weight=nw.Normal(0, 700**-0.5), padding=2.0
+    )
+    p_rec = net.connect(
+        hid, hid, nw.FixedProbability(0.01), weight=nw.Normal(0, 512**-0.5), padding=2.0
+    )
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0, 512**-0.5))
-    trainer = nw.EProp(net, output=out, optimizer=nw.Adam(lr=1e-3),
-                       regularization=nw.RateRegularizer(),
-                       rewiring={p_in: nw.DeepR(l1=0.1), p_rec: nw.DeepR(l1=0.1)})
+    trainer = nw.EProp(
+        net,
+        output=out,
+        optimizer=nw.Adam(lr=1e-3),
+        regularization=nw.RateRegularizer(),
+        rewiring={p_in: nw.DeepR(l1=0.1), p_rec: nw.DeepR(l1=0.1)},
+    )
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(32, steps, 700, generator=gen) < 0.01  # 10 Hz at dt = 1 ms
     y = torch.randint(0, 20, (32,), generator=gen)
@@ -130,8 +154,12 @@ def main() -> None:
     tic = time.perf_counter()
     runs = [run_seed(s, extra) for s in args.seeds]
     result = {
-        "machine": {**runs[0]["machine"], "load_average_before": list(load_before),
-                    "load_average_after": list(os.getloadavg()), "node": platform.node()},
+        "machine": {
+            **runs[0]["machine"],
+            "load_average_before": list(load_before),
+            "load_average_after": list(os.getloadavg()),
+            "node": platform.node(),
+        },
         "command": f"neurowire classify --compare --seed S {' '.join(extra)}".strip(),
         "seeds": args.seeds,
         "config": runs[0]["config"],

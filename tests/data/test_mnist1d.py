@@ -15,8 +15,9 @@ from neurowire.data.mnist1d import mnist1d
 
 def test_level_crossing_spikes_where_the_signal_crosses_each_level():
     # levels -1, 0, 1; signal 0.5 -> 1.5 -> -1.5 sampled at 3 points, 2 steps per point
-    s = level_crossing(np.array([[0.5, 1.5, -1.5]]), n_levels=3, steps_per_point=2,
-                       low=-1.0, high=1.0)
+    s = level_crossing(
+        np.array([[0.5, 1.5, -1.5]]), n_levels=3, steps_per_point=2, low=-1.0, high=1.0
+    )
     assert s.shape == (1, 5, 6) and s.dtype == torch.bool
     fine = [0.5, 1.0, 1.5, 0.0, -1.5]  # linear interpolation
     up, down = s[0, :, :3], s[0, :, 3:]

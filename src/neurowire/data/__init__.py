@@ -10,10 +10,20 @@
 from .batching import Batches, SpikeDataset, epoch_loader
 from .builtin import frozen_poisson_patterns
 from .encoders import level_crossing
+from .events import EventDataset, bin_events
 from .mnist1d import mnist1d
+from .shd import shd, speaker_folds, ssc
+from .tonic_datasets import dvs_gesture, nmnist
 
 __all__ = [
     "Batches",
+    "EventDataset",
+    "bin_events",
+    "dvs_gesture",
+    "nmnist",
+    "shd",
+    "speaker_folds",
+    "ssc",
     "SpikeDataset",
     "epoch_loader",
     "frozen_poisson_patterns",

@@ -395,7 +395,8 @@ class EProp:
             x, tgt = self._prepare(spikes, labels)
             out = self._run(x, tgt)
             self._batch_trials = out.trials
-            self._rates = self._batch_rates(x, out)
+            if self._rules:
+                self._rates = self._batch_rates(x, out)
             tic = self._timed("gradients", tic)
             grads = self._adjust_gradients(out.grads)
             tic = self._timed("rules", tic)
@@ -414,7 +415,8 @@ class EProp:
 
     def _batch_rates(self, x: Tensor, out: BatchOutput) -> dict[str, Tensor]:
         per_s = 1000.0 / (out.trials * out.steps * self.net.dt)
-        rates = {self.network.input.name: x.sum((0, 1)).to(self.network.dtype) * per_s}
+        counts = x.view(torch.uint8).sum((0, 1), dtype=torch.int32)  # 15x faster than bool
+        rates = {self.network.input.name: counts.to(self.network.dtype) * per_s}
         hidden = out.spikes.to(self.network.dtype) * per_s
         for pop in self.network.hidden.populations:
             start, stop = self.network.hidden.span(pop)

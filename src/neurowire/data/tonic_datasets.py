@@ -1,0 +1,115 @@
+"""DVS Gesture and N-MNIST from files already on disk, read through the optional ``tonic``.
+
+The folders are tonic's (``tonic.datasets.DVSGesture(save_to=root)`` /
+``tonic.datasets.NMNIST(save_to=root)`` download and extract into them):
+
+* DVS Gesture: ``root/DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy`` (and
+  ``ibmGestureTest``), each an ``[n, 4]`` array of ``x, y, p, t`` with ``t`` in ms (tonic's
+  preprocessed files). 128 x 128 x 2 sensor, downsampled by ``spatial_factor`` (0.25: 32 x 32 x 2
+  = 2,048 inputs, as Knight et al. 2025).
+* N-MNIST: ``root/NMNIST/Train/<digit>/<id>.bin`` (and ``Test``), Orchard's 40-bit event
+  format, read with ``tonic.io.read_mnist_file``; 34 x 34 x 2 = 2,312 inputs.
+
+Nothing is downloaded unless ``download=True`` (then tonic's own dataset class fetches it).
+Event ``(x, y, p)`` becomes input ``(x * H + y) * 2 + p``: the C-order flat index of ``(x, y, p)``
+in tonic's ``sensor_size`` ``(W, H, 2)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .events import EventDataset
+
+
+def _tonic():
+    try:
+        import tonic
+    except ImportError:
+        raise ImportError(
+            'DVS Gesture and N-MNIST are read through tonic: pip install "neurowire[tonic]"'
+        ) from None
+    return tonic
+
+
+def _missing(folder: Path, what: str, cls: str, root: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{what} not found: expected extracted files under {folder}. Pass download=True to "
+        f"let tonic.datasets.{cls}(save_to={str(root)!r}) download them, or extract the "
+        f"published archive there"
+    )
+
+
+def dvs_gesture(
+    root: str | Path,
+    train: bool = True,
+    dt: float = 1.0,
+    spatial_factor: float = 0.25,
+    steps: int | None = None,
+    threshold: int = 1,
+    download: bool = False,
+) -> EventDataset:
+    """DVS Gesture (11 classes; 1,077 train / 264 test). Groups are the user ids.
+
+    Args:
+        root: tonic's ``save_to`` folder (holding ``DVSGesture/``).
+        train: training or test split.
+        dt: bin width [ms].
+        spatial_factor: x and y are divided by ``1 / spatial_factor`` (integer division).
+        steps, threshold: see :class:`EventDataset`.
+        download: let tonic download missing files.
+    """
+    tonic = _tonic()
+    root = Path(root)
+    folder = root / "DVSGesture" / ("ibmGestureTrain" if train else "ibmGestureTest")
+    if download:
+        tonic.datasets.DVSGesture(save_to=str(root), train=train)
+    files = sorted(folder.glob("user*_*/*.npy"))
+    if not files:
+        raise _missing(folder, "DVS Gesture", "DVSGesture", root)
+    div = int(round(1.0 / spatial_factor))
+    if div < 1 or abs(1.0 / div - spatial_factor) > 1e-9:
+        raise ValueError(f"spatial_factor must be 1/k for an integer k, got {spatial_factor}")
+    width = height = -(-128 // div)
+    times, units, labels, users = [], [], [], []
+    for f in files:
+        ev = np.load(f)
+        if ev.ndim != 2 or ev.shape[1] != 4:
+            raise ValueError(f"{f}: expected an [n, 4] array of x, y, p, t, got {ev.shape}")
+        x, y, p = ev[:, 0].astype(np.int64) // div, ev[:, 1].astype(np.int64) // div, ev[:, 2]
+        times.append(ev[:, 3].astype(np.float64))
+        units.append((x * height + y) * 2 + p.astype(np.int64))
+        labels.append(int(f.stem))
+        users.append(int(f.parent.name.split("_", 1)[0][4:]))
+    return EventDataset(times, units, labels, width * height * 2, dt, steps, threshold, users)
+
+
+def nmnist(
+    root: str | Path,
+    train: bool = True,
+    dt: float = 1.0,
+    steps: int | None = None,
+    threshold: int = 1,
+    download: bool = False,
+) -> EventDataset:
+    """N-MNIST (10 classes; 60,000 train / 10,000 test; label-ordered on disk: shuffle before
+    holding out a validation set). See :func:`dvs_gesture` for the arguments."""
+    tonic = _tonic()
+    root = Path(root)
+    folder = root / "NMNIST" / ("Train" if train else "Test")
+    if download:
+        tonic.datasets.NMNIST(save_to=str(root), train=train)
+    files = sorted(folder.glob("[0-9]/*.bin"))
+    if not files:
+        raise _missing(folder, "N-MNIST", "NMNIST", root)
+    dtype = tonic.datasets.NMNIST.dtype
+    times, units, labels = [], [], []
+    for f in files:
+        ev = tonic.io.read_mnist_file(str(f), dtype=dtype)
+        x, y, p = (ev[k].astype(np.int64) for k in ("x", "y", "p"))
+        times.append(ev["t"].astype(np.float64) / 1000.0)  # us -> ms
+        units.append((x * 34 + y) * 2 + p)
+        labels.append(int(f.parent.name))
+    return EventDataset(times, units, labels, 34 * 34 * 2, dt, steps, threshold)
