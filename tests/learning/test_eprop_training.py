@@ -126,3 +126,35 @@ def test_regression_training_reduces_the_loss():
     hist = tr.fit([(x, target)], 5, progress=False)
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert "accuracy" not in hist[-1]
+
+
+def test_a_dataloader_feeds_fit_and_evaluate_like_the_dataset():
+    from torch.utils.data import DataLoader
+
+    from neurowire.data.batching import epoch_generator
+
+    train, test = nw.data.frozen_poisson_patterns(n_classes=2, n_inputs=12, steps=30, n_train=32)
+
+    def trainer():
+        net = nw.Network(seed=2)
+        inp = net.population("input", nw.SpikeSource(12))
+        hid = net.population("hidden", nw.LIF(8))
+        out = net.population("output", nw.LeakyIntegrator(2))
+        net.connect(inp, hid, nw.FixedProbability(0.5), weight=nw.Normal(0, 0.4))
+        net.connect(hid, out, nw.Dense(), weight=nw.Normal(0, 0.4))
+        return nw.EProp(net, output=out, optimizer=nw.Adam(lr=0.02), seed=5)
+
+    a, b = trainer(), trainer()
+    ha = a.fit(train, epochs=1, batch_size=8, progress=False)
+    loader = DataLoader(train, batch_size=8, shuffle=True, generator=epoch_generator(5, 0))
+    hb = b.fit(loader, epochs=1, progress=False)
+    assert ha[0]["loss"] == hb[0]["loss"] and ha[0]["accuracy"] == hb[0]["accuracy"]
+    assert a.evaluate(test)["loss"] == b.evaluate(DataLoader(test, batch_size=64))["loss"]
+    # worker processes deliver the same batches in the same order
+    plain = list(DataLoader(train, batch_size=8, shuffle=True, generator=epoch_generator(5, 0)))
+    workers = DataLoader(
+        train, batch_size=8, shuffle=True, num_workers=2, generator=epoch_generator(5, 0)
+    )
+    for (xa, ya), (xb, yb) in zip(plain, workers, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert b.fit(workers, epochs=1, progress=False)[0]["trials"] == 32

@@ -12,7 +12,8 @@ The folders are tonic's (``tonic.datasets.DVSGesture(save_to=root)`` /
 
 Nothing is downloaded unless ``download=True`` (then tonic's own dataset class fetches it).
 Event ``(x, y, p)`` becomes input ``(x * H + y) * 2 + p``: the C-order flat index of ``(x, y, p)``
-in tonic's ``sensor_size`` ``(W, H, 2)``.
+in tonic's ``sensor_size`` ``(W, H, 2)``. (mlGeNN's ``preprocess_tonic_spikes`` uses
+``(y * W + x) * 2 + p`` instead: the same inputs in another order.) Class names are tonic's.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def dvs_gesture(
         steps, threshold: see :class:`EventDataset`.
         download: let tonic download missing files.
     """
+    if not 0.0 < spatial_factor <= 1.0:
+        raise ValueError(f"spatial_factor must be 1/k for an integer k >= 1, got {spatial_factor}")
+    div = int(round(1.0 / spatial_factor))
+    if abs(1.0 / div - spatial_factor) > 1e-9:
+        raise ValueError(f"spatial_factor must be 1/k for an integer k >= 1, got {spatial_factor}")
     tonic = _tonic()
     root = Path(root)
     folder = root / "DVSGesture" / ("ibmGestureTrain" if train else "ibmGestureTest")
@@ -69,9 +75,6 @@ def dvs_gesture(
     files = sorted(folder.glob("user*_*/*.npy"))
     if not files:
         raise _missing(folder, "DVS Gesture", "DVSGesture", root)
-    div = int(round(1.0 / spatial_factor))
-    if div < 1 or abs(1.0 / div - spatial_factor) > 1e-9:
-        raise ValueError(f"spatial_factor must be 1/k for an integer k, got {spatial_factor}")
     width = height = -(-128 // div)
     times, units, labels, users = [], [], [], []
     for f in files:
@@ -83,7 +86,9 @@ def dvs_gesture(
         units.append((x * height + y) * 2 + p.astype(np.int64))
         labels.append(int(f.stem))
         users.append(int(f.parent.name.split("_", 1)[0][4:]))
-    return EventDataset(times, units, labels, width * height * 2, dt, steps, threshold, users)
+    classes = tonic.datasets.DVSGesture.classes
+    n_in = width * height * 2
+    return EventDataset(times, units, labels, n_in, dt, steps, threshold, users, classes)
 
 
 def nmnist(
@@ -112,4 +117,5 @@ def nmnist(
         times.append(ev["t"].astype(np.float64) / 1000.0)  # us -> ms
         units.append((x * 34 + y) * 2 + p)
         labels.append(int(f.parent.name))
-    return EventDataset(times, units, labels, 34 * 34 * 2, dt, steps, threshold)
+    classes = tonic.datasets.NMNIST.classes
+    return EventDataset(times, units, labels, 34 * 34 * 2, dt, steps, threshold, None, classes)
