@@ -424,10 +424,12 @@ class RaggedSynapses:
                 f"{post_t.numel()}"
             )
         if pre_t.numel():
-            if pre_t.min() < 0 or pre_t.max() >= self.n_pre:
+            lo, hi = (int(v) for v in torch.aminmax(pre_t))
+            if lo < 0 or hi >= self.n_pre:
                 bad = pre_t[(pre_t < 0) | (pre_t >= self.n_pre)][0].item()
                 raise ValueError(f"{self.name}: pre index {bad} out of range [0, {self.n_pre})")
-            if post_t.min() < 0 or post_t.max() >= self.n_post:
+            lo, hi = (int(v) for v in torch.aminmax(post_t))
+            if lo < 0 or hi >= self.n_post:
                 bad = post_t[(post_t < 0) | (post_t >= self.n_post)][0].item()
                 raise ValueError(f"{self.name}: post index {bad} out of range [0, {self.n_post})")
         return pre_t, post_t
@@ -589,6 +591,7 @@ class RaggedSynapses:
             if isinstance(val, Initializer):
                 val = val.sample(batch + (k,), device=self.device, generator=generator)
             t = torch.as_tensor(val, device=self.device)
+            self._check_finite(key, t)
             if t.dim() == 0:
                 t = t.expand(batch + (k,))
             elif t.shape == (k,):
@@ -599,7 +602,6 @@ class RaggedSynapses:
                     f"{self.name}: values for {key!r} must be a number or {expected}, got shape "
                     f"{tuple(t.shape)}"
                 )
-            self._check_finite(key, t)
             if var.dtype == torch.bool and t.dtype != torch.bool:
                 raise TypeError(f"{self.name}: {key!r} is bool, got values of dtype {t.dtype}")
             if not var.is_floating_point() and t.is_floating_point():

@@ -125,7 +125,7 @@ def test_nmnist_reads_the_binary_format_through_tonic(tmp_path):
     assert len(ds) == 2 and ds.n_in == 2312 and ds.labels.tolist() == [3, 7]
     assert ds.steps == 3  # latest event 2.5 ms
     spikes, _ = ds[0]
-    on = ((1 * 34 + 2) * 2 + 1, (33 * 34 + 0) * 2 + 0)
+    on = ((2 * 34 + 1) * 2 + 1, (0 * 34 + 33) * 2 + 0)
     assert spikes.nonzero().tolist() == [[0, on[0]], [2, on[1]]]
     with pytest.raises(FileNotFoundError, match="download=True"):
         data.nmnist(tmp_path, train=False)
@@ -142,7 +142,7 @@ def test_dvs_gesture_reads_tonic_folders_downsamples_and_keeps_users(tmp_path):
     assert ds.n_in == 2048 and ds.labels.tolist() == [4, 10] and ds.groups.tolist() == [1, 2]
     spikes, _ = ds[0]
     assert spikes.shape == (13, 2048)
-    assert spikes.nonzero().tolist() == [[0, (31 * 32 + 1) * 2 + 1], [12, (1 * 32 + 2) * 2]]
+    assert spikes.nonzero().tolist() == [[0, (1 * 32 + 31) * 2 + 1], [12, (2 * 32 + 1) * 2]]
 
 
 def test_tonic_datasets_without_tonic_say_how_to_install(tmp_path, monkeypatch):

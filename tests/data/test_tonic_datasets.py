@@ -56,14 +56,15 @@ def test_dvs_gesture_matches_tonics_own_dataset_class(tmp_path, monkeypatch):
     reference = tonic.datasets.DVSGesture(save_to=str(tmp_path), train=True)
     ds = dvs_gesture(tmp_path, train=True)
     assert len(ds) == len(reference) == 110 and ds.n_in == 2048 and ds.n_classes == 11
-    where = {(g, y): j for j, (g, y) in enumerate(zip(ds.groups.tolist(), ds.labels.tolist()))}
+    pairs = zip(ds.groups.tolist(), ds.labels.tolist(), strict=True)
+    where = {pair: j for j, pair in enumerate(pairs)}
     latest = 0.0
     for i in range(len(reference)):
         events, target = reference[i]
         j = where[(reference.users[i], target)]
         t_ms = events["t"] / 1000.0  # tonic gives us
         latest = max(latest, t_ms.max())
-        ids = ((events["x"] // 4) * 32 + events["y"] // 4) * 2 + events["p"].astype(np.int64)
+        ids = ((events["y"] // 4) * 32 + events["x"] // 4) * 2 + events["p"].astype(np.int64)
         expected = bin_events(t_ms, ids, 2048, 1.0, ds.steps)
         assert bool((ds[j][0] == expected).all())
     assert ds.steps == int(np.ceil(latest))
@@ -78,7 +79,7 @@ def test_nmnist_decodes_polarity_and_timestamp_overflow(tmp_path):
     ds = nmnist(tmp_path, train=False, dt=2.0)
     assert ds.labels.tolist() == [4] and ds.classes[4] == "4 - four" and ds.groups is None
     assert ds.steps == 5  # 8,292 us -> 8.292 ms at dt = 2 ms
-    on = [(1 * 34 + 2) * 2 + 1, (3 * 34 + 4) * 2 + 0]
+    on = [(2 * 34 + 1) * 2 + 1, (4 * 34 + 3) * 2 + 0]
     assert ds[0][0].nonzero().tolist() == [[0, on[0]], [4, on[1]]]
 
 
@@ -105,10 +106,10 @@ def test_nothing_is_downloaded_unless_asked(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=rf"{expected}.*download=True"):
         dvs_gesture(tmp_path, train=False)
     assert calls == []
-    ds = dvs_gesture(tmp_path, train=False, spatial_factor=0.5, download=True)
+    ds = dvs_gesture(tmp_path, train=False, spatial_factor=0.5, steps=3, download=True)
     assert calls == [(str(tmp_path), False)]
     assert ds.n_in == 64 * 64 * 2 and ds.labels.tolist() == [5] and ds.groups.tolist() == [3]
-    assert ds[0][0].nonzero().tolist() == [[2, (63 * 64 + 32) * 2 + 1]]
+    assert ds[0][0].nonzero().tolist() == [[2, (32 * 64 + 63) * 2 + 1]]
     with pytest.raises(FileNotFoundError, match=r"NMNIST.Train.*download=True"):
         nmnist(tmp_path, train=True)
 

@@ -10,7 +10,7 @@
 from .batching import Batches, SpikeDataset, epoch_loader
 from .builtin import frozen_poisson_patterns
 from .encoders import level_crossing
-from .events import EventDataset, bin_events
+from .events import EventDataset, bin_events, group_folds
 from .mnist1d import mnist1d
 from .shd import shd, speaker_folds, ssc
 from .tonic_datasets import dvs_gesture, nmnist
@@ -27,6 +27,7 @@ __all__ = [
     "SpikeDataset",
     "epoch_loader",
     "frozen_poisson_patterns",
+    "group_folds",
     "level_crossing",
     "mnist1d",
 ]

@@ -11,9 +11,9 @@ The folders are tonic's (``tonic.datasets.DVSGesture(save_to=root)`` /
   format, read with ``tonic.io.read_mnist_file``; 34 x 34 x 2 = 2,312 inputs.
 
 Nothing is downloaded unless ``download=True`` (then tonic's own dataset class fetches it).
-Event ``(x, y, p)`` becomes input ``(x * H + y) * 2 + p``: the C-order flat index of ``(x, y, p)``
-in tonic's ``sensor_size`` ``(W, H, 2)``. (mlGeNN's ``preprocess_tonic_spikes`` uses
-``(y * W + x) * 2 + p`` instead: the same inputs in another order.) Class names are tonic's.
+Event ``(x, y, p)`` becomes input ``(y * W + x) * 2 + p``, the order of mlGeNN's
+``preprocess_tonic_spikes`` (``p + x * P + y * W * P``) that Knight et al. 2025 used. Class
+names are tonic's.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def dvs_gesture(
             raise ValueError(f"{f}: expected an [n, 4] array of x, y, p, t, got {ev.shape}")
         x, y, p = ev[:, 0].astype(np.int64) // div, ev[:, 1].astype(np.int64) // div, ev[:, 2]
         times.append(ev[:, 3].astype(np.float64))
-        units.append((x * height + y) * 2 + p.astype(np.int64))
+        units.append((y * width + x) * 2 + p.astype(np.int64))
         labels.append(int(f.stem))
         users.append(int(f.parent.name.split("_", 1)[0][4:]))
     classes = tonic.datasets.DVSGesture.classes
@@ -115,7 +115,7 @@ def nmnist(
         ev = tonic.io.read_mnist_file(str(f), dtype=dtype)
         x, y, p = (ev[k].astype(np.int64) for k in ("x", "y", "p"))
         times.append(ev["t"].astype(np.float64) / 1000.0)  # us -> ms
-        units.append((x * 34 + y) * 2 + p)
+        units.append((y * 34 + x) * 2 + p)
         labels.append(int(f.parent.name))
     classes = tonic.datasets.NMNIST.classes
     return EventDataset(times, units, labels, 34 * 34 * 2, dt, steps, threshold, None, classes)
