@@ -53,7 +53,7 @@ class ClassifyConfig:
 
     dataset: str = "mnist1d"
     data_dir: str = "data"
-    hidden: int = 256
+    hidden: int = 512
     model: str = "alif"
     input_density: float = 0.1
     recurrent_density: float = 0.1
