@@ -164,8 +164,8 @@ def test_training_keeps_count_signs_capacity_and_never_duplicates():
         assert t["removed"] == t["added"]
 
 
-@pytest.mark.parametrize("regrow", ["pair", "row"])
-def test_regrowth_distribution_is_uniform_over_eligible_places(regrow):
+@pytest.mark.parametrize(("regrow", "native"), [("pair", True), ("row", True), ("pair", False)])
+def test_regrowth_distribution_is_uniform_over_eligible_places(regrow, native):
     # rows of different fullness; row 2 is full, row 3 has one free slot
     n_pre, n_post, cap = 4, 6, 4
     lengths = [1, 2, 4, 3]
@@ -175,6 +175,7 @@ def test_regrowth_distribution_is_uniform_over_eligible_places(regrow):
     trials = 1500
     for t in range(trials):
         s = nw.RaggedSynapses.from_coo(n_pre, n_post, pre, post, capacity=cap, name="p")
+        s.native_ops = native  # False: the numpy/torch fallback used off the CPU
         s.add_var("weight", init=1.0)
         rule, gen, c = _set_up(s, nw.DeepR(regrow=regrow), seed=t)
         s.remove(torch.zeros(n_pre, cap, dtype=torch.bool))

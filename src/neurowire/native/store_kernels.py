@@ -83,3 +83,39 @@ def append_pairs(pre, post, added, ind, length, slots):
 
 def empty_flags(k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(k, dtype=np.bool_), np.zeros(k, dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def draw_free_columns(rows, ind, length, n_post, autapses, uniforms, post):
+    """For each entry of ``rows`` (sorted, so a row's entries are contiguous), a column not yet
+    connected in that row (``ind[row, :length[row]]``), not drawn before for the same row and
+    not the row itself without autapses: candidates ``floor(u * n_post)`` from ``uniforms`` in
+    order, rejected until one fits (uniform over the free columns). Returns how many uniforms
+    were used, or -1 if they ran out (``post`` then holds -1 where nothing was drawn)."""
+    used = 0
+    start = 0
+    for e in range(rows.shape[0]):
+        i = rows[e]
+        if e == 0 or rows[e - 1] != i:
+            start = e
+        post[e] = -1
+        while used < uniforms.shape[0]:
+            c = min(int(uniforms[used] * n_post), n_post - 1)
+            used += 1
+            ok = autapses or c != i
+            if ok:
+                for s in range(length[i]):
+                    if ind[i, s] == c:
+                        ok = False
+                        break
+            if ok:
+                for f in range(start, e):
+                    if post[f] == c:
+                        ok = False
+                        break
+            if ok:
+                post[e] = c
+                break
+        if post[e] < 0:
+            return -1
+    return used

@@ -368,12 +368,28 @@ class DeepR(StructuralRule):
         rows = np.repeat(np.arange(s.n_pre), counts)
         if rows.size == 0:
             return
-        used = np.flatnonzero(counts)
-        ind = s.ind[torch.from_numpy(used).to(s.device)].cpu().numpy()
-        post = free_columns(ctx.rng, rows, used, ind, length[used], s.n_post, s.autapses)
+        post = self._columns(ctx.rng, s, rows, counts, length)
         pre_t = torch.from_numpy(rows).to(s.device)
         post_t = torch.from_numpy(post).to(s.device)
         view.add(pre_t, post_t, weight=0.0, sign=self._sign_values(s.name, pre_t, post_t))
+
+    @staticmethod
+    def _columns(rng, s, rows: np.ndarray, counts: np.ndarray, length: np.ndarray) -> np.ndarray:
+        """Distinct uniformly drawn unconnected columns for ``rows`` (numba on the CPU)."""
+        kernels = s._native_kernels()
+        if kernels is not None:
+            post = np.empty(rows.size, dtype=np.int64)
+            u = rng.random(4 * rows.size + 64)
+            if (
+                kernels.draw_free_columns(
+                    rows, s.ind.numpy(), s.row_length.numpy(), s.n_post, s.autapses, u, post
+                )
+                >= 0
+            ):
+                return post
+        used = np.flatnonzero(counts)
+        ind = s.ind[torch.from_numpy(used).to(s.device)].cpu().numpy()
+        return free_columns(rng, rows, used, ind, length[used], s.n_post, s.autapses)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
