@@ -175,7 +175,7 @@ def test_regrowth_distribution_is_uniform_over_eligible_places(regrow, native):
     trials = 1500
     for t in range(trials):
         s = nw.RaggedSynapses.from_coo(n_pre, n_post, pre, post, capacity=cap, name="p")
-        s.native_ops = native  # False: the numpy/torch fallback used off the CPU
+        s.native_ops = native  # False: the store's PyTorch remove/add path
         s.add_var("weight", init=1.0)
         rule, gen, c = _set_up(s, nw.DeepR(regrow=regrow), seed=t)
         s.remove(torch.zeros(n_pre, cap, dtype=torch.bool))

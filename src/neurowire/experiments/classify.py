@@ -281,6 +281,7 @@ def train_configuration(
     epochs = tqdm_epochs(cfg, configuration, start)
     for epoch in range(start, cfg.epochs):
         calls_before = {n: len(trainer.rewiring_log.calls(n)["step"]) for n in _rewired(trainer)}
+        rules_before = trainer.timers["rules"]
         m = trainer.fit(
             train,
             epochs=epoch + 1,
@@ -297,7 +298,7 @@ def train_configuration(
             "loss_test": ev["loss"],
             "time_s": m["time_s"],
             "rate_hz": m["spikes_per_neuron_per_s"],
-            "rules_s": trainer.timers["rules"],
+            "rules_s": trainer.timers["rules"] - rules_before,
         }
         for name in _rewired(trainer):
             removed = trainer.rewiring_log.calls(name)["removed"][calls_before[name] :]
@@ -368,7 +369,7 @@ def _summarise(cfg, configuration, trainer, history, before, initial, train, out
         "time_per_epoch_s": statistics.median(times) if times else float("nan"),
         "time_per_epoch_range_s": [min(times), max(times)] if times else [],
         "time_per_sample_ms": 1e3 * statistics.median(times) / len(train) if times else None,
-        "rules_time_fraction": last.get("rules_s", 0.0) / train_s if train_s else 0.0,
+        "rules_time_fraction": sum(h["rules_s"] for h in history) / train_s if train_s else 0.0,
         **initial,
         "rewirings_per_batch": sum(rewired.values()),
         "rewirings_per_batch_by_projection": rewired,

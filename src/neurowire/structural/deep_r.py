@@ -181,53 +181,6 @@ def place_by_row(rng: np.random.Generator, room: np.ndarray, n: int) -> tuple[np
     return counts, failed
 
 
-def free_columns(
-    rng: np.random.Generator,
-    rows: np.ndarray,
-    used: np.ndarray,
-    ind: np.ndarray,
-    length: np.ndarray,
-    n_post: int,
-    autapses: bool,
-) -> np.ndarray:
-    """Distinct uniformly drawn unconnected columns, one per entry of ``rows``.
-
-    Args:
-        rows: int ``[k]`` row of each new synapse (a row may repeat).
-        used: the sorted distinct values of ``rows``; ``ind [len(used), capacity]`` their slots,
-            ``length [len(used)]`` their row lengths.
-
-    Rejection sampling (a candidate already connected, or drawn earlier for the same row, is
-    drawn again), then exact enumeration for what is left after 16 rounds.
-    """
-    local = np.searchsorted(used, rows)
-    taken = np.zeros((used.size, n_post), dtype=bool)
-    r_idx, slot = np.nonzero(np.arange(ind.shape[1])[None, :] < length[:, None])
-    taken[r_idx, ind[r_idx, slot]] = True
-    if not autapses:
-        taken[np.arange(used.size), used] = True
-    post = np.full(rows.size, -1, dtype=np.int64)
-    pending = np.arange(rows.size)
-    for _ in range(16):
-        if pending.size == 0:
-            return post
-        cand = rng.integers(0, n_post, size=pending.size)
-        free = ~taken[local[pending], cand]
-        key = local[pending] * n_post + cand
-        _, first = np.unique(key, return_index=True)
-        once = np.zeros(pending.size, dtype=bool)
-        once[first] = True
-        ok = free & once
-        post[pending[ok]] = cand[ok]
-        taken[local[pending[ok]], cand[ok]] = True
-        pending = pending[~ok]
-    for k in pending:
-        choices = np.flatnonzero(~taken[local[k]])
-        post[k] = rng.choice(choices)
-        taken[local[k], post[k]] = True
-    return post
-
-
 class DeepR(StructuralRule):
     """DEEP R (Bellec et al. 2018) for e-prop training: fixed signs, exact synapse budget.
 
@@ -368,28 +321,24 @@ class DeepR(StructuralRule):
         rows = np.repeat(np.arange(s.n_pre), counts)
         if rows.size == 0:
             return
-        post = self._columns(ctx.rng, s, rows, counts, length)
+        post = self._columns(ctx.rng, s, rows)
         pre_t = torch.from_numpy(rows).to(s.device)
         post_t = torch.from_numpy(post).to(s.device)
         view.add(pre_t, post_t, weight=0.0, sign=self._sign_values(s.name, pre_t, post_t))
 
     @staticmethod
-    def _columns(rng, s, rows: np.ndarray, counts: np.ndarray, length: np.ndarray) -> np.ndarray:
-        """Distinct uniformly drawn unconnected columns for ``rows`` (numba on the CPU)."""
-        kernels = s._native_kernels()
-        if kernels is not None:
-            post = np.empty(rows.size, dtype=np.int64)
-            u = rng.random(4 * rows.size + 64)
-            if (
-                kernels.draw_free_columns(
-                    rows, s.ind.numpy(), s.row_length.numpy(), s.n_post, s.autapses, u, post
-                )
-                >= 0
-            ):
-                return post
-        used = np.flatnonzero(counts)
-        ind = s.ind[torch.from_numpy(used).to(s.device)].cpu().numpy()
-        return free_columns(rng, rows, used, ind, length[used], s.n_post, s.autapses)
+    def _columns(rng, s, rows: np.ndarray) -> np.ndarray:
+        """Distinct uniformly drawn unconnected columns for ``rows`` (sorted), by rejection in
+        the numba kernel :func:`~neurowire.native.store_kernels.draw_free_columns`; rows always
+        have a free column, so a longer stream of uniforms is drawn until it suffices."""
+        from ..native.store_kernels import draw_free_columns
+
+        ind, length = s.ind.cpu().numpy(), s.row_length.cpu().numpy()
+        post = np.empty(rows.size, dtype=np.int64)
+        n = 4 * rows.size + 64
+        while draw_free_columns(rows, ind, length, s.n_post, s.autapses, rng.random(n), post) < 0:
+            n *= 4
+        return post
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
