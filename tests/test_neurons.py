@@ -95,7 +95,7 @@ def test_leaky_integrator_adds_bias_every_step():
     bias = torch.tensor([0.5, -1.0], dtype=torch.float64)
     y = torch.zeros(2, dtype=torch.float64)
     for _ in range(5):
-        state = model.step(state, torch.ones(1, 2, dtype=torch.float64), 1.0, bias=bias)
+        state = model.step(state, torch.ones(1, 2, dtype=torch.float64), 1.0, params={"bias": bias})
         y = kappa * y + 1.0 + bias
     assert torch.allclose(state.y[0], y)
 

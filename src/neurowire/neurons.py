@@ -1,4 +1,10 @@
-"""Neuron models: frozen dataclasses holding parameters plus a pure, shape-static ``step``.
+"""Neuron models: frozen dataclasses holding parameters, constants and one ``update``.
+
+A model's equations exist once, in its :meth:`NeuronModel.update`, written in the model language
+of :mod:`neurowire.codegen`. The eager ``step`` runs it on tensors; the native simulator and the
+native e-prop forward pass translate it to numba; e-prop's backward recursions read the linear
+coefficients from :meth:`NeuronModel.eprop_terms`, which derives them from the same
+:meth:`NeuronModel.constants`.
 
 Times are in ms, voltages in the model's own unit (dimensionless in the e-prop convention, mV in
 the biophysical configuration), rates in Hz. States are NamedTuples of ``[B, n]`` tensors; ``z``
@@ -19,11 +25,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 
+from .codegen import Constants, Definition, TorchState, maximum, spike, where
 from .grid import Grid
 from .initializers import as_initializer
 
@@ -75,18 +82,29 @@ class PoissonState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class NeuronModel:
-    """Base class. ``n`` neurons, optionally on a 2-D ``grid=(n_rows, n_cols)``."""
+class NeuronModel(Definition):
+    """Base class. ``n`` neurons, optionally on a 2-D ``grid=(n_rows, n_cols)``.
+
+    A subclass declares its state (a NamedTuple ``state_type`` whose last field is ``z``, the
+    bool spikes), :meth:`constants` (numbers per step, derived from ``dt``) and :meth:`update`
+    (the equations, in the model language of :mod:`neurowire.codegen`); every engine derives
+    its code from these. A subclass may instead override :meth:`step` with arbitrary PyTorch
+    code: the eager engine runs it, engines that derive code from :meth:`update` refuse it.
+    """
 
     n: int
     grid: Any = field(default=None, kw_only=True)
 
-    #: model draws one uniform number per neuron per step (passed to ``step`` as ``rand``)
-    stochastic = False
+    #: model draws one uniform number per neuron per step (``update``'s ``rand`` input)
+    stochastic: ClassVar[bool] = False
     #: model takes external spike trains (``SpikeSource``)
-    external = False
+    external: ClassVar[bool] = False
     #: model emits spikes
-    spiking = True
+    spiking: ClassVar[bool] = True
+    #: the state NamedTuple (fields in the order engines pass them; ``z`` last)
+    state_type: ClassVar[type] = SourceState
+    #: names of per-neuron parameters (from :meth:`params`) that ``update`` reads as ``c.<name>``
+    param_names: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
@@ -102,9 +120,39 @@ class NeuronModel:
     ) -> tuple:
         raise NotImplementedError
 
-    def step(self, state: tuple, i_syn: Tensor, dt: float, rand: Tensor | None = None) -> tuple:
-        """Advance one step of ``dt`` ms with input ``i_syn [B, n]``; return the new state."""
-        raise NotImplementedError
+    def update(self, s: TorchState, c: Constants, i_syn: Tensor) -> None:
+        """The model's equations for one step (model language, see :mod:`neurowire.codegen`)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no update()")
+
+    @classmethod
+    def derives_code(cls) -> bool:
+        """Whether engines can derive code from :meth:`update` (``step`` not overridden)."""
+        return cls.step is NeuronModel.step and cls.update is not NeuronModel.update
+
+    def step(
+        self,
+        state: tuple,
+        i_syn: Tensor | None,
+        dt: float,
+        rand: Tensor | None = None,
+        params: dict[str, Tensor] | None = None,
+    ) -> tuple:
+        """Advance one step of ``dt`` ms with input ``i_syn [B, n]``; return the new state.
+
+        Runs :meth:`update` on tensors (the eager reference of every engine).
+        """
+        values = state._asdict()
+        consts = dict(self.cached_constants(dt))
+        if params:
+            consts.update(params)
+        floats = [v.dtype for v in values.values() if v.is_floating_point()]
+        dtype = floats[0] if floats else (rand.dtype if rand is not None else i_syn.dtype)
+        s = TorchState(values, dtype)
+        if self.stochastic:
+            self.update(s, Constants(consts), i_syn, rand)
+        else:
+            self.update(s, Constants(consts), i_syn)
+        return type(state)(**s.values(values))
 
     def params(
         self, device: torch.device, dtype: torch.dtype, generator: torch.Generator | None = None
@@ -112,17 +160,25 @@ class NeuronModel:
         """Trainable per-neuron parameters (e.g. a readout bias), drawn with ``generator``."""
         return {}
 
+    def eprop_terms(self, dt: float) -> dict[str, float]:
+        """The coefficients e-prop's recursions need (reference/algorithms.md §1.1-1.3):
+        ``alpha`` (membrane decay), ``rho`` (adaptation decay), ``beta`` (adaptation strength),
+        ``v_th`` (threshold, also the pseudo-derivative's width) and ``n_ref`` (steps)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no e-prop terms")
+
 
 @dataclass(frozen=True)
 class SpikeSource(NeuronModel):
     """Replays given spike trains: ``sim.run(..., inputs={name: spikes [B, T, n]})``."""
+
+    state_type = SourceState
 
     external = True
 
     def init_state(self, batch, device, dtype, generator=None):
         return SourceState(torch.zeros(batch, self.n, dtype=torch.bool, device=device))
 
-    def step(self, state, i_syn, dt, rand=None):
+    def step(self, state, i_syn, dt, rand=None, params=None):
         raise RuntimeError("SpikeSource spikes come from the inputs, not from step()")
 
 
@@ -135,6 +191,8 @@ class PoissonSource(NeuronModel):
         rate_hz: one rate [Hz] for all, or a tensor ``[n]``; settable at run time with
             ``Simulator.set_rates``.
     """
+
+    state_type = PoissonState
 
     rate_hz: Any = 0.0
     stochastic = True
@@ -155,8 +213,11 @@ class PoissonSource(NeuronModel):
         rate = rate.expand(self.n).reshape(1, self.n).clone()
         return PoissonState(rate, torch.zeros(batch, self.n, dtype=torch.bool, device=device))
 
-    def step(self, state, i_syn, dt, rand=None):
-        return PoissonState(state.rate_hz, rand < state.rate_hz * (dt * 1e-3))
+    def constants(self, dt):
+        return {"p_per_hz": dt * 1e-3}
+
+    def update(self, s, c, i_syn, rand):
+        s.z = rand < s.rate_hz * c.p_per_hz
 
 
 @dataclass(frozen=True)
@@ -175,6 +236,8 @@ class LIF(NeuronModel):
         resistance: membrane resistance [MOhm]; with I in nA gives mV.
         v_init: initial V: a number, an initialiser, or None for ``v_rest``.
     """
+
+    state_type = LIFState
 
     tau_m: float = 20.0
     v_th: float = 0.6
@@ -237,24 +300,50 @@ class LIF(NeuronModel):
             torch.zeros(batch, self.n, dtype=torch.bool, device=device),
         )
 
-    def step(self, state, i_syn, dt, rand=None):
+    def constants(self, dt):
         alpha = decay(self.tau_m, dt)
-        n_ref = refractory_steps(self.tau_refrac, dt)
-        refractory = state.r > 0
-        if self.v_reset is None:
-            v = alpha * state.v + i_syn - self.v_th * state.z.to(state.v.dtype)
-            z = (v - self.v_th > 0) & ~refractory
-        else:
-            v_free = (
-                self.v_rest
-                + (state.v - self.v_rest) * alpha
-                + (1 - alpha) * (self.input_gain(dt) * i_syn)
+        return {
+            "alpha": alpha,
+            "one_minus_alpha": 1.0 - alpha,
+            "gain": self.input_gain(dt),
+            "v_th": float(self.v_th),
+            "v_rest": float(self.v_rest),
+            "v_reset": float(self.v_th if self.v_reset is None else self.v_reset),
+            "n_ref": refractory_steps(self.tau_refrac, dt),
+        }
+
+    def update(self, s, c, i_syn):
+        refractory = s.r > 0
+        if self.v_reset is None:  # e-prop: reset by subtraction one step after the spike
+            s.v = c.alpha * s.v + i_syn - c.v_th * s.z
+            s.z = spike(s.v - c.v_th, refractory)
+        else:  # GeNN: exact integration, V held while refractory, reset in the spike step
+            v_free = c.v_rest + (s.v - c.v_rest) * c.alpha + c.one_minus_alpha * (c.gain * i_syn)
+            s.v = where(refractory, s.v, v_free)
+            s.z = spike(s.v - c.v_th, refractory)
+            s.v = where(s.z, c.v_reset, s.v)
+        s.r = where(s.z, c.n_ref, maximum(s.r - 1, 0))
+
+    def eprop_terms(self, dt):
+        if self.v_reset is not None or self.scaled_input:
+            raise NotImplementedError(
+                "e-prop supports the e-prop LIF convention only "
+                f"(v_reset=None, scaled_input=False), got v_reset={self.v_reset!r}, "
+                f"scaled_input={self.scaled_input!r}"
             )
-            v = torch.where(refractory, state.v, v_free)
-            z = (v > self.v_th) & ~refractory
-            v = torch.where(z, torch.as_tensor(self.v_reset, dtype=v.dtype), v)
-        r = torch.where(z, n_ref, (state.r - 1).clamp(min=0)).to(state.r.dtype)
-        return LIFState(v, r, z)
+        if self.v_rest != 0.0 or self.v_init is not None:
+            raise NotImplementedError(
+                "e-prop needs v_rest=0 and v_init=None (state starts "
+                f"at 0), got v_rest={self.v_rest!r}, v_init={self.v_init!r}"
+            )
+        c = self.cached_constants(dt)
+        return {
+            "alpha": c["alpha"],
+            "rho": 0.0,
+            "beta": 0.0,
+            "v_th": c["v_th"],
+            "n_ref": c["n_ref"],
+        }
 
 
 @dataclass(frozen=True)
@@ -269,6 +358,8 @@ class ALIF(NeuronModel):
         v_th: baseline threshold.
         tau_refrac: refractory period [ms].
     """
+
+    state_type = ALIFState
 
     tau_m: float = 20.0
     tau_a: float = 2000.0
@@ -293,15 +384,25 @@ class ALIF(NeuronModel):
             torch.zeros(batch, self.n, dtype=torch.bool, device=device),
         )
 
-    def step(self, state, i_syn, dt, rand=None):
-        alpha, rho = decay(self.tau_m, dt), decay(self.tau_a, dt)
-        n_ref = refractory_steps(self.tau_refrac, dt)
-        refractory = state.r > 0
-        v = alpha * state.v + i_syn - self.v_th * state.z.to(state.v.dtype)
-        a = rho * state.a + state.z
-        z = (v - (self.v_th + self.beta * a) > 0) & ~refractory
-        r = torch.where(z, n_ref, (state.r - 1).clamp(min=0)).to(state.r.dtype)
-        return ALIFState(v, a, r, z)
+    def constants(self, dt):
+        return {
+            "alpha": decay(self.tau_m, dt),
+            "rho": decay(self.tau_a, dt),
+            "beta": float(self.beta),
+            "v_th": float(self.v_th),
+            "n_ref": refractory_steps(self.tau_refrac, dt),
+        }
+
+    def update(self, s, c, i_syn):
+        refractory = s.r > 0
+        s.v = c.alpha * s.v + i_syn - c.v_th * s.z
+        s.a = c.rho * s.a + s.z
+        s.z = spike(s.v - (c.v_th + c.beta * s.a), refractory)
+        s.r = where(s.z, c.n_ref, maximum(s.r - 1, 0))
+
+    def eprop_terms(self, dt):
+        c = self.cached_constants(dt)
+        return {k: c[k] for k in ("alpha", "rho", "beta", "v_th", "n_ref")}
 
 
 @dataclass(frozen=True)
@@ -314,9 +415,12 @@ class LeakyIntegrator(NeuronModel):
         bias: initial trainable bias ``b`` (a number or initialiser).
     """
 
+    state_type = ReadoutState
+
     tau: float = 20.0
     bias: Any = 0.0
     spiking = False
+    param_names = ("bias",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -333,8 +437,8 @@ class LeakyIntegrator(NeuronModel):
             torch.zeros(batch, self.n, dtype=torch.bool, device=device),
         )
 
-    def step(self, state, i_syn, dt, rand=None, bias: Tensor | None = None):
-        y = decay(self.tau, dt) * state.y + i_syn
-        if bias is not None:
-            y = y + bias
-        return ReadoutState(y, state.z)
+    def constants(self, dt):
+        return {"kappa": decay(self.tau, dt), "bias": 0.0}
+
+    def update(self, s, c, i_syn):
+        s.y = c.kappa * s.y + i_syn + c.bias

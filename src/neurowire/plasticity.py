@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .codegen import Constants, Definition, clip
 from .neurons import decay
 from .propagate import Events
 
 
 @dataclass(frozen=True)
-class STDP:
+class STDP(Definition):
     """Additive, all-to-all, trace-based STDP with weights clipped to ``[w_min, w_max]``.
 
     Each step, traces decay (``x_pre`` with ``tau_plus``, ``x_post`` with ``tau_minus``); a
@@ -48,6 +49,28 @@ class STDP:
         if self.w_max < self.w_min:
             raise ValueError(f"STDP needs w_min <= w_max, got {self.w_min}, {self.w_max}")
 
+    def constants(self, dt):
+        return {
+            "k_plus": decay(self.tau_plus, dt),
+            "k_minus": decay(self.tau_minus, dt),
+            "a_plus": float(self.a_plus),
+            "a_minus": float(self.a_minus),
+            "w_min": float(self.w_min),
+            "w_max": float(self.w_max),
+        }
+
+    # the rule's only definition: every engine applies these two per-synapse updates
+    def depress(self, c, w, x_post):
+        """New weight of a synapse whose presynaptic neuron spiked."""
+        return clip(w - c.a_minus * x_post, c.w_min, c.w_max)
+
+    def potentiate(self, c, w, x_pre):
+        """New weight of a synapse whose postsynaptic neuron spiked."""
+        return clip(w + c.a_plus * x_pre, c.w_min, c.w_max)
+
+    def constants_for(self, dt: float) -> Constants:
+        return Constants(self.cached_constants(dt))
+
 
 def stdp_reference(
     w: Tensor,
@@ -58,30 +81,30 @@ def stdp_reference(
     x_pre: Tensor,
     x_post: Tensor,
     rule: STDP,
+    dt: float = 1.0,
 ) -> Tensor:
     """All-slots STDP update (the reference); traces must already be decayed.
 
     Shapes: ``w, ind, live [n_pre, capacity]``; ``z_pre, x_pre [n_pre]``; ``z_post, x_post
     [n_post]``. Returns the new weights; padding slots are left unchanged.
     """
-    dep = (w - rule.a_minus * x_post[ind]).clamp(rule.w_min, rule.w_max)
-    w = torch.where(z_pre[:, None] & live, dep, w)
-    pot = (w + rule.a_plus * x_pre[:, None]).clamp(rule.w_min, rule.w_max)
-    return torch.where(z_post[ind] & live, pot, w)
+    c = rule.constants_for(dt)
+    w = torch.where(z_pre[:, None] & live, rule.depress(c, w, x_post[ind]), w)
+    return torch.where(z_post[ind] & live, rule.potentiate(c, w, x_pre[:, None]), w)
 
 
 def stdp_depress_rows(
-    w: Tensor, ind: Tensor, live: Tensor, pre: Events, x_post: Tensor, rule: STDP
+    w: Tensor, ind: Tensor, live: Tensor, pre: Events, x_post: Tensor, rule: STDP, dt: float = 1.0
 ) -> None:
     """Depress, in place, the rows of the spiking presynaptic neurons in ``pre`` (batch 1)."""
     rows = pre.neuron
     old = w[rows]
-    new = (old - rule.a_minus * x_post[ind[rows]]).clamp(rule.w_min, rule.w_max)
+    new = rule.depress(rule.constants_for(dt), old, x_post[ind[rows]])
     w.index_add_(0, rows, torch.where(live[rows] & pre.valid[:, None], new - old, 0))
 
 
 def stdp_potentiate_columns(
-    w: Tensor, columns: Tensor, post: Events, x_pre: Tensor, rule: STDP
+    w: Tensor, columns: Tensor, post: Events, x_pre: Tensor, rule: STDP, dt: float = 1.0
 ) -> None:
     """Potentiate, in place, the synapses onto the spiking postsynaptic neurons in ``post``.
 
@@ -93,5 +116,5 @@ def stdp_potentiate_columns(
     slots = torch.where(ok, slots, 0)
     flat = w.view(-1)
     old = flat[slots]
-    new = (old + rule.a_plus * x_pre[slots // capacity]).clamp(rule.w_min, rule.w_max)
+    new = rule.potentiate(rule.constants_for(dt), old, x_pre[slots // capacity])
     flat.index_add_(0, slots.reshape(-1), torch.where(ok, new - old, 0).reshape(-1))

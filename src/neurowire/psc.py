@@ -1,5 +1,8 @@
 """Postsynaptic models: how delivered weights become input to the postsynaptic neuron.
 
+Each model's ``update`` (model language, :mod:`neurowire.codegen`) is its only definition: the
+eager ``step`` runs it on tensors, the native engine translates it.
+
 Each step a projection delivers ``w_sum [B, n_post]``, the sum of the weights of the synapses
 whose presynaptic neuron spiked in the previous step. The model turns it into input ``I``:
 
@@ -12,41 +15,62 @@ whose presynaptic neuron spiked in the previous step. The model turns it into in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from .codegen import Constants, Definition, TorchState
 from .neurons import decay
 
 
 @dataclass(frozen=True)
-class PostsynapticModel:
-    """Base class; ``state`` is one ``[B, n_post]`` tensor (unused by :class:`Delta`)."""
+class PostsynapticModel(Definition):
+    """Base class; ``state`` is one ``[B, n_post]`` tensor named ``state_var`` (``[B, 0]`` and
+    no name for a stateless model)."""
 
     #: whether the input depends on the postsynaptic membrane potential
-    needs_voltage = False
+    needs_voltage: ClassVar[bool] = False
+    #: name of the state variable in ``update`` (``s.<name>``), None for a stateless model
+    state_var: ClassVar[str | None] = None
 
     def init_state(
         self, batch: int, n_post: int, device: torch.device, dtype: torch.dtype
     ) -> Tensor:
-        return torch.zeros(batch, n_post, dtype=dtype, device=device)
+        width = n_post if self.state_var else 0
+        return torch.zeros(batch, width, dtype=dtype, device=device)
+
+    def update(self, s: TorchState, c: Constants, w_sum: Tensor, v: Tensor | None) -> Tensor:
+        """Advance the state with the delivered ``w_sum``; return the input current."""
+        raise NotImplementedError(f"{type(self).__name__} defines no update()")
+
+    @classmethod
+    def derives_code(cls) -> bool:
+        return cls.step is PostsynapticModel.step and cls.update is not PostsynapticModel.update
 
     def step(
         self, state: Tensor, w_sum: Tensor, v: Tensor | None, dt: float
     ) -> tuple[Tensor, Tensor]:
-        """Return (input ``[B, n_post]``, new state)."""
-        raise NotImplementedError
+        """Return (input ``[B, n_post]``, new state), by running :meth:`update` on tensors."""
+        c = Constants(self.cached_constants(dt))
+        if self.state_var is None:
+            return self.update(None, c, w_sum, v), state
+        s = _PscState()
+        setattr(s, self.state_var, state)
+        current = self.update(s, c, w_sum, v)
+        return current, getattr(s, self.state_var)
+
+
+class _PscState:
+    """Namespace of a postsynaptic model's state inside :meth:`PostsynapticModel.step`."""
 
 
 @dataclass(frozen=True)
 class Delta(PostsynapticModel):
     """Instantaneous input: the delivered weight enters the neuron in this step only."""
 
-    def init_state(self, batch, n_post, device, dtype):
-        return torch.zeros(batch, 0, dtype=dtype, device=device)
-
-    def step(self, state, w_sum, v, dt):
-        return w_sum, state
+    def update(self, s, c, w_sum, v):
+        return w_sum
 
 
 @dataclass(frozen=True)
@@ -54,13 +78,19 @@ class ExpCurr(PostsynapticModel):
     """Exponentially decaying current with time constant ``tau`` [ms]."""
 
     tau: float = 5.0
+    state_var = "x"
 
     def __post_init__(self) -> None:
         decay(self.tau, 1.0)
 
-    def step(self, state, w_sum, v, dt):
-        x = state + w_sum
-        return x, x * decay(self.tau, dt)
+    def constants(self, dt):
+        return {"k": decay(self.tau, dt)}
+
+    def update(self, s, c, w_sum, v):
+        s.x = s.x + w_sum
+        current = s.x
+        s.x = s.x * c.k
+        return current
 
 
 @dataclass(frozen=True)
@@ -70,10 +100,16 @@ class ExpCond(PostsynapticModel):
     tau: float = 5.0
     e_rev: float = 0.0
     needs_voltage = True
+    state_var = "g"
 
     def __post_init__(self) -> None:
         decay(self.tau, 1.0)
 
-    def step(self, state, w_sum, v, dt):
-        g = state + w_sum
-        return g * (self.e_rev - v), g * decay(self.tau, dt)
+    def constants(self, dt):
+        return {"k": decay(self.tau, dt), "e_rev": float(self.e_rev)}
+
+    def update(self, s, c, w_sum, v):
+        s.g = s.g + w_sum
+        current = s.g * (c.e_rev - v)
+        s.g = s.g * c.k
+        return current

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 from .denormals import flush_denormals
 from .native import unsupported
 from .network import Network, Projection
-from .neurons import LeakyIntegrator, PoissonState, SourceState, decay
+from .neurons import PoissonState, SourceState
 from .plasticity import stdp_depress_rows, stdp_potentiate_columns
 from .propagate import (
     csc_matrix,
@@ -32,6 +33,8 @@ from .structural.log import RewiringLog
 from .structural.view import SynapseView
 
 ENGINES = ("auto", "eager", "compile", "native")
+#: reasons engine="auto" has already warned about
+_AUTO_WARNED: set[str] = set()
 
 
 @dataclass
@@ -184,8 +187,17 @@ class Simulator:
     def _resolve_engine(self, engine: str) -> str:
         if engine != "auto":
             return engine
-        if unsupported(self) is None:
+        if self.device.type != "cpu":
+            return "eager"
+        reason = unsupported(self)
+        if reason is None:
             return "native"
+        if reason not in _AUTO_WARNED:  # once per reason and process
+            _AUTO_WARNED.add(reason)
+            warnings.warn(
+                f"engine='auto' runs the eager engine: the native engine cannot run {reason}",
+                stacklevel=3,
+            )
         return "eager"
 
     def _uniform(self, shape: tuple[int, ...]) -> Tensor:
@@ -308,6 +320,17 @@ class Simulator:
                 f"unknown population {population!r}; known: {sorted(self.state['neurons'])}"
             )
         return self.state["neurons"][population]
+
+    def generated_source(self) -> str:
+        """The numba source the native engine generated for this network (its models' kernels,
+        derived from their ``update``, and the block driver). Before the first run, only the
+        model kernels. The file it was imported from is named in the first line."""
+        if self._native is None:
+            raise ValueError(
+                f"engine={self.engine!r} runs the models' update() as PyTorch code; only the "
+                "native engine generates source"
+            )
+        return self._native.source_text()
 
     def neuron_state(self, population: str) -> dict[str, Tensor]:
         """Current state variables of a population by name, ``[B, n]`` each."""
@@ -598,12 +621,9 @@ class Simulator:
                     drive = torch.zeros(
                         self.batch_size, pop.n, dtype=self.dtype, device=self.device
                     )
-                if isinstance(model, LeakyIntegrator):
-                    new_neurons[pop.name] = model.step(
-                        old, drive, self.dt, bias=structure["params"][pop.name]["bias"]
-                    )
-                else:
-                    new_neurons[pop.name] = model.step(old, drive, self.dt)
+                new_neurons[pop.name] = model.step(
+                    old, drive, self.dt, params=structure["params"][pop.name]
+                )
         events = {
             name: event_list(new_neurons[name].z, self.budgets[name]) for name in self._event_pops
         }
@@ -616,12 +636,13 @@ class Simulator:
                 continue
             rule = p.synapse
             x_pre, x_post = state["traces"][p.name]
-            x_pre = x_pre * decay(rule.tau_plus, self.dt)
-            x_post = x_post * decay(rule.tau_minus, self.dt)
+            c = rule.cached_constants(self.dt)
+            x_pre = x_pre * c["k_plus"]
+            x_post = x_post * c["k_minus"]
             st = structure[p.name]
             w = weights[p.name]
-            stdp_depress_rows(w, st["ind"], st["live"], events[p.pre.name], x_post, rule)
-            stdp_potentiate_columns(w, st["columns"], events[p.post.name], x_pre, rule)
+            stdp_depress_rows(w, st["ind"], st["live"], events[p.pre.name], x_post, rule, self.dt)
+            stdp_potentiate_columns(w, st["columns"], events[p.post.name], x_pre, rule, self.dt)
             traces[p.name] = (
                 x_pre + new_neurons[p.pre.name].z[0],
                 x_post + new_neurons[p.post.name].z[0],

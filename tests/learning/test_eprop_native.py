@@ -93,7 +93,7 @@ def test_forward_adjoint_and_scan_kernels(kind):
     x, _ = random_input(3, 30, 5, p=0.3, seed=2)
     ev = native.spike_events(x, batch_major=True)
     cur = input_currents(enet, w, ev, 30)
-    psi, z = native.forward(cur.clone(), w.w_rec, enet.hidden)
+    psi, z = native.forward(cur.clone(), w.w_rec, enet)
     d_ref, z_ref = simulate(enet, w, cur.clone())
     assert torch.equal(z, z_ref) and z.sum() > 10
     torch.testing.assert_close(psi, pseudo_derivative_(d_ref, enet.hidden))

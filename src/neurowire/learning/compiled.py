@@ -1,7 +1,10 @@
 """Inspecting a declared network once: which population and projection plays which e-prop role.
 
-``SpikeSource`` input -> hidden ``LIF``/``ALIF`` populations (any number, concatenated into one
-hidden layer with per-neuron parameters) -> one ``LeakyIntegrator`` output. Projections are
+``SpikeSource`` input -> hidden populations (any number, concatenated into one hidden layer) ->
+one ``LeakyIntegrator`` output. A hidden population's forward pass is its model's ``update``;
+the backward recursions read the per-neuron coefficients of ``model.eprop_terms(dt)`` (LIF and
+ALIF declare them; a model whose update differs from the one its terms were declared for is
+refused). Projections are
 
 * *input*: input -> hidden, sparse or ``Dense()``;
 * *recurrent*: hidden -> hidden (the same or another hidden population), sparse or ``Dense()``;
@@ -20,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..network import Network, Population, Projection
-from ..neurons import ALIF, LIF, LeakyIntegrator, SpikeSource, decay, refractory_steps
+from ..neurons import LeakyIntegrator, NeuronModel, SpikeSource
 from ..psc import Delta
 
 INPUT, RECURRENT, OUTPUT = "input", "recurrent", "output"
@@ -129,19 +132,30 @@ class EPropNetwork:
         return f"{self.output.name}.bias"
 
 
-def _check_lif(pop: Population) -> None:
-    m = pop.model
-    if m.v_reset is not None or m.scaled_input:
+def _check_hidden(pop: Population, dt: float) -> None:
+    """A hidden population e-prop can train: its model's update is the one its e-prop terms
+    (the coefficients of the backward recursions) were declared for."""
+    cls = type(pop.model)
+    if not cls.derives_code():
         raise NotImplementedError(
-            f"population {pop.name!r} ({type(m).__name__}): e-prop supports the e-prop LIF "
-            f"convention only (v_reset=None, scaled_input=False), got v_reset={m.v_reset!r}, "
-            f"scaled_input={m.scaled_input!r}"
+            f"population {pop.name!r} ({cls.__name__}): its model overrides step(); e-prop "
+            "derives its forward pass from update() (the model language)"
         )
-    if m.v_rest != 0.0 or m.v_init is not None:
+    owner_update = next(k for k in cls.__mro__ if "update" in k.__dict__)
+    owner_terms = next((k for k in cls.__mro__ if "eprop_terms" in k.__dict__), None)
+    if (
+        owner_terms is None
+        or owner_terms is NeuronModel
+        or not issubclass(owner_terms, owner_update)
+    ):
         raise NotImplementedError(
-            f"population {pop.name!r} ({type(m).__name__}): e-prop needs v_rest=0 and "
-            f"v_init=None (state starts at 0), got v_rest={m.v_rest!r}, v_init={m.v_init!r}"
+            f"population {pop.name!r} ({cls.__name__}): its update() is not the one its e-prop "
+            "terms were declared for; define eprop_terms() next to update() to train it"
         )
+    try:
+        pop.model.eprop_terms(dt)
+    except NotImplementedError as err:
+        raise NotImplementedError(f"population {pop.name!r} ({cls.__name__}): {err}") from None
 
 
 def _resolve_output(net: Network, output: Population | str) -> Population:
@@ -155,10 +169,13 @@ def _resolve_output(net: Network, output: Population | str) -> Population:
         raise TypeError(f"output must be a Population or its name, got {type(output).__name__}")
     if net.populations.get(output.name) is not output:
         raise ValueError(f"{output!r} is not a population of this network")
-    if not isinstance(output.model, LeakyIntegrator):
+    cls = type(output.model)
+    if not isinstance(output.model, LeakyIntegrator) or not (
+        cls.derives_code() and cls.update is LeakyIntegrator.update
+    ):
         raise NotImplementedError(
-            f"output population {output.name!r} is a {type(output.model).__name__}; e-prop "
-            "needs a LeakyIntegrator readout"
+            f"output population {output.name!r} is a {cls.__name__}; e-prop needs a "
+            "LeakyIntegrator readout with its own update (the readout scan is derived from it)"
         )
     return output
 
@@ -180,22 +197,21 @@ def compile_network(
             continue
         if isinstance(model, SpikeSource):
             inputs.append(pop)
-        elif isinstance(model, ALIF):
-            hidden.append(pop)
-        elif isinstance(model, LIF):
-            _check_lif(pop)
+        elif model.spiking and not model.external and not model.stochastic:
+            _check_hidden(pop, net.dt)
             hidden.append(pop)
         else:
             raise NotImplementedError(
                 f"population {pop.name!r} is a {type(model).__name__}; e-prop supports "
-                "SpikeSource inputs, LIF/ALIF hidden populations and one LeakyIntegrator output"
+                "SpikeSource inputs, spiking hidden populations (LIF, ALIF or a model declaring "
+                "eprop_terms) and one LeakyIntegrator output"
             )
     if len(inputs) != 1:
         raise NotImplementedError(
             f"e-prop needs exactly one SpikeSource input population, got {[p.name for p in inputs]}"
         )
     if not hidden:
-        raise ValueError("e-prop needs at least one LIF or ALIF hidden population")
+        raise ValueError("e-prop needs at least one spiking hidden population (LIF, ALIF)")
     (inp,) = inputs
     layer = _hidden_layer(net, hidden)
     roles: dict[str, list[PlasticProjection]] = {INPUT: [], RECURRENT: [], OUTPUT: []}
@@ -219,7 +235,7 @@ def compile_network(
         tuple(roles[INPUT]),
         tuple(roles[RECURRENT]),
         tuple(roles[OUTPUT]),
-        decay(output.model.tau, net.dt),
+        output.model.cached_constants(net.dt)["kappa"],
         dev,
         step_threads if dev.type == "cpu" else None,
     )
@@ -262,19 +278,11 @@ def _hidden_layer(
     offsets, cols = {}, {k: [] for k in ("alpha", "rho", "beta", "v_th", "n_ref")}
     start = 0
     for pop in pops:
-        m = pop.model
         offsets[pop.name] = start
         start += pop.n
-        adaptive = isinstance(m, ALIF)
-        values = {
-            "alpha": decay(m.tau_m, dt),
-            "rho": decay(m.tau_a, dt) if adaptive else 0.0,
-            "beta": float(m.beta) if adaptive else 0.0,
-            "v_th": float(m.v_th),
-            "n_ref": float(refractory_steps(m.tau_refrac, dt)),
-        }
-        for key, val in values.items():
-            cols[key].append(torch.full((pop.n,), val, dtype=net.dtype))
+        terms = pop.model.eprop_terms(dt)
+        for key in cols:
+            cols[key].append(torch.full((pop.n,), float(terms[key]), dtype=net.dtype))
     tensors = {k: torch.cat(v).to(device or "cpu") for k, v in cols.items()}
     return HiddenLayer(tuple(pops), offsets, start, **tensors)
 

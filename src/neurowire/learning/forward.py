@@ -1,7 +1,10 @@
 """The e-prop forward pass: hidden dynamics, pseudo-derivative and readout.
 
-Convention (reference/algorithms.md §1.1-1.3, pinned by issue 3). State is zero at the start of
-every trial; for steps ``t = 1..T``::
+The hidden neurons' equations are not written here: each hidden population runs its model's
+``update`` (eagerly on tensors here, translated to numba in :mod:`.native`), fed with the input
+current and the recurrent spikes. For the built-in LIF and ALIF this gives the convention below
+(reference/algorithms.md §1.1-1.3, pinned by issue 3). State is zero at the start of every
+trial; for steps ``t = 1..T``::
 
     v_t = alpha v_{t-1} + W_in x_t + W_rec z_{t-1} - v_th z_{t-1}
     a_t = rho a_{t-1} + z_{t-1};   A_t = v_th + beta a_t          (LIF: beta = 0)
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..codegen import recording_spike_tests
 from ..denormals import flush_denormals
 from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
 from .events import SpikeEvents, deliver_dense, deliver_slots
@@ -81,9 +85,9 @@ class ProjectionWeights:
 class Weights:
     """Everything the forward and backward passes read, gathered once per batch.
 
-    ``w_rec [N, N]`` is the effective recurrent matrix ``W_rec^T - diag(v_th)`` in ``[pre, post]``
-    layout: the subtractive reset is its diagonal (autapses are excluded, so the diagonal is
-    free). ``w_out [N, K]``, ``bias [K]``, ``feedback [N, K]`` (``B^T`` of the learning signal
+    ``w_rec [N, N]`` is the recurrent matrix ``W_rec^T`` in ``[pre, post]`` layout (autapses
+    excluded: its diagonal is 0; the reset is the neuron model's own). ``w_out [N, K]``,
+    ``bias [K]``, ``feedback [N, K]`` (``B^T`` of the learning signal
     ``L = err B^T``).
     """
 
@@ -133,7 +137,6 @@ def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
                 pw.weight[pw.mask],
                 accumulate=True,
             )
-    w_rec.diagonal().sub_(enet.hidden.v_th)
     w_out = torch.zeros(n, k, dtype=dtype, device=dev)
     for spec in enet.outputs:
         w_out[spec.pre_offset : spec.pre_offset + spec.n_pre] += spec.projection.weight
@@ -144,59 +147,50 @@ def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
 # ---------------------------------------------------------------------- hidden dynamics
 @dataclass(eq=False)
 class HiddenState:
-    """``v``, ``a`` (adaptation), ``until`` (last refractory step, -1 when none) and ``z``, the
-    spikes of the previous step, all ``[B, N]``; ``refr`` is scratch."""
+    """Each hidden population's model state (its ``state_type``, ``[B, n_pop]`` tensors) and
+    ``z [B, N]``, the whole layer's spikes of the previous step as numbers."""
 
-    v: Tensor
-    a: Tensor
-    until: Tensor
-    refr: Tensor
+    populations: list[tuple]
     z: Tensor
 
 
 class HiddenDynamics:
-    """One step of the hidden layer, in place: the only place the neuron equations live.
+    """One step of the hidden layer, in place: each population's own ``update`` (the models'
+    one definition), fed with the input current plus the recurrent input ``z_{t-1} W_rec``.
 
     Args:
-        layer: per-neuron parameters.
-        w_rec: effective recurrent matrix ``[N, N]`` (reset on its diagonal), see :class:`Weights`.
+        enet: the arranged network (hidden populations, ``dt``).
+        w_rec: recurrent matrix ``[N, N]`` in ``[pre, post]`` layout, see :class:`Weights`.
     """
 
-    def __init__(self, layer: HiddenLayer, w_rec: Tensor) -> None:
-        self.layer = layer
+    def __init__(self, enet: EPropNetwork, w_rec: Tensor) -> None:
+        self.layer = enet.hidden
+        self.dt = enet.net.dt
         self.w_rec = w_rec
-        self.adaptive = layer.adaptive
-        self.refractory = layer.refractory
-        self.neg_beta = -layer.beta
+        self.segments = [(pop.model, *self.layer.span(pop)) for pop in self.layer.populations]
 
     def initial_state(self, batch: int) -> HiddenState:
-        n = self.layer.n
-        zeros = torch.zeros(batch, n, dtype=self.w_rec.dtype, device=self.w_rec.device)
-        refr = torch.zeros(batch, n, dtype=torch.bool, device=zeros.device)
-        return HiddenState(zeros, zeros.clone(), zeros - 1, refr, zeros.clone())
+        dev, dtype = self.w_rec.device, self.w_rec.dtype
+        states = [m.init_state(batch, dev, dtype) for m, _, _ in self.segments]
+        return HiddenState(states, torch.zeros(batch, self.layer.n, dtype=dtype, device=dev))
 
-    def step(self, st: HiddenState, current: Tensor, t: int, d_out: Tensor, z_out: Tensor) -> None:
-        """Advance from step ``t - 1`` to ``t`` (0-based) with input current ``[B, N]``.
+    def step(self, st: HiddenState, current: Tensor, d_out: Tensor, z_out: Tensor) -> None:
+        """Advance one step with input current ``[B, N]`` (overwritten).
 
         Writes ``v - A`` (``-inf`` while refractory) to ``d_out`` and the spikes (0/1 floats) to
         ``z_out``; ``d_out`` may be ``current`` itself. ``z_out`` becomes ``st.z``.
         """
-        lay = self.layer
-        v = st.v
-        torch.addcmul(current, v, lay.alpha, out=v)
-        v.addmm_(st.z, self.w_rec)  # W_rec z_{t-1} - v_th z_{t-1}
-        if self.adaptive:
-            torch.addcmul(st.z, st.a, lay.rho, out=st.a)
-            torch.addcmul(v, st.a, self.neg_beta, out=d_out)
-            d_out.sub_(lay.v_th)
-        else:
-            torch.sub(v, lay.v_th, out=d_out)
-        if self.refractory:
-            torch.ge(st.until, t, out=st.refr)
-            d_out.masked_fill_(st.refr, float("-inf"))
-        torch.gt(d_out, 0.0, out=z_out)
-        if self.refractory:
-            torch.maximum(st.until, z_out * (lay.n_ref + t), out=st.until)
+        current.addmm_(st.z, self.w_rec)
+        for k, (model, lo, hi) in enumerate(self.segments):
+            with recording_spike_tests() as tests:
+                new = model.step(st.populations[k], current[:, lo:hi], self.dt)
+            (distance, refractory), *_ = tests
+            d = d_out[:, lo:hi]
+            d.copy_(distance)
+            if isinstance(refractory, Tensor):
+                d.masked_fill_(refractory, float("-inf"))
+            z_out[:, lo:hi] = new.z
+            st.populations[k] = new
         st.z = z_out
 
 
@@ -239,7 +233,7 @@ def hidden_forward(
     if engine == "native":
         from . import native
 
-        return native.forward(current, w.w_rec, enet.hidden)
+        return native.forward(current, w.w_rec, enet)
     d, z = simulate(enet, w, current)
     return pseudo_derivative_(d, enet.hidden), z
 
@@ -249,13 +243,13 @@ def simulate(enet: EPropNetwork, w: Weights, current: Tensor) -> tuple[Tensor, T
 
     ``d`` overwrites ``current`` (``v - A``, ``-inf`` while refractory).
     """
-    dyn = HiddenDynamics(enet.hidden, w.w_rec)
+    dyn = HiddenDynamics(enet, w.w_rec)
     steps, batch, _ = current.shape
     z = torch.empty_like(current)
     st = dyn.initial_state(batch)
     with hot_loop(enet.step_threads):
         for t in range(steps):
-            dyn.step(st, current[t], t, current[t], z[t])
+            dyn.step(st, current[t], current[t], z[t])
     return current, z
 
 

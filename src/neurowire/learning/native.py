@@ -5,20 +5,20 @@ kernel                   reference (PyTorch)                          parallel o
 =======================  ===========================================  ========================
 ``spike_events``         :meth:`.events.SpikeEvents.from_dense`       rows ``t * B + b``
 ``deliver_*``            :func:`.events.deliver_dense` / ``_slots``   rows ``t * B + b``
-``forward``              :class:`.forward.HiddenDynamics` and         trials
-                         :func:`.forward.pseudo_derivative_`
+``forward`` (generated   :class:`.forward.HiddenDynamics` and         trials
+from the models)         :func:`.forward.pseudo_derivative_`
 ``membrane_adjoint_``    :func:`.factorized.membrane_adjoint_`        trials
 ``accumulate_*``         :func:`.events.accumulate_dense` / ``_slots``  blocks of rows, summed
 ``leaky_scan_``          :func:`.forward.leaky_scan_`                 trials
 =======================  ===========================================  ========================
 
 Each kernel is one parallel region without races: a thread owns whole rows or trials, and the
-accumulations sum one private copy per block of rows (no sorting of events). Recurrent input is
-delivered per spike (``spikes x N`` per step) from the effective matrix ``w_rec`` whose diagonal
-holds the reset ``-v_th``. Decaying state below the dtype's smallest normal number is set to
-zero (what flushing denormals does), so worker threads never compute on denormals. Numba uses as
-many threads as ``torch.get_num_threads()``. ``tests/learning/test_eprop_native.py`` checks every
-kernel against its reference.
+accumulations sum one private copy per block of rows (no sorting of events). The forward kernel
+is generated from the hidden models' ``update`` (:func:`forward_source`); recurrent input is
+delivered per spike (``spikes x N`` per step). Decaying state below the dtype's smallest normal
+number is set to zero (what flushing denormals does), so worker threads never compute on
+denormals. Numba uses as many threads as ``torch.get_num_threads()``.
+``tests/learning/test_eprop_native.py`` checks every kernel against its reference.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
+from ..codegen import ModelCodeError, Scalar, generated_module, translate
 from .events import SpikeEvents
 from .forward import GAMMA_PD
 
@@ -111,38 +112,6 @@ def _fill_events(a, batch_major, shift, lo, hi, crow, pre):
                 if row[j] != 0:
                     pre[k] = j - lo
                     k += 1
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _forward(cur, w_rec, alpha, rho, beta, v_th, n_ref, scale, tiny, psi, z):
-    steps, batch, n = cur.shape
-    for b in prange(batch):
-        v = np.zeros(n, cur.dtype)
-        a = np.zeros(n, cur.dtype)
-        z_prev = np.zeros(n, cur.dtype)
-        rec = np.zeros(n, cur.dtype)  # W_rec z_{t-1} - v_th z_{t-1}
-        until = np.full(n, -1.0, cur.dtype)  # last refractory step
-        for t in range(steps):
-            for j in range(n):  # branch-free, so that it vectorises
-                vj = alpha[j] * v[j] + cur[t, b, j] + rec[j]
-                aj = rho[j] * a[j] + z_prev[j]
-                vj = vj if abs(vj) >= tiny else 0.0
-                aj = aj if abs(aj) >= tiny else 0.0
-                v[j] = vj
-                a[j] = aj
-                rec[j] = 0.0
-                d = vj - v_th[j] - beta[j] * aj
-                free = until[j] < t
-                p = max(0.0, 1.0 - abs(d) / v_th[j]) * scale[j]
-                psi[t, b, j] = p if free else 0.0
-                s = 1.0 if (d > 0.0) and free else 0.0
-                z[t, b, j] = s
-                z_prev[j] = s
-                until[j] = t + n_ref[j] if s != 0.0 else until[j]
-            for i in range(n):
-                if z_prev[i] != 0.0:
-                    for j in range(n):
-                        rec[j] += w_rec[i, j]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -262,26 +231,115 @@ def spike_events(
     return SpikeEvents(None, pre, rows, stop - start, crow=crow)
 
 
-def forward(current: Tensor, w_rec: Tensor, layer) -> tuple[Tensor, Tensor]:
-    """``(psi, z)`` ``[T, B, N]`` for input current ``[T, B, N]``: the hidden dynamics of
-    :class:`.forward.HiddenDynamics` followed by :func:`.forward.pseudo_derivative_`."""
+def forward(current: Tensor, w_rec: Tensor, enet) -> tuple[Tensor, Tensor]:
+    """``(psi, z)`` ``[T, B, N]`` for input current ``[T, B, N]``: the hidden populations'
+    ``update`` (translated, see :func:`forward_source`) with recurrent input ``z_{t-1} W_rec``,
+    then the pseudo-derivative, as :class:`.forward.HiddenDynamics` and
+    :func:`.forward.pseudo_derivative_`."""
     _threads()
+    layer = enet.hidden
     psi = torch.empty_like(current)
     z = torch.empty_like(current)
-    _forward(
+    kernel = forward_kernel(tuple(p.model for p in layer.populations), enet.net.dt, current.dtype)
+    kernel(
         _np(current),
         _np(w_rec.contiguous()),
-        _np(layer.alpha),
-        _np(layer.rho),
-        _np(layer.beta),
         _np(layer.v_th),
-        _np(layer.n_ref),
         _np(GAMMA_PD / layer.v_th),
         _tiny(current),
         _np(psi),
         _np(z),
     )
     return psi, z
+
+
+_FORWARD_KERNELS: dict[tuple, object] = {}
+
+
+def forward_kernel(models: tuple, dt: float, dtype: torch.dtype):
+    """The compiled forward kernel of a hidden layer made of ``models`` (one per population,
+    in layer order), generated once per (models, dt, dtype) and cached on disk by numba."""
+    key = (models, dt, dtype)
+    if key not in _FORWARD_KERNELS:
+        source = forward_source(models, dt, "float32" if dtype == torch.float32 else "float64")
+        _FORWARD_KERNELS[key] = generated_module(source, "eprop_forward").forward
+    return _FORWARD_KERNELS[key]
+
+
+def forward_source(models: tuple, dt: float, ftype: str) -> str:
+    """numba source of ``forward(cur, w_rec, v_th, scale, tiny, psi, z)``, one thread per trial.
+
+    Per step and neuron ``j`` of population ``k``: load the state, run population ``k``'s
+    translated ``update`` with ``i_syn = cur[t, b, j] + rec[j]``, flush float state below
+    ``tiny`` to 0 (threads do not inherit the caller's denormal flushing), store, and write
+    ``psi`` (0 while refractory) and ``z``; then deliver the step's spikes through ``w_rec``
+    into ``rec`` (``spikes x N`` per step).
+    """
+    body = [
+        "steps, batch, n = cur.shape",
+        "for b in prange(batch):",
+        "    rec = np.zeros(n, cur.dtype)",
+        "    zp = np.zeros(n, cur.dtype)",
+    ]
+    segments, lo = [], 0
+    for k, model in enumerate(models):
+        hi = lo + model.n
+        probe = model.init_state(1, torch.device("cpu"), torch.float64)
+        fields = [f for f in model.state_type._fields if f != "z"]
+        for f in fields:
+            kind = "np.int32" if not getattr(probe, f).is_floating_point() else "cur.dtype"
+            body.append(f"    k{k}_{f} = np.zeros({model.n}, {kind})")
+        spec = Scalar(
+            state={f: f for f in model.state_type._fields},
+            inputs={"i_syn": "(cur[t, b, j] + rec[j])"},
+            constants=model.cached_constants(dt),
+            float_type=ftype,
+        )
+        tr = translate(model, "update", spec, prefix=f"k{k}_s_")
+        if tr.distance is None or "z" not in tr.assigned:
+            raise ModelCodeError(
+                f"{type(model).__name__}.update must set s.z = spike(distance, refractory) for "
+                "e-prop"
+            )
+        loop = [f"jj = j - {lo}", f"k{k}_s_z_0 = zp[j]"]
+        loop += [f"k{k}_s_{f}_0 = k{k}_{f}[jj]" for f in fields]
+        loop += tr.lines
+        for f in fields:
+            if f in tr.assigned:
+                final = tr.assigned[f]
+                if getattr(probe, f).is_floating_point():
+                    loop.append(f"k{k}_{f}[jj] = {final} if abs({final}) >= tiny else 0.0")
+                else:
+                    loop.append(f"k{k}_{f}[jj] = {final}")
+        loop += [
+            f"p = max(0.0, 1.0 - abs({tr.distance}) / v_th[j]) * scale[j]",
+            f"psi[t, b, j] = 0.0 if {tr.refractory} else p",
+            f"spiked = 1.0 if {tr.assigned['z']} else 0.0",
+            "z[t, b, j] = spiked",
+        ]
+        segments.append((lo, hi, loop))
+        lo = hi
+    body.append("    for t in range(steps):")
+    for lo, hi, loop in segments:
+        body.append(f"        for j in range({lo}, {hi}):")
+        body += [f"            {ln}" for ln in loop]
+    body += [
+        "        for j in range(n):",
+        "            zp[j] = z[t, b, j]",
+        "            rec[j] = 0.0",
+        "        for i in range(n):",
+        "            if zp[i] != 0.0:",
+        "                for j in range(n):",
+        "                    rec[j] += w_rec[i, j]",
+    ]
+    header = "\n".join(f"# population {k}: {type(m).__name__}" for k, m in enumerate(models))
+    return (
+        '"""Generated by neurowire.learning.native: e-prop forward pass of a hidden layer."""\n'
+        f"{header}\nimport math\n\nimport numpy as np\nfrom numba import njit, prange\n\n\n"
+        "@njit(parallel=True, cache=True, nogil=True)\n"
+        "def forward(cur, w_rec, v_th, scale, tiny, psi, z):\n"
+        + "".join(f"    {ln}\n" for ln in body)
+    )
 
 
 def membrane_adjoint_(psi: Tensor, lam: Tensor, layer, unit: bool) -> tuple[Tensor, Tensor | None]:

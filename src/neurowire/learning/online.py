@@ -98,7 +98,7 @@ def online_chunk(
     """Online e-prop over one chunk of trials; ``x [B, T, n_in]`` bool."""
     batch, steps, _ = x.shape
     lay, k = enet.hidden, enet.n_out
-    dyn = HiddenDynamics(lay, w.w_rec)
+    dyn = HiddenDynamics(enet, w.w_rec)
     st = dyn.initial_state(batch)
     w_in = dense_input_matrix(enet, w)
     like = dict(dtype=enet.dtype, device=enet.device)
@@ -116,7 +116,7 @@ def online_chunk(
         for t in range(steps):
             x_t = x[:, t].to(enet.dtype)
             z_prev = st.z
-            dyn.step(st, x_t @ w_in, t, d, z_buf[t % 2])
+            dyn.step(st, x_t @ w_in, d, z_buf[t % 2])
             z = st.z
             psi = pseudo_derivative_(d, lay)
             y.mul_(enet.kappa).add_(z @ w.w_out).add_(w.bias)

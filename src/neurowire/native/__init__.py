@@ -1,28 +1,39 @@
 """The native CPU engine: generated, numba-compiled blocks of simulation steps.
 
-Importing this package does not import numba; :mod:`neurowire.native.engine` does.
+Every model kernel in a block is derived from the model's one definition (its ``update``, see
+:mod:`neurowire.codegen`) by :mod:`.codegen`; the driver around them is generated per network
+by :mod:`.engine`. Importing this package does not import numba; :mod:`.engine` does.
 """
 
 from __future__ import annotations
 
-from .. import neurons as nrn
-from .. import psc as psc_models
+from ..codegen import ModelCodeError
 from ..plasticity import STDP
-
-SUPPORTED_NEURONS = (nrn.SpikeSource, nrn.PoissonSource, nrn.LIF, nrn.ALIF, nrn.LeakyIntegrator)
-SUPPORTED_PSC = (psc_models.Delta, psc_models.ExpCurr, psc_models.ExpCond)
 
 
 def unsupported(sim) -> str | None:
     """Why the native engine cannot run ``sim``'s network, or None if it can."""
+    from . import codegen as gen
+
     if sim.device.type != "cpu":
         return f"the native engine runs on the CPU, not on {sim.device}"
+    ftype = "float32" if sim.dtype.is_floating_point and sim.dtype.itemsize == 4 else "float64"
     for pop in sim.net.populations.values():
-        if type(pop.model) not in SUPPORTED_NEURONS:
-            return f"population {pop.name!r}: neuron model {type(pop.model).__name__}"
+        reason = gen.unsupported_model(pop.model, sim.dt, ftype)
+        if reason is not None:
+            return f"population {pop.name!r}: {reason}"
     for proj in sim.net.projections.values():
-        if type(proj.psc) not in SUPPORTED_PSC:
-            return f"projection {proj.name!r}: postsynaptic model {type(proj.psc).__name__}"
-        if proj.synapse is not None and type(proj.synapse) is not STDP:
-            return f"projection {proj.name!r}: synapse model {type(proj.synapse).__name__}"
+        if not type(proj.psc).derives_code():
+            return (
+                f"projection {proj.name!r}: postsynaptic model {type(proj.psc).__name__} "
+                "overrides step() instead of defining update()"
+            )
+        try:
+            gen.psc_kernel(proj.psc, sim.dt, "probe", ftype)
+            if proj.synapse is not None:
+                if not isinstance(proj.synapse, STDP):
+                    raise ModelCodeError(f"synapse model {type(proj.synapse).__name__}")
+                gen.stdp_kernel(proj.synapse, sim.dt, "probe", ftype)
+        except ModelCodeError as err:
+            return f"projection {proj.name!r}: {err}"
     return None

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import neurons as nrn
-from .. import psc as psc_models
+from ..codegen import generated_module
 from ..structural.distance import DistanceRewiring
 from ..structural.fan_in import SharedFanInRewiring
-from . import kernels, rules, unsupported
+from . import codegen as gen
+from . import rules, unsupported
 
 PHASES = ("delivery", "postsynaptic", "neurons", "plasticity")
 
@@ -90,6 +90,8 @@ class NativeEngine:
         self._col_version: dict[int, int] = {}
         self._views: dict[int, tuple[Tensor, np.ndarray]] = {}
         self._drivers: dict[tuple, Any] = {}
+        #: path of the generated module, per split mode (see ``Simulator.generated_source``)
+        self.sources: dict[bool, str] = {}
 
     # ------------------------------------------------------------------ arrays
     def _allocate_scratch(self) -> dict[str, np.ndarray]:
@@ -100,6 +102,9 @@ class NativeEngine:
             if pop.model.spiking:  # this step's spikes as a list of b * n + i, persisting
                 out[f"p{i}_spk"] = np.zeros(batch * pop.n, np.int64)  # across blocks
                 out[f"p{i}_nspk"] = np.zeros(1, np.int64)
+            else:
+                out[f"p{i}_nospk"] = np.zeros(batch * pop.n, np.int64)
+                out[f"p{i}_nonspk"] = np.zeros(1, np.int64)
         for q, proj in enumerate(self.projs):
             out[f"q{q}_wsum"] = np.zeros((batch, proj.post.n), self.np_dtype)
             if q in self._indexed:
@@ -124,8 +129,8 @@ class NativeEngine:
             st = sim.state["neurons"][pop.name]
             for field in st._fields:
                 args[f"p{i}_{field}"] = view(getattr(st, field))
-            if "bias" in pop.params:
-                args[f"p{i}_bias"] = view(pop.params["bias"])
+            for name in pop.model.param_names:
+                args[f"p{i}_{name}"] = view(pop.params[name])
             if pop.model.stochastic:
                 args[f"p{i}_rand"] = ext[pop.name].numpy()
             elif pop.model.external:
@@ -161,8 +166,20 @@ class NativeEngine:
     def _lit(self, x: float) -> str:
         return f"np.{self.np_dtype.__name__}({float(x)!r})"
 
+    def _kernel_sources(self) -> str:
+        """numba source of every model's kernel, derived from its one definition."""
+        dt, ftype = self.sim.dt, self.np_dtype.__name__
+        parts = []
+        for i, pop in enumerate(self.pops):
+            if not pop.model.external:
+                parts.append(gen.neuron_kernel(pop.model, dt, f"neuron_p{i}", ftype))
+        for q, proj in enumerate(self.projs):
+            parts.append(gen.psc_kernel(proj.psc, dt, f"psc_q{q}", ftype))
+            if proj.synapse is not None:
+                parts.append(gen.stdp_kernel(proj.synapse, dt, f"stdp_q{q}", ftype))
+        return "\n\n".join(parts)
+
     def _phase_lines(self) -> dict[str, list[str]]:
-        dt = self.sim.dt
         index = {pop.name: i for i, pop in enumerate(self.pops)}
         lines: dict[str, list[str]] = {phase: [] for phase in PHASES}
         for q, proj in enumerate(self.projs):
@@ -176,67 +193,38 @@ class NativeEngine:
                 lines["delivery"].append(f"kernels.deliver_dense({spikes}, q{q}_w, q{q}_wsum)")
         seen: set[int] = set()
         for q, proj in enumerate(self.projs):
-            post, model = index[proj.post.name], proj.psc
+            post = index[proj.post.name]
             first = post not in seen
             seen.add(post)
-            k = self._lit(nrn.decay(model.tau, dt)) if hasattr(model, "tau") else None
-            if isinstance(model, psc_models.Delta):
-                lines["postsynaptic"].append(f"kernels.psc_delta(q{q}_wsum, p{post}_isyn, {first})")
-            elif isinstance(model, psc_models.ExpCurr):
-                lines["postsynaptic"].append(
-                    f"kernels.psc_exp_curr(q{q}_psc, q{q}_wsum, p{post}_isyn, {first}, {k})"
-                )
-            else:
-                lines["postsynaptic"].append(
-                    f"kernels.psc_exp_cond(q{q}_psc, q{q}_wsum, p{post}_v, p{post}_isyn, "
-                    f"{first}, {k}, {self._lit(model.e_rev)})"
-                )
+            v = f"p{post}_v" if proj.psc.needs_voltage else f"q{q}_wsum"
+            lines["postsynaptic"].append(
+                f"psc_q{q}(q{q}_psc, q{q}_wsum, {v}, p{post}_isyn, {first})"
+            )
         for i, pop in enumerate(self.pops):
             lines["neurons"].append(self._neuron_line(i, pop.model))
         for q, proj in enumerate(self.projs):
-            rule = proj.synapse
-            if rule is None:
+            if proj.synapse is None:
                 continue
-            pre, post, lit = index[proj.pre.name], index[proj.post.name], self._lit
+            pre, post = index[proj.pre.name], index[proj.post.name]
             lines["plasticity"].append(
-                f"kernels.stdp(q{q}_w, q{q}_ind, q{q}_len, q{q}_cptr, q{q}_cslot, p{pre}_spk, "
-                f"p{pre}_nspk, p{post}_spk, p{post}_nspk, q{q}_xpre, q{q}_xpost, "
-                f"{lit(nrn.decay(rule.tau_plus, dt))}, "
-                f"{lit(nrn.decay(rule.tau_minus, dt))}, {lit(rule.a_plus)}, "
-                f"{lit(rule.a_minus)}, {lit(rule.w_min)}, {lit(rule.w_max)})"
+                f"stdp_q{q}(q{q}_w, q{q}_ind, q{q}_len, q{q}_cptr, q{q}_cslot, p{pre}_spk, "
+                f"p{pre}_nspk, p{post}_spk, p{post}_nspk, q{q}_xpre, q{q}_xpost)"
             )
         return lines
 
     def _neuron_line(self, i: int, model) -> str:
-        dt, lit, isyn = self.sim.dt, self._lit, f"p{i}_isyn"
         spk = f"p{i}_spk, p{i}_nspk"
-        if isinstance(model, nrn.SpikeSource):
+        if model.external:
             return f"kernels.source(p{i}_z, p{i}_ext[k], {spk})"
-        if isinstance(model, nrn.PoissonSource):
-            return f"kernels.poisson(p{i}_z, p{i}_rate_hz, p{i}_rand[k], {spk}, {lit(dt * 1e-3)})"
-        if isinstance(model, nrn.LeakyIntegrator):
-            return (
-                f"kernels.leaky_integrator(p{i}_y, {isyn}, p{i}_bias, "
-                f"{lit(nrn.decay(model.tau, dt))})"
-            )
-        n_ref = nrn.refractory_steps(model.tau_refrac, dt)
-        alpha = nrn.decay(model.tau_m, dt)
-        if isinstance(model, nrn.ALIF):
-            return (
-                f"kernels.alif(p{i}_v, p{i}_a, p{i}_r, p{i}_z, {isyn}, {spk}, {lit(alpha)}, "
-                f"{lit(nrn.decay(model.tau_a, dt))}, {lit(model.beta)}, {lit(model.v_th)}, "
-                f"{n_ref})"
-            )
-        if model.v_reset is None:
-            return (
-                f"kernels.lif_subtractive(p{i}_v, p{i}_r, p{i}_z, {isyn}, {spk}, {lit(alpha)}, "
-                f"{lit(model.v_th)}, {n_ref})"
-            )
-        return (
-            f"kernels.lif_reset(p{i}_v, p{i}_r, p{i}_z, {isyn}, {spk}, {lit(alpha)}, "
-            f"{lit(1 - alpha)}, {lit(model.input_gain(dt))}, {lit(model.v_rest)}, "
-            f"{lit(model.v_th)}, {lit(model.v_reset)}, {n_ref})"
-        )
+        args = [f"p{i}_{f}" for f in model.state_type._fields] + [f"p{i}_isyn"]
+        if model.stochastic:
+            args.append(f"p{i}_rand[k]")
+        args += [f"p{i}_{name}" for name in model.param_names]
+        if model.spiking:
+            args.append(spk)
+        else:  # a non-spiking model has no spike list: pass scratch ones
+            args.append(f"p{i}_nospk, p{i}_nonspk")
+        return f"neuron_p{i}({', '.join(args)})"
 
     def _rule_call(self, r: int) -> tuple[list[str], list[str]]:
         """Generated lines of one call of fused rule ``r`` (setting ``ch{r}``, whether it
@@ -298,31 +286,20 @@ class NativeEngine:
         key = (names, rec, split)
         if key in self._drivers:
             return self._drivers[key]
-        from numba import njit
-
         phases = self._phase_lines()
         params = ", ".join(names)
         rec_params = "".join(f", rec{j}" for j in range(len(rec)))
         rec_lines = [f"rec{j}[k] = p{i}_{field}" for j, (i, field) in enumerate(rec)]
-        namespace = {"np": np, "kernels": kernels, "rules": rules}
-
-        def define(name: str, header: str, body: list[str], indent: str = "    "):
-            src = header + "".join(f"{indent}{ln}\n" for ln in (body or ["pass"]))
-            exec(compile(src, f"<neurowire native {name}>", "exec"), namespace)
-            return njit(nogil=True)(namespace[name])
-
+        defs: list[tuple[str, str, list[str]]] = []  # (name, signature, body)
         n_rules = len(self.sim.net.rules) if self.fused else 0
         if split:  # one function per phase and step, for per-phase timing
-            funcs = [
-                define(phase, f"def {phase}(k, {params}):\n", phases[phase]) for phase in PHASES
-            ]
-            funcs.append(define("record", f"def record(k{rec_params}, {params}):\n", rec_lines))
+            for phase in PHASES:
+                defs.append((phase, f"k, {params}", phases[phase]))
+            defs.append(("record", f"k{rec_params}, {params}", rec_lines))
             for r in range(n_rules):
                 call, _ = self._rule_call(r)
                 due = f"if (step0 + k + 1) % {self.sim.net.rules[r].every}:\n        return False"
-                body = [due, *call, f"return ch{r}"]
-                funcs.append(define(f"rule{r}", f"def rule{r}(k, step0, {params}):\n", body))
-            driver = tuple(funcs)
+                defs.append((f"rule{r}", f"k, step0, {params}", [due, *call, f"return ch{r}"]))
         else:
             loop = [ln for phase in PHASES for ln in phases[phase]] + rec_lines
             for r in range(n_rules):
@@ -332,9 +309,43 @@ class NativeEngine:
                 if rebuild:
                     loop += [f"    if ch{r}:"] + [f"        {ln}" for ln in rebuild]
             body = ["for k in range(n_steps):"] + [f"    {ln}" for ln in loop]
-            driver = define("block", f"def block(n_steps, step0{rec_params}, {params}):\n", body)
+            defs.append(("block", f"n_steps, step0{rec_params}, {params}", body))
+        source = self._module_source(defs)
+        module = generated_module(source, "block")
+        driver = tuple(getattr(module, n) for n, _, _ in defs) if split else module.block
+        self.sources[split] = module.__file__
         self._drivers[key] = driver
         return driver
+
+    def source_text(self) -> str:
+        """Text of the generated module of the last block (or the model kernels alone)."""
+        path = self.sources.get(False) or self.sources.get(True)
+        if path is None:
+            return "# model kernels (no block generated yet)\n" + self._kernel_sources()
+        with open(path) as f:
+            return f"# {path}\n" + f.read()
+
+    def _module_source(self, defs: list[tuple[str, str, list[str]]]) -> str:
+        """The generated module: model kernels, then the driver functions (readable names:
+        ``p<i>_<var>`` population ``i``'s variable, ``q<j>_*`` projection ``j``'s arrays)."""
+        legend = [
+            f"# p{i}: population {p.name!r} ({type(p.model).__name__})"
+            for i, p in enumerate(self.pops)
+        ]
+        legend += [f"# q{q}: projection {p.name!r}" for q, p in enumerate(self.projs)]
+        out = [
+            '"""Generated by neurowire.native.engine for one network; do not edit."""',
+            *legend,
+            gen.MODULE_HEADER.strip(),
+            "from neurowire.native import kernels, rules",
+            "",
+            "",
+            self._kernel_sources(),
+        ]
+        for name, signature, body in defs:
+            lines = "".join(f"    {ln}\n" for ln in (body or ["pass"]))
+            out.append(f"\n@njit(cache=True, nogil=True)\ndef {name}({signature}):\n{lines}")
+        return "\n".join(out)
 
     # ------------------------------------------------------------------ fused rules
     def _rule_arguments(self, k: int, args: dict[str, np.ndarray]) -> list[tuple[int, int]]:
