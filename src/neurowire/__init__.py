@@ -6,6 +6,7 @@ every sparse projection keeps its connectivity and all per-synapse state in one
 """
 
 from . import analysis, data
+from .codegen import configure_numba_cache
 from .connectivity import (
     AllToAll,
     Connectivity,
@@ -86,3 +87,6 @@ __all__ = [
     "analysis",
     "data",
 ]
+
+# Importing neurowire does not import numba (checked by a test), so this runs before it.
+configure_numba_cache()

@@ -430,6 +430,29 @@ def cache_root() -> Path:
     raise OSError(f"no writable cache directory among {[str(p) for p in candidates]}")
 
 
+def configure_numba_cache(package_dir: Path | None = None) -> str | None:
+    """Give numba a writable cache directory when it would have none.
+
+    numba caches next to a module's source (``__pycache__``) or under the user's home; on a
+    read-only install with no writable home it has neither and every ``cache=True`` function
+    fails with "no locator available". Then (and only then, with ``NUMBA_CACHE_DIR`` unset) this
+    sets ``NUMBA_CACHE_DIR`` to ``<cache_root>/numba``. Returns the directory set, or None.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    package_dir = Path(__file__).parent if package_dir is None else package_dir
+    if _writable(package_dir / "native" / "__pycache__"):
+        return None
+    home_cache = Path(os.path.expanduser("~")) / ".cache"
+    if os.path.expanduser("~") != "~" and _writable(home_cache):
+        return None
+    target = str(cache_root() / "numba")
+    os.environ["NUMBA_CACHE_DIR"] = target
+    if "numba" in sys.modules:  # imported before neurowire: its config was read already
+        sys.modules["numba"].config.CACHE_DIR = target
+    return target
+
+
 def _writable(path: Path) -> bool:
     try:
         path.mkdir(parents=True, exist_ok=True)
