@@ -466,6 +466,33 @@ class EProp:
             x = self._check_spikes(spikes)
             return torch.cat([readout_value(y, self.readout) for y, _ in self._forward(x)])
 
+    def hidden_spikes(self, spikes: Tensor) -> Tensor:
+        """The trainer's forward pass: hidden spikes ``[B, T, N]`` (bool, hidden populations
+        concatenated in declaration order) for input spikes ``[B, T, n_in]``."""
+        with self._threads(spikes):
+            x = self._check_spikes(spikes)
+            n = self.network
+            w = gather_weights(n, self.feedback_matrix)
+            _, z = hidden_forward(n, w, input_events(x, self.engine), x.shape[1], self.engine)
+            return z.transpose(0, 1).to(torch.bool)
+
+    @staticmethod
+    def simulator_inputs(spikes: Tensor) -> Tensor:
+        """Inputs that make a :class:`~neurowire.Simulator` reproduce the trainer's timing.
+
+        The trainer feeds input spikes of step ``t`` into the hidden layer in step ``t``; the
+        Simulator delivers every spike one step later. Given these inputs (the same spikes and
+        one empty step at the end, ``[B, T + 1, n_in]``) and run for ``T + 1`` steps, the
+        Simulator's hidden spikes at step ``t + 1`` equal :meth:`hidden_spikes` at step ``t``
+        (step 0 of the Simulator is silent); its readout lags one step more (``y`` of step
+        ``t + 2``), and its bias enters from step 0.
+        """
+        spikes = torch.as_tensor(spikes)
+        if spikes.dim() != 3:
+            raise ValueError(f"spikes must be [B, T, n_in], got shape {tuple(spikes.shape)}")
+        pad = torch.zeros_like(spikes[:, :1])
+        return torch.cat([spikes, pad], dim=1)
+
     def _forward(self, x: Tensor):
         n = self.network
         w = gather_weights(n, self.feedback_matrix)

@@ -1,0 +1,60 @@
+"""A network trained by EProp (with DEEP R rewiring it) runs in the Simulator with the same
+spikes as the trainer's forward pass, through ``EProp.simulator_inputs``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neurowire as nw
+from neurowire.learning import Adam, EProp
+
+
+def trained(engine: str):
+    net = nw.Network(dt=1.0, seed=4, dtype=torch.float64)
+    inp = net.population("input", nw.SpikeSource(20))
+    lif = net.population("lif", nw.LIF(8, tau_m=15.0, v_th=0.5, tau_refrac=2.0))
+    alif = net.population("alif", nw.ALIF(12, tau_a=100.0, beta=0.1, v_th=0.5))
+    out = net.population("output", nw.LeakyIntegrator(3, tau=20.0))
+    for post in (lif, alif):
+        net.connect(inp, post, nw.FixedProbability(0.4), weight=nw.Normal(0.3, 0.3), padding=2.0)
+    net.connect(alif, lif, nw.FixedProbability(0.3), weight=nw.Normal(0.0, 0.3), padding=2.0)
+    net.connect(lif, alif, nw.Dense(), weight=nw.Normal(0.0, 0.3))
+    net.connect(alif, alif, nw.FixedProbability(0.3), weight=nw.Normal(0.0, 0.3), padding=2.0)
+    net.connect(lif, out, nw.Dense(), weight=nw.Normal(0.0, 0.3))
+    net.connect(alif, out, nw.Dense(), weight=nw.Normal(0.0, 0.3))
+    for name in ("input->alif", "alif->alif"):
+        net.add_rule(nw.DeepR(l1=0.01), name)
+    trainer = EProp(net, out, optimizer=Adam(lr=0.05), engine=engine, seed=0)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        x = torch.rand(4, 40, 20, generator=gen) < 0.15
+        trainer.train_step(x, torch.randint(0, 3, (4,), generator=gen))
+    return net, trainer, gen
+
+
+@pytest.mark.parametrize("trainer_engine", ["torch", "native"])
+@pytest.mark.parametrize("sim_engine", ["eager", "native"])
+def test_trained_network_gives_the_trainers_spikes_in_the_simulator(trainer_engine, sim_engine):
+    if "native" in (trainer_engine, sim_engine):
+        pytest.importorskip("numba")
+    net, trainer, gen = trained(trainer_engine)
+    s = net.projections["alif->alif"].synapses
+    assert s.nnz > 0
+    x = torch.rand(3, 50, 20, generator=gen) < 0.2
+    expected = trainer.hidden_spikes(x)  # [B, T, N]
+    assert expected.any() and not expected.all()
+    sim = nw.Simulator(net, engine=sim_engine, batch_size=3)
+    rec = sim.run(
+        51,
+        record={"lif": ["spikes"], "alif": ["spikes"]},
+        inputs={"input": EProp.simulator_inputs(x)},
+    )
+    got = torch.cat([rec["lif"]["spikes"], rec["alif"]["spikes"]], dim=2)  # [T + 1, B, N]
+    assert not got[0].any()  # the Simulator's step 0 receives nothing yet
+    assert torch.equal(got[1:].transpose(0, 1), expected)
+
+
+def test_simulator_inputs_refuses_a_wrong_shape():
+    with pytest.raises(ValueError, match=r"\[B, T, n_in\]"):
+        EProp.simulator_inputs(torch.zeros(5, 3, dtype=torch.bool))
