@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import neurowire as nw
+from neurowire.delivery import SpikeEvents
 from neurowire.plasticity import stdp_depress_rows, stdp_potentiate_columns, stdp_reference
-from neurowire.propagate import event_list
 
 
 def pair_network(pre_steps, post_steps, rule, steps=40, weight=0.1, n_post=1):
@@ -78,11 +78,13 @@ def test_event_driven_stdp_equals_all_slots_reference():
         w = s.vars["weight"]
         expected = stdp_reference(w, s.ind, s.live, z_pre, z_post, x_pre, x_post, rule)
         got = w.clone()
-        stdp_depress_rows(got, s.ind, s.live, event_list(z_pre[None], 8 + trial), x_post, rule)
-        stdp_potentiate_columns(
-            got, s.padded_columns(), event_list(z_post[None], n_post), x_pre, rule
+        stdp_depress_rows(
+            got, s.ind, s.live, SpikeEvents.fixed(z_pre[None], 8 + trial), x_post, rule
         )
-        ev = event_list(z_pre[None], 8 + trial)
+        stdp_potentiate_columns(
+            got, s.padded_columns(), SpikeEvents.fixed(z_post[None], n_post), x_pre, rule
+        )
+        ev = SpikeEvents.fixed(z_pre[None], 8 + trial)
         if not bool(ev.overflow):
             assert torch.allclose(got, expected, atol=1e-7)
         else:  # budget too small: the reference differs and the overflow is flagged

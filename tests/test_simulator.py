@@ -4,13 +4,13 @@ import pytest
 import torch
 
 import neurowire as nw
-from neurowire.propagate import (
+from neurowire.delivery import (
+    SpikeEvents,
     csc_matrix,
+    deliver_all_slots,
     deliver_csr,
-    deliver_dense,
+    deliver_matmul,
     deliver_rows,
-    deliver_slots,
-    event_list,
 )
 
 
@@ -90,26 +90,26 @@ def test_delivery_strategy_matches_reference(strategy, device="cpu"):
     reference = z.double() @ s.to_dense("weight").double()
     w = s.vars["weight"]
     if strategy == "dense":
-        out = deliver_dense(z, s.to_dense("weight"))
+        out = deliver_matmul(z, s.to_dense("weight"))
     elif strategy == "slots":
-        out = deliver_slots(z, s.ind, w, s.live, 200)
+        out = deliver_all_slots(z, s.ind, w, s.live, 200)
     elif strategy == "rows":
-        out = deliver_rows(event_list(z, 900), s.ind, w, s.live, 3, 200)
+        out = deliver_rows(SpikeEvents.fixed(z, 900), s.ind, w, s.live, 3, 200)
     else:
         cols = s.columns()
         out = deliver_csr(z, csc_matrix(cols.indptr, cols.pre, cols.slot, w, 300))
     assert torch.allclose(out.double(), reference, atol=1e-5)
 
 
-def test_event_list_flags_overflow_and_pads():
+def test_fixed_events_flag_overflow_and_pad():
     z = torch.tensor([[True, False, True], [True, True, False]])
-    ev = event_list(z, 3)
+    ev = SpikeEvents.fixed(z, 3)
     assert bool(ev.overflow)
     assert ev.valid.tolist() == [True, True, True]
-    ev = event_list(z, 6)
+    ev = SpikeEvents.fixed(z, 6)
     assert not bool(ev.overflow)
     assert ev.valid.tolist() == [True, True, True, True, False, False]
-    assert ev.batch[:4].tolist() == [0, 0, 1, 1] and ev.neuron[:4].tolist() == [0, 2, 0, 1]
+    assert ev.row[:4].tolist() == [0, 0, 1, 1] and ev.pre[:4].tolist() == [0, 2, 0, 1]
 
 
 def bursting_network(delivery="rows"):

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from .codegen import Constants, Definition, clip
+from .delivery import SpikeEvents
 from .neurons import decay
-from .propagate import Events
 
 
 @dataclass(frozen=True)
@@ -94,24 +94,30 @@ def stdp_reference(
 
 
 def stdp_depress_rows(
-    w: Tensor, ind: Tensor, live: Tensor, pre: Events, x_post: Tensor, rule: STDP, dt: float = 1.0
+    w: Tensor,
+    ind: Tensor,
+    live: Tensor,
+    pre: SpikeEvents,
+    x_post: Tensor,
+    rule: STDP,
+    dt: float = 1.0,
 ) -> None:
     """Depress, in place, the rows of the spiking presynaptic neurons in ``pre`` (batch 1)."""
-    rows = pre.neuron
+    rows = pre.pre
     old = w[rows]
     new = rule.depress(rule.constants_for(dt), old, x_post[ind[rows]])
     w.index_add_(0, rows, torch.where(live[rows] & pre.valid[:, None], new - old, 0))
 
 
 def stdp_potentiate_columns(
-    w: Tensor, columns: Tensor, post: Events, x_pre: Tensor, rule: STDP, dt: float = 1.0
+    w: Tensor, columns: Tensor, post: SpikeEvents, x_pre: Tensor, rule: STDP, dt: float = 1.0
 ) -> None:
     """Potentiate, in place, the synapses onto the spiking postsynaptic neurons in ``post``.
 
     ``columns [n_post, col_capacity]`` holds flat slot indices padded with ``w.numel()``.
     """
     capacity = w.shape[1]
-    slots = columns[post.neuron]
+    slots = columns[post.pre]
     ok = (slots < w.numel()) & post.valid[:, None]
     slots = torch.where(ok, slots, 0)
     flat = w.view(-1)

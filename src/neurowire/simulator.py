@@ -15,19 +15,19 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .delivery import (
+    SpikeEvents,
+    csc_matrix,
+    deliver_all_slots,
+    deliver_csr,
+    deliver_matmul,
+    deliver_rows,
+)
 from .denormals import flush_denormals
 from .native import unsupported
 from .network import Network, Projection
 from .neurons import PoissonState, SourceState
 from .plasticity import stdp_depress_rows, stdp_potentiate_columns
-from .propagate import (
-    csc_matrix,
-    deliver_csr,
-    deliver_dense,
-    deliver_rows,
-    deliver_slots,
-    event_list,
-)
 from .structural.base import RuleContext, rule_generators
 from .structural.log import RewiringLog
 from .structural.view import SynapseView
@@ -555,7 +555,7 @@ class Simulator:
         }
         state = {**state, "weight": weights}
         events = {
-            name: event_list(state["neurons"][name].z, self.budgets[name])
+            name: SpikeEvents.fixed(state["neurons"][name].z, self.budgets[name])
             for name in self._event_pops
         }
         overflow = {
@@ -625,7 +625,8 @@ class Simulator:
                     old, drive, self.dt, params=structure["params"][pop.name]
                 )
         events = {
-            name: event_list(new_neurons[name].z, self.budgets[name]) for name in self._event_pops
+            name: SpikeEvents.fixed(new_neurons[name].z, self.budgets[name])
+            for name in self._event_pops
         }
         self._toc("neurons", tic)
         # 4. plasticity for this step's spikes
@@ -654,7 +655,7 @@ class Simulator:
         z = neurons[proj.pre.name].z
         strategy = self.strategies[proj.name]
         if strategy == "dense":
-            return deliver_dense(z, st["dense"])
+            return deliver_matmul(z, st["dense"])
         w = weights[proj.name] if proj.synapse is not None else st["w"]
         n_post = proj.post.n
         if strategy == "rows":
@@ -662,7 +663,7 @@ class Simulator:
                 events[proj.pre.name], st["ind"], w, st["live"], self.batch_size, n_post
             )
         if strategy == "slots":
-            return deliver_slots(z, st["ind"], w, st["live"], n_post)
+            return deliver_all_slots(z, st["ind"], w, st["live"], n_post)
         csr = st.get("csr")
         if csr is None:
             csr = csc_matrix(st["col_indptr"], st["col_pre"], st["col_slot"], w, proj.pre.n)

@@ -6,15 +6,15 @@ import pytest
 import torch
 from eprop_testnets import make_network, max_rel_error, random_input
 
-from neurowire.learning import EProp, RateRegularizer
-from neurowire.learning.compiled import compile_network
-from neurowire.learning.events import (
+from neurowire.delivery import (
     SpikeEvents,
     accumulate_dense,
     accumulate_slots,
     deliver_dense,
     deliver_slots,
 )
+from neurowire.learning import EProp, RateRegularizer
+from neurowire.learning.compiled import compile_network
 from neurowire.learning.factorized import membrane_adjoint_
 from neurowire.learning.forward import (
     gather_weights,

@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 
 from ..codegen import recording_spike_tests
+from ..delivery import SpikeEvents, deliver_dense, deliver_slots
 from ..denormals import flush_denormals
 from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
-from .events import SpikeEvents, deliver_dense, deliver_slots
 
 #: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)
 GAMMA_PD = 0.3

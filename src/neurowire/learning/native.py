@@ -1,17 +1,18 @@
 """Numba kernels of factorised e-prop on the CPU, each mirroring a PyTorch reference.
 
-=======================  ===========================================  ========================
-kernel                   reference (PyTorch)                          parallel over
-=======================  ===========================================  ========================
-``spike_events``         :meth:`.events.SpikeEvents.from_dense`       rows ``t * B + b``
-``deliver_*``            :func:`.events.deliver_dense` / ``_slots``   rows ``t * B + b``
-``forward`` (generated   :class:`.forward.HiddenDynamics` and         trials
+=======================  =============================================  =====================
+kernel                   reference (PyTorch)                            parallel over
+=======================  =============================================  =====================
+``spike_events``         ``neurowire.delivery.SpikeEvents.from_dense``  rows ``t * B + b``
+``deliver_*``            ``neurowire.delivery.deliver_dense/_slots``    rows ``t * B + b``
+``forward`` (generated   :class:`.forward.HiddenDynamics` and           trials
 from the models)         :func:`.forward.pseudo_derivative_`
-``membrane_adjoint_``    :func:`.factorized.membrane_adjoint_`        trials
-``accumulate_*``         :func:`.events.accumulate_dense` / ``_slots``  blocks of rows, summed
-``leaky_scan_``          :func:`.forward.leaky_scan_`                 trials
-=======================  ===========================================  ========================
+``membrane_adjoint_``    :func:`.factorized.membrane_adjoint_`          trials
+``accumulate_*``         ``neurowire.delivery.accumulate_dense/_slots``  blocks of rows
+``leaky_scan_``          :func:`.forward.leaky_scan_`                   trials
+=======================  =============================================  =====================
 
+The delivery and accumulation kernels live in :mod:`neurowire.native.delivery`.
 Each kernel is one parallel region without races: a thread owns whole rows or trials, and the
 accumulations sum one private copy per block of rows (no sorting of events). The forward kernel
 is generated from the hidden models' ``update`` (:func:`forward_source`); recurrent input is
@@ -30,53 +31,9 @@ from numba import njit, prange
 from torch import Tensor
 
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
-from .events import SpikeEvents
+from ..delivery import SpikeEvents
+from ..native import delivery
 from .forward import GAMMA_PD
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _deliver_dense(crow, pre, w, offset, out):
-    rows = out.shape[0]
-    n_post = w.shape[1]
-    for r in prange(rows):
-        for e in range(crow[r], crow[r + 1]):
-            i = pre[e]
-            for s in range(n_post):
-                out[r, offset + s] += w[i, s]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _deliver_slots(crow, pre, post, length, w, out):
-    rows = out.shape[0]
-    for r in prange(rows):
-        for e in range(crow[r], crow[r + 1]):
-            i = pre[e]
-            for s in range(length[i]):
-                out[r, post[i, s]] += w[i, s]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _accumulate_dense(crow, pre, adjoint, offset, parts):
-    n_parts, _, n_post = parts.shape
-    rows = crow.shape[0] - 1
-    for k in prange(n_parts):  # each part sums a block of rows: no races, no sorting
-        for r in range(rows * k // n_parts, rows * (k + 1) // n_parts):
-            for e in range(crow[r], crow[r + 1]):
-                i = pre[e]
-                for s in range(n_post):
-                    parts[k, i, s] += adjoint[r, offset + s]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _accumulate_slots(crow, pre, adjoint, post, length, parts):
-    n_parts = parts.shape[0]
-    rows = crow.shape[0] - 1
-    for k in prange(n_parts):
-        for r in range(rows * k // n_parts, rows * (k + 1) // n_parts):
-            for e in range(crow[r], crow[r + 1]):
-                i = pre[e]
-                for s in range(length[i]):
-                    parts[k, i, s] += adjoint[r, post[i, s]]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -167,19 +124,24 @@ def _tiny(t: Tensor) -> float:
 
 
 def deliver_dense(out: Tensor, events, weight: Tensor, post_offset: int) -> None:
-    """Same as :func:`.events.deliver_dense` (``out [R, N]``)."""
+    """Same as :func:`neurowire.delivery.deliver_dense` (``out [R, N]``)."""
     _threads()
     if events.count:
         crow = events.row_pointers()
-        _deliver_dense(_np(crow), _np(events.pre), _np(weight.contiguous()), post_offset, _np(out))
+        delivery.deliver_event_rows_dense(
+            _np(crow), _np(events.pre), _np(weight.contiguous()), post_offset, _np(out)
+        )
 
 
 def deliver_slots(out: Tensor, events, post: Tensor, length: Tensor, weight: Tensor) -> None:
-    """Same as :func:`.events.deliver_slots`, over the first ``length[i]`` slots of row ``i``."""
+    """Same as :func:`neurowire.delivery.deliver_slots`, over the first ``length[i]`` slots of
+    row ``i``."""
     _threads()
     if events.count:
         crow = events.row_pointers()
-        _deliver_slots(_np(crow), _np(events.pre), _np(post), _np(length), _np(weight), _np(out))
+        delivery.deliver_event_rows(
+            _np(crow), _np(events.pre), _np(post), _np(length), _np(weight), _np(out)
+        )
 
 
 def _parts(n_rows: int) -> int:
@@ -187,24 +149,28 @@ def _parts(n_rows: int) -> int:
 
 
 def accumulate_dense(events, adjoint: Tensor, post_offset: int, n_post: int) -> Tensor:
-    """Same as :func:`.events.accumulate_dense`."""
+    """Same as :func:`neurowire.delivery.accumulate_dense`."""
     _threads()
     if not events.count:
         return torch.zeros(events.n, n_post, dtype=adjoint.dtype)
     parts = torch.zeros(_parts(events.n_rows), events.n, n_post, dtype=adjoint.dtype)
     crow = events.row_pointers()
-    _accumulate_dense(_np(crow), _np(events.pre), _np(adjoint), post_offset, _np(parts))
+    delivery.accumulate_event_rows_dense(
+        _np(crow), _np(events.pre), _np(adjoint), post_offset, _np(parts)
+    )
     return parts.sum(0)
 
 
 def accumulate_slots(events, adjoint: Tensor, post: Tensor, length: Tensor) -> Tensor:
-    """Same as :func:`.events.accumulate_slots` (slots beyond ``length`` stay 0)."""
+    """Same as :func:`neurowire.delivery.accumulate_slots` (slots beyond ``length`` stay 0)."""
     _threads()
     if not events.count:
         return torch.zeros(post.shape, dtype=adjoint.dtype)
     parts = torch.zeros(_parts(events.n_rows), *post.shape, dtype=adjoint.dtype)
     crow = events.row_pointers()
-    _accumulate_slots(_np(crow), _np(events.pre), _np(adjoint), _np(post), _np(length), _np(parts))
+    delivery.accumulate_event_rows(
+        _np(crow), _np(events.pre), _np(adjoint), _np(post), _np(length), _np(parts)
+    )
     return parts.sum(0)
 
 
@@ -213,7 +179,7 @@ def spike_events(
 ) -> SpikeEvents:
     """Events of neurons ``start:stop`` of ``spikes`` (``[B, T, n]`` if ``batch_major`` else
     ``[T, B, n]``) on the time-major rows ``t * B + b``, spikes of step ``t - shift`` on row
-    ``t``; same as :meth:`.events.SpikeEvents.from_dense` of the time-major array."""
+    ``t``; same as :meth:`neurowire.delivery.SpikeEvents.from_dense` of the time-major array."""
     _threads()
     stop = spikes.shape[2] if stop is None else stop
     if batch_major:

@@ -1,17 +1,27 @@
-"""Spike events and the two products that run over them: delivery and gradient accumulation.
+"""Spike events and everything that runs over them: delivery and gradient accumulation.
 
-A batch of spike trains is a list of events ``(row, pre)``: ``row = t * B + b`` indexes a
-time-major ``[T * B, n]`` array, ``pre`` the spiking neuron. Work on events costs
-``spikes x fan-out``:
+One event format serves simulation and training. A batch of spikes is a list of events
+``(row, pre)``: ``pre`` the spiking neuron, ``row`` the row of a ``[R, n]`` spike array. In the
+Simulator a step's spikes have ``R = B`` rows (one per batch element); in e-prop a trial batch
+has the time-major rows ``row = t * B + b``. The flat index ``row * n + pre`` is the same event
+as the native engines' spike lists (``b * n + i``, :mod:`neurowire.native`). Work on events
+costs ``spikes x fan-out``:
 
-* :func:`deliver` adds each event's outgoing weights to the postsynaptic rows
-  (``I[row, post] += w[pre, post]``);
-* :func:`accumulate` sums an adjoint at the postsynaptic targets of each event
-  (``g[pre, post] += H[row, post]``), the fully postsynaptic e-prop product
+* :func:`deliver_slots` adds each event's outgoing weights at a store's slots
+  (``I[row, post[pre, s]] += w[pre, s]``); the Simulator's ``rows`` strategy
+  (:func:`deliver_rows`) and e-prop's input currents both use it;
+* :func:`deliver_dense` does the same for a dense weight matrix (a CSR matrix of the events
+  times the weights);
+* :func:`accumulate_slots` / :func:`accumulate_dense` sum an adjoint at the postsynaptic targets
+  of each event (``g[pre, post] += H[row, post]``), the fully postsynaptic e-prop product
   (reference/algorithms.md §2, alpha-adjoint variant).
 
-Dense weight matrices use a CSR matrix of the events (a sparse-dense matmul); sparse stores
-gather at their stored slots only, in blocks so that index buffers stay bounded.
+The Simulator's other strategies compute the same ``w_sum[b, j] = sum_i z[b, i] W[i, j]`` without
+events: :func:`deliver_matmul` (a dense matmul), :func:`deliver_all_slots` (every slot masked by
+its row's spike) and :func:`deliver_csr` (a sparse CSR matrix). Inside compiled blocks,
+:meth:`SpikeEvents.fixed` is the shape-static replacement of ``nonzero``: a fixed number of
+events, padded, with an overflow flag (the simulator then repeats the block with a larger
+budget). The numba engines run the same products in :mod:`neurowire.native.delivery`.
 """
 
 from __future__ import annotations
@@ -47,15 +57,37 @@ class SpikeEvents:
     """
 
     def __init__(
-        self, row: Tensor | None, pre: Tensor, n_rows: int, n: int, crow: Tensor | None = None
+        self,
+        row: Tensor | None,
+        pre: Tensor,
+        n_rows: int,
+        n: int,
+        crow: Tensor | None = None,
+        valid: Tensor | None = None,
+        overflow: Tensor | None = None,
     ) -> None:
         if row is None and crow is None:
             raise ValueError("SpikeEvents needs row or crow")
         self._row, self.pre, self.n_rows, self.n = row, pre, n_rows, n
+        self.valid, self.overflow = valid, overflow
         self._crow = crow
         self._by_row: dict[torch.dtype, Tensor] = {}
         self._by_pre: dict[torch.dtype, Tensor] = {}
         self._by_pre_index: tuple[Tensor, Tensor] | None = None
+
+    @classmethod
+    def fixed(cls, z: Tensor, budget: int) -> SpikeEvents:
+        """Up to ``budget`` spikes of ``z [R, n]`` (bool) in row-major order, shape-static (the
+        replacement of ``nonzero`` inside compiled blocks): padding events have ``valid`` False
+        (row 0, neuron 0); ``overflow`` (0-d bool) is True if more than ``budget`` occurred."""
+        r, n = z.shape
+        flat = z.reshape(-1)
+        total = flat.numel()
+        idx = torch.nonzero_static(flat, size=budget, fill_value=total).squeeze(1)
+        valid = idx < total
+        idx = torch.where(valid, idx, 0)
+        row = torch.div(idx, n, rounding_mode="floor")
+        return cls(row, idx - row * n, r, n, valid=valid, overflow=flat.sum() > budget)
 
     @classmethod
     def from_dense(cls, spikes: Tensor, row_offset: int = 0, n_rows: int | None = None):
@@ -143,7 +175,8 @@ def deliver_slots(out: Tensor, events: SpikeEvents, post: Tensor, weight: Tensor
     """``out[row, post[pre, s]] += weight[pre, s]`` for every event and slot ``s``.
 
     Shapes: ``out [R, N]``; ``post, weight [n, capacity]`` with ``post`` global column indices
-    (padding slots must hold a valid index and a zero weight).
+    (padding slots must hold a valid index and a zero weight). Events with ``valid`` False
+    (padding of :meth:`SpikeEvents.fixed`) deliver nothing.
     """
     cap = post.shape[1]
     if events.count == 0 or cap == 0:
@@ -155,7 +188,10 @@ def deliver_slots(out: Tensor, events: SpikeEvents, post: Tensor, weight: Tensor
         row = events.row[start : start + step]
         pre = events.pre[start : start + step]
         idx = post[pre].add_(row[:, None] * n_cols)
-        flat.index_add_(0, idx.view(-1), weight[pre].view(-1))
+        w = weight[pre]
+        if events.valid is not None:
+            w = w * events.valid[start : start + step, None]
+        flat.index_add_(0, idx.view(-1), w.view(-1))
 
 
 def accumulate_dense(events: SpikeEvents, adjoint: Tensor, post_offset: int, n_post: int) -> Tensor:
@@ -184,3 +220,48 @@ def accumulate_slots(events: SpikeEvents, adjoint: Tensor, post: Tensor) -> Tens
         idx = post[pre].add_(row[:, None] * n_cols)
         g.index_add_(0, pre, flat[idx])
     return g
+
+
+def deliver_matmul(z: Tensor, w_dense: Tensor) -> Tensor:
+    """``z [B, n_pre] @ w_dense [n_pre, n_post]`` for a dense spike tensor (no events)."""
+    return z.to(w_dense.dtype) @ w_dense
+
+
+def deliver_all_slots(z: Tensor, ind: Tensor, w: Tensor, live: Tensor, n_post: int) -> Tensor:
+    """Scatter all slots of a store, masked by the presynaptic spikes ``z [B, n_pre]``;
+    shape-static, ``O(B n_pre capacity)``."""
+    batch = z.shape[0]
+    contrib = z.to(w.dtype)[:, :, None] * torch.where(live, w, 0)[None]
+    out = torch.zeros(batch, n_post, dtype=w.dtype, device=w.device)
+    return out.scatter_add_(1, ind.reshape(1, -1).expand(batch, -1), contrib.reshape(batch, -1))
+
+
+def deliver_rows(
+    events: SpikeEvents, ind: Tensor, w: Tensor, live: Tensor, batch: int, n_post: int
+) -> Tensor:
+    """``[B, n_post]``: the rows of the spiking neurons of a store, event-driven
+    (:func:`deliver_slots` on the store's slots, dead slots carrying no weight)."""
+    out = torch.zeros(batch, n_post, dtype=w.dtype, device=w.device)
+    deliver_slots(out, events, ind, torch.where(live, w, 0))
+    return out
+
+
+def csc_matrix(
+    col_indptr: Tensor, col_pre: Tensor, col_slot: Tensor, w: Tensor, n_pre: int
+) -> Tensor:
+    """Sparse CSR tensor of ``W^T`` (``[n_post, n_pre]``) from a store's column index."""
+    values = w.reshape(-1)[col_slot]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            col_indptr,
+            col_pre,
+            values,
+            size=(col_indptr.numel() - 1, n_pre),
+            check_invariants=False,
+        )
+
+
+def deliver_csr(z: Tensor, w_t_csr: Tensor) -> Tensor:
+    """``(W^T @ z^T)^T`` with a sparse CSR ``W^T``; eager only."""
+    return (w_t_csr @ z.to(w_t_csr.dtype).T).T

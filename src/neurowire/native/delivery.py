@@ -1,0 +1,105 @@
+"""numba kernels of spike delivery and gradient accumulation: :mod:`neurowire.delivery` on the CPU.
+
+The events are those of :class:`neurowire.delivery.SpikeEvents` in the two layouts the native
+engines keep them in:
+
+* a *spike list* (native simulator, one step): the flat indices ``b * n + i`` of the spikes in
+  ascending order, written by the generated neuron kernels (``row = b``, ``pre = i``);
+* *event rows* (native e-prop, a batch of trials): ``crow [R + 1]`` row pointers and ``pre [E]``
+  on the time-major rows ``t * B + b``, one thread per block of rows.
+
+Each kernel is the reference function of :mod:`neurowire.delivery` named in its docstring, over
+one of these layouts; ``tests/test_native_engine.py`` and ``tests/learning/test_eprop_native.py``
+test them against it. External spike input (``SpikeSource``) is copied here too.
+"""
+
+from __future__ import annotations
+
+from numba import njit, prange
+
+# ---------------------------------------------------------------------------- delivery
+
+
+@njit(cache=True, nogil=True)
+def deliver_spike_list(spk, nspk, n_pre, ind, row_length, w, out):
+    """``out[b, ind[i, j]] += w[i, j]`` for every spike ``b * n_pre + i`` in the list ``spk``
+    (``nspk[0]`` entries); ``out`` arrives zeroed (the postsynaptic kernels zero it again)."""
+    for e in range(nspk[0]):
+        b, i = spk[e] // n_pre, spk[e] % n_pre
+        for j in range(row_length[i]):
+            out[b, ind[i, j]] += w[i, j]
+
+
+@njit(cache=True, nogil=True)
+def deliver_spike_list_dense(spk, nspk, n_pre, w, out):
+    """``out[b] += w[i]`` for every spike ``b * n_pre + i``, dense ``w [n_pre, n_post]``."""
+    n_post = w.shape[1]
+    for e in range(nspk[0]):
+        b, i = spk[e] // n_pre, spk[e] % n_pre
+        for j in range(n_post):
+            out[b, j] += w[i, j]
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+@njit(cache=True, nogil=True)
+def source(z, ext, spk, nspk):
+    """Spikes given from outside (``SpikeSource``)."""
+    batch, n = z.shape
+    count = 0
+    for b in range(batch):
+        for i in range(n):
+            z[b, i] = ext[b, i]
+            if ext[b, i]:
+                spk[count] = b * n + i
+                count += 1
+    nspk[0] = count
+
+
+# ---------------------------------------------------------------------------- event rows
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def deliver_event_rows_dense(crow, pre, w, offset, out):
+    rows = out.shape[0]
+    n_post = w.shape[1]
+    for r in prange(rows):
+        for e in range(crow[r], crow[r + 1]):
+            i = pre[e]
+            for s in range(n_post):
+                out[r, offset + s] += w[i, s]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def deliver_event_rows(crow, pre, post, length, w, out):
+    rows = out.shape[0]
+    for r in prange(rows):
+        for e in range(crow[r], crow[r + 1]):
+            i = pre[e]
+            for s in range(length[i]):
+                out[r, post[i, s]] += w[i, s]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def accumulate_event_rows_dense(crow, pre, adjoint, offset, parts):
+    n_parts, _, n_post = parts.shape
+    rows = crow.shape[0] - 1
+    for k in prange(n_parts):  # each part sums a block of rows: no races, no sorting
+        for r in range(rows * k // n_parts, rows * (k + 1) // n_parts):
+            for e in range(crow[r], crow[r + 1]):
+                i = pre[e]
+                for s in range(n_post):
+                    parts[k, i, s] += adjoint[r, offset + s]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def accumulate_event_rows(crow, pre, adjoint, post, length, parts):
+    n_parts = parts.shape[0]
+    rows = crow.shape[0] - 1
+    for k in prange(n_parts):
+        for r in range(rows * k // n_parts, rows * (k + 1) // n_parts):
+            for e in range(crow[r], crow[r + 1]):
+                i = pre[e]
+                for s in range(length[i]):
+                    parts[k, i, s] += adjoint[r, post[i, s]]
