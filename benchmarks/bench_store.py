@@ -11,11 +11,11 @@ connection densities ``p`` (FixedProbability-like stores: row lengths ~ Binomial
    The store size stays steady. One warm-up cycle, then the median over ``--cycles`` timed
    cycles (both removes of a cycle count). Random masks and pairs are drawn untimed.
 2. **Spike delivery** ``w_sum[j] = sum_i z[i] W[i, j]`` (batch 1) with 1 % and 10 % of the
-   presynaptic neurons spiking, per strategy of :mod:`neurowire.propagate`: ``dense`` (matmul
+   presynaptic neurons spiking, per strategy of :mod:`neurowire.delivery`: ``dense`` (matmul
    with ``to_dense``; only where ``n * n`` is at most ``--max-dense`` floats), ``slots``,
-   ``rows`` (event-driven; the timed step includes ``event_list`` with a budget of the spike
+   ``rows`` (event-driven; the timed step includes ``SpikeEvents.fixed`` with a budget of the spike
    count rounded up to a multiple of 64), ``csr`` (``deliver_csr`` on ``csc_matrix`` of the
-   column index) and ``native`` (the numba ``kernels.deliver_rows`` of the native CPU engine;
+   column index) and ``native`` (the numba ``delivery.deliver_spike_list`` of the native CPU engine;
    CPU only). Reported: seconds per step (median over repetitions of a timed loop long enough
    to be measurable) and delivered synaptic events per second (spikes x mean fan-out / time).
    The one-off build of a strategy's derived structure after the store changed (``prep_s``:
@@ -63,15 +63,15 @@ import torch
 from torch import Tensor
 
 from neurowire.connectivity import FixedProbability
-from neurowire.native import kernels
-from neurowire.propagate import (
+from neurowire.delivery import (
+    SpikeEvents,
     csc_matrix,
+    deliver_all_slots,
     deliver_csr,
-    deliver_dense,
+    deliver_matmul,
     deliver_rows,
-    deliver_slots,
-    event_list,
 )
+from neurowire.native import delivery as native_delivery
 from neurowire.synapses import RaggedSynapses
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -206,7 +206,9 @@ def build_store(
     weight = torch.rand(n, cap, generator=generator, device=device) * live
     trace = torch.rand(n, cap, generator=generator, device=device) * live
     store = RaggedSynapses(n, n, cap, device, name=f"bench_{n}_{density:g}")
-    store.row_length, store.ind = length, ind  # fresh store: no cached view to invalidate
+    with store.mutation():  # direct writes, validated and versioned on exit
+        store.row_length.copy_(length)
+        store.ind.copy_(ind)
     store.add_var("weight", init=weight)
     store.add_var("trace", init=trace)
     return store
@@ -359,13 +361,15 @@ def bench_delivery(
             # the engine's neuron kernels emit spike lists; here the list is made from z
             spk = np.flatnonzero(z_np)
             out_np[:] = 0
-            kernels.deliver_rows(spk, np.array([spk.size]), n_pre, *np_args, out_np)
+            native_delivery.deliver_spike_list(spk, np.array([spk.size]), n_pre, *np_args, out_np)
             return out_np
 
         fns: dict[str, Callable[[], Any]] = {
-            "dense": lambda z=z: deliver_dense(z, w_dense),
-            "slots": lambda z=z: deliver_slots(z, ind, w, live, n_post),
-            "rows": lambda z=z, b=budget: deliver_rows(event_list(z, b), ind, w, live, 1, n_post),
+            "dense": lambda z=z: deliver_matmul(z, w_dense),
+            "slots": lambda z=z: deliver_all_slots(z, ind, w, live, n_post),
+            "rows": lambda z=z, b=budget: deliver_rows(
+                SpikeEvents.fixed(z, b), ind, w, live, 1, n_post
+            ),
             "csr": lambda z=z: deliver_csr(z, csr),
             "native": native,
         }

@@ -19,6 +19,7 @@ import torch
 from scipy.stats import chisquare
 
 import neurowire as nw
+from neurowire.synapses import StoreError
 
 N = 64  # the 64 x 64 upper-triangular pattern of GeNN's feature tests
 B = 3  # batch copies of batched variables
@@ -333,7 +334,8 @@ def test_padding_slots_are_never_read_as_synapses(device):
     """GeNN: slots past row_length are garbage. Fill them with a real target and junk values."""
     s = triangle(device)
     s.remove(diagonal_mask(s))
-    s.ind[~s.live] = 40
+    with s.mutation():  # padding content is free, but ind is sealed outside a mutation
+        s.ind[~s.live] = 40
     for var in s.vars.values():
         var[..., ~s.live] = True if var.dtype == torch.bool else 9
     s.validate()
@@ -639,16 +641,46 @@ CORRUPTIONS = {
 }
 
 
-@pytest.mark.parametrize("corrupt, match", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
-def test_validate_catches_hand_corrupted_stores(device, generator, corrupt, match):
+def _corruptible(device, generator):
     s = nw.RaggedSynapses(12, 12, 8, device, name="corrupt", autapses=False)
     s.add_var("w")
     s.grow(torch.full((12,), 5, device=device), generator=generator)
     s.validate()
-    s.coo(), s.csr(), s.columns()  # warm every cache: validate must look at the raw arrays
+    s.coo(), s.csr(), s.columns()  # warm every cache: validation must look at the raw arrays
+    return s
+
+
+@pytest.mark.parametrize("corrupt, match", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
+def test_mutation_rejects_hand_corrupted_stores_and_undoes_them(device, generator, corrupt, match):
+    s = _corruptible(device, generator)
+    before, pairs_before, version = s.state_dict(), pairs(s), s.version
+    cols_before = [t.clone() for t in s.columns()]
+    ind, row_length, w = s.ind, s.row_length, s.vars["w"]
+    with pytest.raises(StoreError, match=match) as err:
+        with s.mutation():
+            corrupt(s)
+    assert "undone" in str(err.value)
+    after = s.state_dict()
+    assert after.pop("version") > before.pop("version") == version  # caches cannot outlive it
+    assert_same_state(before, after)
+    assert s.ind is ind and s.row_length is row_length and s.vars["w"] is w
+    assert pairs(s) == pairs_before
+    s.validate()
+    assert all(torch.equal(a, b) for a, b in zip(s.columns(), cols_before, strict=True))
+
+
+@pytest.mark.parametrize("corrupt, match", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
+def test_validate_catches_hand_corrupted_stores(device, generator, corrupt, match):
+    """Outside a mutation a write into ind/row_length is reported as such; a replaced variable
+    (vars is an ordinary dict) by the broken invariant."""
+    s = _corruptible(device, generator)
     corrupt(s)
-    with pytest.raises(ValueError, match=match):
-        s.validate()
+    if corrupt is _corrupt_var_shape:
+        with pytest.raises(StoreError, match=match):
+            s.validate()
+    else:
+        with pytest.raises(StoreError, match="written outside `with store.mutation"):
+            s.validate()
 
 
 # ------------------------------------------------------------ persistence

@@ -18,7 +18,7 @@ from .connectivity import (
     GaussianFanIn,
     OneToOne,
 )
-from .errors import CapacityError, DuplicateSynapseError
+from .errors import CapacityError, DuplicateSynapseError, StoreError
 from .grid import Grid
 from .initializers import Constant, Initializer, Normal, Uniform
 from .learning import Adam, EProp, RateRegularizer
@@ -82,6 +82,7 @@ __all__ = [
     "Simulator",
     "SpikeSource",
     "StructuralRule",
+    "StoreError",
     "SynapseView",
     "Uniform",
     "analysis",

@@ -2,7 +2,12 @@
 
 A :class:`Network` only declares; a :class:`~neurowire.Simulator` runs it and a learning rule
 such as :class:`~neurowire.EProp` compiles it into a trainer. Connectivity is drawn when a
-projection is declared, so ``proj.synapses`` can be inspected (and edited) before simulating.
+projection is declared, so ``proj.synapses`` can be inspected (and changed through its API or
+``with proj.synapses.mutation():``) before simulating.
+
+Engines size their state, random streams and code for the network they are built on, so once
+one is built the network's declarations are frozen: :meth:`Network.population`,
+:meth:`Network.connect` and :meth:`Network.add_rule` raise. Callbacks may still be added.
 """
 
 from __future__ import annotations
@@ -123,6 +128,21 @@ class Network:
         self.rules: list[ScheduledRule] = []
         self.callbacks: list[ScheduledCallback] = []
         self.generator = torch.Generator().manual_seed(self.seed)
+        #: names of the engines built on this network (see :meth:`_bind`)
+        self._bound_to: list[str] = []
+
+    def _bind(self, owner_name: str) -> None:
+        """Record that an engine (``"Simulator"``, ``"EProp"``, ...) was built on this network;
+        from then on declarations that would invalidate it raise ``RuntimeError``."""
+        self._bound_to.append(str(owner_name))
+
+    def _check_unbound(self, what: str, things: str) -> None:
+        if self._bound_to:
+            owner = self._bound_to[0]
+            raise RuntimeError(
+                f"cannot {what}: network is bound to a {owner} built earlier; add {things} "
+                f"before building it, or build a new {owner}"
+            )
 
     def __repr__(self) -> str:
         return (
@@ -132,6 +152,7 @@ class Network:
 
     def population(self, name: str, model: NeuronModel) -> Population:
         """Declare a population ``name`` of neurons described by ``model``."""
+        self._check_unbound(f"add population {name!r}", "populations")
         if not isinstance(name, str) or not name or "." in name:
             raise ValueError(
                 f"population name must be a non-empty string without '.', got {name!r}"
@@ -172,6 +193,7 @@ class Network:
             name: default ``"pre->post"``.
             delivery: ``"auto"``, ``"dense"``, ``"rows"`` (event-driven), ``"slots"`` or ``"csr"``.
         """
+        self._check_unbound("connect a projection", "projections")
         pre = self._resolve(pre)
         post = self._resolve(post)
         name = name if name is not None else f"{pre.name}->{post.name}"
@@ -280,9 +302,11 @@ class Network:
         """Run ``rule.update(view, ctx)`` on ``projection`` after every ``every``-th step.
 
         ``log_events=True`` records every formation and elimination (time, pre, post, distance).
+        Raises ``RuntimeError`` once a simulator or trainer was built on the network.
         """
         from .structural.base import StructuralRule
 
+        self._check_unbound("add a rule", "rules")
         if not isinstance(rule, StructuralRule):
             raise TypeError(f"rule must be a StructuralRule, got {type(rule).__name__}")
         proj = self._projection(projection)

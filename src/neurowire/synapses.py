@@ -8,6 +8,16 @@ slots beyond are padding. Every structural change goes through :meth:`RaggedSyna
 their synapse and bump :attr:`RaggedSynapses.version`. Derived views (COO, CSR, column index,
 live mask) are caches keyed on that version.
 
+The structure is *sealed*: ``ind`` and ``row_length`` are read-only properties, and a write
+into them (or into a cached view) outside ``with store.mutation():`` is detected at the next
+derived-view access, which raises :class:`StoreError` instead of answering from stale caches.
+Detection uses torch's in-place version counters, so it sees every torch write; writes through
+numpy views (numba kernels) are invisible to it, and such code must call ``_changed()``.
+Variable values may be written in place (optimisers do); :attr:`RaggedSynapses.values_version`
+counts value changes made through the store's API, and in-place writers call
+:meth:`RaggedSynapses.values_changed` so that value caches such as :meth:`RaggedSynapses.dense`
+refresh.
+
 Removal is *stable*: surviving synapses keep their relative order (unlike GeNN, which swaps the
 last synapse of the row into the hole). Additions append to the end of their row in call order.
 """
@@ -16,13 +26,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from .errors import CapacityError, DuplicateSynapseError
+from .errors import CapacityError, DuplicateSynapseError, StoreError
 from .initializers import Initializer
 
 #: dtypes the numba store kernels handle (others take the PyTorch path)
@@ -84,6 +95,19 @@ class ColumnIndex(NamedTuple):
     length: Tensor
 
 
+def _stamp(value: Any) -> tuple[int, ...]:
+    """torch's in-place version counters of a tensor or a tuple of tensors (-1 where a tensor
+    does not track one, as inference tensors do not)."""
+    parts = value if isinstance(value, tuple) else (value,)
+    out = []
+    for t in parts:
+        try:
+            out.append(t._version)
+        except RuntimeError:
+            out.append(-1)
+    return tuple(out)
+
+
 def _resolve_device(device: str | torch.device) -> torch.device:
     """``torch.device`` with its index filled in (``"cuda"`` -> ``cuda:0``) as tensors report."""
     dev = torch.device(device)
@@ -117,6 +141,13 @@ class RaggedSynapses:
     Shapes:
         ``row_length [n_pre]``, ``ind [n_pre, capacity]``, ``live [n_pre, capacity]``,
         ``vars[name]`` ``[n_pre, capacity]`` or ``[B, n_pre, capacity]`` when batched.
+
+    ``ind`` and ``row_length`` are read-only: change the structure with :meth:`remove`,
+    :meth:`add`, :meth:`grow`, or by editing the tensors in place inside
+    ``with store.mutation():`` (see :meth:`mutation`). An in-place write outside a mutation is
+    detected by the next derived view (``live``, :meth:`coo`, :meth:`csr`, :meth:`columns`,
+    :meth:`padded_columns`, :meth:`to_dense`, :meth:`dense`), by :meth:`remove`, :meth:`add`,
+    :meth:`grow`, :meth:`state_dict` and :meth:`validate`, which raise :class:`StoreError`.
     """
 
     def __init__(
@@ -144,13 +175,19 @@ class RaggedSynapses:
         self.name = name
         self.autapses = autapses
         self.device = _resolve_device(device)
-        self.row_length = torch.zeros(n_pre, dtype=torch.int64, device=self.device)
-        self.ind = torch.zeros(n_pre, capacity, dtype=torch.int64, device=self.device)
+        self._row_length = torch.zeros(n_pre, dtype=torch.int64, device=self.device)
+        self._ind = torch.zeros(n_pre, capacity, dtype=torch.int64, device=self.device)
         self.vars: dict[str, Tensor] = {}
+        #: bumped by every structural change (derived views are cached on it)
         self.version = 0
+        #: bumped by every change of variable values made through the store (and by
+        #: :meth:`values_changed`); value caches such as :meth:`dense` are keyed on it
+        self.values_version = 0
         self.index_rebuild_s = 0.0  # wall-clock seconds spent rebuilding derived views
-        self._cache: dict[str, tuple[int, Any]] = {}
+        self._cache: dict[str, tuple[Any, Any, tuple[int, ...]]] = {}
         self._col_capacity = 0
+        self._mutating = 0  # depth of open mutation() blocks
+        self._seal()
         #: use the numba kernels for remove/add on the CPU (False: the PyTorch reference path)
         self.native_ops = True
 
@@ -261,13 +298,44 @@ class RaggedSynapses:
         else:
             raise TypeError(f"{self.name}: unsupported init for {name!r}: {type(init).__name__}")
         self.vars[name] = var
+        self.values_version += 1
         return var
 
     # ------------------------------------------------------------------ properties
     @property
+    def ind(self) -> Tensor:
+        """int64 ``[n_pre, capacity]``: postsynaptic id of every slot (padding unspecified).
+
+        Read-only: write into it only inside ``with store.mutation():``.
+        """
+        return self._ind
+
+    @ind.setter
+    def ind(self, value: Any) -> None:
+        raise AttributeError(self._read_only_message("ind"))
+
+    @property
+    def row_length(self) -> Tensor:
+        """int64 ``[n_pre]``: live synapses per row.
+
+        Read-only: write into it only inside ``with store.mutation():``.
+        """
+        return self._row_length
+
+    @row_length.setter
+    def row_length(self, value: Any) -> None:
+        raise AttributeError(self._read_only_message("row_length"))
+
+    def _read_only_message(self, attr: str) -> str:
+        return (
+            f"store {self.name!r}: {attr} is read-only; change the structure with "
+            f"remove/add/grow, or edit {attr} in place inside `with store.mutation():`"
+        )
+
+    @property
     def nnz(self) -> int:
         """Number of live synapses."""
-        return int(self.row_length.sum())
+        return int(self._row_length.sum())
 
     @property
     def live(self) -> Tensor:
@@ -276,20 +344,115 @@ class RaggedSynapses:
 
     def _build_live(self) -> Tensor:
         slots = torch.arange(self.capacity, device=self.device)
-        return slots[None, :] < self.row_length[:, None]
+        return slots[None, :] < self._row_length[:, None]
 
-    def _cached(self, key: str, build):
+    def _cached(self, key: str, build, token: Any = None):
+        """``build()``, cached under ``key`` until :attr:`version` (or ``token``) changes.
+
+        Checks the seal first; a cached value written in place raises :class:`StoreError`
+        (and is dropped). Inside a mutation nothing is cached: views follow the edits.
+        """
+        if self._mutating:
+            return build()
+        self._check_sealed()
+        token = self.version if token is None else token
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == self.version:
-            return hit[1]
+        if hit is not None and hit[0] == token:
+            if _stamp(hit[1]) == hit[2]:
+                return hit[1]
+            del self._cache[key]
+            raise StoreError(
+                f"store {self.name!r}: the cached {key} view was written in place; derived "
+                f"views are read-only (they are shared). Change the store with "
+                f"remove/add/grow/set_values, or inside `with store.mutation():`"
+            )
         start = time.perf_counter()
         value = build()
         self.index_rebuild_s += time.perf_counter() - start
-        self._cache[key] = (self.version, value)
+        self._cache[key] = (token, value, _stamp(value))
         return value
 
+    # ------------------------------------------------------------------ seal, mutation
+    def _fingerprint(self) -> tuple[Any, ...]:
+        return (id(self._ind), id(self._row_length), *_stamp((self._ind, self._row_length)))
+
+    def _seal(self) -> None:
+        """Record the structure as the store's own (after the store itself changed it)."""
+        self._seal_print = self._fingerprint()
+
+    def _check_sealed(self) -> None:
+        """Raise :class:`StoreError` if ``ind``/``row_length`` were written behind the store."""
+        if self._mutating or self._fingerprint() == self._seal_print:
+            return
+        raise StoreError(
+            f"store {self.name!r}: ind/row_length were written outside "
+            f"`with store.mutation():`, so its cached views (live, coo, csr, columns) would be "
+            f"stale. Change the structure with remove/add/grow, or edit the tensors inside "
+            f"`with store.mutation():` (which validates the edit and refreshes the views); "
+            f"load_state_dict() restores a saved state"
+        )
+
     def _changed(self) -> None:
+        """Called after every change the store makes (or sanctions) to its structure."""
         self.version += 1
+        self.values_version += 1
+        self._seal()
+
+    def values_changed(self) -> None:
+        """Declare that variable values were written in place outside the store's API (an
+        optimiser step, say): bumps :attr:`values_version`, so value caches refresh."""
+        self.values_version += 1
+
+    @contextmanager
+    def mutation(self) -> Iterator[RaggedSynapses]:
+        """Context in which ``ind``, ``row_length`` and ``vars`` may be edited directly.
+
+        On exit the structure is validated (as :meth:`validate`), :attr:`version` and
+        :attr:`values_version` are bumped and the seal is renewed. If the edits leave the store
+        invalid, or the block raises, every tensor is restored to its content at entry (the
+        same tensor objects; ``vars`` to the same variables) and the error propagates: an
+        invalid edit raises :class:`StoreError`. Views read inside the block follow the edits
+        (they are not cached). The versions advance even then, so no cache outlives a block.
+        Nested blocks join the outermost one. Entry copies every tensor of the store.
+
+        Example::
+
+            with store.mutation():
+                store.row_length[3] = 0  # drop row 3's synapses
+        """
+        if self._mutating:
+            self._mutating += 1
+            try:
+                yield self
+            finally:
+                self._mutating -= 1
+            return
+        self._check_sealed()
+        vars_dict, entry_vars = self.vars, dict(self.vars)
+        saved_ind, saved_length = self._ind.clone(), self._row_length.clone()
+        saved_vars = {k: v.clone() for k, v in entry_vars.items()}
+        self._mutating = 1
+        try:
+            yield self
+            self._mutating = 0
+            try:
+                self._check_structure()
+            except ValueError as err:
+                raise StoreError(
+                    f"{err}; the mutation was undone (store {self.name!r} is as before it)"
+                ) from None
+        except BaseException:
+            self._ind.copy_(saved_ind)
+            self._row_length.copy_(saved_length)
+            for k, var in entry_vars.items():
+                var.copy_(saved_vars[k])
+            vars_dict.clear()
+            vars_dict.update(entry_vars)
+            self.vars = vars_dict
+            raise
+        finally:
+            self._mutating = 0
+            self._changed()
 
     def __repr__(self) -> str:
         return (
@@ -302,7 +465,7 @@ class RaggedSynapses:
     def coo(self) -> tuple[Tensor, Tensor]:
         """(pre, post) int64 ``[nnz]`` of the live synapses in row-major slot order."""
         pre, slot = self._coo_slots()
-        return pre, self.ind.view(-1)[slot]
+        return pre, self._ind.view(-1)[slot]
 
     def _coo_slots(self) -> tuple[Tensor, Tensor]:
         def build():
@@ -332,9 +495,13 @@ class RaggedSynapses:
         flat = var.flatten(-2)
         flat[..., slot] = values.to(var.dtype)
         self.vars[name] = flat.view(var.shape)
+        self.values_version += 1
 
     def to_dense(self, name: str) -> Tensor:
-        """Variable ``name`` as ``[n_pre, n_post]`` (or ``[B, n_pre, n_post]``), 0 where absent."""
+        """Variable ``name`` as ``[n_pre, n_post]`` (or ``[B, n_pre, n_post]``), 0 where absent.
+
+        A new tensor on every call; :meth:`dense` is the cached, read-only equivalent.
+        """
         var = self._var(name)
         pre, post = self.coo()
         out = torch.zeros(
@@ -343,13 +510,23 @@ class RaggedSynapses:
         out[..., pre, post] = self.values(name)
         return out
 
+    def dense(self, name: str = "weight") -> Tensor:
+        """:meth:`to_dense` cached on (:attr:`version`, :attr:`values_version`); read-only.
+
+        The cache also refreshes when ``vars[name]`` is replaced or written by a torch in-place
+        op; writes torch cannot see (through numpy views) need :meth:`values_changed`.
+        """
+        var = self._var(name)
+        token = (self.version, self.values_version, id(var), *_stamp(var))
+        return self._cached(f"dense:{name}", lambda: self.to_dense(name), token)
+
     def csr(self) -> CSR:
         """Row-major compressed view (cached per :attr:`version`)."""
 
         def build():
             pre, post = self.coo()
             indptr = torch.zeros(self.n_pre + 1, dtype=torch.int64, device=self.device)
-            indptr[1:] = torch.cumsum(self.row_length, 0)
+            indptr[1:] = torch.cumsum(self._row_length, 0)
             return CSR(indptr, post, self._coo_slots()[1])
 
         return self._cached("csr", build)
@@ -400,6 +577,7 @@ class RaggedSynapses:
 
         Memory is ``O(k * capacity)``, never ``O(n_pre * n_post)``.
         """
+        self._check_sealed()
         pre_t, post_t = self._check_pairs(pre, post)
         return self._contains(pre_t, post_t)
 
@@ -411,7 +589,7 @@ class RaggedSynapses:
         slots = torch.arange(self.capacity, device=self.device)
         for start in range(0, pre.numel(), step):
             p, q = pre[start : start + step], post[start : start + step]
-            hit = (self.ind[p] == q[:, None]) & (slots < self.row_length[p][:, None])
+            hit = (self._ind[p] == q[:, None]) & (slots < self._row_length[p][:, None])
             out[start : start + step] = hit.any(1)
         return out
 
@@ -456,6 +634,7 @@ class RaggedSynapses:
         Returns:
             int64 ``[n_pre]``: synapses removed per row.
         """
+        self._check_sealed()
         mask = torch.as_tensor(mask, device=self.device)
         if mask.dtype != torch.bool:
             raise TypeError(f"{self.name}: remove() needs a bool mask, got dtype {mask.dtype}")
@@ -475,10 +654,10 @@ class RaggedSynapses:
         # compact only the rows that lose synapses, in place
         keep = self.live[rows] & ~gone[rows]
         dest = torch.where(keep, torch.cumsum(keep, 1) - 1, self.capacity)
-        self.ind[rows] = self._compact(self.ind[rows], dest)
+        self._ind[rows] = self._compact(self._ind[rows], dest)
         for var in self.vars.values():
             var[..., rows, :] = self._compact(var[..., rows, :], dest)
-        self.row_length -= removed
+        self._row_length -= removed
         self._changed()
         return removed
 
@@ -491,12 +670,12 @@ class RaggedSynapses:
 
     def _remove_native(self, kernels, mask: Tensor) -> Tensor:
         m = mask.numpy()
-        length = self.row_length.numpy()
+        length = self._row_length.numpy()
         removed = torch.zeros(self.n_pre, dtype=torch.int64)
         rem = removed.numpy()
         if kernels.removed_per_row(m, length, rem) == 0:
             return removed
-        kernels.compact_rows(self.ind.numpy(), m, length, rem)
+        kernels.compact_rows(self._ind.numpy(), m, length, rem)
         for var in self.vars.values():
             for part in var.view(-1, self.n_pre, self.capacity):
                 kernels.compact_rows(part.numpy(), m, length, rem)
@@ -530,6 +709,7 @@ class RaggedSynapses:
         Returns:
             bool ``[k]``: which pairs were added. A call that raises changes nothing.
         """
+        self._check_sealed()
         for arg, val in (("on_full", on_full), ("on_duplicate", on_duplicate)):
             if val not in ("raise", "skip"):
                 raise ValueError(f"{self.name}: {arg} must be 'raise' or 'skip', got {val!r}")
@@ -548,8 +728,8 @@ class RaggedSynapses:
             kernels.classify_pairs(
                 pre_t.numpy(),
                 post_t.numpy(),
-                self.ind.numpy(),
-                self.row_length.numpy(),
+                self._ind.numpy(),
+                self._row_length.numpy(),
                 self.capacity,
                 self.n_post,
                 dup_np,
@@ -566,7 +746,7 @@ class RaggedSynapses:
             )
         cand = ~dup
         rank = native_rank if kernels is not None else self._rank_in_row(pre_t, cand)
-        free = self.capacity - self.row_length[pre_t]
+        free = self.capacity - self._row_length[pre_t]
         fits = rank < free
         if on_full == "raise" and bool((cand & ~fits).any()):
             first = int((cand & ~fits).nonzero()[0, 0])
@@ -647,8 +827,8 @@ class RaggedSynapses:
                 pre.numpy(),
                 post.numpy(),
                 added.numpy(),
-                self.ind.numpy(),
-                self.row_length.numpy(),
+                self._ind.numpy(),
+                self._row_length.numpy(),
                 slot_all.numpy(),
             )
             slots = slot_all[added]
@@ -657,12 +837,12 @@ class RaggedSynapses:
                 var[..., rows, slots] = 0 if val is None else val[..., added]
             self._changed()
             return
-        slots = self.row_length[rows] + rank[added]
-        self.ind[rows, slots] = post[added]
+        slots = self._row_length[rows] + rank[added]
+        self._ind[rows, slots] = post[added]
         for key, var in self.vars.items():
             val = values.get(key)
             var[..., rows, slots] = 0 if val is None else val[..., added]
-        self.row_length += torch.bincount(rows, minlength=self.n_pre)
+        self._row_length += torch.bincount(rows, minlength=self.n_pre)
         self._changed()
 
     def grow(
@@ -684,6 +864,7 @@ class RaggedSynapses:
         Returns:
             int64 ``[n_pre]``: synapses actually added per row.
         """
+        self._check_sealed()
         counts = torch.as_tensor(per_row, device=self.device)
         if counts.dtype == torch.bool or counts.is_floating_point():
             raise TypeError(f"{self.name}: per_row must be integer, got dtype {counts.dtype}")
@@ -701,8 +882,8 @@ class RaggedSynapses:
                     f"{type(val).__name__} for {key!r}"
                 )
         if not bool(counts.any()):
-            return torch.zeros_like(self.row_length)
-        free_cols = self.n_post - self.row_length
+            return torch.zeros_like(self._row_length)
+        free_cols = self.n_post - self._row_length
         if not self.autapses:
             free_cols = (
                 free_cols
@@ -713,12 +894,12 @@ class RaggedSynapses:
                 ).long()
             )
         target = torch.minimum(
-            counts.long(), torch.minimum(self.capacity - self.row_length, free_cols)
+            counts.long(), torch.minimum(self.capacity - self._row_length, free_cols)
         )
         target = target.clamp(min=0)
         if not bool(target.any()):
-            return torch.zeros_like(self.row_length)
-        before = self.row_length.clone()
+            return torch.zeros_like(self._row_length)
+        before = self._row_length.clone()
         pending = torch.repeat_interleave(torch.arange(self.n_pre, device=self.device), target)
         for _ in range(16):
             if pending.numel() == 0:
@@ -733,14 +914,14 @@ class RaggedSynapses:
             pending = pending[~ok]
         if pending.numel():
             self._grow_by_enumeration(pending, generator, values)
-        return self.row_length - before
+        return self._row_length - before
 
     def _grow_by_enumeration(self, pending: Tensor, generator, values) -> None:
         """Exact fallback for nearly full rows: choose among the explicitly listed free columns."""
         rows, need = torch.unique(pending, return_counts=True)
         for row, n in zip(rows.tolist(), need.tolist(), strict=False):
             free = torch.ones(self.n_post, dtype=torch.bool, device=self.device)
-            free[self.ind[row, : int(self.row_length[row])]] = False
+            free[self._ind[row, : int(self._row_length[row])]] = False
             if not self.autapses:
                 free[row] = False
             cols = free.nonzero().squeeze(1)
@@ -763,13 +944,24 @@ class RaggedSynapses:
 
     # ------------------------------------------------------------------ integrity, persistence
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first broken invariant (cheap enough for tests)."""
+        """Raise :class:`StoreError` (a ``ValueError``) naming the first broken invariant, or
+        saying that the structure was written outside a mutation (cheap enough for tests)."""
+        self._check_sealed()
+        try:
+            self._check_structure()
+        except StoreError:
+            raise
+        except ValueError as err:
+            raise StoreError(str(err)) from None
+
+    def _check_structure(self) -> None:
+        """The invariants, checked on the raw arrays; raises ``ValueError``."""
         n = self.name
-        rl = self.row_length
+        rl, ind = self._row_length, self._ind
         if rl.shape != (self.n_pre,) or rl.dtype != torch.int64:
             raise ValueError(f"{n}: row_length has shape {tuple(rl.shape)} dtype {rl.dtype}")
-        if self.ind.shape != (self.n_pre, self.capacity):
-            raise ValueError(f"{n}: ind has shape {tuple(self.ind.shape)}")
+        if ind.shape != (self.n_pre, self.capacity) or ind.dtype != torch.int64:
+            raise ValueError(f"{n}: ind has shape {tuple(ind.shape)} dtype {ind.dtype}")
         if bool(((rl < 0) | (rl > self.capacity)).any()):
             row = int(((rl < 0) | (rl > self.capacity)).nonzero()[0, 0])
             raise ValueError(
@@ -778,7 +970,7 @@ class RaggedSynapses:
         # rebuilt from the raw arrays, never from the caches: they may predate a corruption
         live = torch.arange(self.capacity, device=self.device)[None, :] < rl[:, None]
         pre = live.nonzero()[:, 0]
-        post = self.ind[live]
+        post = ind[live]
         if post.numel() and bool(((post < 0) | (post >= self.n_post)).any()):
             raise ValueError(f"{n}: a live synapse targets a column outside [0, {self.n_post})")
         key = torch.sort(pre * self.n_post + post).values
@@ -795,6 +987,7 @@ class RaggedSynapses:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild the store (tensors are copies)."""
+        self._check_sealed()
         return {
             "n_pre": self.n_pre,
             "n_post": self.n_post,
@@ -802,8 +995,8 @@ class RaggedSynapses:
             "name": self.name,
             "autapses": self.autapses,
             "version": self.version,
-            "row_length": self.row_length.clone(),
-            "ind": self.ind.clone(),
+            "row_length": self._row_length.clone(),
+            "ind": self._ind.clone(),
             "vars": {k: v.clone() for k, v in self.vars.items()},
         }
 
@@ -816,15 +1009,21 @@ class RaggedSynapses:
         store = cls(
             d["n_pre"], d["n_post"], d["capacity"], dev, name=d["name"], autapses=d["autapses"]
         )
-        store.row_length = d["row_length"].to(dev, torch.int64).clone()
-        store.ind = d["ind"].to(dev, torch.int64).clone()
+        store._row_length = d["row_length"].to(dev, torch.int64).clone()
+        store._ind = d["ind"].to(dev, torch.int64).clone()
         store.vars = {k: v.to(dev).clone() for k, v in d["vars"].items()}
         store.version = int(d["version"])
+        store._seal()
         store.validate()
         return store
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` into this store in place (same shape and variables).
+
+        The tensors are overwritten in place (``ind``, ``row_length`` and every variable stay
+        the same objects; a variable whose saved shape differs, another batch size say, is
+        replaced). Bumps :attr:`version` and :attr:`values_version`; also repairs a store
+        whose structure was written outside a mutation.
 
         Raises ``ValueError`` naming what differs, before changing anything.
         """
@@ -839,19 +1038,35 @@ class RaggedSynapses:
                 f"{self.name}: saved variables {sorted(d['vars'])} differ from {sorted(self.vars)}"
             )
         restored = RaggedSynapses.from_state_dict(d, device=self.device)  # validates
-        self.row_length, self.ind = restored.row_length, restored.ind
-        self.vars = {k: restored.vars[k].to(self.vars[k].dtype) for k in self.vars}
-        self.version = max(self.version, restored.version) + 1
+        self._row_length.copy_(restored._row_length)
+        self._ind.copy_(restored._ind)
+        for k, var in self.vars.items():
+            saved = restored.vars[k]
+            if saved.shape == var.shape:
+                var.copy_(saved)
+            else:
+                self.vars[k] = saved.to(var.dtype)
+        self.version = max(self.version, restored.version)
         self._cache.clear()
+        self._changed()
 
     def to(self, device: str | torch.device) -> RaggedSynapses:
         """Move every tensor to ``device`` in place; returns self."""
         dev = _resolve_device(device)
         if dev == self.device:
             return self
+        self._check_sealed()
         self.device = dev
-        self.row_length = self.row_length.to(dev)
-        self.ind = self.ind.to(dev)
+        self._row_length = self._row_length.to(dev)
+        self._ind = self._ind.to(dev)
         self.vars = {k: v.to(dev) for k, v in self.vars.items()}
         self._cache.clear()
+        self._seal()
         return self
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled / deep-copied tensors restart their version counters: renew the seal and
+        # drop the caches (whose recorded counters no longer apply)
+        self.__dict__.update(state)
+        self._cache = {}
+        self._seal()

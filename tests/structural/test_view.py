@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import neurowire as nw
+from neurowire.synapses import StoreError
 
 
 class Inspect(nw.StructuralRule):
@@ -130,3 +131,30 @@ def test_rules_on_dense_projections_and_non_rules_are_rejected():
         net.add_rule(Inspect(), sparse, every=0)
     with pytest.raises(ValueError, match="unknown projection"):
         net.add_rule(Inspect(), "nope")
+
+
+def test_a_rule_writing_the_structure_behind_the_store_is_caught():
+    class Scribble(nw.StructuralRule):
+        def update(self, s, ctx):
+            s.row_length[0] = 0  # not through remove(): the caches would go stale
+
+    net, proj = grid_net()
+    net.add_rule(Scribble(), proj, every=2)
+    sim = nw.Simulator(net, engine="eager")
+    with pytest.raises(StoreError, match=r"'a->b'.*written outside `with store\.mutation"):
+        sim.run(4)
+
+
+def test_a_rule_may_edit_the_structure_inside_a_mutation():
+    class ClearRowZero(nw.StructuralRule):
+        def update(self, s, ctx):
+            with s.store.mutation():
+                s.row_length[0] = 0
+
+    net, proj = grid_net()
+    net.add_rule(ClearRowZero(), proj, every=2)
+    sim = nw.Simulator(net, engine="eager")
+    sim.run(4)
+    assert proj.synapses.row_length[0] == 0 and not proj.synapses.live[0].any()
+    assert 0 not in proj.synapses.coo()[0].tolist()
+    proj.synapses.validate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,18 +19,35 @@ def _numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
+@dataclass(frozen=True)
+class LogMark:
+    """A position in a :class:`RewiringLog` (see :meth:`RewiringLog.mark`): per projection the
+    number of calls and of events recorded so far."""
+
+    calls: dict[str, int]
+    events: dict[str, int]
+    epoch: int
+
+
 class RewiringLog:
     """Counts per rule call for every projection, plus event lists where enabled.
 
     ``calls(projection)`` gives arrays ``step``, ``t_ms``, ``removed``, ``added``, ``failed``;
     ``events(projection)`` gives ``t_ms``, ``pre``, ``post``, ``kind`` (+1 formation,
     -1 elimination) and ``distance`` (grid units; NaN without grids), in time order.
+
+    :meth:`mark` and :meth:`rollback` undo everything recorded since a mark (what
+    :func:`~neurowire.structural.transaction.rule_transaction` does when a rule raises).
     """
 
     def __init__(self) -> None:
         self._calls: dict[str, list[tuple[int, float, int, int, int]]] = defaultdict(list)
         self._call_arrays: dict[str, list[np.ndarray]] = defaultdict(list)
         self._events: dict[str, list[tuple[np.ndarray, ...]]] = defaultdict(list)
+        # running counts per projection, so that mark() costs O(projections)
+        self._n_calls: dict[str, int] = defaultdict(int)
+        self._n_events: dict[str, int] = defaultdict(int)
+        self._epoch = 0  # bumped by load_state_dict: older marks no longer apply
 
     def record_call(
         self, projection: str, step: int, t_ms: float, removed: int, added: int, failed: int
@@ -37,6 +55,7 @@ class RewiringLog:
         if self._calls[projection] and len(self._calls[projection]) >= 4096:
             self._flush(projection)
         self._calls[projection].append((step, t_ms, removed, added, failed))
+        self._n_calls[projection] += 1
 
     def _flush(self, projection: str) -> None:
         rows = self._calls.pop(projection, [])
@@ -47,10 +66,12 @@ class RewiringLog:
         self, projection: str, step: Any, t_ms: Any, removed: Any, added: Any, failed: Any
     ) -> None:
         """Append many calls at once (arrays of equal length)."""
+        self._flush(projection)  # pending single calls came first: keep the order
         rows = np.stack(
             [np.asarray(x, dtype=np.float64) for x in (step, t_ms, removed, added, failed)], 1
         )
         self._call_arrays[projection].append(rows)
+        self._n_calls[projection] += len(rows)
 
     def record_events(
         self, projection: str, t_ms: Any, pre: Any, post: Any, kind: Any, distance: Any
@@ -67,6 +88,43 @@ class RewiringLog:
             chunk.append(np.array(arr, dtype=dtype))
         chunk = tuple(chunk)
         self._events[projection].append(chunk)
+        self._n_events[projection] += pre.size
+
+    # ------------------------------------------------------------------ undo
+    def mark(self) -> LogMark:
+        """The current position, for :meth:`rollback` (cheap: O(projections))."""
+        return LogMark(dict(self._n_calls), dict(self._n_events), self._epoch)
+
+    def rollback(self, mark: LogMark) -> None:
+        """Drop every call and event recorded after ``mark`` (totals follow, as they are sums
+        over the calls); projections first seen after it disappear. Raises ``ValueError`` for
+        a mark taken before the last :meth:`load_state_dict`."""
+        if mark.epoch != self._epoch:
+            raise ValueError("this log mark predates a load_state_dict(); it cannot be rolled back")
+        for name in set(self._n_calls) | set(self._calls) | set(self._call_arrays):
+            if name not in mark.calls:
+                for table in (self._calls, self._call_arrays, self._n_calls):
+                    table.pop(name, None)
+            elif self._n_calls.get(name, 0) != mark.calls[name]:
+                self._flush(name)
+                rows = np.concatenate(self._call_arrays.pop(name, []) or [np.zeros((0, 5))])
+                self._call_arrays[name] = [rows[: mark.calls[name]]]
+                self._n_calls[name] = mark.calls[name]
+        for name in set(self._n_events) | set(self._events):
+            if name not in mark.events:
+                self._events.pop(name, None)
+                self._n_events.pop(name, None)
+            elif self._n_events.get(name, 0) != mark.events[name]:
+                keep, kept, total = mark.events[name], [], 0
+                for chunk in self._events.get(name, []):
+                    if total + chunk[0].size > keep:
+                        if keep > total:
+                            kept.append(tuple(a[: keep - total] for a in chunk))
+                        break
+                    kept.append(chunk)
+                    total += chunk[0].size
+                self._events[name] = kept
+                self._n_events[name] = keep
 
     def state_dict(self) -> dict[str, Any]:
         """Every call and event as tensors (for checkpoints)."""
@@ -87,12 +145,17 @@ class RewiringLog:
         self._calls.clear()
         self._call_arrays.clear()
         self._events.clear()
+        self._n_calls.clear()
+        self._n_events.clear()
+        self._epoch += 1
         for name, rows in state["calls"].items():
-            self._call_arrays[name].append(np.asarray(rows, dtype=np.float64).reshape(-1, 5))
+            rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+            self._call_arrays[name].append(rows)
+            self._n_calls[name] += len(rows)
         for name, ev in state["events"].items():
-            self._events[name].append(
-                tuple(np.asarray(ev[f], dtype=d) for f, d in zip(_FIELDS, _DTYPES, strict=True))
-            )
+            chunk = tuple(np.asarray(ev[f], dtype=d) for f, d in zip(_FIELDS, _DTYPES, strict=True))
+            self._events[name].append(chunk)
+            self._n_events[name] += chunk[0].size
 
     @property
     def projections(self) -> list[str]:

@@ -20,11 +20,14 @@ class SynapseView:
         store: the :class:`~neurowire.RaggedSynapses` itself.
         live: bool ``[n_pre, capacity]``; ``pre`` int ``[n_pre, capacity]`` (row ids);
         post: int ``[n_pre, capacity]`` (``store.ind``; padding unspecified);
-        row_length: int ``[n_pre]``.
+        row_length: int ``[n_pre]``. ``live``, ``post`` and ``row_length`` are read-only: the
+        store detects in-place writes (see :meth:`~neurowire.RaggedSynapses.mutation`).
         pre_state, post_state: neuron state variables by name, ``[B, n]``.
         pre_grid, post_grid: :class:`~neurowire.grid.Grid` or None.
 
-    ``view["weight"]`` is a per-synapse variable ``[n_pre, capacity]`` (``[B, ...]`` if batched).
+    ``view["weight"]`` is a per-synapse variable ``[n_pre, capacity]`` (``[B, ...]`` if batched);
+    it may be written in place (then call ``view.store.values_changed()``). The structure changes
+    through :meth:`remove`, :meth:`add` and :meth:`grow`, which count and log what they do.
     """
 
     def __init__(

@@ -1,0 +1,65 @@
+"""All-or-nothing rule calls: a rule that raises leaves nothing half-done.
+
+A structural rule changes its stores through several calls (``view.remove``, then
+``view.add``, ...), and each call logs as it goes. If the rule raises in between, the store is
+left half-rewired and the :class:`~neurowire.RewiringLog` holds events of a call that never
+finished (and no per-call record for it). :func:`rule_transaction` makes the call atomic::
+
+    with rule_transaction([proj.synapses], sim.rewiring):
+        rule.update(view, ctx)
+        sim.rewiring.record_call(...)
+
+If the block raises, every listed store and the log are put back exactly as they were at
+entry, then the exception propagates unchanged; so store, per-call log and event log agree,
+as before the call. Stores not listed are not restored: list every store the rule may change
+(a coupled rule's partners too). Random generators are not rewound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..synapses import RaggedSynapses
+from .log import RewiringLog
+
+
+def _restore(store: RaggedSynapses, saved: dict[str, Any]) -> None:
+    """Load ``saved`` back in place, after dropping variables registered since (and putting
+    back any that were dropped), so that the variable set matches."""
+    for name in set(store.vars) - set(saved["vars"]):
+        del store.vars[name]
+    for name in set(saved["vars"]) - set(store.vars):
+        store.vars[name] = saved["vars"][name].clone()
+    store.load_state_dict(saved)
+
+
+@contextmanager
+def rule_transaction(stores: Sequence[RaggedSynapses], log: RewiringLog | None) -> Iterator[None]:
+    """Snapshot ``stores`` and ``log``; if the block raises, restore both and re-raise.
+
+    Args:
+        stores: every store the block may change (duplicates are fine).
+        log: the log the block records into, or None.
+
+    On entry each store's :meth:`~neurowire.RaggedSynapses.state_dict` (copies of ``ind``,
+    ``row_length`` and every variable) and the log's :meth:`~neurowire.RewiringLog.mark` are
+    taken. If the block raises anything (``KeyboardInterrupt`` too), each store is restored
+    in place with :meth:`~neurowire.RaggedSynapses.load_state_dict` (the same tensor objects,
+    so views held elsewhere stay valid; ``version`` advances, so caches rebuild), variables
+    registered inside the block are dropped, the log is rolled back to the mark (per-call
+    records, totals and events alike), and the original exception is re-raised unchanged.
+    A block that completes keeps all its changes. Entry costs one copy of every store.
+    """
+    unique = list({id(s): s for s in stores}.values())
+    saved = [(s, s.state_dict()) for s in unique]
+    mark = log.mark() if log is not None else None
+    try:
+        yield
+    except BaseException:
+        for store, state in saved:
+            _restore(store, state)
+        if log is not None:
+            log.rollback(mark)
+        raise
