@@ -13,6 +13,7 @@ from neurowire.analysis import (
     plot_scaling,
     plot_timing_breakdown,
 )
+from neurowire.analysis.plots import timing_fractions
 
 GRID = (8, 8)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -21,6 +22,24 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _is_png(path):
     data = path.read_bytes()
     return len(data) > 1000 and data[:8] == PNG_MAGIC
+
+
+def _colorbar_labels(fig):
+    """The label of every colour bar of ``fig``; every image's colours must be on a colour bar
+    (its own, or that of an image with the same colour map and scale)."""
+    bars = [ax for ax in fig.axes if getattr(ax, "_colorbar", None) is not None]
+    scales = {
+        (cb.mappable.cmap.name, *cb.mappable.get_clim()) for cb in (a._colorbar for a in bars)
+    }
+    for ax in fig.axes:
+        for im in ax.images:
+            key = (im.cmap.name, *im.get_clim())
+            assert key in scales, f"the image in {ax.get_title()!r} has no colour bar"
+    labels = []
+    for ax in bars:
+        cb = ax._colorbar
+        labels.append(ax.get_ylabel() if cb.orientation == "vertical" else ax.get_xlabel())
+    return labels
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +63,52 @@ def timeline_and_log():
 def test_plot_displacement_maps(tmp_path):
     a = displacement_maps(*bamford_initial_connectivity(GRID, k=4, rng=0), GRID, np.full(256, 0.2))
     b = displacement_maps(*bamford_initial_connectivity(GRID, k=4, rng=1), GRID, np.full(256, 0.1))
-    fig = plot_displacement_maps(a, b, tmp_path / "disp.png", title="src->tgt")
+    fig = plot_displacement_maps(a, b, tmp_path / "disp.png", title="src->tgt", weight_unit="µS")
     assert fig is not None and _is_png(tmp_path / "disp.png")
+    assert _colorbar_labels(fig) == [
+        "connection probability (fraction of pairs)",
+        "mean weight per synapse [µS]",
+    ]
 
 
 def test_plot_connectivity_evolution(tmp_path, timeline_and_log):
     tl, log = timeline_and_log
     path = tmp_path / "sub" / "evolution.png"
-    plot_connectivity_evolution(tl, log, 1000.0, path, sigma_form=2.5, expected_degree=6.28)
+    fig = plot_connectivity_evolution(
+        tl, log, 1000.0, path, sigma_form=2.5, expected_degree=6.28, weight_unit="µS"
+    )
     assert _is_png(path)
+    assert _colorbar_labels(fig) == [
+        "eliminations per bin [count]",
+        "formations per bin [count]",
+        "connection probability (fraction of pairs)",
+        "mean weight per synapse [µS]",
+    ]
     # also from the arrays and an empty log
     empty = {k: v[:0] for k, v in log.items()}
     plot_connectivity_evolution(tl.arrays(), empty, 1000.0, tmp_path / "empty.png")
     assert _is_png(tmp_path / "empty.png")
+
+
+def test_figures_of_a_one_step_run(tmp_path):
+    # one snapshot, no events, 0.1 ms of model time: valid figures, every colour bar labelled
+    tl = ConnectivityTimeline(GRID, feedforward=True, name="ff")
+    pre, post = bamford_initial_connectivity(GRID, k=4, sigma=1.5, rng=0)
+    tl.add(0.0, pre, post, np.full(pre.size, 0.2))
+    empty = {
+        "t_ms": np.zeros(0),
+        "pre": np.zeros(0, np.int64),
+        "post": np.zeros(0, np.int64),
+        "kind": np.zeros(0, np.int8),
+        "distance": np.zeros(0, np.float32),
+    }
+    fig = plot_connectivity_evolution(tl, empty, 0.1, tmp_path / "evolution.png")
+    assert _is_png(tmp_path / "evolution.png")
+    labels = _colorbar_labels(fig)
+    assert len(labels) == 4 and all(labels)
+    assert "mean weight per synapse" in labels  # no unit given: none shown
+    fig = plot_displacement_maps(tl.initial_maps, tl.final_maps, tmp_path / "disp.png")
+    assert _is_png(tmp_path / "disp.png") and all(_colorbar_labels(fig))
 
 
 def test_plot_map_quality(tmp_path, timeline_and_log):
@@ -66,9 +118,20 @@ def test_plot_map_quality(tmp_path, timeline_and_log):
 
 
 def test_plot_timing_breakdown(tmp_path):
-    timers = {"neurons": 1.5, "synapses": 2.0, "stdp": 0.7, "rewiring": 3.1}
-    plot_timing_breakdown(timers, tmp_path / "timing.png", model_s=10.0)
+    timers = {"compile": 0.0, "neurons": 1.5, "synapses": 2.0, "stdp": 0.7, "rewiring": 3.1}
+    fig = plot_timing_breakdown(timers, tmp_path / "timing.png", model_s=10.0)
     assert _is_png(tmp_path / "timing.png")
+    assert _colorbar_labels(fig) == []
+    fractions = timing_fractions(timers)
+    assert fractions["rewiring"] == pytest.approx(3.1 / 7.3) and fractions["compile"] == 0.0
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == [f"{k}: {v:.3g} s ({100 * fractions[k]:.1f} %)" for k, v in timers.items()] + [
+        "real time: 10 s"
+    ]
+    pie_labels = [t.get_text() for t in fig.axes[1].texts]
+    assert "compile" not in pie_labels and "rewiring" in pie_labels  # zeros stay out of the pie
+    assert f"{100 * fractions['rewiring']:.1f}%" in pie_labels
+    assert timing_fractions({"a": 0.0}) == {"a": 0.0}
     with pytest.raises(ValueError, match="timers_s"):
         plot_timing_breakdown({"neurons": -1.0}, tmp_path / "bad.png")
 

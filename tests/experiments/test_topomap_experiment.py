@@ -2,12 +2,15 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import neurowire as nw
+from neurowire import analysis
+from neurowire.analysis import plots
 from neurowire.experiments import topomap
 
 
@@ -53,7 +56,25 @@ def test_bamford2010_network_has_shared_fan_in_and_per_step_attempts():
     assert torch.equal(fan_in, torch.full((256,), 32))
 
 
-def test_run_writes_every_output(tmp_path):
+def _spy_timing_figure(monkeypatch):
+    """Record the figures ``plot_timing_breakdown`` draws for the experiment."""
+    figures = []
+    original = analysis.plot_timing_breakdown
+
+    def spy(*args, **kwargs):
+        figures.append(original(*args, **kwargs))
+        return figures[-1]
+
+    monkeypatch.setattr(analysis, "plot_timing_breakdown", spy)
+    return figures
+
+
+def _legend_labels(fig):
+    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_run_writes_every_output(tmp_path, monkeypatch):
+    figures = _spy_timing_figure(monkeypatch)
     summary = topomap.main(
         ["--duration", "0.3", "--snapshot-every", "100", "--out", str(tmp_path), "--no-progress"]
     )
@@ -98,6 +119,91 @@ def test_run_writes_every_output(tmp_path):
         "timing.png",
     ):
         assert (tmp_path / fig).stat().st_size > 1000
+    # timing: compile apart from stepping, the same numbers in summary.json and timing.png
+    timing = saved["timing"]
+    seconds, fractions = timing["seconds"], timing["fractions"]
+    assert list(seconds)[:2] == ["compile", "steps"] and list(fractions) == list(seconds)
+    assert saved["timers_s"] == seconds and saved["compile_s"] == seconds["compile"]
+    # timing_breakdown takes compile out of the simulator's "steps" (which includes it): if the
+    # simulator ever timed them apart, "steps" would come out 0 here
+    assert seconds["steps"] > 0
+    assert sum(seconds.values()) == pytest.approx(timing["total_s"])
+    assert sum(fractions.values()) == pytest.approx(1.0)
+    assert saved["wall_s"] == pytest.approx(
+        timing["total_s"] - seconds["compile"] - seconds.get("analysis", 0.0)
+    )
+    (fig,) = figures
+    assert _legend_labels(fig)[: len(seconds)] == [
+        f"{k}: {v:.3g} s ({100 * fractions[k]:.1f} %)" for k, v in seconds.items()
+    ]
+
+
+def test_timing_breakdown_separates_compile_from_stepping(tmp_path):
+    # the simulator's "steps" includes the numba compilation; "callbacks" the snapshots
+    timers = {"compile": 2.0, "steps": 2.5, "rules": 0.1, "callbacks": 0.3, "inputs": 0.0}
+    timing = topomap.timing_breakdown(timers, wall_s=3.0, analysis_s=0.2)
+    seconds = timing["seconds"]
+    assert seconds == pytest.approx(
+        {
+            "compile": 2.0,
+            "steps": 0.5,
+            "rules": 0.1,
+            "callbacks": 0.1,
+            "analysis": 0.2,
+            "other": 0.1,
+        }
+    )
+    assert timing["total_s"] == pytest.approx(3.0)
+    assert timing["fractions"] == pytest.approx({k: v / 3.0 for k, v in seconds.items()})
+    # the figure shows the same components, seconds and fractions, labelled identically
+    fig = analysis.plot_timing_breakdown(seconds, tmp_path / "timing.png", model_s=1.0)
+    labels = _legend_labels(fig)
+    assert labels[:2] == ["compile: 2 s (66.7 %)", "steps: 0.5 s (16.7 %)"]
+    assert [lab.split(":")[0] for lab in labels] == [*seconds, "real time"]
+    pie = fig.axes[1]
+    assert [t.get_text() for t in pie.texts if t.get_text() in seconds] == list(seconds)
+    assert "66.7%" in [t.get_text() for t in pie.texts]
+    # no compilation (a warm engine): compile is still reported, as 0
+    warm = topomap.timing_breakdown({"steps": 1.0}, wall_s=1.0)
+    assert warm["seconds"] == {"compile": 0.0, "steps": 1.0}
+    assert warm["fractions"] == {"compile": 0.0, "steps": 1.0}
+
+
+def test_a_duration_below_one_step_is_refused_up_front(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        topomap.main(["--duration", "1e-6", "--out", str(out), "--no-progress"])
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--duration must be at least one step dt = 0.1 ms" in lines[0]
+    assert not out.exists()
+    with pytest.raises(ValueError, match="at least one step"):
+        topomap.TopomapConfig(duration_s=0.04e-3)  # rounds to 0 steps
+    assert topomap.TopomapConfig(duration_s=0.1e-3).steps == 1
+
+
+def test_a_one_step_run_gives_a_valid_report(tmp_path, monkeypatch):
+    # one step, one snapshot (t = 0), no rewiring; figures built but not rendered (kept fast:
+    # test_plots renders them from so few records)
+    built = []
+
+    def save(fig, path):
+        built.append(Path(path).name)
+        Path(path).write_bytes(b"")
+        return fig
+
+    monkeypatch.setattr(plots, "_save", save)
+    argv = ["--duration", "1e-4", "--engine", "eager", "--out", str(tmp_path), "--no-progress"]
+    summary = topomap.main(argv)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["model_s"] == pytest.approx(1e-4) and saved["formations"] == 0
+    assert math.isfinite(saved["real_time_factor"]) and saved["real_time_factor"] > 0
+    assert summary["timing"]["seconds"]["compile"] == 0.0  # the eager engine compiles nothing
+    assert np.load(tmp_path / "timeline.npz")["ff_t_ms"].tolist() == [0.0]
+    assert sorted(built) == sorted(
+        [f"{f}_{p}.png" for f in ("displacement", "evolution") for p in ("ff", "lat")]
+        + ["map_quality.png", "timing.png"]
+    )
 
 
 def test_bamford2010_run_keeps_the_fan_in(tmp_path):
@@ -129,19 +235,25 @@ def test_bamford2010_run_keeps_the_fan_in(tmp_path):
         (["--duration", "-1"], "--duration"),
         (["--snapshot-every", "0"], "--snapshot-every"),
         (["--engine", "fast"], "invalid choice"),
+        (["--duration", "0"], "--duration"),
+        (["--device", "gpu0"], "argument --device: 'gpu0' is not a device"),
+        (["--device", "cuda:99"], "argument --device: 'cuda:99'"),
     ],
 )
 def test_bad_flags_exit_with_a_clear_message(argv, match, capsys):
     with pytest.raises(SystemExit) as exc:
         topomap.main(argv)
     assert exc.value.code == 2
-    assert match in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0]
 
 
 def test_cli_dispatch_and_help(capsys):
     from neurowire.cli import main
 
-    assert main([]) == 0
+    assert main([]) == 2
+    assert "topomap" in capsys.readouterr().err
+    assert main(["--help"]) == 0
     assert "topomap" in capsys.readouterr().out
     assert main(["nonsense"]) == 2
 

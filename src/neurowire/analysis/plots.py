@@ -27,6 +27,7 @@ __all__ = [
     "plot_map_quality",
     "plot_scaling",
     "plot_timing_breakdown",
+    "timing_fractions",
 ]
 
 PathLike = str | os.PathLike
@@ -48,20 +49,30 @@ def _timeline_arrays(timeline: ConnectivityTimeline | Mapping[str, Any]) -> dict
     )
 
 
+def _weight_label(weight_unit: str | None) -> str:
+    return f"mean weight per synapse [{weight_unit}]" if weight_unit else "mean weight per synapse"
+
+
 def _extent(offsets: np.ndarray) -> list[float]:
     return [float(offsets[0]) - 0.5, float(offsets[-1]) + 0.5]
 
 
 def plot_displacement_maps(
-    initial: DisplacementMaps, final: DisplacementMaps, path: PathLike, title: str | None = None
+    initial: DisplacementMaps,
+    final: DisplacementMaps,
+    path: PathLike,
+    title: str | None = None,
+    weight_unit: str | None = None,
 ) -> Figure:
     """2×2 panels: connection probability (top) and mean weight (bottom), initial | final.
 
-    One call per projection. Colour scales are shared between initial and final.
+    One call per projection. Colour scales are shared between initial and final; each row's
+    colour bar is labelled (``weight_unit``, e.g. ``"µS"``, goes on the weight's).
     """
     fig = Figure(figsize=(9, 8), layout="constrained")
     axes = fig.subplots(2, 2)
     ext = _extent(initial.dx) + _extent(initial.dy)
+    bar_labels = ("connection probability (fraction of pairs)", _weight_label(weight_unit))
     for r, (field, label) in enumerate(
         (("probability", "connection probability"), ("mean_weight", "mean weight"))
     ):
@@ -73,7 +84,7 @@ def plot_displacement_maps(
             ax.set_title(f"{label}, {when}")
             ax.set_xlabel("Δx [grid units]")
             ax.set_ylabel("Δy [grid units]")
-        fig.colorbar(im, ax=list(axes[r]), shrink=0.8)
+        fig.colorbar(im, ax=list(axes[r]), shrink=0.8, label=bar_labels[r])
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -89,6 +100,7 @@ def plot_connectivity_evolution(
     bin_ms: float = 200.0,
     distance_bin: float = 1.0,
     title: str | None = None,
+    weight_unit: str | None = None,
 ) -> Figure:
     """Connectivity-evolution figure of one projection (paper-experiments.md §3.5).
 
@@ -99,6 +111,7 @@ def plot_connectivity_evolution(
     Args:
         timeline: a :class:`ConnectivityTimeline` (or its ``arrays()``) of this projection.
         log: the event log of this projection. duration_ms: model time covered [ms].
+        weight_unit: unit of the weights (e.g. ``"µS"``) for the mean-weight colour bar.
     """
     a = _timeline_arrays(timeline)
     ev = check_event_log(log)
@@ -116,6 +129,8 @@ def plot_connectivity_evolution(
             origin="lower",
             aspect="auto",
             cmap="magma",
+            vmin=0,
+            vmax=max(1, int(counts.max(initial=0))),
             extent=[te[0] / 1e3, te[-1] / 1e3, de[0], de[-1]],
         )
         if sigma_form is not None:
@@ -126,7 +141,7 @@ def plot_connectivity_evolution(
             xlabel="time [s]",
             ylabel="distance [grid units]",
         )
-        fig.colorbar(im, ax=ax)
+        fig.colorbar(im, ax=ax, label=f"{label} per bin [count]")
         edges, rate = event_rates(ev, duration_ms, bin_ms, kind=kind)
         ax = axes[1, c]
         ax.stairs(rate, edges / 1e3, fill=True, color="C3" if kind < 0 else "C2")
@@ -144,14 +159,18 @@ def plot_connectivity_evolution(
     # snapshot times are pixel centres; pad half a (median) interval at both ends
     half = max(0.5 * float(np.median(np.diff(t_s))), 5e-4) if t_s.size > 1 else 5e-4
     t_lo, t_hi = (float(t_s[0]) - half, float(t_s[-1]) + half) if t_s.size else (0.0, 1.0)
-    for c, (key, label) in enumerate((("p_dx0", "probability"), ("w_dx0", "mean weight"))):
+    rows = (
+        ("p_dx0", "probability", "connection probability (fraction of pairs)"),
+        ("w_dx0", "mean weight", _weight_label(weight_unit)),
+    )
+    for c, (key, label, bar_label) in enumerate(rows):
         ax = axes[3, c]
         img = np.asarray(a[key], dtype=float).reshape(-1, dy.size)
         im = ax.imshow(
             img.T, origin="lower", aspect="auto", cmap="viridis", extent=[t_lo, t_hi] + _extent(dy)
         )
         ax.set(title=f"{label} at Δx = 0", xlabel="time [s]", ylabel="Δy [grid units]")
-        fig.colorbar(im, ax=ax)
+        fig.colorbar(im, ax=ax, label=bar_label)
     if title or (isinstance(timeline, ConnectivityTimeline) and timeline.name):
         fig.suptitle(title or timeline.name)  # type: ignore[union-attr]
     return _save(fig, path)
@@ -189,10 +208,22 @@ def _check_timers(timers_s: Mapping[str, float], name: str) -> dict[str, float]:
     return out
 
 
+def timing_fractions(timers_s: Mapping[str, float]) -> dict[str, float]:
+    """Each component's share of the summed time: ``v / sum(timers_s.values())`` (all 0 when
+    the sum is 0). The fractions that :func:`plot_timing_breakdown` shows."""
+    timers = _check_timers(timers_s, "timers_s")
+    total = sum(timers.values())
+    return {k: (v / total if total > 0 else 0.0) for k, v in timers.items()}
+
+
 def plot_timing_breakdown(
     timers_s: Mapping[str, float], path: PathLike, model_s: float | None = None
 ) -> Figure:
     """Per-component wall time: a stacked bar (with real time ``model_s`` dashed) and a pie.
+
+    The components should be disjoint (no timer nested in another); the total is their sum and
+    every share is :func:`timing_fractions` of it. The legend lists every component as
+    ``name: seconds (share)``, zeros included; the pie leaves zero components out.
 
     Args:
         timers_s: component name -> wall time [s]. model_s: simulated model time [s], or None.
@@ -200,22 +231,29 @@ def plot_timing_breakdown(
     timers = _check_timers(timers_s, "timers_s")
     if not timers:
         raise ValueError("timers_s must name at least one component, got {}")
+    fractions = timing_fractions(timers)
+    colours = {k: f"C{i % 10}" for i, k in enumerate(timers)}
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_bar, ax_pie = fig.subplots(1, 2, width_ratios=[1, 1.3])
     bottom = 0.0
-    for i, (k, v) in enumerate(timers.items()):
-        ax_bar.bar(0, v, bottom=bottom, color=f"C{i % 10}", label=k, width=0.6)
+    handles = []  # the legend in component order, then real time
+    for k, v in timers.items():
+        label = f"{k}: {v:.3g} s ({100 * fractions[k]:.1f} %)"
+        handles.append(ax_bar.bar(0, v, bottom=bottom, color=colours[k], label=label, width=0.6))
         bottom += v
     if model_s is not None:
-        ax_bar.axhline(model_s, color="k", ls="--", lw=1, label="real time")
+        handles.append(
+            ax_bar.axhline(model_s, color="k", ls="--", lw=1, label=f"real time: {model_s:.3g} s")
+        )
     ax_bar.set(xticks=[], ylabel="wall-clock time [s]", title=f"total {bottom:.3g} s")
-    ax_bar.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if bottom > 0:
+    ax_bar.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    shown = [k for k, v in timers.items() if v > 0]
+    if shown:
         ax_pie.pie(
-            list(timers.values()),
-            labels=list(timers.keys()),
-            autopct="%1.0f%%",
-            colors=[f"C{i % 10}" for i in range(len(timers))],
+            [timers[k] for k in shown],
+            labels=[k if fractions[k] >= 0.02 else "" for k in shown],  # the legend has all
+            autopct=lambda pct: f"{pct:.1f}%" if pct >= 2 else "",
+            colors=[colours[k] for k in shown],
             textprops={"fontsize": 8},
         )
     ax_pie.set_title("share of wall time")

@@ -36,6 +36,7 @@ import torch
 
 import neurowire as nw
 from neurowire import analysis
+from neurowire.experiments import options
 from neurowire.io import CheckpointError, load_checkpoint, save_checkpoint
 
 DATASETS = ("mnist1d", "patterns", "shd", "ssc", "dvs_gesture", "nmnist")
@@ -120,18 +121,12 @@ class ClassifyConfig:
 
 
 def check_device(device: str) -> torch.device:
-    """``torch.device(device)``, or :class:`UsageError` if it is malformed or absent."""
+    """``torch.device(device)``, or :class:`UsageError` if it is malformed or absent
+    (:func:`neurowire.experiments.options.check_device`)."""
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise UsageError(f"--device {device!r} is not a device ({err})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device!r}: CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {device!r}: only 'cpu' and 'cuda[:N]' are supported")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UsageError(f"--device {device!r}: there are {torch.cuda.device_count()} GPUs")
-    return dev
+        return options.check_device(device)
+    except options.DeviceError as err:
+        raise UsageError(f"--device {err}") from None
 
 
 # ---------------------------------------------------------------------- data
@@ -439,10 +434,7 @@ def run(cfg: ClassifyConfig) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- command line
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one clear line, exit status 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+_Parser = options.ArgumentParser  # errors: one clear line, exit status 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -486,7 +478,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="trials per batch")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--seed", type=int, default=d.seed, help="seeds data order, weights, rewiring")
-    p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda:0")
+    p.add_argument(
+        "--device",
+        default=d.device,
+        type=options.device_arg,
+        help=f"torch device: {options.DEVICE_FORMS}",
+    )
     p.add_argument(
         "--method",
         default=d.method,

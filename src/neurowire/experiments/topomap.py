@@ -36,10 +36,13 @@ import torch
 
 import neurowire as nw
 from neurowire import analysis
+from neurowire.analysis.plots import timing_fractions
+from neurowire.experiments import options
 
 BLOCK = 16  # the stimulus pattern repeats on every 16 x 16 block
 STIMULUS_MS = 20.0
 G_MAX = 0.2
+WEIGHT_UNIT = "µS"  # ExpCond conductances (I [nA] = g [µS] * (E - V) [mV], R = 1 MOhm)
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,19 @@ class TopomapConfig:
             raise ValueError(f"--scale must be an integer >= 1, got {self.scale!r}")
         if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
             raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
+        if self.steps < 1:
+            raise ValueError(
+                f"--duration must be at least one step dt = {self.dt:g} ms "
+                f"({self.dt * 1e-3:g} s), got {self.duration_s:g} s"
+            )
         if not self.snapshot_every_ms > 0:
             raise ValueError(f"--snapshot-every must be > 0 ms, got {self.snapshot_every_ms}")
         if self.tau_refrac is not None and not (0 <= self.tau_refrac < math.inf):
             raise ValueError(f"--tau-refrac must be >= 0 ms, got {self.tau_refrac}")
+        try:
+            options.check_device(self.device)
+        except options.DeviceError as err:
+            raise ValueError(f"--device {err}") from None
 
     @property
     def side(self) -> int:
@@ -257,10 +269,56 @@ def run(cfg: TopomapConfig, out: str | Path, progress: bool = True) -> dict[str,
     sim = nw.Simulator(net, device=cfg.device, engine=cfg.engine)
     stimulus(sim)
     snapshots(sim, 0.0)
+    snapshots.seconds = 0.0  # the initial snapshot is part of build_s; count the run's alone
     build_s = time.perf_counter() - build_start
     result = sim.run(cfg.steps, progress=progress)
     save_connectivity(out / "connectivity_final.npz", net, cfg.side)
     return _report(cfg, out, net, sim, result, snapshots, build_s)
+
+
+# simulator timers measured inside "steps" (numba compilation; per-phase timers with time_phases)
+NESTED_IN_STEPS = ("compile", "delivery", "postsynaptic", "neurons", "plasticity")
+
+
+def timing_breakdown(
+    timers_s: dict[str, float], wall_s: float, analysis_s: float = 0.0
+) -> dict[str, Any]:
+    """Where the wall-clock time of one ``Simulator.run`` went, as disjoint components.
+
+    The same numbers go into ``summary.json`` (``timing``, ``timers_s``) and ``timing.png``.
+
+    Args:
+        timers_s: ``SimulationResult.timers_s``; the simulator's ``steps`` timer includes the
+            numba compilation (``compile``) and, with ``time_phases``, the per-phase timers.
+        wall_s: ``SimulationResult.wall_s``, the run's wall-clock time [s].
+        analysis_s: connectivity snapshots taken during the run [s] (inside ``callbacks``).
+
+    Returns:
+        ``{"total_s": float, "seconds": {component: s}, "fractions": {component: s / total}}``
+        with components ``compile`` (always), ``steps`` (always; stepping alone, compile
+        excluded), the other non-zero timers (``callbacks`` without the snapshots),
+        ``analysis`` (the snapshots) and ``other`` (untimed), which add up to ``total_s``
+        (``wall_s``, or the timers' sum if that is larger).
+    """
+    t = {str(k): max(0.0, float(v)) for k, v in timers_s.items()}
+    analysis_s = max(0.0, float(analysis_s))
+    seconds = {"compile": t.get("compile", 0.0)}
+    nested = {k: t[k] for k in NESTED_IN_STEPS[1:] if t.get(k, 0.0) > 0}
+    seconds.update(nested)
+    seconds["steps"] = max(0.0, t.get("steps", 0.0) - seconds["compile"] - sum(nested.values()))
+    for k, v in t.items():
+        if k in seconds or k in NESTED_IN_STEPS or k == "steps":
+            continue
+        v = max(0.0, v - analysis_s) if k == "callbacks" else v
+        if v > 0:
+            seconds[k] = v
+    if analysis_s > 0:
+        seconds["analysis"] = analysis_s
+    other = float(wall_s) - sum(seconds.values())
+    if other > 0:
+        seconds["other"] = other
+    total = sum(seconds.values())
+    return {"total_s": total, "seconds": seconds, "fractions": timing_fractions(seconds)}
 
 
 def _report(
@@ -274,11 +332,11 @@ def _report(
     np.savez_compressed(
         out / "timeline.npz", **{f"{p}_{k}": v for p, a in tl.items() for k, v in a.items()}
     )
-    compile_s = result.timers_s.get("compile", 0.0)
-    sim_wall = result.wall_s - snapshots.seconds - compile_s
+    timing = timing_breakdown(result.timers_s, result.wall_s, snapshots.seconds)
+    compile_s = timing["seconds"]["compile"]
+    # the simulation's own wall time: neither numba compilation nor the snapshots
+    sim_wall = max(0.0, timing["total_s"] - compile_s - timing["seconds"].get("analysis", 0.0))
     model_s = cfg.steps * cfg.dt * 1e-3
-    timers = {k: v for k, v in result.timers_s.items() if v > 0 and k != "compile"}
-    timers["callbacks"] = max(0.0, timers.get("callbacks", 0.0) - snapshots.seconds)
     init = np.load(out / "connectivity_initial.npz")
     final = np.load(out / "connectivity_final.npz")
     grid = (cfg.side, cfg.side)
@@ -294,11 +352,12 @@ def _report(
         "neurons_per_layer": cfg.side**2,
         "model_s": model_s,
         "wall_s": sim_wall,
-        "real_time_factor": sim_wall / model_s,
+        "real_time_factor": sim_wall / model_s if model_s > 0 else None,
         "build_s": build_s,
         "analysis_s": snapshots.seconds,
         "compile_s": compile_s,
-        "timers_s": timers,
+        "timers_s": timing["seconds"],  # the same as timing["seconds"], kept for old readers
+        "timing": timing,
         "formations": sum(t["added"] for t in totals.values()),
         "eliminations": sum(t["removed"] for t in totals.values()),
         "failed_formations": sum(t["failed"] for t in totals.values()),
@@ -333,11 +392,15 @@ def _report(
 
 
 def _figures(cfg, out: Path, snapshots: Snapshots, events, summary) -> None:
-    duration_ms = cfg.steps * cfg.dt
+    duration_ms = max(cfg.steps, 1) * cfg.dt
     for i, name in enumerate(("ff", "lat")):
         tl = snapshots.timelines[name]
         analysis.plot_displacement_maps(
-            tl.initial_maps, tl.final_maps, out / f"displacement_{name}.png", title=name
+            tl.initial_maps,
+            tl.final_maps,
+            out / f"displacement_{name}.png",
+            title=name,
+            weight_unit=WEIGHT_UNIT,
         )
         analysis.plot_connectivity_evolution(
             tl,
@@ -347,10 +410,11 @@ def _figures(cfg, out: Path, snapshots: Snapshots, events, summary) -> None:
             sigma_form=cfg.sigma_form[i],
             expected_degree=summary["expected_degree"][name],
             title=name,
+            weight_unit=WEIGHT_UNIT,
         )
     analysis.plot_map_quality(snapshots.timelines["ff"], out / "map_quality.png")
     analysis.plot_timing_breakdown(
-        summary["timers_s"], out / "timing.png", model_s=summary["model_s"]
+        summary["timing"]["seconds"], out / "timing.png", model_s=summary["model_s"]
     )
 
 
@@ -360,9 +424,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"{s['config']['variant']} scale {s['config']['scale']} "
         f"({s['neurons_per_layer']} neurons per layer), engine {s['engine']}"
     )
+    rtf = s["real_time_factor"]
     print(
-        f"  {s['model_s']:.1f} s model time in {s['wall_s']:.2f} s: real-time factor "
-        f"{s['real_time_factor']:.4f}"
+        f"  {s['model_s']:g} s model time in {s['wall_s']:.2f} s "
+        f"(+ {s['compile_s']:.2f} s compile): real-time factor "
+        + (f"{rtf:.4f}" if rtf is not None else "n/a")
     )
     print(
         f"  formations {s['formations']}, eliminations {s['eliminations']}, "
@@ -380,12 +446,17 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neurowire topomap", description=__doc__.split("\n")[0])
+    p = options.ArgumentParser(prog="neurowire topomap", description=__doc__.split("\n")[0])
     p.add_argument("--variant", default="genn2025", choices=sorted(VARIANTS))
     p.add_argument("--scale", type=int, default=1, help="sheet side 16*scale (default 1)")
     p.add_argument("--duration", type=float, default=60.0, help="model time [s] (default 60)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        type=options.device_arg,
+        help=f"torch device: {options.DEVICE_FORMS} (default cpu)",
+    )
     p.add_argument("--engine", default="auto", choices=nw.simulator.ENGINES)
     p.add_argument(
         "--snapshot-every",
