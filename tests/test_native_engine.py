@@ -267,6 +267,45 @@ def test_fused_rules_match_host_rules_exactly(time_phases):
     assert cols.slot.numel() == net_nat.projections["src->tgt"].synapses.nnz
 
 
+def mixed_rules_network():
+    """Two fusable rules with a user rule declared between them, all due together at times."""
+    net, _ = topographic(rule=False)
+    ff, lat = net.projections["src->tgt"], net.projections["tgt->tgt"]
+    net.add_rule(nw.DistanceRewiring(0.5, 2.0, 1.0, 0.05, 0.1, 0.2, attempts=30), ff, every=4)
+    net.add_rule(PruneAndRegrow(), lat, every=12, log_events=True)
+    net.add_rule(nw.DistanceRewiring(1.0, 1.0, 1.0, 0.05, 0.1, 0.2, attempts=25), lat, every=6)
+    return net
+
+
+@pytest.mark.parametrize("time_phases", [False, True])
+def test_a_user_rule_runs_on_the_host_while_built_in_rules_stay_fused(time_phases):
+    record = {"tgt": ["spikes"]}
+    net_ref = mixed_rules_network()
+    ref_sim = nw.Simulator(net_ref, engine="eager")
+    ref = ref_sim.run(240, record=record)
+    net_nat = mixed_rules_network()
+    nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
+    assert nat_sim._native.fused == [0, 2]  # fusion decided per rule
+    assert nat_sim.block_steps == 12  # blocks end only where the host rule is due
+    nat = nat_sim.run(240, record=record)
+    assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
+    for name in ("src->tgt", "tgt->tgt"):
+        a, b = net_ref.projections[name].synapses, net_nat.projections[name].synapses
+        assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
+        assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
+        ca, cb = ref_sim.rewiring.calls(name), nat_sim.rewiring.calls(name)
+        for key in ca:
+            assert np.array_equal(ca[key], cb[key]), (name, key)
+    assert ref_sim.rewiring.calls("tgt->tgt")["added"].sum() > 0
+
+
+def test_native_steps_timer_excludes_compilation():
+    net, inputs = _single_population(nw.ALIF(4))
+    sim = nw.Simulator(net, engine="native", batch_size=2)
+    timers = sim.run(3, inputs=inputs).timers_s
+    assert timers["compile"] > timers["steps"] >= 0  # compiling dwarfs three steps
+
+
 def fan_in_network():
     net, _ = topographic(rule=False)
     ff = net.projections["src->tgt"]

@@ -28,8 +28,8 @@ from .native import unsupported
 from .network import Network, Projection
 from .neurons import PoissonState, SourceState
 from .plasticity import stdp_depress_rows, stdp_potentiate_columns
-from .structural.base import RuleContext, rule_generators
 from .structural.log import RewiringLog
+from .structural.runner import Clock, RuleRunner
 from .structural.view import SynapseView
 
 ENGINES = ("auto", "eager", "compile", "native")
@@ -166,11 +166,15 @@ class Simulator:
             for name in self._event_pops
         }
         self.state = self._initial_state()
-        self._rule_generators, self._rule_rngs = rule_generators(
-            base_seed, len(net.rules), self.device
+        #: the host side of the rule schedule (contexts, all-or-nothing calls, logging)
+        self.rules = RuleRunner(
+            [(sch.projection.name, sch.rule) for sch in net.rules],
+            base_seed,
+            self.device,
+            self._make_view,
+            self.rewiring,
         )
         self._rules_set_up = False
-        self._dense_cache: dict[str, tuple[Any, Tensor]] = {}
         self._compiled = (
             torch.compile(self._block, fullgraph=True, dynamic=False)
             if self.engine == "compile"
@@ -182,6 +186,7 @@ class Simulator:
 
             self._native = NativeEngine(self)
         self.block_steps = self._block_length(block_steps)
+        net._bind("Simulator")
 
     # ------------------------------------------------------------------ construction helpers
     def _resolve_engine(self, engine: str) -> str:
@@ -208,12 +213,15 @@ class Simulator:
             return torch.from_numpy(self._np_rng.random(shape, dtype=dtype))
         return torch.rand(shape, generator=self.generator, device=self.device, dtype=self.dtype)
 
+    def _host_rules(self) -> list[int]:
+        """Indices of the rules that run on the host (all but the native engine's fused)."""
+        fused = set(self._native.fused) if self._native is not None else set()
+        return [r for r in range(len(self.net.rules)) if r not in fused]
+
     def _block_length(self, default: int | None) -> int:
         """Steps per block: up to the next due host rule or callback."""
-        fused = self._native is not None and self._native.fused
         periods = [c.every for c in self.net.callbacks]
-        if not fused:
-            periods += [r.every for r in self.net.rules]
+        periods += [self.net.rules[r].every for r in self._host_rules()]
         if periods:
             return math.gcd(*periods)
         if default is not None:
@@ -463,9 +471,14 @@ class Simulator:
         if self._native is not None:
             tic = time.perf_counter()
             rebuild = self._index_rebuild_total()
-            recs = self._native.run_block(k, ext, rec_keys)
-            self.timers["steps"] += (
-                time.perf_counter() - tic - (self._index_rebuild_total() - rebuild)
+            compile_s = self.timers["compile"]
+            host_last = self._host_step(self.step_count + k)
+            recs = self._native.run_block(k, ext, rec_keys, host_last)
+            self.timers["steps"] += (  # compilation and index rebuilds are timed on their own
+                time.perf_counter()
+                - tic
+                - (self._index_rebuild_total() - rebuild)
+                - (self.timers["compile"] - compile_s)
             )
             return recs
         while True:
@@ -502,7 +515,7 @@ class Simulator:
                 else:
                     entry["columns"] = s.padded_columns()
                 if strategy == "dense":
-                    entry["dense"] = self._dense_weight(proj)
+                    entry["dense"] = s.dense("weight")  # cached by the store
                 elif strategy == "csr" and proj.synapse is None:
                     cols = s.columns()
                     entry["csr"] = csc_matrix(
@@ -521,22 +534,13 @@ class Simulator:
         out["params"] = {p.name: p.params for p in self._populations}
         return out
 
-    def _dense_weight(self, proj: Projection) -> Tensor:
-        s = proj.synapses
-        w = s.vars["weight"]
-        key = (s.version, id(w), w._version)
-        hit = self._dense_cache.get(proj.name)
-        if hit is None or hit[0] != key:
-            start = time.perf_counter()
-            hit = (key, s.to_dense("weight"))
-            s.index_rebuild_s += time.perf_counter() - start
-            self._dense_cache[proj.name] = hit
-        return hit[1]
-
     def _commit(self, new_state: dict[str, Any]) -> None:
+        """Keep the block's state; plastic weights are copied into the store's own tensor (in
+        place, as the native engine writes them), so a tensor held by the user stays current."""
         for proj in self._projections:
             if proj.synapse is not None:
-                proj.synapses.vars["weight"] = new_state["weight"][proj.name]
+                proj.synapses.vars["weight"].copy_(new_state["weight"][proj.name])
+                proj.synapses.values_changed()
         self.state = {k: v for k, v in new_state.items() if k != "weight"}
 
     def _block(
@@ -670,7 +674,8 @@ class Simulator:
         return deliver_csr(z, csr)
 
     # ------------------------------------------------------------------ rules and callbacks
-    def _view(self, proj: Projection, log_events: bool, generator) -> SynapseView:
+    def _make_view(self, name: str, generator, log_events: bool) -> SynapseView:
+        proj = self.net._projection(name)
         if not proj.sparse:
             raise ValueError(f"projection {proj.name!r} is dense and has no synapse view")
         return SynapseView(
@@ -686,44 +691,25 @@ class Simulator:
             generator=generator,
         )
 
-    def _context(self, i: int, scheduled, log_events: bool) -> RuleContext:
-        gen = self._rule_generators[i]
-
-        def factory(name: str) -> SynapseView:
-            return self._view(self.net._projection(name), log_events, gen)
-
-        return RuleContext(
-            gen,
-            self.step_count,
-            self.t,
-            self.dt,
-            scheduled.projection.name,
-            factory,
-            rng=self._rule_rngs[i],
-            batch_size=self.batch_size,
-        )
+    def _clock(self) -> Clock:
+        return Clock(self.step_count, self.t, self.dt, self.batch_size)
 
     def _setup_rules(self) -> None:
-        for i, scheduled in enumerate(self.net.rules):
-            view = self._view(scheduled.projection, False, self._rule_generators[i])
-            scheduled.rule.setup(view, self._context(i, scheduled, False))
+        self.rules.setup(self._clock())
         self._rules_set_up = True
+
+    def _host_step(self, step: int) -> bool:
+        """Whether a host rule is due after ``step``; then the host runs every rule due."""
+        return any(step % self.net.rules[r].every == 0 for r in self._host_rules())
 
     def _run_schedule(self) -> None:
         tic = time.perf_counter()
         rebuild = self._index_rebuild_total()
-        host_rules = self.net.rules if self._native is None or not self._native.fused else []
-        for i, scheduled in enumerate(host_rules):
-            if self.step_count % scheduled.every:
-                continue
-            proj = scheduled.projection
-            view = self._view(proj, scheduled.log_events, self._rule_generators[i])
-            ctx = self._context(i, scheduled, scheduled.log_events)
-            scheduled.rule.update(view, ctx)
-            for name, v in [(proj.name, view), *ctx.views.items()]:
-                self.rewiring.record_call(
-                    name, self.step_count, self.t, v.removed, v.added, v.failed
-                )
+        if self._host_step(self.step_count):
+            clock = self._clock()
+            for i, scheduled in enumerate(self.net.rules):
+                if self.step_count % scheduled.every == 0:
+                    self.rules.update(i, clock, scheduled.log_events)
         self.timers["rules"] += time.perf_counter() - tic - (self._index_rebuild_total() - rebuild)
         tic = time.perf_counter()
         for cb in self.net.callbacks:

@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from ..network import Network, Population, Projection
-from ..structural.base import RuleContext, StructuralRule, rule_generators
+from ..structural.base import StructuralRule
 from ..structural.log import RewiringLog
+from ..structural.runner import Clock, RuleRunner
 from ..structural.view import SynapseView
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
@@ -149,8 +150,15 @@ class EProp:
         self.rewiring_log = RewiringLog()
         self._trained_ms = 0.0
         self._rules = self._check_rewiring(rewiring or {})
-        self._rule_generators, self._rule_rngs = rule_generators(
-            self.seed, len(self._rules), self.device
+        sparse = [p.name for p in self.network.plastic if p.sparse]
+        #: the rules' contexts and all-or-nothing calls (the Simulator's runner too)
+        self.rule_runner = RuleRunner(
+            [(spec.name, rule) for spec, rule in self._rules],
+            self.seed,
+            self.device,
+            self._make_view,
+            self.rewiring_log,
+            known=sparse,
         )
         #: wall-clock seconds: gradients (forward + backward), optimiser, rules (both hooks)
         self.timers = {"gradients": 0.0, "optimizer": 0.0, "rules": 0.0}
@@ -158,9 +166,8 @@ class EProp:
         self._batch_trials = 1
         for name, param in self._parameters().items():
             self.optimizer.attach(name, param)
-        for i, (spec, rule) in enumerate(self._rules):
-            view, ctx = self._view_and_context(i, spec)
-            rule.setup(view, ctx)
+        self.rule_runner.setup(self._clock())
+        net._bind("EProp")
 
     def __repr__(self) -> str:
         n = self.network
@@ -203,12 +210,13 @@ class EProp:
         params[self.network.bias_name] = self.network.bias
         return params
 
-    def _view(self, proj: Projection, generator: torch.Generator) -> SynapseView:
+    def _make_view(self, name: str, generator: torch.Generator, log_events: bool) -> SynapseView:
         """A rule's view of a sparse plastic projection after the last batch.
 
         Neuron state: ``rate_hz`` ``[1, n]``, each neuron's mean firing rate over the last
         training batch [Hz] (zeros before the first batch).
         """
+        proj = self.net.projections[name]
         return SynapseView(
             proj.synapses,
             pre_state=self._population_state(proj.pre),
@@ -218,6 +226,7 @@ class EProp:
             log=self.rewiring_log,
             step=self.step_count,
             t_ms=self._trained_ms,
+            log_events=log_events,
             generator=generator,
         )
 
@@ -227,33 +236,16 @@ class EProp:
             rate = torch.zeros(pop.n, dtype=self.network.dtype, device=self.device)
         return {"rate_hz": rate[None, :]}
 
-    def _view_and_context(self, i: int, spec: PlasticProjection):
-        """The view and :class:`RuleContext` of rule ``i``: the same fields as the
-        :class:`~neurowire.Simulator` gives (seeded torch and numpy generators, views of the
-        other plastic projections, neuron state), ``step`` counting batches, ``t`` the trained
-        model time [ms], ``batch_size`` the trials of the last batch and ``learning_rate``."""
-        gen = self._rule_generators[i]
-        by_name = {p.name: p for p in self.network.plastic if p.sparse}
-
-        def factory(name: str) -> SynapseView:
-            if name not in by_name:
-                raise ValueError(
-                    f"no sparse input or recurrent projection {name!r}; known: {sorted(by_name)}"
-                )
-            return self._view(by_name[name].projection, gen)
-
-        ctx = RuleContext(
-            gen,
+    def _clock(self) -> Clock:
+        """The rules' clock: ``step`` counts batches, ``t_ms`` the trained model time [ms],
+        ``batch_size`` the trials of the last batch, ``learning_rate`` the optimiser's."""
+        return Clock(
             self.step_count,
             self._trained_ms,
             self.net.dt,
-            spec.name,
-            factory,
-            rng=self._rule_rngs[i],
-            batch_size=self._batch_trials,
-            learning_rate=self.optimizer.lr,
+            self._batch_trials,
+            self.optimizer.lr,
         )
-        return self._view(spec.projection, gen), ctx
 
     # ------------------------------------------------------------------ input checks
     def _check_spikes(self, spikes: Any) -> Tensor:
@@ -425,24 +417,15 @@ class EProp:
 
     def _adjust_gradients(self, grads: dict[str, Tensor]) -> dict[str, Tensor]:
         """Let every rule change its projection's gradient before the optimiser step."""
-        for i, (spec, rule) in enumerate(self._rules):
-            view, ctx = self._view_and_context(i, spec)
-            g = rule.adjust_gradient(view, grads[spec.name], ctx)
-            s = spec.projection.synapses
-            if not isinstance(g, Tensor) or g.shape != (s.n_pre, s.capacity):
-                raise ValueError(
-                    f"{type(rule).__name__}.adjust_gradient for {spec.name!r} must return a "
-                    f"tensor [{s.n_pre}, {s.capacity}], got {getattr(g, 'shape', type(g))}"
-                )
-            grads[spec.name] = g
+        clock = self._clock()
+        for i, (spec, _) in enumerate(self._rules):
+            grads[spec.name] = self.rule_runner.adjust_gradient(i, grads[spec.name], clock)
         return grads
 
     def _rewire(self) -> None:
-        for i, (spec, rule) in enumerate(self._rules):
-            view, ctx = self._view_and_context(i, spec)
-            rule.update(view, ctx)
-            for name, v in [(spec.name, view), *ctx.views.items()]:
-                self.rewiring_log.record_call(name, ctx.step, ctx.t, v.removed, v.added, v.failed)
+        clock = self._clock()
+        for i in range(len(self._rules)):
+            self.rule_runner.update(i, clock)
 
     def _metrics(self, out: BatchOutput, tgt: Tensor) -> dict[str, float]:
         m = {
@@ -519,9 +502,7 @@ class EProp:
             "bias": self.network.bias.detach().cpu().clone(),
             "optimizer": self.optimizer.state_dict(),
             "feedback": None if self.feedback_matrix is None else self.feedback_matrix.cpu(),
-            "rules": {spec.name: rule.state_dict() for spec, rule in self._rules},
-            "rule_generators": [g.get_state() for g in self._rule_generators],
-            "rule_rngs": [r.bit_generator.state for r in self._rule_rngs],
+            **self.rule_runner.state_dict(),
             "rewiring_log": self.rewiring_log.state_dict(),
             "step_count": self.step_count,
             "trained_ms": self._trained_ms,
@@ -567,9 +548,9 @@ class EProp:
             self.feedback_matrix = torch.as_tensor(state["feedback"]).to(self.device)
         for spec, rule in self._rules:
             rule.load_state_dict(state["rules"][spec.name])
-        for g, st in zip(self._rule_generators, state["rule_generators"], strict=True):
+        for g, st in zip(self.rule_runner.generators, state["rule_generators"], strict=True):
             g.set_state(st)
-        for r, st in zip(self._rule_rngs, state["rule_rngs"], strict=True):
+        for r, st in zip(self.rule_runner.rngs, state["rule_rngs"], strict=True):
             r.bit_generator.state = st
         self.rewiring_log.load_state_dict(state["rewiring_log"])
         self.step_count = int(state["step_count"])

@@ -8,11 +8,14 @@ store, delivers and learns event-driven (cost proportional to spikes times fan-o
 event budget. Phases follow :class:`~neurowire.Simulator` exactly; the pure-PyTorch engine is
 the reference it is tested against.
 
-Structural rules with a native kernel (:class:`~neurowire.DistanceRewiring`) are *fused*: they
+Structural rules with a native kernel (:class:`~neurowire.DistanceRewiring`,
+:class:`~neurowire.SharedFanInRewiring`; ``rule.native()``) are *fused*, each on its own: they
 run inside the block after their due steps, from random numbers drawn on the host with the
 rule's own generator exactly as the host-side rule would draw them, and the column index of
 plastic projections is rebuilt in the block after every change. A block then only ends where a
-callback is due, so a long run needs few Python calls.
+callback or a host rule is due, so a long run needs few Python calls. At a step where a host rule
+is due, the host runs every rule due there in declaration order (fused ones through their
+``update``, drawing the same random numbers), so the order of rules never depends on fusion.
 """
 
 from __future__ import annotations
@@ -36,28 +39,30 @@ PHASES = ("delivery", "postsynaptic", "neurons", "plasticity")
 
 def _rule_targets(sim, scheduled) -> list:
     """The projections a fusable rule changes (this one, and a fan-in partner)."""
-    if type(scheduled.rule) is SharedFanInRewiring:
+    if isinstance(scheduled.rule, SharedFanInRewiring):
         return [scheduled.projection, sim.net._projection(scheduled.rule.partner)]
     return [scheduled.projection]
 
 
-def fusable(sim) -> bool:
-    """Whether every scheduled rule of ``sim`` can run inside native blocks: built-in rules on
-    stores whose only variable is the weight, between populations on one grid."""
-    for scheduled in sim.net.rules:
-        if type(scheduled.rule) not in (DistanceRewiring, SharedFanInRewiring):
+def fusable(sim, scheduled) -> bool:
+    """Whether one scheduled rule can run inside native blocks: a built-in rule that offers a
+    fused kernel (:meth:`~neurowire.StructuralRule.native`), on stores whose only variable is
+    the weight, between populations on one grid. Decided per rule: other rules run on the host."""
+    if not isinstance(scheduled.rule, DistanceRewiring | SharedFanInRewiring):
+        return False
+    if not scheduled.rule.native():
+        return False
+    for proj in _rule_targets(sim, scheduled):
+        grids = proj.pre.grid, proj.post.grid
+        if (
+            set(proj.synapses.vars) != {"weight"}
+            or grids[0] is None
+            or grids[1] is None
+            or grids[0].shape != grids[1].shape
+            or grids[0].periodic != grids[1].periodic
+            or proj.post is not scheduled.projection.post
+        ):
             return False
-        for proj in _rule_targets(sim, scheduled):
-            grids = proj.pre.grid, proj.post.grid
-            if (
-                set(proj.synapses.vars) != {"weight"}
-                or grids[0] is None
-                or grids[1] is None
-                or grids[0].shape != grids[1].shape
-                or grids[0].periodic != grids[1].periodic
-                or proj.post is not scheduled.projection.post
-            ):
-                return False
     return True
 
 
@@ -72,20 +77,17 @@ class NativeEngine:
         self.np_dtype = np.float32 if sim.dtype == torch.float32 else np.float64
         self.pops = list(sim.net.populations.values())
         self.projs = list(sim.net.projections.values())
-        self.fused = fusable(sim) and bool(sim.net.rules)
+        #: indices (into ``net.rules``) of the rules that run inside blocks
+        self.fused = [r for r, sch in enumerate(sim.net.rules) if fusable(sim, sch)]
         self._proj_index = {p.name: q for q, p in enumerate(self.projs)}
-        self._targets = (
-            [
-                [self._proj_index[p.name] for p in _rule_targets(sim, scheduled)]
-                for scheduled in sim.net.rules
-            ]
-            if self.fused
-            else []
-        )
+        self._targets = {
+            r: [self._proj_index[p.name] for p in _rule_targets(sim, sim.net.rules[r])]
+            for r in self.fused
+        }
         # projections that need a column index: STDP, or a fused rule that reads columns
         self._indexed = {q for q, p in enumerate(self.projs) if p.synapse is not None}
-        for r, scheduled in enumerate(sim.net.rules if self.fused else []):
-            if type(scheduled.rule) is SharedFanInRewiring:
+        for r in self.fused:
+            if isinstance(sim.net.rules[r].rule, SharedFanInRewiring):
                 self._indexed.update(self._targets[r])
         self._scratch = self._allocate_scratch()
         self._col_version: dict[int, int] = {}
@@ -243,7 +245,7 @@ class NativeEngine:
             for m in range(len(targets))
         ]
         c = f"ctr{r}[0]"
-        if type(rule) is DistanceRewiring:
+        if isinstance(rule, DistanceRewiring):
             q = targets[0]
             call = [
                 f"rem, add, fail, ne = rules.distance_rewiring(u{r}[{c}], q{q}_ind, q{q}_len, "
@@ -295,25 +297,27 @@ class NativeEngine:
         rec_params = "".join(f", rec{j}" for j in range(len(rec)))
         rec_lines = [f"rec{j}[k] = p{i}_{field}" for j, (i, field) in enumerate(rec)]
         defs: list[tuple[str, str, list[str]]] = []  # (name, signature, body)
-        n_rules = len(self.sim.net.rules) if self.fused else 0
         if split:  # one function per phase and step, for per-phase timing
             for phase in PHASES:
                 defs.append((phase, f"k, {params}", phases[phase]))
             defs.append(("record", f"k{rec_params}, {params}", rec_lines))
-            for r in range(n_rules):
+            for r in self.fused:
                 call, _ = self._rule_call(r)
                 due = f"if (step0 + k + 1) % {self.sim.net.rules[r].every}:\n        return False"
                 defs.append((f"rule{r}", f"k, step0, {params}", [due, *call, f"return ch{r}"]))
         else:
             loop = [ln for phase in PHASES for ln in phases[phase]] + rec_lines
-            for r in range(n_rules):
+            for r in self.fused:  # the host runs every rule due at a host step (host_last)
                 call, rebuild = self._rule_call(r)
-                loop += [f"if (step0 + k + 1) % {self.sim.net.rules[r].every} == 0:"]
+                loop += [
+                    f"if (step0 + k + 1) % {self.sim.net.rules[r].every} == 0 and not "
+                    "(host_last and k == n_steps - 1):"
+                ]
                 loop += [f"    {ln}" for ln in call]
                 if rebuild:
                     loop += [f"    if ch{r}:"] + [f"        {ln}" for ln in rebuild]
             body = ["for k in range(n_steps):"] + [f"    {ln}" for ln in loop]
-            defs.append(("block", f"n_steps, step0{rec_params}, {params}", body))
+            defs.append(("block", f"n_steps, step0, host_last{rec_params}, {params}", body))
         source = self._module_source(defs)
         module = generated_module(source, "block")
         driver = tuple(getattr(module, n) for n, _, _ in defs) if split else module.block
@@ -353,15 +357,21 @@ class NativeEngine:
         return "\n".join(out)
 
     # ------------------------------------------------------------------ fused rules
-    def _rule_arguments(self, k: int, args: dict[str, np.ndarray]) -> list[tuple[int, int]]:
-        """Draw every fused rule call of the next ``k`` steps; returns (rule, calls) pairs."""
+    def _rule_arguments(
+        self, k: int, args: dict[str, np.ndarray], host_last: bool
+    ) -> list[tuple[int, int]]:
+        """Draw every fused rule call of the next ``k`` steps (not those of the last step when
+        the host runs the rules due there); returns (rule, calls) pairs."""
         sim, plan = self.sim, []
-        for r, scheduled in enumerate(sim.net.rules):
+        for r in self.fused:
+            scheduled = sim.net.rules[r]
             every, rule = scheduled.every, scheduled.rule
             n_calls = (sim.step_count + k) // every - sim.step_count // every
+            if host_last and (sim.step_count + k) % every == 0:
+                n_calls -= 1
             size = max(1, n_calls * rule.attempts)
             targets = self._targets[r]
-            args[f"u{r}"] = rule.draw(sim._rule_rngs[r], n_calls)
+            args[f"u{r}"] = rule.draw(sim.rules.rngs[r], n_calls)
             for m in range(len(targets)):
                 args[f"ev{r}_{m}_pre"] = np.empty(size, np.int64)
                 args[f"ev{r}_{m}_post"] = np.empty(size, np.int64)
@@ -402,12 +412,20 @@ class NativeEngine:
 
     # ------------------------------------------------------------------ running
     def run_block(
-        self, k: int, ext: Mapping[str, Tensor], rec_keys: tuple[tuple[str, str], ...]
+        self,
+        k: int,
+        ext: Mapping[str, Tensor],
+        rec_keys: tuple[tuple[str, str], ...],
+        host_last: bool = False,
     ) -> dict[tuple[str, str], Tensor]:
-        """Advance ``k`` steps in place; returns recordings ``[k, B, n]`` per (pop, var)."""
+        """Advance ``k`` steps in place; returns recordings ``[k, B, n]`` per (pop, var).
+
+        ``host_last``: the host runs the rules due after the last step (a host rule is due
+        there), so fused rules skip that step and keep the declared order of rules.
+        """
         sim = self.sim
         args = self._arguments(ext)
-        plan = self._rule_arguments(k, args) if self.fused else []
+        plan = self._rule_arguments(k, args, host_last) if self.fused else []
         names = tuple(sorted(args))
         index = {pop.name: i for i, pop in enumerate(self.pops)}
         rec = tuple((index[pop], "z" if var == "spikes" else var) for pop, var in rec_keys)
@@ -417,20 +435,23 @@ class NativeEngine:
             buffers.append(np.zeros((k,) + src.shape, src.dtype))
         values = [args[n] for n in names]
         if sim.time_phases:
-            self._run_split(k, names, rec, buffers, values, args, plan)
+            self._run_split(k, names, rec, buffers, values, args, plan, host_last)
         else:
             compiled = (names, rec, False) in self._drivers
             driver = self._driver(names, rec, split=False)
             if not compiled:  # numba compiles on the first call: time it apart (0 steps)
                 tic = time.perf_counter()
-                driver(0, sim.step_count, *buffers, *values)
+                driver(0, sim.step_count, False, *buffers, *values)
                 sim.timers["compile"] += time.perf_counter() - tic
-            driver(k, sim.step_count, *buffers, *values)
+            driver(k, sim.step_count, host_last, *buffers, *values)
         if plan:
             self._log_fused(plan, args)
+        for proj in self.projs:
+            if proj.synapse is not None:  # STDP wrote the weights through numpy
+                proj.synapses.values_changed()
         return {key: torch.from_numpy(buf) for key, buf in zip(rec_keys, buffers, strict=True)}
 
-    def _run_split(self, k, names, rec, buffers, values, args, plan) -> None:
+    def _run_split(self, k, names, rec, buffers, values, args, plan, host_last) -> None:
         """Per-step, per-phase calls with timers (``time_phases=True``)."""
         sim = self.sim
         funcs = self._driver(names, rec, split=True)
@@ -443,10 +464,10 @@ class NativeEngine:
                 sim.timers[phase] += time.perf_counter() - tic
             funcs[n](step, *buffers, *values)
             for r, _ in plan:
-                if (step0 + step + 1) % sim.net.rules[r].every:
+                if (step0 + step + 1) % sim.net.rules[r].every or (host_last and step == k - 1):
                     continue
                 tic = time.perf_counter()
-                changed = funcs[n + 1 + r](step, step0, *values)
+                changed = funcs[n + 1 + self.fused.index(r)](step, step0, *values)
                 sim.timers["rules"] += time.perf_counter() - tic
                 q = self._targets[r][0]
                 if changed and q in self._indexed:  # the fan-in kernel rebuilds its own

@@ -110,6 +110,12 @@ class StructuralRule:
         """
         return grad
 
+    def native(self) -> bool:
+        """Whether the native engine may run this rule inside its blocks, with a fused kernel
+        tested equal to :meth:`update`. Fusion is decided per rule: a rule that says no runs
+        on the host between blocks while fusable ones stay fused. Default False."""
+        return False
+
     def state_dict(self) -> dict[str, Any]:
         """The rule's own state beyond its hyperparameters (tensors, numbers, strings)."""
         return {}

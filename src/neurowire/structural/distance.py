@@ -121,6 +121,12 @@ class DistanceRewiring(StructuralRule):
         self.w_threshold, self.w_init = float(w_threshold), float(w_init)
         self.attempts = attempts
 
+    def native(self) -> bool:
+        """Fused in native blocks (``native/rules.py``, tested equal to :meth:`update`) unless a
+        subclass changes :meth:`update` or :meth:`draw`."""
+        cls = type(self)
+        return cls.update is DistanceRewiring.update and cls.draw is DistanceRewiring.draw
+
     def draw(self, rng: np.random.Generator, calls: int = 1) -> np.ndarray:
         """Random numbers of ``calls`` calls: float64 ``[calls, 3, attempts]`` (row, target,
         acceptance), drawn from the rule's numpy generator so that one batched draw equals

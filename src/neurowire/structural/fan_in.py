@@ -78,6 +78,12 @@ class SharedFanInRewiring(StructuralRule):
                 f"{other.n_post} neurons, this one onto {s.n_post}"
             )
 
+    def native(self) -> bool:
+        """Fused in native blocks (``native/rules.py``, tested equal to :meth:`update`) unless a
+        subclass changes :meth:`update` or :meth:`draw`."""
+        cls = type(self)
+        return cls.update is SharedFanInRewiring.update and cls.draw is SharedFanInRewiring.draw
+
     def draw(self, rng: np.random.Generator, calls: int = 1) -> np.ndarray:
         """Random numbers of ``calls`` calls: float64 ``[calls, attempts, 4]`` (target, slot,
         candidate, acceptance), from the rule's numpy generator so that one batched draw

@@ -35,12 +35,36 @@ def _restore(store: RaggedSynapses, saved: dict[str, Any]) -> None:
     store.load_state_dict(saved)
 
 
+class Transaction:
+    """The stores a rule call has touched so far, each saved as it was at entry."""
+
+    def __init__(self, log: RewiringLog | None) -> None:
+        self._saved: dict[int, tuple[RaggedSynapses, dict[str, Any]]] = {}
+        self.log = log
+        self.mark = log.mark() if log is not None else None
+
+    def protect(self, store: RaggedSynapses) -> None:
+        """Save ``store`` (once per transaction) so that a failure restores it; call before
+        the block changes it (rule views do this when they are handed out)."""
+        if id(store) not in self._saved:
+            self._saved[id(store)] = (store, store.state_dict())
+
+    def rollback(self) -> None:
+        for store, state in self._saved.values():
+            _restore(store, state)
+        if self.log is not None:
+            self.log.rollback(self.mark)
+
+
 @contextmanager
-def rule_transaction(stores: Sequence[RaggedSynapses], log: RewiringLog | None) -> Iterator[None]:
+def rule_transaction(
+    stores: Sequence[RaggedSynapses], log: RewiringLog | None
+) -> Iterator[Transaction]:
     """Snapshot ``stores`` and ``log``; if the block raises, restore both and re-raise.
 
     Args:
-        stores: every store the block may change (duplicates are fine).
+        stores: stores the block may change (duplicates are fine); more can be added inside
+            the block with ``tx.protect(store)`` on the yielded :class:`Transaction`.
         log: the log the block records into, or None.
 
     On entry each store's :meth:`~neurowire.RaggedSynapses.state_dict` (copies of ``ind``,
@@ -50,16 +74,13 @@ def rule_transaction(stores: Sequence[RaggedSynapses], log: RewiringLog | None) 
     so views held elsewhere stay valid; ``version`` advances, so caches rebuild), variables
     registered inside the block are dropped, the log is rolled back to the mark (per-call
     records, totals and events alike), and the original exception is re-raised unchanged.
-    A block that completes keeps all its changes. Entry costs one copy of every store.
+    A block that completes keeps all its changes. Protecting costs one copy of the store.
     """
-    unique = list({id(s): s for s in stores}.values())
-    saved = [(s, s.state_dict()) for s in unique]
-    mark = log.mark() if log is not None else None
+    tx = Transaction(log)
+    for store in stores:
+        tx.protect(store)
     try:
-        yield
+        yield tx
     except BaseException:
-        for store, state in saved:
-            _restore(store, state)
-        if log is not None:
-            log.rollback(mark)
+        tx.rollback()
         raise
