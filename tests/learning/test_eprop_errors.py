@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
 from eprop_testnets import make_network, random_input
 
 import neurowire as nw
+from neurowire.codegen import maximum, spike, where
 from neurowire.learning import EProp, RateRegularizer
 
 
@@ -187,3 +190,53 @@ def test_numpy_labels_accepted():
     x, labels = random_input(2, 10, 5)
     grads = EProp(net, out).compute_gradients(x, np.asarray(labels))
     assert set(grads) == {"inp->h", "h->h", "h->out", "out.bias"}
+
+
+class _SteppedALIF(nw.ALIF):
+    """Arbitrary PyTorch in step(): e-prop cannot derive its forward pass."""
+
+    def step(self, state, i_syn, dt, rand=None, params=None):
+        return super().step(state, i_syn * 2, dt, rand, params)
+
+
+class _OtherUpdateALIF(nw.ALIF):
+    """A different update without matching e-prop terms: the backward pass would be wrong."""
+
+    def update(self, s, c, i_syn):
+        refractory = s.r > 0
+        s.v = c.alpha * s.v + 2.0 * i_syn - c.v_th * s.z
+        s.a = c.rho * s.a + s.z
+        s.z = spike(s.v - (c.v_th + c.beta * s.a), refractory)
+        s.r = where(s.z, c.n_ref, maximum(s.r - 1, 0))
+
+
+def _net_with(model):
+    net = nw.Network(dt=1.0, seed=0)
+    inp = net.population("inp", nw.SpikeSource(3))
+    hid = net.population("cells", model)
+    out = net.population("out", nw.LeakyIntegrator(2))
+    net.connect(inp, hid, nw.Dense())
+    net.connect(hid, out, nw.Dense())
+    return net, out
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (_SteppedALIF(4), r"cells.*_SteppedALIF.*overrides step"),
+        (_OtherUpdateALIF(4), r"cells.*_OtherUpdateALIF.*eprop_terms"),
+    ],
+)
+def test_eprop_refuses_models_whose_equations_it_cannot_derive(model, message):
+    net, out = _net_with(model)
+    with pytest.raises(NotImplementedError, match=message):
+        EProp(net, out)
+
+
+def test_eprop_accepts_a_subclass_that_keeps_the_update():
+    @dataclass(frozen=True)
+    class Tagged(nw.ALIF):
+        label: str = "tagged"
+
+    net, out = _net_with(Tagged(4))
+    EProp(net, out)  # same update, same e-prop terms: accepted

@@ -139,6 +139,13 @@ class EProp:
         self.seed = net.seed if seed is None else int(seed)
         self.device = self.network.device
         self.engine = _resolve_engine(engine, self.device)
+        if self.engine == "native":  # start numba's thread pool and generate the forward
+            from . import native  # kernel now: starting the pool inside a batch's thread scope
+            # resets the thread count there, so the first batch would sum in another order
+
+            native.spike_events(torch.zeros(1, 1, 1, dtype=torch.bool), batch_major=True)
+            hidden = tuple(p.model for p in self.network.hidden.populations)
+            native.forward_kernel(hidden, net.dt, net.dtype)
         gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
         self.feedback_matrix: Tensor | None = None
         if feedback == "random":
