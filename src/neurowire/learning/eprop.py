@@ -466,6 +466,12 @@ class EProp:
             _, z = hidden_forward(n, w, input_events(x, self.engine), x.shape[1], self.engine)
             return z.transpose(0, 1).to(torch.bool)
 
+    def readout_trace(self, spikes: Tensor) -> Tensor:
+        """The trainer's readout ``y [B, T, n_out]`` for input spikes ``[B, T, n_in]``."""
+        with self._threads(spikes):
+            x = self._check_spikes(spikes)
+            return torch.cat([y for y, _ in self._forward(x)], dim=1).transpose(0, 1)
+
     @staticmethod
     def simulator_inputs(spikes: Tensor) -> Tensor:
         """Inputs that make a :class:`~neurowire.Simulator` reproduce the trainer's timing.
@@ -474,8 +480,9 @@ class EProp:
         Simulator delivers every spike one step later. Given these inputs (the same spikes and
         one empty step at the end, ``[B, T + 1, n_in]``) and run for ``T + 1`` steps, the
         Simulator's hidden spikes at step ``t + 1`` equal :meth:`hidden_spikes` at step ``t``
-        (step 0 of the Simulator is silent); its readout lags one step more (``y`` of step
-        ``t + 2``), and its bias enters from step 0.
+        (step 0 of the Simulator is silent). Its readout lags one step more and its bias
+        enters from step 0: ``y_sim[t + 2] = y[t] + b (kappa^(t+1) + kappa^(t+2))`` with
+        ``y`` from :meth:`readout_trace` and ``kappa`` the readout's decay.
         """
         spikes = torch.as_tensor(spikes)
         if spikes.dim() != 3:
