@@ -91,3 +91,32 @@ def test_remove_returns_counts_per_row_and_moves_values(native):
     assert s.remove(mask).tolist() == [1, 0, 0]
     assert s.values("weight").tolist() == [1.0, 3.0, 4.0]
     assert s.coo()[1].tolist() == [1, 4, 0]
+
+
+def test_slot_columns_are_the_column_index_in_fixed_buffers_cached_by_the_store():
+    pytest.importorskip("numba")
+    from neurowire.native import rules
+
+    s, _ = _pair(autapses=True, seed=3)
+    s.grow(torch.full((s.n_pre,), 3), generator=torch.Generator().manual_seed(1))
+    assert s.nnz == 3 * s.n_pre
+    indptr, slot = s.slot_columns()
+    assert slot.numel() == s.n_pre * s.capacity
+    cols = s.columns()
+    assert torch.equal(indptr, cols.indptr) and torch.equal(slot[: s.nnz], cols.slot)
+    # the numba rebuild used inside native blocks writes the same index
+    ptr2, slot2 = torch.zeros_like(indptr), torch.zeros_like(slot)
+    rules.rebuild_columns(
+        s.ind.numpy(), s.row_length.numpy(), s.n_post, ptr2.numpy(), slot2.numpy()
+    )
+    assert torch.equal(ptr2, indptr) and torch.equal(slot2[: s.nnz], slot[: s.nnz])
+    assert s.slot_columns()[0] is indptr  # cached
+    s.remove(s.live & (torch.rand(s.live.shape, generator=torch.Generator().manual_seed(0)) < 0.5))
+    fresh_ptr, fresh_slot = s.slot_columns()  # the structure changed: rebuilt
+    assert fresh_ptr is not indptr and torch.equal(fresh_slot[: s.nnz], s.columns().slot)
+    # a changer that rebuilt the buffers in place keeps them cached across the version bump
+    with s.mutation():
+        pass
+    kept = s.slot_columns()
+    s._changed(rebuilt=("slot_columns",))
+    assert s.slot_columns()[0] is kept[0]

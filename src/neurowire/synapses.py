@@ -392,11 +392,18 @@ class RaggedSynapses:
             f"load_state_dict() restores a saved state"
         )
 
-    def _changed(self) -> None:
-        """Called after every change the store makes (or sanctions) to its structure."""
+    def _changed(self, rebuilt: tuple[str, ...] = ()) -> None:
+        """Called after every change the store makes (or sanctions) to its structure.
+
+        ``rebuilt``: cached views the changer has already brought up to date in place (the
+        native engine's fused rules rebuild :meth:`slot_columns`); they stay cached.
+        """
+        kept = {k: self._cache[k] for k in rebuilt if k in self._cache}
         self.version += 1
         self.values_version += 1
         self._seal()
+        for key, (_, value, stamp) in kept.items():
+            self._cache[key] = (self.version, value, stamp)
 
     def values_changed(self) -> None:
         """Declare that variable values were written in place outside the store's API (an
@@ -544,6 +551,23 @@ class RaggedSynapses:
             return ColumnIndex(indptr, pre[order], slot[order], length)
 
         return self._cached("columns", build)
+
+    def slot_columns(self) -> tuple[Tensor, Tensor]:
+        """The column index in fixed-size buffers, for kernels that rebuild it in place:
+        ``indptr`` int64 ``[n_post + 1]`` and ``slot`` int64 ``[max(1, n_pre * capacity)]``
+        (flat slot ``i * capacity + s`` of each synapse, grouped by column, row-major within;
+        entries from ``nnz`` on are unused). Cached per :attr:`version`; a kernel that changes
+        the structure and rebuilds these buffers itself reports it with
+        ``_changed(rebuilt=("slot_columns",))``.
+        """
+
+        def build():
+            cols = self.columns()
+            slot = torch.zeros(max(1, self.n_pre * self.capacity), dtype=torch.int64)
+            slot[: cols.slot.numel()] = cols.slot.cpu()
+            return cols.indptr.cpu().clone(), slot
+
+        return self._cached("slot_columns", build)
 
     def padded_columns(self) -> Tensor:
         """int64 ``[n_post, col_capacity]``: each column's flat slot indices (row-major), padded

@@ -90,7 +90,6 @@ class NativeEngine:
             if isinstance(sim.net.rules[r].rule, SharedFanInRewiring):
                 self._indexed.update(self._targets[r])
         self._scratch = self._allocate_scratch()
-        self._col_version: dict[int, int] = {}
         self._views: dict[int, tuple[Tensor, np.ndarray]] = {}
         self._drivers: dict[tuple, Any] = {}
         #: path of the generated module, per split mode (see ``Simulator.generated_source``)
@@ -110,10 +109,6 @@ class NativeEngine:
                 out[f"p{i}_nonspk"] = np.zeros(1, np.int64)
         for q, proj in enumerate(self.projs):
             out[f"q{q}_wsum"] = np.zeros((batch, proj.post.n), self.np_dtype)
-            if q in self._indexed:
-                s = proj.synapses
-                out[f"q{q}_cptr"] = np.zeros(s.n_post + 1, np.int64)
-                out[f"q{q}_cslot"] = np.zeros(max(1, s.n_pre * s.capacity), np.int64)
         return out
 
     def _arguments(self, ext: Mapping[str, Tensor]) -> dict[str, np.ndarray]:
@@ -149,21 +144,11 @@ class NativeEngine:
             if proj.synapse is not None:
                 x_pre, x_post = sim.state["traces"][proj.name]
                 args[f"q{q}_xpre"], args[f"q{q}_xpost"] = view(x_pre), view(x_post)
-            if q in self._indexed:
-                self._refresh_columns(q, args)
+            if q in self._indexed:  # the store's column index, cached there per version
+                cptr, cslot = s.slot_columns()
+                args[f"q{q}_cptr"], args[f"q{q}_cslot"] = view(cptr), view(cslot)
         self._views = fresh
         return args
-
-    def _refresh_columns(self, q: int, args: dict[str, np.ndarray]) -> None:
-        s = self.projs[q].synapses
-        if self._col_version.get(q) == s.version:
-            return
-        tic = time.perf_counter()
-        rules.rebuild_columns(
-            args[f"q{q}_ind"], args[f"q{q}_len"], s.n_post, args[f"q{q}_cptr"], args[f"q{q}_cslot"]
-        )
-        s.index_rebuild_s += time.perf_counter() - tic
-        self._col_version[q] = s.version
 
     # ------------------------------------------------------------------ code generation
     def _lit(self, x: float) -> str:
@@ -405,10 +390,9 @@ class NativeEngine:
                         t_ms,
                         *(args[f"ev{r}_{m}_{f}"][sl] for f in ("pre", "post", "kind", "dist")),
                     )
-                if int(rem.sum() + add.sum()):
-                    self.projs[q].synapses._changed()
-                    if q in self._indexed:
-                        self._col_version[q] = self.projs[q].synapses.version
+                if int(rem.sum() + add.sum()):  # the block rebuilt the column index in place
+                    rebuilt = ("slot_columns",) if q in self._indexed else ()
+                    self.projs[q].synapses._changed(rebuilt=rebuilt)
 
     # ------------------------------------------------------------------ running
     def run_block(
