@@ -104,6 +104,8 @@ class Adam:
             v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
             w.addcdiv_(m, denom, value=-step_size)
+            if isinstance(param, RaggedSynapses):
+                param.values_changed()  # written in place: the store's value caches refresh
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:

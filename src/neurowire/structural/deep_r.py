@@ -305,6 +305,7 @@ class DeepR(StructuralRule):
             noise = torch.randn(w.shape, generator=ctx.generator, device=w.device, dtype=w.dtype)
             step += math.sqrt(2.0 * lr * self.temperature) * noise
         w.addcmul_(sign, step)  # theta = sign * w moves by step; padding (sign 0) untouched
+        view.store.values_changed()
 
     def regrow_synapses(self, view: SynapseView, n: int, ctx: RuleContext) -> None:
         """Add ``n`` synapses at weight 0 (every other variable 0, ``sign`` from the pair's
