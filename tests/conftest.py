@@ -1,17 +1,56 @@
-"""Shared fixtures: the devices a test runs on and a freshly seeded random generator."""
+"""Shared fixtures: the devices and CPU engines a test runs on, a freshly seeded random generator,
+and the hypothesis profiles.
+
+Hypothesis profiles (chosen with the environment variable ``HYPOTHESIS_PROFILE``):
+
+* ``quick`` (default): 25 examples per property test and no deadline, so that the quick tier
+  (``pytest -m "not slow"``) stays fast;
+* ``full``: 300 examples per property test, for a thorough run
+  (``HYPOTHESIS_PROFILE=full pytest tests/test_synapses_properties.py``).
+
+A test that pins ``max_examples`` in its own ``@settings`` overrides the profile's count.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
 import torch
+from hypothesis import settings
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+
+#: every CPU engine a step-semantics test runs on in the quick tier ("compile" is too slow to
+#: compile on a CPU for every test; one small eager-vs-compile test covers it)
+CPU_ENGINES = [
+    pytest.param("eager", id="eager"),
+    pytest.param(
+        "native",
+        id="native",
+        marks=pytest.mark.skipif(not HAVE_NUMBA, reason="the native engine needs numba"),
+    ),
+]
+
+settings.register_profile("quick", max_examples=25, deadline=None)
+settings.register_profile("full", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
     """Every available device: CPU always, CUDA when present."""
     return torch.device(request.param)
+
+
+@pytest.fixture(params=CPU_ENGINES)
+def engine(request) -> str:
+    """Every CPU engine of the quick tier: ``"eager"`` always, ``"native"`` when numba is
+    installed (skipped otherwise)."""
+    return request.param
 
 
 @pytest.fixture

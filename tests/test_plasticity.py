@@ -28,37 +28,37 @@ def pair_network(pre_steps, post_steps, rule, steps=40, weight=0.1, n_post=1):
 RULE = nw.STDP(tau_plus=20.0, tau_minus=64.0, a_plus=0.02, a_minus=0.0075, w_min=0.0, w_max=1.0)
 
 
-def test_pre_then_post_potentiates_by_a_plus_exp():
+def test_pre_then_post_potentiates_by_a_plus_exp(engine):
     net, proj, inputs = pair_network([10], [(0, 15)], RULE)
-    nw.Simulator(net).run(40, inputs=inputs)
+    nw.Simulator(net, engine=engine).run(40, inputs=inputs)
     dw = proj.synapses.values("weight").item() - 0.1
     assert dw == pytest.approx(0.02 * math.exp(-5 / 20.0), rel=1e-12)
 
 
-def test_post_then_pre_depresses_by_a_minus_exp():
+def test_post_then_pre_depresses_by_a_minus_exp(engine):
     net, proj, inputs = pair_network([15], [(0, 10)], RULE)
-    nw.Simulator(net).run(40, inputs=inputs)
+    nw.Simulator(net, engine=engine).run(40, inputs=inputs)
     dw = proj.synapses.values("weight").item() - 0.1
     assert dw == pytest.approx(-0.0075 * math.exp(-5 / 64.0), rel=1e-12)
 
 
-def test_simultaneous_spikes_do_not_interact_and_all_to_all_pairs_sum():
+def test_simultaneous_spikes_do_not_interact_and_all_to_all_pairs_sum(engine):
     net, proj, inputs = pair_network([10], [(0, 10)], RULE)
-    nw.Simulator(net).run(40, inputs=inputs)
+    nw.Simulator(net, engine=engine).run(40, inputs=inputs)
     assert proj.synapses.values("weight").item() == pytest.approx(0.1)
     net, proj, inputs = pair_network([10, 12], [(0, 15)], RULE)
-    nw.Simulator(net).run(40, inputs=inputs)
+    nw.Simulator(net, engine=engine).run(40, inputs=inputs)
     expected = 0.02 * (math.exp(-5 / 20) + math.exp(-3 / 20))
     assert proj.synapses.values("weight").item() - 0.1 == pytest.approx(expected, rel=1e-12)
 
 
-def test_weights_are_clipped_to_bounds():
+def test_weights_are_clipped_to_bounds(engine):
     rule = nw.STDP(a_plus=1.0, a_minus=1.0, w_min=0.05, w_max=0.3)
     net, proj, inputs = pair_network([5], [(0, 6)], rule)
-    nw.Simulator(net).run(10, inputs=inputs)
+    nw.Simulator(net, engine=engine).run(10, inputs=inputs)
     assert proj.synapses.values("weight").item() == pytest.approx(0.3)
     net, proj, inputs = pair_network([6], [(0, 5)], rule)
-    nw.Simulator(net).run(10, inputs=inputs)
+    nw.Simulator(net, engine=engine).run(10, inputs=inputs)
     assert proj.synapses.values("weight").item() == pytest.approx(0.05)
 
 
@@ -91,14 +91,14 @@ def test_event_driven_stdp_equals_all_slots_reference():
             assert int(z_pre.sum()) > 8 + trial
 
 
-def test_stdp_through_column_index_sees_rewired_structure():
+def test_stdp_through_column_index_sees_rewired_structure(engine):
     """After removing 0->0 and adding 0->1, a post spike of 0 changes nothing, of 1 potentiates."""
     net, proj, inputs = pair_network([3], [(0, 8), (1, 8)], RULE, steps=12, n_post=2)
     s = proj.synapses
     s.remove(s.ind == 0)
     s.add(torch.tensor([0]), torch.tensor([1]), weight=0.1)
     assert s.nnz == 1
-    nw.Simulator(net).run(12, inputs=inputs)
+    nw.Simulator(net, engine=engine).run(12, inputs=inputs)
     assert s.contains([0, 0], [0, 1]).tolist() == [False, True]
     assert s.values("weight").item() == pytest.approx(0.1 + 0.02 * math.exp(-5 / 20))
 

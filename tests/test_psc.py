@@ -18,9 +18,10 @@ def one_spike_network(psc, post_model, weight=0.5, dtype=torch.float64):
     return net, spikes
 
 
-def test_delta_input_arrives_one_step_after_the_spike():
+def test_delta_input_arrives_one_step_after_the_spike(engine):
     net, spikes = one_spike_network(nw.Delta(), nw.LIF(1, tau_m=10.0, v_th=10.0))
-    v = nw.Simulator(net).run(12, record={"post": ["v"]}, inputs={"src": spikes})["post"]["v"]
+    v = nw.Simulator(net, engine=engine).run(12, record={"post": ["v"]}, inputs={"src": spikes})
+    v = v["post"]["v"]
     v = v[:, 0, 0]
     alpha = math.exp(-0.1)
     assert v[:3].abs().max() == 0
@@ -39,6 +40,23 @@ def test_exp_curr_decays_with_tau():
     assert currents == pytest.approx([0.0, 1.0, k, k * k])
 
 
+def test_exp_curr_drives_lif_one_step_after_the_spike(engine):
+    """The current jumps by w in the delivery step (3) and decays by e^(-dt/tau) per step;
+    the e-prop LIF integrates it as v <- alpha v + I."""
+    net, spikes = one_spike_network(nw.ExpCurr(tau=4.0), nw.LIF(1, tau_m=10.0, v_th=10.0))
+    v = nw.Simulator(net, engine=engine).run(12, record={"post": ["v"]}, inputs={"src": spikes})
+    v = v["post"]["v"][:, 0, 0]
+    alpha, k = math.exp(-0.1), math.exp(-0.25)
+    ref, current = 0.0, 0.0
+    for step in range(12):
+        if step == 3:
+            current += 0.5
+        ref = alpha * ref + current
+        current *= k
+        assert v[step].item() == pytest.approx(ref, abs=1e-12), step
+    assert v[:3].abs().max() == 0
+
+
 def test_exp_cond_current_is_conductance_times_driving_force():
     psc = nw.ExpCond(tau=5.0, e_rev=0.0)
     g = psc.init_state(1, 1, torch.device("cpu"), torch.float64)
@@ -48,11 +66,12 @@ def test_exp_cond_current_is_conductance_times_driving_force():
     assert g.item() == pytest.approx(0.2 * math.exp(-0.1 / 5.0))
 
 
-def test_exp_cond_drives_biophysical_lif_as_computed_by_hand():
+def test_exp_cond_drives_biophysical_lif_as_computed_by_hand(engine):
     net, spikes = one_spike_network(
         nw.ExpCond(tau=5.0, e_rev=0.0), nw.LIF.biophysical(1, tau_refrac=0.0), weight=0.2
     )
-    v = nw.Simulator(net).run(8, record={"post": ["v"]}, inputs={"src": spikes})["post"]["v"]
+    v = nw.Simulator(net, engine=engine).run(8, record={"post": ["v"]}, inputs={"src": spikes})
+    v = v["post"]["v"]
     alpha, k = math.exp(-1 / 20), math.exp(-1 / 5)
     ref, g = -70.0, 0.0
     for step in range(8):
@@ -64,10 +83,10 @@ def test_exp_cond_drives_biophysical_lif_as_computed_by_hand():
         assert v[step, 0, 0].item() == pytest.approx(ref, abs=1e-9)
 
 
-def test_exp_cond_onto_a_readout_is_rejected():
+def test_exp_cond_onto_a_readout_is_rejected(engine):
     net = nw.Network()
     src = net.population("src", nw.PoissonSource(2))
     out = net.population("out", nw.LeakyIntegrator(2))
     net.connect(src, out, nw.AllToAll(), psc=nw.ExpCond())
     with pytest.raises(ValueError, match="membrane potential"):
-        nw.Simulator(net)
+        nw.Simulator(net, engine=engine)

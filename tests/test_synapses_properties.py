@@ -1,12 +1,33 @@
 """Property test: random add/remove/grow sequences against a plain Python model of the store.
 
-The model is a dict ``{(pre, post): (w, e, n)}``: a shared float32 weight ``w``, a batched float32
-variable ``e`` (one value per batch copy) and a shared int32 ``n``. After every operation the
-store must pass ``validate()`` and agree with the model in ``coo()`` (as a set), ``contains()``
-(every pair), ``to_dense()`` and every variable; a call that raises must change nothing.
+The model keeps, per presynaptic row, the list of its postsynaptic targets *in slot order*, and
+per synapse ``(pre, post)`` its values ``(w, e, n)``: a shared float32 weight ``w``, a batched
+float32 variable ``e`` (one value per batch copy) and a shared int32 ``n``. The slot order is the
+store's documented one (``neurowire.synapses``): removal is stable (survivors keep their relative
+order, compacted to the front of the row), ``add`` appends the pairs it accepts to the end of
+their row in call order, and ``grow`` appends behind the existing synapses (its targets are
+random, so the model takes them from the store and checks them).
+
+After every operation the store must pass ``validate()`` and agree with the model in
+
+* ``row_length``, the live slots of ``ind`` (slot by slot) and every variable slot by slot (so a
+  value moves with its synapse when the row is compacted or appended to);
+* ``coo()`` (row-major, slot order within a row), ``values()``, ``to_dense()``, ``contains()``
+  (every pair);
+* ``csr()`` (``indptr``, ``indices``, flat ``slot``), ``columns()`` (per column the rows in
+  increasing order with their flat slots, ``length``, ``indptr``) and ``padded_columns()``
+  (each column's slots then padding ``n_pre * capacity``; the width covers the longest column,
+  never exceeds ``n_pre`` and never shrinks);
+
+and a call that raises must change nothing. Each sequence runs on both implementations of the
+structural changes (numba kernels, PyTorch ops). The number of examples comes from the hypothesis
+profile (``tests/conftest.py``: ``quick`` by default, ``HYPOTHESIS_PROFILE=full`` for 300); the
+``slow`` variant always runs 300.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import pytest
 import torch
@@ -22,6 +43,51 @@ CONFIGS = {  # name -> (n_pre, n_post, autapses)
     "recurrent 6x6 without autapses": (6, 6, False),
 }
 GROW_W = 2.5
+PATHS = [
+    pytest.param(
+        True,
+        id="numba-kernels",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("numba") is None, reason="the store kernels need numba"
+        ),
+    ),
+    pytest.param(False, id="torch-ops"),
+]
+
+
+class Model:
+    """The store as plain Python: ``rows[i]`` targets of row ``i`` in slot order,
+    ``vals[(pre, post)] = (w, e, n)`` with ``e`` a tuple of ``B`` values."""
+
+    def __init__(self, n_pre: int, n_post: int) -> None:
+        self.n_pre, self.n_post = n_pre, n_post
+        self.rows: list[list[int]] = [[] for _ in range(n_pre)]
+        self.vals: dict[tuple[int, int], tuple[float, tuple[float, ...], int]] = {}
+        self.col_width = 0  # widest padded_columns() seen so far (it never shrinks)
+
+    def __contains__(self, pair) -> bool:
+        return pair in self.vals
+
+    def __len__(self) -> int:
+        return len(self.vals)
+
+    def length(self, i: int) -> int:
+        return len(self.rows[i])
+
+    def append(self, p: int, q: int, values) -> None:
+        assert (p, q) not in self.vals
+        self.rows[p].append(q)
+        self.vals[(p, q)] = values
+
+    def coo(self) -> list[tuple[int, int, int]]:
+        """(pre, post, flat slot) of every synapse, row-major in slot order."""
+        return [(i, q, i * CAP + j) for i, row in enumerate(self.rows) for j, q in enumerate(row)]
+
+    def column(self, q: int) -> list[tuple[int, int]]:
+        """(pre, flat slot) of the synapses onto ``q``, by increasing ``pre``."""
+        return [
+            (p, p * CAP + self.rows[p].index(q)) for p in range(self.n_pre) if q in self.rows[p]
+        ]
 
 
 def ops(n_pre, n_post):
@@ -58,14 +124,56 @@ def assert_unchanged(before, s):
         assert torch.equal(s.vars[name], var), name
 
 
+def check_slots(s, model):
+    """Slot by slot: row lengths, targets in the model's order, each synapse's own values."""
+    assert s.row_length.tolist() == [model.length(i) for i in range(s.n_pre)]
+    w, e, n = s.vars["w"], s.vars["e"], s.vars["n"]
+    for i, row in enumerate(model.rows):
+        assert s.ind[i, : len(row)].tolist() == row, f"row {i}: slot order"
+        for j, q in enumerate(row):
+            mw, me, mn = model.vals[(i, q)]
+            assert w[i, j].item() == mw, (i, j, q)
+            assert tuple(e[:, i, j].tolist()) == me, (i, j, q)
+            assert n[i, j].item() == mn, (i, j, q)
+
+
+def check_views(s, model):
+    """coo, csr, columns and padded_columns against the model."""
+    expected = model.coo()
+    pre, post = s.coo()
+    assert list(zip(pre.tolist(), post.tolist(), strict=True)) == [(p, q) for p, q, _ in expected]
+    assert s.nnz == len(model) == len(expected)
+
+    csr = s.csr()
+    lengths = [model.length(i) for i in range(s.n_pre)]
+    assert csr.indptr.tolist() == [sum(lengths[:i]) for i in range(s.n_pre + 1)]
+    assert csr.indices.tolist() == [q for _, q, _ in expected]
+    assert csr.slot.tolist() == [slot for _, _, slot in expected]
+
+    cols = s.columns()
+    columns = [model.column(q) for q in range(s.n_post)]
+    col_len = [len(c) for c in columns]
+    assert cols.length.tolist() == col_len
+    assert cols.indptr.tolist() == [sum(col_len[:q]) for q in range(s.n_post + 1)]
+    assert cols.pre.tolist() == [p for c in columns for p, _ in c]
+    assert cols.slot.tolist() == [slot for c in columns for _, slot in c]
+
+    padded = s.padded_columns()
+    width = padded.shape[1]
+    assert padded.shape[0] == s.n_post
+    assert max(col_len, default=0) <= width <= s.n_pre
+    assert width >= model.col_width, "padded_columns() width shrank"
+    model.col_width = width
+    pad = s.n_pre * CAP
+    for q, c in enumerate(columns):
+        assert padded[q].tolist() == [slot for _, slot in c] + [pad] * (width - len(c)), q
+
+
 def check(s, model):
     s.validate()
+    check_slots(s, model)
+    check_views(s, model)
     pre, post = s.coo()
-    got = list(zip(pre.tolist(), post.tolist(), strict=True))
-    assert set(got) == set(model) and len(got) == len(model)
-    assert pre.tolist() == sorted(pre.tolist())  # row-major order
-    assert s.nnz == len(model)
-    assert s.row_length.tolist() == [sum(p == i for p, _ in model) for i in range(s.n_pre)]
     all_pre, all_post = torch.meshgrid(torch.arange(s.n_pre), torch.arange(s.n_post), indexing="ij")
     member = [
         (p, q) in model
@@ -75,7 +183,7 @@ def check(s, model):
     dense_w = torch.zeros(s.n_pre, s.n_post)
     dense_e = torch.zeros(B, s.n_pre, s.n_post)
     dense_n = torch.zeros(s.n_pre, s.n_post, dtype=torch.int32)
-    for (p, q), (w, e, n) in model.items():
+    for (p, q), (w, e, n) in model.vals.items():
         dense_w[p, q], dense_e[:, p, q], dense_n[p, q] = w, torch.tensor(e), n
     assert torch.equal(s.to_dense("w"), dense_w)
     assert torch.equal(s.to_dense("e"), dense_e)
@@ -111,7 +219,7 @@ def apply_add(s, model, step, pairs, on_full, on_duplicate, flat_e, give_n):
         seen.add(pq)
     if any(dup) and on_duplicate == "raise":
         errors.append(nw.DuplicateSynapseError)
-    count = [sum(p == i for p, _ in model) for i in range(s.n_pre)]
+    count = [model.length(i) for i in range(s.n_pre)]
     fits = []
     for (p, _), is_dup in zip(pairs, dup, strict=True):
         ok = not is_dup and count[p] < CAP
@@ -128,27 +236,26 @@ def apply_add(s, model, step, pairs, on_full, on_duplicate, flat_e, give_n):
         return
     added = s.add(pre, post, on_full=on_full, on_duplicate=on_duplicate, **values)
     assert added.tolist() == fits
-    for i, pq in enumerate(pairs):
+    for i, (p, q) in enumerate(pairs):  # appended to the end of the row, in call order
         if fits[i]:
-            model[pq] = (w[i], tuple(e[b][i] for b in range(B)), n[i] if give_n else 0)
+            model.append(p, q, (w[i], tuple(e[b][i] for b in range(B)), n[i] if give_n else 0))
 
 
 def apply_remove(s, model, bits):
     mask = torch.tensor(bits).view(s.n_pre, CAP)
-    gone = set()
-    for i in range(s.n_pre):
-        for j in range(int(s.row_length[i])):
-            if mask[i, j]:
-                gone.add((i, int(s.ind[i, j])))
     removed = s.remove(mask)
-    assert removed.tolist() == [sum(p == i for p, _ in gone) for i in range(s.n_pre)]
-    for pq in gone:
-        del model[pq]
+    expected = []
+    for i, row in enumerate(model.rows):
+        gone = [q for j, q in enumerate(row) if mask[i, j]]
+        model.rows[i] = [q for j, q in enumerate(row) if not mask[i, j]]  # stable compaction
+        for q in gone:
+            del model.vals[(i, q)]
+        expected.append(len(gone))
+    assert removed.tolist() == expected
 
 
 def apply_grow(s, model, counts, seed):
-    before = set(model)
-    lengths = [sum(p == i for p, _ in model) for i in range(s.n_pre)]
+    lengths = [model.length(i) for i in range(s.n_pre)]
     free_cols = [s.n_post - length - (0 if s.autapses else 1) for length in lengths]
     want = [
         min(c, CAP - length, f) for c, length, f in zip(counts, lengths, free_cols, strict=True)
@@ -156,25 +263,25 @@ def apply_grow(s, model, counts, seed):
     gen = torch.Generator().manual_seed(seed)
     added = s.grow(torch.tensor(counts), generator=gen, w=GROW_W)
     assert added.tolist() == want
-    pre, post = s.coo()
-    new = set(zip(pre.tolist(), post.tolist(), strict=True)) - before
-    assert [sum(p == i for p, _ in new) for i in range(s.n_pre)] == want
-    for pq in new:
-        model[pq] = (GROW_W, (0.0,) * B, 0)
+    # the new synapses follow the existing ones (check() verifies the existing ones stayed put)
+    for i in range(s.n_pre):
+        new = s.ind[i, lengths[i] : lengths[i] + want[i]].tolist()
+        assert len(set(new)) == len(new) and all(0 <= q < s.n_post for q in new), new
+        assert not set(new) & set(model.rows[i]), (i, new)
+        assert s.autapses or i not in new, (i, new)
+        for q in new:
+            model.append(i, q, (GROW_W, (0.0,) * B, 0))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
-@settings(max_examples=60, deadline=None, database=None)
-@given(data=st.data())
-def test_random_add_remove_grow_sequences_match_a_dict_model(config, data):
+def run_sequence(config, native_ops, data):
     n_pre, n_post, autapses = config
     sequence = data.draw(ops(n_pre, n_post), label="operations")
     s = nw.RaggedSynapses(n_pre, n_post, CAP, name="prop", autapses=autapses)
+    s.native_ops = native_ops
     s.add_var("w")
     s.add_var("e", batched=B)
     s.add_var("n", dtype=torch.int32)
-    model = {}
+    model = Model(n_pre, n_post)
     check(s, model)
     for step, op in enumerate(sequence):
         if op[0] == "add":
@@ -184,3 +291,20 @@ def test_random_add_remove_grow_sequences_match_a_dict_model(config, data):
         else:
             apply_grow(s, model, *op[1:])
         check(s, model)
+
+
+@pytest.mark.parametrize("native_ops", PATHS)
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+@settings(database=None)  # examples: the hypothesis profile's
+@given(data=st.data())
+def test_random_add_remove_grow_sequences_match_a_python_model(config, native_ops, data):
+    run_sequence(config, native_ops, data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("native_ops", PATHS)
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+@settings(max_examples=300, database=None)
+@given(data=st.data())
+def test_random_add_remove_grow_sequences_match_a_python_model_long(config, native_ops, data):
+    run_sequence(config, native_ops, data)
