@@ -28,11 +28,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from torch import Tensor
 
-from ..codegen import recording_spike_tests
+from ..codegen import Constants, recording_spike_tests
 from ..delivery import SpikeEvents, deliver_dense, deliver_slots
 from ..denormals import flush_denormals
 from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
@@ -147,16 +148,21 @@ def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
 # ---------------------------------------------------------------------- hidden dynamics
 @dataclass(eq=False)
 class HiddenState:
-    """Each hidden population's model state (its ``state_type``, ``[B, n_pop]`` tensors) and
-    ``z [B, N]``, the whole layer's spikes of the previous step as numbers."""
+    """Each hidden population's model state as a namespace of ``[B, n_pop]`` tensors (the
+    ``s`` its ``update`` reads and writes) and ``z [B, N]``, the whole layer's spikes of the
+    previous step as numbers."""
 
-    populations: list[tuple]
+    populations: list[SimpleNamespace]
     z: Tensor
 
 
 class HiddenDynamics:
     """One step of the hidden layer, in place: each population's own ``update`` (the models'
     one definition), fed with the input current plus the recurrent input ``z_{t-1} W_rec``.
+
+    The update runs as :meth:`NeuronModel.step` runs it (the same method and constants); only
+    the bookkeeping around it is lighter: each population's state stays a namespace of float
+    tensors from step to step, and its ``s.z`` is set to its columns of the layer's spikes.
 
     Args:
         enet: the arranged network (hidden populations, ``dt``).
@@ -165,13 +171,23 @@ class HiddenDynamics:
 
     def __init__(self, enet: EPropNetwork, w_rec: Tensor) -> None:
         self.layer = enet.hidden
-        self.dt = enet.net.dt
         self.w_rec = w_rec
-        self.segments = [(pop.model, *self.layer.span(pop)) for pop in self.layer.populations]
+        whole = len(self.layer.populations) == 1
+        self.segments = [
+            (
+                pop.model,
+                Constants(pop.model.cached_constants(enet.net.dt)),
+                slice(None) if whole else slice(*self.layer.span(pop)),
+            )
+            for pop in self.layer.populations
+        ]
 
     def initial_state(self, batch: int) -> HiddenState:
         dev, dtype = self.w_rec.device, self.w_rec.dtype
-        states = [m.init_state(batch, dev, dtype) for m, _, _ in self.segments]
+        states = [
+            SimpleNamespace(**m.init_state(batch, dev, dtype)._asdict())
+            for m, _, _ in self.segments
+        ]
         return HiddenState(states, torch.zeros(batch, self.layer.n, dtype=dtype, device=dev))
 
     def step(self, st: HiddenState, current: Tensor, d_out: Tensor, z_out: Tensor) -> None:
@@ -181,16 +197,17 @@ class HiddenDynamics:
         ``z_out``; ``d_out`` may be ``current`` itself. ``z_out`` becomes ``st.z``.
         """
         current.addmm_(st.z, self.w_rec)
-        for k, (model, lo, hi) in enumerate(self.segments):
+        for (model, consts, cols), s in zip(self.segments, st.populations, strict=True):
+            s.z = st.z[:, cols]  # the previous spikes as numbers (the model language's rule)
             with recording_spike_tests() as tests:
-                new = model.step(st.populations[k], current[:, lo:hi], self.dt)
-            (distance, refractory), *_ = tests
-            d = d_out[:, lo:hi]
-            d.copy_(distance)
+                model.update(s, consts, current[:, cols])
+            distance, refractory = tests[0]
             if isinstance(refractory, Tensor):
-                d.masked_fill_(refractory, float("-inf"))
-            z_out[:, lo:hi] = new.z
-            st.populations[k] = new
+                d_out[:, cols] = distance
+                d_out[:, cols].masked_fill_(refractory, -torch.inf)
+            else:
+                d_out[:, cols] = distance
+            z_out[:, cols] = s.z
         st.z = z_out
 
 
