@@ -181,6 +181,7 @@ class Simulator:
             else None
         )
         self._native = None
+        self._host_rule_ids: list[int] | None = None
         if self.engine == "native":
             from .native.engine import NativeEngine
 
@@ -215,8 +216,10 @@ class Simulator:
 
     def _host_rules(self) -> list[int]:
         """Indices of the rules that run on the host (all but the native engine's fused)."""
-        fused = set(self._native.fused) if self._native is not None else set()
-        return [r for r in range(len(self.net.rules)) if r not in fused]
+        if self._host_rule_ids is None:
+            fused = set(self._native.fused) if self._native is not None else set()
+            self._host_rule_ids = [r for r in range(len(self.net.rules)) if r not in fused]
+        return self._host_rule_ids
 
     def _block_length(self, default: int | None) -> int:
         """Steps per block: up to the next due host rule or callback."""
@@ -700,7 +703,8 @@ class Simulator:
 
     def _host_step(self, step: int) -> bool:
         """Whether a host rule is due after ``step``; then the host runs every rule due."""
-        return any(step % self.net.rules[r].every == 0 for r in self._host_rules())
+        rules = self.net.rules
+        return any(step % rules[r].every == 0 for r in self._host_rules())
 
     def _run_schedule(self) -> None:
         tic = time.perf_counter()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ..codegen import ModelCodeError, Scalar, translate
 
 INDENT = "    "
@@ -56,9 +58,12 @@ def neuron_kernel(model: Any, dt: float, name: str, ftype: str) -> str:
 
     Arguments, in order: the state fields (``model.state_type``), ``i_syn`` (``rand`` too for a
     stochastic model), the per-neuron parameters ``model.param_names`` (``[n]``), ``spk``,
-    ``nspk``. A state array with one row (a rate shared by the batch) is broadcast.
+    ``nspk``. A state variable that ``init_state`` gives one row (a rate shared by the batch)
+    is broadcast over the batch.
     """
     fields = _state_names(model)
+    probe = model.init_state(2, torch.device("cpu"), torch.float64)
+    shared = {f for f in fields if getattr(probe, f).shape[0] == 1}  # one row for the batch
     inputs = ["i_syn", "rand"] if model.stochastic else ["i_syn"]
     params = list(model.param_names)
     spec = Scalar(
@@ -71,16 +76,17 @@ def neuron_kernel(model: Any, dt: float, name: str, ftype: str) -> str:
     tr = translate(model, "update", spec, prefix="s_")
     args = ", ".join(fields + inputs + params + ["spk", "nspk"])
     body = ["batch, n = z.shape", "count = 0", "for b in range(batch):"]
-    body += [f"{INDENT}{f}_b = b if {f}.shape[0] > 1 else 0" for f in fields]
+    body += [f"{INDENT}{f}_b = b if {f}.shape[0] > 1 else 0" for f in sorted(shared)]
+    row = {f: (f"{f}_b" if f in shared else "b") for f in fields}
     loop = []
     for f in fields:
-        value = f"{f}[{f}_b, i]"
+        value = f"{f}[{row[f]}, i]"
         if f == "z":
             value = f"np.{ftype}(1.0) if {value} else np.{ftype}(0.0)"
         loop.append(f"s_{f}_0 = {value}")
     loop += tr.lines
     for f, final in tr.assigned.items():
-        loop.append(f"{f}[{f}_b, i] = {final}")
+        loop.append(f"{f}[{row[f]}, i] = {final}")
     if "z" in tr.assigned:
         z = tr.assigned["z"]
         loop += [f"if {z}:", f"{INDENT}spk[count] = b * n + i", f"{INDENT}count += 1"]
