@@ -11,7 +11,7 @@ connection densities ``p`` (FixedProbability-like stores: row lengths ~ Binomial
    The store size stays steady. One warm-up cycle, then the median over ``--cycles`` timed
    cycles (both removes of a cycle count). Random masks and pairs are drawn untimed.
 2. **Spike delivery** ``w_sum[j] = sum_i z[i] W[i, j]`` (batch 1) with 1 % and 10 % of the
-   presynaptic neurons spiking, per strategy of :mod:`neurowire.delivery`: ``dense`` (matmul
+   presynaptic neurons spiking, per strategy of :mod:`neurowire.propagate`: ``dense`` (matmul
    with ``to_dense``; only where ``n * n`` is at most ``--max-dense`` floats), ``slots``,
    ``rows`` (event-driven; the timed step includes ``SpikeEvents.fixed`` with a budget of the spike
    count rounded up to a multiple of 64), ``csr`` (``deliver_csr`` on ``csc_matrix`` of the
@@ -63,7 +63,8 @@ import torch
 from torch import Tensor
 
 from neurowire.connectivity import FixedProbability
-from neurowire.delivery import (
+from neurowire.native import delivery as native_delivery
+from neurowire.propagate import (
     SpikeEvents,
     csc_matrix,
     deliver_all_slots,
@@ -71,7 +72,6 @@ from neurowire.delivery import (
     deliver_matmul,
     deliver_rows,
 )
-from neurowire.native import delivery as native_delivery
 from neurowire.synapses import RaggedSynapses
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import neurowire as nw
-from neurowire.delivery import (
+from neurowire.propagate import (
     SpikeEvents,
     csc_matrix,
     deliver_all_slots,

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from .codegen import Constants, Definition, clip
-from .delivery import SpikeEvents
 from .neurons import decay
+from .propagate import SpikeEvents
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,12 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .delivery import (
+from .denormals import flush_denormals
+from .native import unsupported
+from .network import Network, Projection
+from .neurons import PoissonState, SourceState
+from .plasticity import stdp_depress_rows, stdp_potentiate_columns
+from .propagate import (
     SpikeEvents,
     csc_matrix,
     deliver_all_slots,
@@ -23,11 +28,6 @@ from .delivery import (
     deliver_matmul,
     deliver_rows,
 )
-from .denormals import flush_denormals
-from .native import unsupported
-from .network import Network, Projection
-from .neurons import PoissonState, SourceState
-from .plasticity import stdp_depress_rows, stdp_potentiate_columns
 from .structural.log import RewiringLog
 from .structural.runner import Clock, RuleRunner
 from .structural.view import SynapseView

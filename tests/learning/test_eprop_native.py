@@ -6,13 +6,6 @@ import pytest
 import torch
 from eprop_testnets import make_network, max_rel_error, random_input
 
-from neurowire.delivery import (
-    SpikeEvents,
-    accumulate_dense,
-    accumulate_slots,
-    deliver_dense,
-    deliver_slots,
-)
 from neurowire.learning import EProp, RateRegularizer
 from neurowire.learning.compiled import compile_network
 from neurowire.learning.factorized import membrane_adjoint_
@@ -22,6 +15,13 @@ from neurowire.learning.forward import (
     leaky_scan_,
     pseudo_derivative_,
     simulate,
+)
+from neurowire.propagate import (
+    SpikeEvents,
+    accumulate_dense,
+    accumulate_slots,
+    deliver_dense,
+    deliver_slots,
 )
 
 native = pytest.importorskip("neurowire.learning.native")

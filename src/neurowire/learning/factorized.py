@@ -12,7 +12,7 @@ For LIF/ALIF the e-prop gradient (reference/algorithms.md §1.4-1.7) equals, exa
 
 (indices here are ``[pre i, post j]``, the store's layout). Nothing per synapse is stored: the
 forward pass keeps ``[T, B, N]`` tensors, the recursions run over them, and the products run
-over presynaptic spike events, costing ``spikes x fan-out`` (:mod:`neurowire.delivery`).
+over presynaptic spike events, costing ``spikes x fan-out`` (:mod:`neurowire.propagate`).
 
 Because ``Lambda = E_kappa B^T`` where ``E_kappa`` is the kappa-filtered error, the output
 gradient is ``z^T E_kappa`` and the readout filter is applied once, to ``[T, B, K]``.
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..delivery import SpikeEvents, accumulate_dense, accumulate_slots
+from ..propagate import SpikeEvents, accumulate_dense, accumulate_slots
 from .compiled import EPropNetwork, HiddenLayer
 from .forward import (
     Weights,

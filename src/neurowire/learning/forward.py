@@ -34,8 +34,8 @@ import torch
 from torch import Tensor
 
 from ..codegen import Constants, recording_spike_tests
-from ..delivery import SpikeEvents, deliver_dense, deliver_slots
 from ..denormals import flush_denormals
+from ..propagate import SpikeEvents, deliver_dense, deliver_slots
 from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
 
 #: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)

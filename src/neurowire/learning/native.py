@@ -3,12 +3,12 @@
 =======================  =============================================  =====================
 kernel                   reference (PyTorch)                            parallel over
 =======================  =============================================  =====================
-``spike_events``         ``neurowire.delivery.SpikeEvents.from_dense``  rows ``t * B + b``
-``deliver_*``            ``neurowire.delivery.deliver_dense/_slots``    rows ``t * B + b``
+``spike_events``         ``neurowire.propagate.SpikeEvents.from_dense``  rows ``t * B + b``
+``deliver_*``            ``neurowire.propagate.deliver_dense/_slots``    rows ``t * B + b``
 ``forward`` (generated   :class:`.forward.HiddenDynamics` and           trials
 from the models)         :func:`.forward.pseudo_derivative_`
 ``membrane_adjoint_``    :func:`.factorized.membrane_adjoint_`          trials
-``accumulate_*``         ``neurowire.delivery.accumulate_dense/_slots``  blocks of rows
+``accumulate_*``         ``neurowire.propagate.accumulate_dense/_slots``  blocks of rows
 ``leaky_scan_``          :func:`.forward.leaky_scan_`                   trials
 =======================  =============================================  =====================
 
@@ -31,8 +31,8 @@ from numba import njit, prange
 from torch import Tensor
 
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
-from ..delivery import SpikeEvents
 from ..native import delivery
+from ..propagate import SpikeEvents
 from .forward import GAMMA_PD
 
 
@@ -124,7 +124,7 @@ def _tiny(t: Tensor) -> float:
 
 
 def deliver_dense(out: Tensor, events, weight: Tensor, post_offset: int) -> None:
-    """Same as :func:`neurowire.delivery.deliver_dense` (``out [R, N]``)."""
+    """Same as :func:`neurowire.propagate.deliver_dense` (``out [R, N]``)."""
     _threads()
     if events.count:
         crow = events.row_pointers()
@@ -134,7 +134,7 @@ def deliver_dense(out: Tensor, events, weight: Tensor, post_offset: int) -> None
 
 
 def deliver_slots(out: Tensor, events, post: Tensor, length: Tensor, weight: Tensor) -> None:
-    """Same as :func:`neurowire.delivery.deliver_slots`, over the first ``length[i]`` slots of
+    """Same as :func:`neurowire.propagate.deliver_slots`, over the first ``length[i]`` slots of
     row ``i``."""
     _threads()
     if events.count:
@@ -149,7 +149,7 @@ def _parts(n_rows: int) -> int:
 
 
 def accumulate_dense(events, adjoint: Tensor, post_offset: int, n_post: int) -> Tensor:
-    """Same as :func:`neurowire.delivery.accumulate_dense`."""
+    """Same as :func:`neurowire.propagate.accumulate_dense`."""
     _threads()
     if not events.count:
         return torch.zeros(events.n, n_post, dtype=adjoint.dtype)
@@ -162,7 +162,7 @@ def accumulate_dense(events, adjoint: Tensor, post_offset: int, n_post: int) -> 
 
 
 def accumulate_slots(events, adjoint: Tensor, post: Tensor, length: Tensor) -> Tensor:
-    """Same as :func:`neurowire.delivery.accumulate_slots` (slots beyond ``length`` stay 0)."""
+    """Same as :func:`neurowire.propagate.accumulate_slots` (slots beyond ``length`` stay 0)."""
     _threads()
     if not events.count:
         return torch.zeros(post.shape, dtype=adjoint.dtype)
@@ -179,7 +179,7 @@ def spike_events(
 ) -> SpikeEvents:
     """Events of neurons ``start:stop`` of ``spikes`` (``[B, T, n]`` if ``batch_major`` else
     ``[T, B, n]``) on the time-major rows ``t * B + b``, spikes of step ``t - shift`` on row
-    ``t``; same as :meth:`neurowire.delivery.SpikeEvents.from_dense` of the time-major array."""
+    ``t``; same as :meth:`neurowire.propagate.SpikeEvents.from_dense` of the time-major array."""
     _threads()
     stop = spikes.shape[2] if stop is None else stop
     if batch_major:

@@ -1,6 +1,6 @@
-"""numba kernels of spike delivery and gradient accumulation: :mod:`neurowire.delivery` on the CPU.
+"""numba kernels of spike delivery and gradient accumulation: :mod:`neurowire.propagate` on the CPU.
 
-The events are those of :class:`neurowire.delivery.SpikeEvents` in the two layouts the native
+The events are those of :class:`neurowire.propagate.SpikeEvents` in the two layouts the native
 engines keep them in:
 
 * a *spike list* (native simulator, one step): the flat indices ``b * n + i`` of the spikes in
@@ -8,7 +8,7 @@ engines keep them in:
 * *event rows* (native e-prop, a batch of trials): ``crow [R + 1]`` row pointers and ``pre [E]``
   on the time-major rows ``t * B + b``, one thread per block of rows.
 
-Each kernel is the reference function of :mod:`neurowire.delivery` named in its docstring, over
+Each kernel is the reference function of :mod:`neurowire.propagate` named in its docstring, over
 one of these layouts; ``tests/test_native_engine.py`` and ``tests/learning/test_eprop_native.py``
 test them against it. External spike input (``SpikeSource``) is copied here too.
 """
