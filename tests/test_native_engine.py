@@ -218,6 +218,22 @@ def test_generated_source_is_readable_and_names_populations():
     assert "s_distance" in src  # the spike test of ALIF.update, translated
 
 
+def assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim, events: bool = False):
+    """Both projections: identical structure, weights, per-call log (and event log)."""
+    for name in ("src->tgt", "tgt->tgt"):
+        a, b = net_ref.projections[name].synapses, net_nat.projections[name].synapses
+        assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
+        assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
+        ca, cb = ref_sim.rewiring.calls(name), nat_sim.rewiring.calls(name)
+        for key in ca:
+            assert np.array_equal(ca[key], cb[key]), (name, key)
+        if events:
+            ea, eb = ref_sim.rewiring.events(name), nat_sim.rewiring.events(name)
+            for key in ea:
+                assert np.array_equal(ea[key], eb[key]), (name, key)
+        b.validate()
+
+
 def topographic_fusable(dtype=torch.float64):
     net, _ = topographic(dtype=dtype, rule=False)
     ff, lat = net.projections["src->tgt"], net.projections["tgt->tgt"]
@@ -251,18 +267,10 @@ def test_fused_rules_match_host_rules_exactly(time_phases):
     assert torch.equal(
         ref["tgt"]["spikes"], torch.cat([nat["tgt"]["spikes"], nat2["tgt"]["spikes"]])
     )
+    assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim, events=True)
     for name in ("src->tgt", "tgt->tgt"):
-        a, b = net_ref.projections[name].synapses, net_nat.projections[name].synapses
-        assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
-        assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
-        ca, cb = ref_sim.rewiring.calls(name), nat_sim.rewiring.calls(name)
-        for key in ca:
-            assert np.array_equal(ca[key], cb[key]), (name, key)
-        ea, eb = ref_sim.rewiring.events(name), nat_sim.rewiring.events(name)
-        for key in ea:
-            assert np.array_equal(ea[key], eb[key]), (name, key)
-        assert ca["added"].sum() > 0 and ca["removed"].sum() > 0
-        b.validate()
+        calls = ref_sim.rewiring.calls(name)
+        assert calls["added"].sum() > 0 and calls["removed"].sum() > 0
     cols = net_nat.projections["src->tgt"].synapses.columns()
     assert cols.slot.numel() == net_nat.projections["src->tgt"].synapses.nnz
 
@@ -289,13 +297,7 @@ def test_a_user_rule_runs_on_the_host_while_built_in_rules_stay_fused(time_phase
     assert nat_sim.block_steps == 12  # blocks end only where the host rule is due
     nat = nat_sim.run(240, record=record)
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
-    for name in ("src->tgt", "tgt->tgt"):
-        a, b = net_ref.projections[name].synapses, net_nat.projections[name].synapses
-        assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
-        assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
-        ca, cb = ref_sim.rewiring.calls(name), nat_sim.rewiring.calls(name)
-        for key in ca:
-            assert np.array_equal(ca[key], cb[key]), (name, key)
+    assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim)
     assert ref_sim.rewiring.calls("tgt->tgt")["added"].sum() > 0
 
 
@@ -342,14 +344,6 @@ def test_fused_shared_fan_in_matches_host_rule_exactly(time_phases):
     assert nat_sim._native.fused
     nat = nat_sim.run(400, record=record)
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
-    for name in ("src->tgt", "tgt->tgt"):
-        a, b = net_ref.projections[name].synapses, net_nat.projections[name].synapses
-        assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
-        assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
-        for key, value in ref_sim.rewiring.calls(name).items():
-            assert np.array_equal(value, nat_sim.rewiring.calls(name)[key]), (name, key)
-        for key, value in ref_sim.rewiring.events(name).items():
-            assert np.array_equal(value, nat_sim.rewiring.events(name)[key]), (name, key)
-        b.validate()
+    assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim, events=True)
     assert sum(ref_sim.rewiring.totals(n)["added"] for n in ("src->tgt", "tgt->tgt")) > 0
     assert sum(ref_sim.rewiring.totals(n)["removed"] for n in ("src->tgt", "tgt->tgt")) > 0

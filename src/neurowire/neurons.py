@@ -142,16 +142,17 @@ class NeuronModel(Definition):
         Runs :meth:`update` on tensors (the eager reference of every engine).
         """
         values = state._asdict()
-        consts = dict(self.cached_constants(dt))
-        if params:
-            consts.update(params)
+        cache = self.__dict__.setdefault("_nw_constants_ns", {})
+        if dt not in cache:  # one namespace per dt; per-neuron parameters go on a copy
+            cache[dt] = Constants(self.cached_constants(dt))
+        consts = Constants({**cache[dt].__dict__, **params}) if params else cache[dt]
         floats = [v.dtype for v in values.values() if v.is_floating_point()]
         dtype = floats[0] if floats else (rand.dtype if rand is not None else i_syn.dtype)
         s = TorchState(values, dtype)
         if self.stochastic:
-            self.update(s, Constants(consts), i_syn, rand)
+            self.update(s, consts, i_syn, rand)
         else:
-            self.update(s, Constants(consts), i_syn)
+            self.update(s, consts, i_syn)
         return type(state)(**s.values(values))
 
     def params(
