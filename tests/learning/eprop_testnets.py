@@ -28,12 +28,15 @@ def make_network(
     dtype=torch.float64,
     seed: int = 1,
     n_in: int = 5,
+    cross_sparse: bool = False,
 ):
     """A random small network.
 
     kind: ``"lif"`` (one LIF population), ``"alif"`` (one ALIF), ``"mixed"`` (ALIF + LIF
     populations with different tau_m, v_th and refractory periods, all projection kinds between
-    them) or ``"mixed_beta"`` (two ALIF populations with different beta and tau_a).
+    them) or ``"mixed_beta"`` (two ALIF populations with different beta and tau_a). Between
+    two populations, projections are of the other kind than within one, unless
+    ``cross_sparse`` (all sparse).
     """
     net = nw.Network(dt=1.0, seed=seed, dtype=dtype)
     inp = net.population("inp", nw.SpikeSource(n_in))
@@ -73,6 +76,8 @@ def make_network(
     for p in pops:
         for q in pops:
             c = conn(0.5) if p is q else (nw.Dense() if sparse else nw.FixedProbability(0.5))
+            if cross_sparse:
+                c = nw.FixedProbability(0.5)
             net.connect(p, q, c, weight=nw.Normal(0.0, 0.5), padding=pad)
     return net, out
 

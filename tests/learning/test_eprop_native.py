@@ -8,7 +8,7 @@ from eprop_testnets import make_network, max_rel_error, random_input
 
 from neurowire.learning import EProp, RateRegularizer
 from neurowire.learning.compiled import compile_network
-from neurowire.learning.factorized import membrane_adjoint_
+from neurowire.learning.factorized import membrane_adjoint_, recurrent_events, spike_products
 from neurowire.learning.forward import (
     gather_weights,
     input_currents,
@@ -85,22 +85,46 @@ def test_delivery_and_accumulation_kernels():
     )
 
 
-@pytest.mark.parametrize("kind", ["mixed", "mixed_beta", "lif"])
-def test_forward_adjoint_and_scan_kernels(kind):
-    net, out = make_network(kind, sparse=False)
+LAYOUTS = [  # (kind, sparse, cross_sparse): tables of every kind the fused kernels read
+    ("mixed", True, False),  # input: two slot tables side by side; recurrent: dense
+    ("mixed", False, False),  # input: dense; recurrent: dense with slot projections in it
+    ("mixed", True, True),  # input and recurrent: slot tables side by side
+    ("mixed_beta", True, True),
+    ("lif", True, False),  # one slot table each (the store's own rows)
+    ("alif", False, False),  # dense
+]
+
+
+@pytest.mark.parametrize(("kind", "sparse", "cross_sparse"), LAYOUTS)
+def test_fused_forward_and_backward_kernels(kind, sparse, cross_sparse):
+    net, out = make_network(kind, sparse=sparse, cross_sparse=cross_sparse)
     enet = compile_network(net, out)
     w = gather_weights(enet, None)
     x, _ = random_input(3, 30, 5, p=0.3, seed=2)
     ev = native.spike_events(x, batch_major=True)
-    cur = input_currents(enet, w, ev, 30)
-    psi, z = native.forward(cur.clone(), w.w_rec, enet)
-    d_ref, z_ref = simulate(enet, w, cur.clone())
-    assert torch.equal(z, z_ref) and z.sum() > 10
+    psi, z = native.forward(ev, w, enet, 30)
+    psi, z = psi.clone(), z.clone()
+    d_ref, z_ref = simulate(enet, w, input_currents(enet, w, ev, 30))
+    assert z.dtype == torch.uint8 and torch.equal(z.double(), z_ref) and z.sum() > 10
     torch.testing.assert_close(psi, pseudo_derivative_(d_ref, enet.hidden))
-    lam = torch.randn(psi.shape, generator=torch.Generator().manual_seed(3), dtype=psi.dtype)
-    h, h1 = native.membrane_adjoint_(psi, lam.clone(), enet.hidden, True)
-    torch.testing.assert_close(h, membrane_adjoint_(psi, lam.clone(), enet.hidden))
-    torch.testing.assert_close(h1, membrane_adjoint_(psi, torch.ones_like(psi), enet.hidden))
+    gen = torch.Generator().manual_seed(3)
+    e_kappa = torch.randn(30, 3, enet.n_out, generator=gen, dtype=psi.dtype)
+    reg = torch.randn(enet.hidden.n, generator=gen, dtype=psi.dtype)
+    z_ev = native.spike_events(z, batch_major=False)
+    task, unit = native.backward(psi, e_kappa, reg, ev, z_ev, w, enet, True)
+    lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(psi.shape) + reg
+    rec_ev = recurrent_events(enet, z_ev, 3)
+    h = membrane_adjoint_(psi, lam, enet.hidden)
+    h1 = membrane_adjoint_(psi, torch.ones_like(psi), enet.hidden)
+    for got, adjoint in ((task, h), (unit, h1)):
+        ref = spike_products(enet, w, adjoint, ev, rec_ev)
+        assert set(got) == set(ref) == {p.name for p in enet.plastic}
+        for name in ref:
+            torch.testing.assert_close(got[name], ref[name], msg=name)
+    assert native.backward(psi, e_kappa, reg, ev, z_ev, w, enet, False)[1] == {}
+
+
+def test_scan_kernel():
     u = torch.randn(30, 3, 2, dtype=torch.float64)
     for reverse in (False, True):
         torch.testing.assert_close(
@@ -108,14 +132,21 @@ def test_forward_adjoint_and_scan_kernels(kind):
         )
 
 
-@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+def test_generated_backward_unrolls_small_readouts_and_loops_over_large_ones():
+    assert "e19 * fb_t[19, j]" in native.backward_source(20)
+    large = native.backward_source(native.UNROLL_OUTPUTS + 1)
+    assert "for c in range(" in large and "e1 " not in large
+    assert "zero + reg[j]" in native.backward_source(0)
+
+
+@pytest.mark.parametrize(("kind", "sparse", "cross_sparse"), LAYOUTS[:3])
 @pytest.mark.parametrize("chunk_size", [None, 2])
-def test_native_engine_equals_torch_engine(sparse, chunk_size):
+def test_native_engine_equals_torch_engine(kind, sparse, cross_sparse, chunk_size):
     x, labels = random_input(4, 40, 5, seed=4)
     reg = RateRegularizer(c=50.0, f_target_hz=20.0)
     grads = {}
     for engine in ("torch", "native"):
-        net, out = make_network("mixed", sparse=sparse)
+        net, out = make_network(kind, sparse=sparse, cross_sparse=cross_sparse)
         trainer = EProp(net, out, engine=engine, chunk_size=chunk_size, regularization=reg)
         assert trainer.engine == engine
         grads[engine] = trainer.compute_gradients(x, labels)

@@ -14,6 +14,13 @@ integrator readout (``Dense()``, never rewired). The input and recurrent project
 configuration's trainer is checkpointed (``DIR/checkpoints/<name>.pt``); ``--resume`` continues
 from there and reproduces an uninterrupted run. Writes ``DIR/summary.json`` and figures.
 Weights start as ``Normal(0, 1/sqrt(fan-in of the full layer))``, not rescaled by density.
+
+Under ``torchrun --nproc-per-node N -m neurowire classify ...`` (several nodes: torchrun's
+rendezvous) the ranks split every batch (:mod:`neurowire.learning.distributed`; gloo on the CPU,
+NCCL with ``--device cuda``, which becomes ``cuda:LOCAL_RANK``); only rank 0 prints, shows
+progress and writes outputs and checkpoints. A checkpoint holds global state only, so
+``--resume`` continues on any number of ranks (every rank reads it: on several nodes ``--out``
+must be a shared folder).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import neurowire as nw
 from neurowire import analysis
 from neurowire.experiments import options
 from neurowire.io import CheckpointError, load_checkpoint, save_checkpoint
+from neurowire.learning import distributed
 
 DATASETS = ("mnist1d", "patterns", "shd", "ssc", "dvs_gesture", "nmnist")
 CONFIGURATIONS = ("dense", "static", "deep_r")
@@ -260,6 +268,7 @@ def train_configuration(
 ) -> dict[str, Any]:
     """Train (or resume) one configuration; returns its summary entry."""
     trainer = build(cfg, configuration, info)
+    writer = trainer.rank == 0
     ckpt = _checkpoint_path(out, configuration)
     history: list[dict[str, Any]] = []
     before = snapshot(trainer)
@@ -299,17 +308,19 @@ def train_configuration(
             removed = trainer.rewiring_log.calls(name)["removed"][calls_before[name] :]
             entry[f"rewired_{name}"] = int(removed.sum())
         history.append(entry)
-        save_checkpoint(
-            ckpt,
-            {
-                "configuration": configuration,
-                "seed": cfg.seed,
-                "epoch": epoch + 1,
-                "history": history,
-                "before": {k: _to_tensors(v) for k, v in before.items()},
-                "trainer": trainer.state_dict(),
-            },
-        )
+        distributed.check_consistent(trainer)
+        if writer:
+            save_checkpoint(
+                ckpt,
+                {
+                    "configuration": configuration,
+                    "seed": cfg.seed,
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "before": {k: _to_tensors(v) for k, v in before.items()},
+                    "trainer": trainer.state_dict(),
+                },
+            )
         epochs.update(1)
         epochs.set_postfix(train=f"{m['accuracy']:.3f}", test=f"{ev['accuracy']:.3f}")
     epochs.close()
@@ -328,7 +339,11 @@ def tqdm_epochs(cfg: ClassifyConfig, configuration: str, start: int):
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=cfg.epochs, initial=start, desc=configuration, unit="epoch", disable=not cfg.progress
+        total=cfg.epochs,
+        initial=start,
+        desc=configuration,
+        unit="epoch",
+        disable=not cfg.progress or distributed.rank() != 0,
     )
 
 
@@ -350,8 +365,11 @@ def _summarise(cfg, configuration, trainer, history, before, initial, train, out
         nominal[name] = int(trainer.net.projections[name].synapses.nnz)
     train_s = sum(times)
     after = snapshot(trainer)
-    analysis.plot_connectivity_histograms(before, after, out / f"connectivity_{configuration}.png")
-    if rewired:
+    if trainer.rank == 0:
+        analysis.plot_connectivity_histograms(
+            before, after, out / f"connectivity_{configuration}.png"
+        )
+    if rewired and trainer.rank == 0:
         analysis.plot_rewiring_proportion(
             {n: trainer.rewiring_log.calls(n) for n in rewired},
             nominal,
@@ -413,8 +431,14 @@ def run(cfg: ClassifyConfig) -> dict[str, Any]:
     """Load the data (failing before any output), train every configuration, write outputs."""
     torch.manual_seed(cfg.seed)
     train, test, info = load_data(cfg)
+    try:
+        distributed.check_batches(train, cfg.batch_size, distributed.world_size())
+    except ValueError as err:
+        raise UsageError(f"--batch-size {cfg.batch_size}: {err}") from None
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    writer = distributed.rank() == 0
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     results = {}
     for configuration in cfg.configurations:
@@ -423,13 +447,18 @@ def run(cfg: ClassifyConfig) -> dict[str, Any]:
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
         "dataset": info,
         "machine": machine_info(),
+        "distributed": {
+            "world_size": distributed.world_size(),
+            "backend": torch.distributed.get_backend() if distributed.is_active() else None,
+        },
         "wall_s": time.perf_counter() - tic,
         "configurations": results,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    analysis.plot_accuracy_history(
-        {name: r["history"] for name, r in results.items()}, out / "accuracy.png"
-    )
+    if writer:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        analysis.plot_accuracy_history(
+            {name: r["history"] for name, r in results.items()}, out / "accuracy.png"
+        )
     return summary
 
 
@@ -529,12 +558,28 @@ def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run ``neurowire classify`` (one process, or one torchrun worker); returns the summary."""
     cfg = config_from_args(argv)
+    had_group = torch.distributed.is_available() and torch.distributed.is_initialized()
     try:
-        summary = run(cfg)
-    except (FileNotFoundError, ImportError, CheckpointError) as err:
+        joined = distributed.init_process_group(cfg.device)
+    except (ValueError, RuntimeError) as err:
         print(f"neurowire classify: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(table(summary))
-    print(f"outputs in {cfg.out}")
+    where = ""
+    if joined:
+        cfg.device = str(distributed.local_device(cfg.device))
+        where = f" (rank {distributed.rank()})"
+    writer = distributed.rank() == 0
+    try:
+        summary = run(cfg)
+    except (FileNotFoundError, ImportError, CheckpointError, UsageError) as err:
+        print(f"neurowire classify: error{where}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if joined and not had_group:
+            torch.distributed.destroy_process_group()
+    if writer:
+        print(table(summary))
+        print(f"outputs in {cfg.out}")
     return summary

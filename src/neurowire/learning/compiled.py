@@ -17,7 +17,7 @@ Anything else raises ``NotImplementedError`` naming the population or projection
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -105,6 +105,17 @@ class EPropNetwork:
     device: torch.device
     #: intra-op threads inside per-step loops (None: leave the global setting)
     step_threads: int | None = 1
+    #: reusable work arrays by name (see :meth:`buffer`)
+    buffers: dict = field(default_factory=dict)
+
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """An uninitialised work array kept from batch to batch: allocating the large
+        ``[T, B, N]`` arrays afresh costs a page fault per 4 KiB on every batch. The caller
+        must be done with the previous batch's array of the same name."""
+        buf = self.buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self.buffers[name] = torch.empty(shape, dtype=dtype, device=self.device)
+        return buf
 
     @property
     def dtype(self) -> torch.dtype:

@@ -21,6 +21,7 @@ from ..structural.base import StructuralRule
 from ..structural.log import RewiringLog
 from ..structural.runner import Clock, RuleRunner
 from ..structural.view import SynapseView
+from . import distributed as _dist
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
 from .forward import (
@@ -91,6 +92,18 @@ class EProp:
             reference), ``"native"`` (numba kernels for the forward pass, the backward
             recursions and the spike-event products; CPU only, equal to the torch engine up to
             rounding) or ``"auto"`` (native on the CPU when numba is installed).
+        distributed: data-parallel training over the default ``torch.distributed`` process
+            group (:mod:`neurowire.learning.distributed`; start the workers with torchrun and
+            call its ``init_process_group()`` first). None: whenever a group with more than one
+            rank is initialised; True: require one; False: never. Every rank passes the same
+            global batches to :meth:`train_step`, :meth:`fit`, :meth:`evaluate` and
+            :meth:`compute_gradients` (collectives: all ranks call them, in the same order) and
+            simulates only its shard (:func:`~neurowire.learning.distributed.shard`); the sums
+            are reduced so that every rank holds the same bits, and the same seed then gives the
+            same Adam steps and rewiring on every rank. Results equal a one-process run with the
+            same global batches up to rounding. Construction checks that all ranks start from
+            the same state. :meth:`scores`, :meth:`predict` and the other forward helpers stay
+            local.
     """
 
     def __init__(
@@ -109,6 +122,7 @@ class EProp:
         device: str | torch.device | None = None,
         step_threads: int | None = 1,
         engine: str = "auto",
+        distributed: bool | None = None,
     ) -> None:
         self.loss = get_loss(loss)
         self.readout = check_readout(readout)
@@ -134,6 +148,18 @@ class EProp:
             isinstance(step_threads, bool) or not isinstance(step_threads, int) or step_threads < 1
         ):
             raise ValueError(f"step_threads must be None or an int >= 1, got {step_threads!r}")
+        if distributed is not None and not isinstance(distributed, bool):
+            raise TypeError(f"distributed must be None, True or False, got {distributed!r}")
+        if distributed and not _dist.is_active():
+            raise ValueError(
+                "distributed=True needs an initialised torch.distributed process group with more "
+                "than one rank: launch with torchrun and call "
+                "neurowire.learning.distributed.init_process_group() first"
+            )
+        #: this process's rank and the number of ranks a global batch is split over
+        self.rank, self.world_size = 0, 1
+        if distributed is not False and _dist.is_active():
+            self.rank, self.world_size = _dist.rank(), _dist.world_size()
         self.network: EPropNetwork = compile_network(net, output, device, step_threads)
         self.net = net
         self.seed = net.seed if seed is None else int(seed)
@@ -143,9 +169,7 @@ class EProp:
             from . import native  # kernel now: starting the pool inside a batch's thread scope
             # resets the thread count there, so the first batch would sum in another order
 
-            native.spike_events(torch.zeros(1, 1, 1, dtype=torch.bool), batch_major=True)
-            hidden = tuple(p.model for p in self.network.hidden.populations)
-            native.forward_kernel(hidden, net.dt, net.dtype)
+            native.prepare(self.network)
         gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
         self.feedback_matrix: Tensor | None = None
         if feedback == "random":
@@ -167,14 +191,21 @@ class EProp:
             self.rewiring_log,
             known=sparse,
         )
-        #: wall-clock seconds: gradients (forward + backward), optimiser, rules (both hooks)
-        self.timers = {"gradients": 0.0, "optimizer": 0.0, "rules": 0.0}
+        #: wall-clock seconds: gradients (forward + backward), optimiser, rules (both hooks);
+        #: within gradients (factorised method): forward (input events, hidden layer, readout,
+        #: loss), backward (learning signal, recursions and, on the native engine, the spike
+        #: products fused with them) and products (the torch engine's spike products)
+        self.timers = dict.fromkeys(
+            ("gradients", "forward", "backward", "products", "optimizer", "rules"), 0.0
+        )
         self._rates: dict[str, Tensor] = {}
         self._batch_trials = 1
         for name, param in self._parameters().items():
             self.optimizer.attach(name, param)
         self.rule_runner.setup(self._clock())
         net._bind("EProp")
+        if self.world_size > 1:
+            _dist.check_consistent(self)
 
     def __repr__(self) -> str:
         n = self.network
@@ -324,11 +355,28 @@ class EProp:
 
     # ------------------------------------------------------------------ gradients
     def _run(self, x: Tensor, tgt: Tensor) -> BatchOutput:
+        """Gradients of the global batch ``x [B, T, n_in]``: this rank's shard in chunks, the
+        chunks' sums added, then (several ranks) summed over the ranks, then the regulariser's
+        unit part scaled by ``R`` from the whole batch's spike counts. The regulariser is folded
+        into the backward pass when each rank's shard is one chunk."""
         n = self.network
         batch, steps, _ = x.shape
         w = gather_weights(n, self.feedback_matrix)
-        chunks = self._chunks(batch, steps)
-        fold = len(chunks) == 1
+        own = _dist.shard(batch, self.rank, self.world_size)
+        size = self.chunk_size or self._auto_chunk(steps)
+        chunks = [
+            slice(own.start + c.start, own.start + c.stop)
+            for c in self._chunks(own.stop - own.start, steps)
+        ]
+        # the regulariser folds into the backward pass when every rank's shard is one chunk:
+        # the whole batch's spike counts are then summed between forward and backward passes
+        fold = -(-batch // self.world_size) <= size
+        whole_batch = None
+        if self.world_size > 1 and fold:
+
+            def whole_batch(counts: Tensor) -> tuple[Tensor, int]:
+                return _dist.sum_identical([counts])[0], batch
+
         total: ChunkResult | None = None
         scores = []
         for sl in chunks:
@@ -337,11 +385,31 @@ class EProp:
                 res = online_chunk(n, w, xs, ts, self.loss, self.regularization)
             else:
                 res = factorized_chunk(
-                    n, w, xs, ts, self.loss, self.regularization, fold, self.engine
+                    n,
+                    w,
+                    xs,
+                    ts,
+                    self.loss,
+                    self.regularization,
+                    fold,
+                    self.engine,
+                    self.timers,
+                    whole_batch,
                 )
             scores.append(readout_value(res.y, self.readout))
             res.y = None
             total = res if total is None else _add(total, res)
+        score = torch.cat(scores)
+        if self.world_size > 1:
+            task, unit = sorted(total.task), sorted(total.unit)
+            summed = _dist.sum_identical(
+                [total.task[k] for k in task]
+                + [total.unit[k] for k in unit]
+                + [total.spikes, total.loss, _dist.spread_rows(score, own, batch)]
+            )
+            total.task = dict(zip(task, summed[: len(task)], strict=True))
+            total.unit = dict(zip(unit, summed[len(task) : len(task) + len(unit)], strict=True))
+            total.spikes, total.loss, score = summed[-3:]
         grads = total.task
         if total.unit:
             r = self.regularization.factor(total.spikes, batch, steps, self.net.dt)
@@ -352,7 +420,7 @@ class EProp:
                     grads[name] = grads[name] + total.unit[name] * r_post
                 else:
                     grads[name] = grads[name] + total.unit[name] * r[pw.post]
-        return BatchOutput(grads, float(total.loss), torch.cat(scores), total.spikes, batch, steps)
+        return BatchOutput(grads, float(total.loss), score, total.spikes, batch, steps)
 
     def compute_gradients(self, spikes: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """``dE/dW`` summed over the batch, before any L1 term and the optimiser.
@@ -386,7 +454,9 @@ class EProp:
         """One batch: gradients, one optimiser step, then the rewiring rules.
 
         Returns the batch's ``loss`` (``E / (B T)``), ``accuracy`` (classification), ``spikes``
-        (hidden spikes in total), ``trials`` and ``steps``.
+        (hidden spikes in total), ``trials`` and ``steps``. Distributed: ``spikes [B, T, n_in]``
+        and ``labels`` are the global batch, the same on every rank, and the metrics are the
+        global batch's.
         """
         params = self._parameters()
         with self._threads(spikes):
@@ -413,8 +483,13 @@ class EProp:
         return toc
 
     def _batch_rates(self, x: Tensor, out: BatchOutput) -> dict[str, Tensor]:
+        """Mean rate [Hz] of every input and hidden neuron over the global batch ``x``
+        (distributed: input counts of each rank's shard, summed exactly as integers)."""
         per_s = 1000.0 / (out.trials * out.steps * self.net.dt)
-        counts = x.view(torch.uint8).sum((0, 1), dtype=torch.int32)  # 15x faster than bool
+        own = _dist.shard(out.trials, self.rank, self.world_size)
+        counts = x[own].view(torch.uint8).sum((0, 1), dtype=torch.int32)  # 15x faster than bool
+        if self.world_size > 1:
+            (counts,) = _dist.sum_identical([counts])
         rates = {self.network.input.name: counts.to(self.network.dtype) * per_s}
         hidden = out.spikes.to(self.network.dtype) * per_s
         for pop in self.network.hidden.populations:
@@ -575,7 +650,9 @@ class EProp:
         """Loss, accuracy and firing rate on ``data`` without changing anything.
 
         ``data``: a :class:`SpikeDataset`, :class:`Batches` or an iterable of
-        ``(spikes, labels)`` batches.
+        ``(spikes, labels)`` batches. Distributed: every rank passes the same ``data`` and
+        simulates its shard of each batch (a rank with no trial of a small batch adds nothing);
+        every rank returns the whole data's metrics.
         """
         tic = time.perf_counter()
         totals = EpochTotals()
@@ -583,15 +660,23 @@ class EProp:
             with self._threads(spikes):
                 x, tgt = self._prepare(spikes, labels)
                 batch, steps, _ = x.shape
-                offset = 0
-                loss_sum, spk, scores = 0.0, 0.0, []
-                for y, s in self._forward(x):
+                own = _dist.shard(batch, self.rank, self.world_size, allow_empty=True)
+                offset = own.start
+                loss_sum, spk = 0.0, 0.0
+                empty = torch.zeros(0, self.network.n_out, dtype=self.network.dtype)
+                scores = [empty.to(self.device)]
+                for y, s in self._forward(x[own]):
                     sl = slice(offset, offset + y.shape[1])
                     offset += y.shape[1]
                     loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
                     spk += float(s)
                     scores.append(readout_value(y, self.readout))
-            out = BatchOutput({}, loss_sum, torch.cat(scores), torch.tensor(spk), batch, steps)
+                score = torch.cat(scores)
+                if self.world_size > 1:
+                    sums = torch.tensor([loss_sum, spk], dtype=torch.float64, device=self.device)
+                    sums, score = _dist.sum_identical([sums, _dist.spread_rows(score, own, batch)])
+                    loss_sum, spk = float(sums[0]), float(sums[1])
+            out = BatchOutput({}, loss_sum, score, torch.tensor(spk), batch, steps)
             totals.add(self._metrics(out, tgt))
         return totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)
 
@@ -624,6 +709,11 @@ class EProp:
 
         Each epoch's dict has ``epoch``, ``loss``, ``accuracy`` (classification), ``time_s``,
         ``spikes_per_neuron_per_s`` (hidden mean rate [Hz]) and ``trials``.
+
+        Distributed: every rank passes the same ``train`` (not a ``DistributedSampler``: the
+        trainer splits each global batch itself); a batch with fewer trials than ranks is
+        refused before training where the sizes are known. Only rank 0 shows progress; the
+        callbacks run on every rank with the same (global) metrics and must decide alike.
         """
         from tqdm.auto import tqdm
 
@@ -635,6 +725,8 @@ class EProp:
             or not (0 <= initial_epoch <= epochs)
         ):
             raise ValueError(f"initial_epoch must be an int in [0, epochs], got {initial_epoch!r}")
+        if self.world_size > 1:
+            _dist.check_batches(train, batch_size, self.world_size)
         callbacks = list(callbacks or [])
         history = []
         self.stop_training = False
@@ -645,7 +737,10 @@ class EProp:
             batches = iterate_batches(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch)
             total = len(batches) if hasattr(batches, "__len__") else None
             with tqdm(
-                batches, total=total, disable=not progress, desc=f"epoch {epoch + 1}/{epochs}"
+                batches,
+                total=total,
+                disable=not progress or self.rank != 0,
+                desc=f"epoch {epoch + 1}/{epochs}",
             ) as bar:
                 for i, (spikes, labels) in enumerate(bar):
                     m = self.train_step(spikes, labels)

@@ -24,6 +24,8 @@ recursions with ``Lambda = 1`` and the driver adds ``R_j`` times that part at th
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -147,6 +149,8 @@ def factorized_chunk(
     regularizer: RateRegularizer | None,
     fold: bool,
     engine: str = "torch",
+    timers: dict[str, float] | None = None,
+    whole_batch: Callable[[Tensor], tuple[Tensor, int]] | None = None,
 ) -> ChunkResult:
     """Factorised e-prop over one chunk of trials.
 
@@ -154,10 +158,17 @@ def factorized_chunk(
         x: input spikes ``[B, T, n_in]`` (bool).
         targets: as prepared by ``loss`` for these trials.
         regularizer: None for no rate regulariser.
-        fold: the chunk is the whole batch, so ``R`` is known and folded into ``Lambda``;
-            otherwise the unit-``Lambda`` part is returned in ``ChunkResult.unit``.
+        fold: ``R`` is known after the forward pass and folded into ``Lambda``: the chunk is
+            the whole batch, or ``whole_batch`` gives the batch's spike counts; otherwise the
+            unit-``Lambda`` part is returned in ``ChunkResult.unit``.
         engine: ``"torch"`` (reference, any device) or ``"native"`` (numba kernels, CPU).
+        timers: if given, wall-clock seconds are added to its ``forward``, ``backward`` and
+            ``products`` entries.
+        whole_batch: maps this chunk's spike counts ``[N]`` to the whole batch's and its
+            number of trials (data-parallel training: a sum over processes); None when the
+            chunk is the batch.
     """
+    clock = _Stopwatch(timers)
     batch, steps, _ = x.shape
     lay = enet.hidden
     res = ChunkResult()
@@ -171,26 +182,49 @@ def factorized_chunk(
     res.y, res.loss = y, loss.value(y, targets)
     res.spikes = z_ev.counts().to(y.dtype)
     res.task[enet.bias_name] = err.sum((0, 1))
+    clock.lap("forward")
     e_kappa = scan_(err, enet.kappa, True, threads, engine)  # sum_t'>=t kappa^(t'-t) err_t'
     g_out = _accumulate(z_ev, e_kappa.reshape(-1, enet.n_out), engine)  # z^T E_kappa
     for spec in enet.outputs:
         res.task[spec.name] = g_out[spec.pre_offset : spec.pre_offset + spec.n_pre].clone()
-    lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(steps, batch, lay.n)
-    del e_kappa, err
+    reg = None
     if regularizer is not None and fold:
-        lam.add_(regularizer.factor(res.spikes, batch, steps, enet.net.dt))
-    rec_ev = recurrent_events(enet, z_ev, batch)
+        counts, trials = (res.spikes, batch) if whole_batch is None else whole_batch(res.spikes)
+        reg = regularizer.factor(counts, trials, steps, enet.net.dt)
     unit = regularizer is not None and not fold
     if engine == "native":
         from . import native
 
-        h, h1 = native.membrane_adjoint_(psi, lam, lay, unit)
-    else:
-        h = membrane_adjoint_(psi, lam, lay, threads)  # psi is kept, lam becomes H
-        h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay, threads) if unit else None
+        task, unit_part = native.backward(psi, e_kappa, reg, x_ev, z_ev, w, enet, unit)
+        res.task.update(task)
+        res.unit.update(unit_part)
+        clock.lap("backward")
+        return res
+    lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(steps, batch, lay.n)
+    del e_kappa, err
+    if reg is not None:
+        lam.add_(reg)
+    rec_ev = recurrent_events(enet, z_ev, batch)
+    h = membrane_adjoint_(psi, lam, lay, threads)  # psi is kept, lam becomes H
+    h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay, threads) if unit else None
     del psi
+    clock.lap("backward")
     res.task.update(spike_products(enet, w, h, x_ev, rec_ev, engine))
     del h, lam
     if unit:
         res.unit.update(spike_products(enet, w, h1, x_ev, rec_ev, engine))
+    clock.lap("products")
     return res
+
+
+class _Stopwatch:
+    """Adds the seconds since the last lap to ``timers[key]`` (nothing if ``timers`` is None)."""
+
+    def __init__(self, timers: dict[str, float] | None) -> None:
+        self.timers, self.tic = timers, time.perf_counter()
+
+    def lap(self, key: str) -> None:
+        if self.timers is not None:
+            toc = time.perf_counter()
+            self.timers[key] = self.timers.get(key, 0.0) + toc - self.tic
+            self.tic = toc

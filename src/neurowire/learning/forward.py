@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import torch
@@ -86,18 +86,26 @@ class ProjectionWeights:
 class Weights:
     """Everything the forward and backward passes read, gathered once per batch.
 
-    ``w_rec [N, N]`` is the recurrent matrix ``W_rec^T`` in ``[pre, post]`` layout (autapses
-    excluded: its diagonal is 0; the reset is the neuron model's own). ``w_out [N, K]``,
-    ``bias [K]``, ``feedback [N, K]`` (``B^T`` of the learning signal
-    ``L = err B^T``).
+    ``w_out [N, K]``, ``bias [K]``, ``feedback [N, K]`` (``B^T`` of the learning signal
+    ``L = err B^T``). ``w_rec [N, N]``, the recurrent matrix ``W_rec^T`` in ``[pre, post]``
+    layout (autapses excluded: its diagonal is 0; the reset is the neuron model's own), is built
+    on first use: the torch engine's step needs it, the native engine reads the stores' rows.
+    ``cache`` holds what an engine derives from these weights for the batch.
     """
 
     inputs: list[ProjectionWeights]
     recurrent: list[ProjectionWeights]
-    w_rec: Tensor
+    n_hidden: int
     w_out: Tensor
     bias: Tensor
     feedback: Tensor
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def w_rec(self) -> Tensor:
+        if "w_rec" not in self.cache:
+            self.cache["w_rec"] = recurrent_matrix(self.recurrent, self.n_hidden, self.w_out)
+        return self.cache["w_rec"]
 
 
 def projection_weights(spec: PlasticProjection) -> ProjectionWeights:
@@ -124,6 +132,16 @@ def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
     dev, dtype = enet.device, enet.dtype
     inputs = [projection_weights(p) for p in enet.inputs]
     recurrent = [projection_weights(p) for p in enet.recurrent]
+    w_out = torch.zeros(n, k, dtype=dtype, device=dev)
+    for spec in enet.outputs:
+        w_out[spec.pre_offset : spec.pre_offset + spec.n_pre] += spec.projection.weight
+    fb = w_out if feedback is None else feedback
+    return Weights(inputs, recurrent, n, w_out, enet.bias, fb)
+
+
+def recurrent_matrix(recurrent: list[ProjectionWeights], n: int, like: Tensor) -> Tensor:
+    """``W_rec^T [N, N]`` (``[pre, post]``) of the recurrent projections, on ``like``'s device."""
+    dev, dtype = like.device, like.dtype
     w_rec = torch.zeros(n, n, dtype=dtype, device=dev)
     for pw in recurrent:
         spec = pw.spec
@@ -138,11 +156,7 @@ def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
                 pw.weight[pw.mask],
                 accumulate=True,
             )
-    w_out = torch.zeros(n, k, dtype=dtype, device=dev)
-    for spec in enet.outputs:
-        w_out[spec.pre_offset : spec.pre_offset + spec.n_pre] += spec.projection.weight
-    fb = w_out if feedback is None else feedback
-    return Weights(inputs, recurrent, w_rec, w_out, enet.bias, fb)
+    return w_rec
 
 
 # ---------------------------------------------------------------------- hidden dynamics
@@ -245,13 +259,13 @@ def input_currents(
 def hidden_forward(
     enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int, engine: str = "torch"
 ) -> tuple[Tensor, Tensor]:
-    """``(psi, z)`` ``[T, B, N]`` of the hidden layer for input events (one chunk of trials)."""
-    current = input_currents(enet, w, events, steps, engine)
+    """``(psi, z)`` ``[T, B, N]`` of the hidden layer for input events (one chunk of trials);
+    ``z`` holds 0/1 (floats on the torch engine, uint8 on the native one)."""
     if engine == "native":
         from . import native
 
-        return native.forward(current, w.w_rec, enet)
-    d, z = simulate(enet, w, current)
+        return native.forward(events, w, enet, steps)
+    d, z = simulate(enet, w, input_currents(enet, w, events, steps, engine))
     return pseudo_derivative_(d, enet.hidden), z
 
 

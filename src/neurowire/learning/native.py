@@ -1,28 +1,40 @@
 """Numba kernels of factorised e-prop on the CPU, each mirroring a PyTorch reference.
 
-=======================  =============================================  =====================
-kernel                   reference (PyTorch)                            parallel over
-=======================  =============================================  =====================
+=======================  ==============================================  ====================
+kernel                   reference (PyTorch)                             parallel over
+=======================  ==============================================  ====================
 ``spike_events``         ``neurowire.propagate.SpikeEvents.from_dense``  rows ``t * B + b``
-``deliver_*``            ``neurowire.propagate.deliver_dense/_slots``    rows ``t * B + b``
-``forward`` (generated   :class:`.forward.HiddenDynamics` and           trials
-from the models)         :func:`.forward.pseudo_derivative_`
-``membrane_adjoint_``    :func:`.factorized.membrane_adjoint_`          trials
-``accumulate_*``         ``neurowire.propagate.accumulate_dense/_slots``  blocks of rows
-``leaky_scan_``          :func:`.forward.leaky_scan_`                   trials
-=======================  =============================================  =====================
+``forward`` (generated   :func:`.forward.input_currents`,                trials
+from the models)         :class:`.forward.HiddenDynamics`,
+                         :func:`.forward.pseudo_derivative_`
+``backward`` (generated  the learning signal ``E_kappa B^T``,            blocks of trials
+per readout size)        :func:`.factorized.membrane_adjoint_`,
+                         :func:`.factorized.spike_products`
+``deliver_*``,           ``neurowire.propagate.deliver_dense/_slots``,   rows ``t * B + b``
+``accumulate_*``         ``accumulate_dense/_slots`` (readout, outputs)  blocks of rows
+``leaky_scan_``          :func:`.forward.leaky_scan_`                    trials
+=======================  ==============================================  ====================
 
-The delivery and accumulation kernels live in :mod:`neurowire.native.delivery`.
-Each kernel is one parallel region without races: a thread owns whole rows or trials, and the
-accumulations sum one private copy per block of rows (no sorting of events). The forward kernel
-is generated from the hidden models' ``update`` (:func:`forward_source`); recurrent input is
-delivered per spike (``spikes x N`` per step). Decaying state below the dtype's smallest normal
-number is set to zero (what flushing denormals does), so worker threads never compute on
+The cost of a batch is the synaptic events (spikes x row length, padding included) plus a lean
+per-neuron term: the input and recurrent projections are read as :class:`Layout` tables (the
+stores' own slot rows when sparse, no ``N x N`` matrix), the forward kernel delivers each
+step's input events and spikes row by row, and the backward kernel computes the learning signal,
+the recursions and the gradient products in one pass backwards in time without storing ``H``.
+Per neuron and step only ``psi`` and a uint8 spike are stored, in arrays kept from batch to
+batch (:meth:`.compiled.EPropNetwork.buffer`). The per-neuron loops have no branches, so they
+vectorise; spikes are listed afterwards, 8 neurons tested at once.
+
+The delivery and accumulation kernels live in :mod:`neurowire.native.delivery`. Each kernel is
+one parallel region without races: a thread owns whole rows or trials, and accumulations sum
+one private copy per block (no sorting of events). Decaying state below the dtype's smallest
+normal number is set to zero (what flushing denormals does), so worker threads never compute on
 denormals. Numba uses as many threads as ``torch.get_num_threads()``.
 ``tests/learning/test_eprop_native.py`` checks every kernel against its reference.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -33,7 +45,44 @@ from torch import Tensor
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
 from ..native import delivery
 from ..propagate import SpikeEvents
-from .forward import GAMMA_PD
+from .forward import GAMMA_PD, ProjectionWeights, Weights
+
+
+@njit(cache=True, nogil=True, inline="always")
+def list_spikes(row, out):
+    """Write the indices of the nonzero entries of ``row`` (uint8 ``[n]``) to ``out``; return
+    their number. Spikes are rare, so 8 entries are tested at once."""
+    n = row.shape[0]
+    whole = n - n % 8
+    words = row[:whole].view(np.uint64)
+    count = 0
+    for w in range(words.shape[0]):
+        if words[w] != 0:
+            for j in range(8 * w, 8 * w + 8):
+                if row[j]:
+                    out[count] = j
+                    count += 1
+    for j in range(whole, n):
+        if row[j]:
+            out[count] = j
+            count += 1
+    return count
+
+
+@njit(cache=True, nogil=True, inline="always")
+def count_spikes(row):
+    """The number of nonzero entries of ``row`` (uint8 ``[n]``), 8 entries tested at once."""
+    n = row.shape[0]
+    whole = n - n % 8
+    words = row[:whole].view(np.uint64)
+    count = 0
+    for w in range(words.shape[0]):
+        if words[w] != 0:
+            for j in range(8 * w, 8 * w + 8):
+                count += row[j] != 0
+    for j in range(whole, n):
+        count += row[j] != 0
+    return count
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -47,9 +96,7 @@ def _count_events(a, batch_major, shift, lo, hi, counts):
         b = r % batch
         c = 0
         if t >= 0:
-            row = a[b, t] if batch_major else a[t, b]
-            for j in range(lo, hi):
-                c += row[j] != 0
+            c = count_spikes(a[b, t, lo:hi] if batch_major else a[t, b, lo:hi])
         counts[r] = c
 
 
@@ -61,14 +108,10 @@ def _fill_events(a, batch_major, shift, lo, hi, crow, pre):
         steps, batch = a.shape[0], a.shape[1]
     for r in prange(steps * batch):
         t = r // batch - shift
-        b = r % batch
-        k = crow[r]
-        if t >= 0 and crow[r + 1] > k:
-            row = a[b, t] if batch_major else a[t, b]
-            for j in range(lo, hi):
-                if row[j] != 0:
-                    pre[k] = j - lo
-                    k += 1
+        if t >= 0 and crow[r + 1] > crow[r]:
+            b = r % batch
+            row = a[b, t, lo:hi] if batch_major else a[t, b, lo:hi]
+            list_spikes(row, pre[crow[r] : crow[r + 1]])
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -80,31 +123,6 @@ def _leaky_scan(u, decay, reverse, tiny):
             for j in range(k):
                 x = u[t, b, j] + decay * u[prev, b, j]
                 u[t, b, j] = 0.0 if abs(x) < tiny else x
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _adjoint(psi, lam, alpha, rho, beta, tiny, unit, h_unit):
-    steps, batch, n = psi.shape
-    for b in prange(batch):
-        q = np.zeros(n, psi.dtype)
-        h = np.zeros(n, psi.dtype)
-        q1 = np.zeros(n, psi.dtype)
-        h1 = np.zeros(n, psi.dtype)
-        for t in range(steps - 1, -1, -1):
-            for j in range(n):
-                p = psi[t, b, j]
-                lm = lam[t, b, j]
-                hj = p * (lm - beta[j] * q[j]) + alpha[j] * h[j]  # G_t + alpha H_{t+1}
-                qj = p * lm + (rho[j] - beta[j] * p) * q[j]  # Q_{t-1}
-                h[j] = 0.0 if -tiny < hj < tiny else hj
-                q[j] = 0.0 if -tiny < qj < tiny else qj
-                lam[t, b, j] = h[j]
-                if unit:
-                    hj = p * (1.0 - beta[j] * q1[j]) + alpha[j] * h1[j]
-                    qj = p + (rho[j] - beta[j] * p) * q1[j]
-                    h1[j] = 0.0 if -tiny < hj < tiny else hj
-                    q1[j] = 0.0 if -tiny < qj < tiny else qj
-                    h_unit[t, b, j] = h1[j]
 
 
 # ---------------------------------------------------------------------- wrappers on tensors
@@ -119,8 +137,10 @@ def _np(t: Tensor) -> np.ndarray:
     return t.numpy()
 
 
-def _tiny(t: Tensor) -> float:
-    return float(torch.finfo(t.dtype).tiny)
+def _tiny(t: Tensor) -> np.floating:
+    """The smallest normal number of ``t``'s dtype, as a numpy scalar of that dtype (so that
+    float32 kernels compare in float32)."""
+    return np.finfo(np.float32 if t.dtype == torch.float32 else np.float64).tiny
 
 
 def deliver_dense(out: Tensor, events, weight: Tensor, post_offset: int) -> None:
@@ -187,7 +207,7 @@ def spike_events(
     else:
         steps, batch = spikes.shape[0], spikes.shape[1]
     rows = steps * batch
-    a = _np(spikes)
+    a = _np(spikes.view(torch.uint8) if spikes.dtype == torch.bool else spikes)
     counts = torch.empty(rows, dtype=torch.int64)
     _count_events(a, batch_major, shift, start, stop, _np(counts))
     crow = torch.zeros(rows + 1, dtype=torch.int64)
@@ -197,55 +217,187 @@ def spike_events(
     return SpikeEvents(None, pre, rows, stop - start, crow=crow)
 
 
-def forward(current: Tensor, w_rec: Tensor, enet) -> tuple[Tensor, Tensor]:
-    """``(psi, z)`` ``[T, B, N]`` for input current ``[T, B, N]``: the hidden populations'
-    ``update`` (translated, see :func:`forward_source`) with recurrent input ``z_{t-1} W_rec``,
-    then the pseudo-derivative, as :class:`.forward.HiddenDynamics` and
-    :func:`.forward.pseudo_derivative_`."""
+# ---------------------------------------------------------------------- projections as layouts
+@dataclass(eq=False)
+class Layout:
+    """A group of projections onto the hidden layer (all inputs, or all recurrent ones) merged
+    into one weight table the fused kernels read, and how to split a gradient of that table.
+
+    ``dense``: ``weight [n_pre, N]`` over the whole hidden layer (used when any projection of
+    the group is ``Dense()``). Otherwise slots: ``weight``/``post [n_pre, C]`` (global hidden
+    index per slot; padding has weight 0 and a valid index) and ``length [n_pre]`` (slots to
+    visit per row); ``post``/``length`` are ``[1, 1]``/``[1]`` placeholders when dense.
+    ``parts``: per projection, ``(weights, rows, columns)`` of its block of the table.
+    """
+
+    dense: bool
+    weight: Tensor
+    post: Tensor
+    length: Tensor
+    parts: list[tuple[ProjectionWeights, slice, slice]]
+
+    @classmethod
+    def of(cls, pws: list[ProjectionWeights], n_pre: int, n: int, recurrent: bool) -> Layout:
+        """Merge ``pws``: rows are their presynaptic indices (hidden-layer indices if
+        ``recurrent``), ``n`` the hidden layer's size."""
+        dtype = torch.float64
+        for pw in pws:
+            dtype = (pw.dense if pw.dense is not None else pw.weight).dtype
+        idx = torch.zeros(1, 1, dtype=torch.int64)
+        rows = {id(pw): slice(pw.spec.pre_offset if recurrent else 0, None) for pw in pws}
+        for pw in pws:
+            start = rows[id(pw)].start
+            rows[id(pw)] = slice(start, start + pw.spec.n_pre)
+        if any(pw.dense is not None for pw in pws):
+            w = torch.zeros(n_pre, n, dtype=dtype)
+            parts = []
+            for pw in pws:
+                r = rows[id(pw)]
+                cols = slice(pw.spec.post_offset, pw.spec.post_offset + pw.spec.n_post)
+                if pw.dense is not None:
+                    w[r, cols] += pw.dense
+                else:
+                    pre = torch.arange(r.start, r.stop)[:, None].expand_as(pw.post)
+                    w.index_put_((pre[pw.mask], pw.post[pw.mask]), pw.weight[pw.mask], True)
+                parts.append((pw, r, cols))
+            return cls(True, w, idx, torch.zeros(1, dtype=torch.int64), parts)
+        if len(pws) == 1 and rows[id(pws[0])] == slice(0, n_pre):
+            (pw,) = pws
+            cols = slice(0, pw.post.shape[1])
+            return cls(False, pw.weight, pw.post, pw.length, [(pw, slice(0, n_pre), cols)])
+        cap = sum(pw.post.shape[1] for pw in pws)
+        w = torch.zeros(n_pre, cap, dtype=dtype)
+        post = torch.zeros(n_pre, cap, dtype=torch.int64)
+        parts, c = [], 0
+        for pw in pws:
+            r, cols = rows[id(pw)], slice(c, c + pw.post.shape[1])
+            w[r, cols], post[r, cols] = pw.weight, pw.post
+            parts.append((pw, r, cols))
+            c = cols.stop
+        return cls(False, w, post, torch.full((n_pre,), cap, dtype=torch.int64), parts)
+
+    def split(self, g: Tensor) -> dict[str, Tensor]:
+        """Each projection's gradient (dense ``[n_pre, n_post]`` or its slot layout, 0 off
+        live synapses) from a gradient ``g`` of the whole table."""
+        out = {}
+        for pw, rows, cols in self.parts:
+            if pw.dense is not None:
+                block = g[rows, cols].clone()
+                if pw.spec.self_loop:
+                    block.fill_diagonal_(0.0)
+            elif self.dense:
+                pre = torch.arange(rows.start, rows.stop)[:, None]
+                block = g[pre, pw.post] * pw.mask
+            else:
+                block = g[rows, cols] * pw.mask
+            out[pw.spec.name] = block
+        return out
+
+
+def layouts(w: Weights, enet) -> tuple[Layout, Layout]:
+    """The input and recurrent :class:`Layout` of one batch's weights (built once per batch)."""
+    if "layouts" not in w.cache:
+        n = enet.hidden.n
+        w.cache["layouts"] = (
+            Layout.of(w.inputs, enet.n_in, n, recurrent=False),
+            Layout.of(w.recurrent, n, n, recurrent=True),
+        )
+    return w.cache["layouts"]
+
+
+def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, Tensor]:
+    """``(psi [T, B, N], z [T, B, N] uint8)`` for input events on the rows ``t * B + b``.
+
+    One fused kernel (:func:`forward_source`): per trial and step, the input events' rows, the
+    hidden populations' ``update`` with ``i_syn`` = input + recurrent current, the
+    pseudo-derivative, then the step's spikes delivered through the recurrent rows; as
+    :func:`.forward.input_currents`, :class:`.forward.HiddenDynamics` and
+    :func:`.forward.pseudo_derivative_`. Cost: events x row length plus a per-neuron term.
+    """
     _threads()
     layer = enet.hidden
-    psi = torch.empty_like(current)
-    z = torch.empty_like(current)
-    kernel = forward_kernel(tuple(p.model for p in layer.populations), enet.net.dt, current.dtype)
+    inp, rec = layouts(w, enet)
+    batch = events.n_rows // steps
+    psi = enet.buffer("psi", (steps, batch, layer.n), enet.dtype)
+    z = enet.buffer("z", (steps, batch, layer.n), torch.uint8)
+    kernel = forward_kernel(
+        tuple(p.model for p in layer.populations), enet.net.dt, enet.dtype, inp.dense, rec.dense
+    )
     kernel(
-        _np(current),
-        _np(w_rec.contiguous()),
+        _np(events.row_pointers()),
+        _np(events.pre),
+        _np(inp.weight),
+        _np(inp.post),
+        _np(inp.length),
+        _np(rec.weight),
+        _np(rec.post),
+        _np(rec.length),
         _np(layer.v_th),
         _np(GAMMA_PD / layer.v_th),
-        _tiny(current),
+        _tiny(psi),
         _np(psi),
         _np(z),
     )
     return psi, z
 
 
+def prepare(enet) -> None:
+    """Start numba's thread pool and compile (or load) the network's forward kernel."""
+    spike_events(torch.zeros(1, 1, 1, dtype=torch.bool), batch_major=True)
+    models = tuple(p.model for p in enet.hidden.populations)
+    input_dense = any(not p.sparse for p in enet.inputs)
+    recurrent_dense = any(not p.sparse for p in enet.recurrent)
+    forward_kernel(models, enet.net.dt, enet.dtype, input_dense, recurrent_dense)
+
+
 _FORWARD_KERNELS: dict[tuple, object] = {}
 
 
-def forward_kernel(models: tuple, dt: float, dtype: torch.dtype):
+def forward_kernel(
+    models: tuple, dt: float, dtype: torch.dtype, input_dense: bool, recurrent_dense: bool
+):
     """The compiled forward kernel of a hidden layer made of ``models`` (one per population,
-    in layer order), generated once per (models, dt, dtype) and cached on disk by numba."""
-    key = (models, dt, dtype)
+    in layer order) with dense or slot input and recurrent tables, generated once per key and
+    cached on disk by numba."""
+    key = (models, dt, dtype, input_dense, recurrent_dense)
     if key not in _FORWARD_KERNELS:
-        source = forward_source(models, dt, "float32" if dtype == torch.float32 else "float64")
+        ftype = "float32" if dtype == torch.float32 else "float64"
+        source = forward_source(models, dt, ftype, input_dense, recurrent_dense)
         _FORWARD_KERNELS[key] = generated_module(source, "eprop_forward").forward
     return _FORWARD_KERNELS[key]
 
 
-def forward_source(models: tuple, dt: float, ftype: str) -> str:
-    """numba source of ``forward(cur, w_rec, v_th, scale, tiny, psi, z)``, one thread per trial.
+def _delivery(target: str, prefix: str, dense: bool) -> list[str]:
+    """Lines adding row ``i`` of a :class:`Layout` (arrays ``{prefix}_w/_post/_len``) to
+    ``target``."""
+    if dense:
+        return ["for j in range(n):", f"    {target}[j] += {prefix}_w[i, j]"]
+    return [
+        f"for s in range({prefix}_len[i]):",
+        f"    {target}[{prefix}_post[i, s]] += {prefix}_w[i, s]",
+    ]
 
-    Per step and neuron ``j`` of population ``k``: load the state, run population ``k``'s
-    translated ``update`` with ``i_syn = cur[t, b, j] + rec[j]``, flush float state below
-    ``tiny`` to 0 (threads do not inherit the caller's denormal flushing), store, and write
-    ``psi`` (0 while refractory) and ``z``; then deliver the step's spikes through ``w_rec``
-    into ``rec`` (``spikes x N`` per step).
+
+def forward_source(
+    models: tuple, dt: float, ftype: str, input_dense: bool = False, recurrent_dense: bool = False
+) -> str:
+    """numba source of ``forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post,
+    rec_len, v_th, scale, tiny, psi, z)``, one thread per trial.
+
+    Per step: the input events of row ``t * B + b`` add their table rows to ``acc``; then for
+    each neuron ``j`` of population ``k``: load the state, run population ``k``'s translated
+    ``update`` with ``i_syn = acc[j] + rec[j]``, flush float state below ``tiny`` to 0 (threads
+    do not inherit the caller's denormal flushing), store, write ``psi`` (0 while refractory)
+    and ``z``, and list the spike; then the listed spikes add their recurrent rows to ``rec``.
     """
     body = [
-        "steps, batch, n = cur.shape",
+        "steps, batch, n = psi.shape",
+        f"zero, one = np.{ftype}(0.0), np.{ftype}(1.0)",
         "for b in prange(batch):",
-        "    rec = np.zeros(n, cur.dtype)",
-        "    zp = np.zeros(n, cur.dtype)",
+        "    acc = np.zeros(n, psi.dtype)",
+        "    rec = np.zeros(n, psi.dtype)",
+        "    zp = np.zeros(n, psi.dtype)",
+        "    spk = np.zeros(n, np.int64)",
     ]
     segments, lo = [], 0
     for k, model in enumerate(models):
@@ -253,11 +405,11 @@ def forward_source(models: tuple, dt: float, ftype: str) -> str:
         probe = model.init_state(1, torch.device("cpu"), torch.float64)
         fields = [f for f in model.state_type._fields if f != "z"]
         for f in fields:
-            kind = "np.int32" if not getattr(probe, f).is_floating_point() else "cur.dtype"
+            kind = "np.int32" if not getattr(probe, f).is_floating_point() else "psi.dtype"
             body.append(f"    k{k}_{f} = np.zeros({model.n}, {kind})")
         spec = Scalar(
             state={f: f for f in model.state_type._fields},
-            inputs={"i_syn": "(cur[t, b, j] + rec[j])"},
+            inputs={"i_syn": "(acc[j] + rec[j])"},
             constants=model.cached_constants(dt),
             float_type=ftype,
         )
@@ -274,56 +426,221 @@ def forward_source(models: tuple, dt: float, ftype: str) -> str:
             if f in tr.assigned:
                 final = tr.assigned[f]
                 if getattr(probe, f).is_floating_point():
-                    loop.append(f"k{k}_{f}[jj] = {final} if abs({final}) >= tiny else 0.0")
+                    loop.append(f"k{k}_{f}[jj] = {final} if abs({final}) >= tiny else zero")
                 else:
                     loop.append(f"k{k}_{f}[jj] = {final}")
-        loop += [
-            f"p = max(0.0, 1.0 - abs({tr.distance}) / v_th[j]) * scale[j]",
-            f"psi[t, b, j] = 0.0 if {tr.refractory} else p",
-            f"spiked = 1.0 if {tr.assigned['z']} else 0.0",
+        loop += [  # no branches: the loop vectorises; the spikes are listed afterwards
+            f"p = max(zero, one - abs({tr.distance}) / v_th[j]) * scale[j]",
+            f"psi[t, b, j] = zero if {tr.refractory} else p",
+            f"spiked = {tr.assigned['z']}",
             "z[t, b, j] = spiked",
+            "zp[j] = one if spiked else zero",
         ]
         segments.append((lo, hi, loop))
         lo = hi
-    body.append("    for t in range(steps):")
+    body += [
+        "    for t in range(steps):",
+        "        acc[:] = 0.0",
+        "        r = t * batch + b",
+        "        for e in range(in_crow[r], in_crow[r + 1]):",
+        "            i = in_pre[e]",
+    ]
+    body += [f"            {ln}" for ln in _delivery("acc", "in", input_dense)]
     for lo, hi, loop in segments:
         body.append(f"        for j in range({lo}, {hi}):")
         body += [f"            {ln}" for ln in loop]
     body += [
-        "        for j in range(n):",
-        "            zp[j] = z[t, b, j]",
-        "            rec[j] = 0.0",
-        "        for i in range(n):",
-        "            if zp[i] != 0.0:",
-        "                for j in range(n):",
-        "                    rec[j] += w_rec[i, j]",
+        "        nspk = list_spikes(z[t, b], spk)",
+        "        rec[:] = 0.0",
+        "        for e in range(nspk):",
+        "            i = spk[e]",
     ]
+    body += [f"            {ln}" for ln in _delivery("rec", "rec", recurrent_dense)]
     header = "\n".join(f"# population {k}: {type(m).__name__}" for k, m in enumerate(models))
+    tables = f"# input table: {'dense' if input_dense else 'slots'}; recurrent table: " + (
+        "dense" if recurrent_dense else "slots"
+    )
     return (
         '"""Generated by neurowire.learning.native: e-prop forward pass of a hidden layer."""\n'
-        f"{header}\nimport math\n\nimport numpy as np\nfrom numba import njit, prange\n\n\n"
+        f"{header}\n{tables}\nimport math\n\nimport numpy as np\nfrom numba import njit, prange\n\n"
+        "from neurowire.learning.native import list_spikes\n\n\n"
         "@njit(parallel=True, cache=True, nogil=True)\n"
-        "def forward(cur, w_rec, v_th, scale, tiny, psi, z):\n"
-        + "".join(f"    {ln}\n" for ln in body)
+        "def forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post, rec_len, v_th, "
+        "scale, tiny, psi, z):\n" + "".join(f"    {ln}\n" for ln in body)
     )
 
 
-def membrane_adjoint_(psi: Tensor, lam: Tensor, layer, unit: bool) -> tuple[Tensor, Tensor | None]:
-    """``H`` in place on ``lam`` (and, if ``unit``, ``H`` for ``Lambda = 1``), as
-    :func:`.factorized.membrane_adjoint_`."""
+#: above this many readout neurons the learning signal is a loop, not unrolled
+UNROLL_OUTPUTS = 32
+
+_BACKWARD_KERNELS: dict[int, object] = {}
+
+
+def backward_kernel(n_out: int):
+    """The compiled backward kernel for ``n_out`` readout neurons (see
+    :func:`backward_source`), generated once and cached on disk by numba."""
+    if n_out not in _BACKWARD_KERNELS:
+        module = generated_module(backward_source(n_out), "eprop_backward")
+        _BACKWARD_KERNELS[n_out] = module.backward
+    return _BACKWARD_KERNELS[n_out]
+
+
+def backward_source(n_out: int) -> str:
+    """numba source of ``backward(psi, e_kappa, fb_t, reg, alpha, rho, beta, tiny, in_crow,
+    in_pre, in_dense, in_post, in_len, z_crow, z_pre, rec_dense, rec_post, rec_len, unit, g_in,
+    g_rec, g_in1, g_rec1)``; one thread per block of trials, each with its own gradient copy
+    (``g_* [parts, n_pre, width]``).
+
+    Per trial, backwards in time: ``Lambda_t = B E_kappa,t`` with the ``n_out`` terms written
+    out (one pass over the neurons, which vectorises), the recursions of
+    :func:`.factorized.membrane_adjoint_` (and, if ``unit``, those for ``Lambda = 1``), then the
+    input events of step ``t`` and the hidden events of step ``t - 1`` add ``H_t`` at their
+    rows' targets.
+    """
+    if n_out <= UNROLL_OUTPUTS:
+        loads = "\n".join(f"                e{c} = e_kappa[t, b, {c}]" for c in range(n_out))
+        signal = "(" + " + ".join(f"e{c} * fb_t[{c}, j]" for c in range(n_out)) + ")"
+    else:
+        loads = "\n".join(
+            [
+                "                lam[:] = zero",
+                f"                for c in range({n_out}):",
+                "                    for j in range(n):",
+                "                        lam[j] += e_kappa[t, b, c] * fb_t[c, j]",
+            ]
+        )
+        signal = "lam[j]"
+    if n_out == 0:
+        loads, signal = "", "zero"
+    code = BACKWARD_TEMPLATE.replace("@SIGNAL_LOADS@", loads).replace("@SIGNAL@", signal)
+    code = code.lstrip("\n")
+    return (
+        '"""Generated by neurowire.learning.native: factorised e-prop backward pass, '
+        f'{n_out} readout neurons."""\n'
+        "import numpy as np\nfrom numba import njit, prange\n\n\n"
+        "@njit(parallel=True, cache=True, nogil=True)\n" + code
+    )
+
+
+BACKWARD_TEMPLATE = """
+def backward(
+    psi, e_kappa, fb_t, reg, alpha, rho, beta, tiny,
+    in_crow, in_pre, in_dense, in_post, in_len,
+    z_crow, z_pre, rec_dense, rec_post, rec_len,
+    unit, g_in, g_rec, g_in1, g_rec1,
+):
+    steps, batch, n = psi.shape
+    zero = np.zeros(1, psi.dtype)[0]
+    one = zero + 1
+    n_parts = g_in.shape[0]
+    for k in prange(n_parts):  # part k owns a block of trials and its own gradient copies
+        lam = np.zeros(n, psi.dtype)
+        q = np.zeros(n, psi.dtype)
+        h = np.zeros(n, psi.dtype)
+        q1 = np.zeros(n, psi.dtype)
+        h1 = np.zeros(n, psi.dtype)
+        for b in range(batch * k // n_parts, batch * (k + 1) // n_parts):
+            q[:] = zero
+            h[:] = zero
+            q1[:] = zero
+            h1[:] = zero
+            for t in range(steps - 1, -1, -1):
+@SIGNAL_LOADS@
+                for j in range(n):
+                    lm = @SIGNAL@ + reg[j]  # Lambda_t + R, Lambda_t = B E_kappa,t
+                    p = psi[t, b, j]
+                    hj = p * (lm - beta[j] * q[j]) + alpha[j] * h[j]  # G_t + alpha H_{t+1}
+                    qj = p * lm + (rho[j] - beta[j] * p) * q[j]  # Q_{t-1}
+                    h[j] = zero if abs(hj) < tiny else hj
+                    q[j] = zero if abs(qj) < tiny else qj
+                if unit:
+                    for j in range(n):
+                        p = psi[t, b, j]
+                        hj = p * (one - beta[j] * q1[j]) + alpha[j] * h1[j]
+                        qj = p + (rho[j] - beta[j] * p) * q1[j]
+                        h1[j] = zero if abs(hj) < tiny else hj
+                        q1[j] = zero if abs(qj) < tiny else qj
+                r = t * batch + b  # input spikes of step t drive H_t
+                for e in range(in_crow[r], in_crow[r + 1]):
+                    i = in_pre[e]
+                    if in_dense:
+                        for j in range(n):
+                            g_in[k, i, j] += h[j]
+                        if unit:
+                            for j in range(n):
+                                g_in1[k, i, j] += h1[j]
+                    else:
+                        for s in range(in_len[i]):
+                            g_in[k, i, s] += h[in_post[i, s]]
+                        if unit:
+                            for s in range(in_len[i]):
+                                g_in1[k, i, s] += h1[in_post[i, s]]
+                if t == 0:
+                    continue
+                r -= batch  # hidden spikes of step t - 1 drive H_t
+                for e in range(z_crow[r], z_crow[r + 1]):
+                    i = z_pre[e]
+                    if rec_dense:
+                        for j in range(n):
+                            g_rec[k, i, j] += h[j]
+                        if unit:
+                            for j in range(n):
+                                g_rec1[k, i, j] += h1[j]
+                    else:
+                        for s in range(rec_len[i]):
+                            g_rec[k, i, s] += h[rec_post[i, s]]
+                        if unit:
+                            for s in range(rec_len[i]):
+                                g_rec1[k, i, s] += h1[rec_post[i, s]]
+"""
+
+
+def backward(
+    psi: Tensor,
+    e_kappa: Tensor,
+    reg: Tensor | None,
+    x_events: SpikeEvents,
+    z_events: SpikeEvents,
+    w: Weights,
+    enet,
+    unit: bool,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Gradients of the input and recurrent projections in one pass backwards in time.
+
+    Per trial: the learning signal ``Lambda_t = B E_kappa,t`` (``e_kappa [T, B, K]``, the
+    kappa-filtered error; ``B^T = w.feedback``) plus ``reg [N]`` (``R``, or None), the
+    recursions of :func:`.factorized.membrane_adjoint_` giving ``H_t [N]``, and at once the
+    products of
+    :func:`.factorized.spike_products`: input events of step ``t`` and hidden events
+    (``z_events``, not delayed) of step ``t - 1`` add ``H_t`` at their rows' targets. ``H`` is
+    never stored. Returns ``(task, unit)`` gradients by projection name (``unit``: the part for
+    ``Lambda = 1``, empty unless ``unit``); trials are split into one block per thread.
+    """
     _threads()
-    h_unit = torch.empty_like(psi) if unit else torch.empty(1, 1, 1, dtype=psi.dtype)
-    _adjoint(
-        _np(psi),
-        _np(lam),
-        _np(layer.alpha),
-        _np(layer.rho),
-        _np(layer.beta),
-        _tiny(psi),
-        unit,
-        _np(h_unit),
-    )
-    return lam, (h_unit if unit else None)
+    layer = enet.hidden
+    inp, rec = layouts(w, enet)
+    steps, batch, n = psi.shape
+    parts = _parts(batch)
+    g_in = torch.zeros(parts, *inp.weight.shape, dtype=psi.dtype)
+    g_rec = torch.zeros(parts, *rec.weight.shape, dtype=psi.dtype)
+    none = torch.zeros(1, 1, 1, dtype=psi.dtype)
+    g_in1 = torch.zeros_like(g_in) if unit else none
+    g_rec1 = torch.zeros_like(g_rec) if unit else none
+    reg = torch.zeros(n, dtype=psi.dtype) if reg is None else reg.to(psi.dtype).contiguous()
+    fb_t = w.feedback.t().contiguous().to(psi.dtype)
+    backward_kernel(fb_t.shape[0])(
+        _np(psi), _np(e_kappa.contiguous()), _np(fb_t), _np(reg),
+        _np(layer.alpha), _np(layer.rho), _np(layer.beta), _tiny(psi),
+        _np(x_events.row_pointers()), _np(x_events.pre), inp.dense, _np(inp.post),
+        _np(inp.length),
+        _np(z_events.row_pointers()), _np(z_events.pre), rec.dense, _np(rec.post),
+        _np(rec.length),
+        unit, _np(g_in), _np(g_rec), _np(g_in1), _np(g_rec1),
+    )  # fmt: skip
+    task = {**inp.split(g_in.sum(0)), **rec.split(g_rec.sum(0))}
+    if not unit:
+        return task, {}
+    return task, {**inp.split(g_in1.sum(0)), **rec.split(g_rec1.sum(0))}
 
 
 def leaky_scan_(u: Tensor, decay: float, reverse: bool = False) -> Tensor:
