@@ -59,6 +59,8 @@ class BatchOutput:
     spikes: Tensor
     trials: int
     steps: int
+    #: input spike counts ``[n_in]`` (int64) of this process's trials
+    inputs: Tensor | None = None
 
 
 class EProp:
@@ -420,7 +422,9 @@ class EProp:
                     grads[name] = grads[name] + total.unit[name] * r_post
                 else:
                     grads[name] = grads[name] + total.unit[name] * r[pw.post]
-        return BatchOutput(grads, float(total.loss), score, total.spikes, batch, steps)
+        return BatchOutput(
+            grads, float(total.loss), score, total.spikes, batch, steps, total.inputs
+        )
 
     def compute_gradients(self, spikes: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """``dE/dW`` summed over the batch, before any L1 term and the optimiser.
@@ -465,7 +469,7 @@ class EProp:
             out = self._run(x, tgt)
             self._batch_trials = out.trials
             if self._rules:
-                self._rates = self._batch_rates(x, out)
+                self._rates = self._batch_rates(out)
             tic = self._timed("gradients", tic)
             grads = self._adjust_gradients(out.grads)
             tic = self._timed("rules", tic)
@@ -482,12 +486,11 @@ class EProp:
         self.timers[key] += toc - tic
         return toc
 
-    def _batch_rates(self, x: Tensor, out: BatchOutput) -> dict[str, Tensor]:
-        """Mean rate [Hz] of every input and hidden neuron over the global batch ``x``
+    def _batch_rates(self, out: BatchOutput) -> dict[str, Tensor]:
+        """Mean rate [Hz] of every input and hidden neuron over the global batch
         (distributed: input counts of each rank's shard, summed exactly as integers)."""
         per_s = 1000.0 / (out.trials * out.steps * self.net.dt)
-        own = _dist.shard(out.trials, self.rank, self.world_size)
-        counts = x[own].view(torch.uint8).sum((0, 1), dtype=torch.int32)  # 15x faster than bool
+        counts = out.inputs
         if self.world_size > 1:
             (counts,) = _dist.sum_identical([counts])
         rates = {self.network.input.name: counts.to(self.network.dtype) * per_s}
@@ -793,5 +796,6 @@ def _add(a: ChunkResult, b: ChunkResult) -> ChunkResult:
     for key, val in b.unit.items():
         a.unit[key] = a.unit[key] + val
     a.spikes = a.spikes + b.spikes
+    a.inputs = a.inputs + b.inputs
     a.loss = a.loss + b.loss
     return a

@@ -53,12 +53,14 @@ class ChunkResult:
     ``task[name]``: gradient part driven by the loss (dense ``[n_pre, n_post]`` or slot layout
     ``[n_pre, capacity]``), including output projections and the bias; ``unit[name]``: the part
     to be multiplied by ``R[post]`` (empty when the regulariser was folded in or absent);
-    ``spikes [N]``: spike counts; ``loss``: ``E`` summed; ``y [T, B, K]``: readout.
+    ``spikes [N]``: spike counts; ``inputs [n_in]``: input spike counts (int64); ``loss``:
+    ``E`` summed; ``y [T, B, K]``: readout.
     """
 
     task: dict[str, Tensor] = field(default_factory=dict)
     unit: dict[str, Tensor] = field(default_factory=dict)
     spikes: Tensor | None = None
+    inputs: Tensor | None = None
     loss: Tensor | None = None
     y: Tensor | None = None
 
@@ -181,6 +183,7 @@ def factorized_chunk(
     err = loss.error(y, targets)
     res.y, res.loss = y, loss.value(y, targets)
     res.spikes = z_ev.counts().to(y.dtype)
+    res.inputs = x_ev.counts()
     res.task[enet.bias_name] = err.sum((0, 1))
     clock.lap("forward")
     e_kappa = scan_(err, enet.kappa, True, threads, engine)  # sum_t'>=t kappa^(t'-t) err_t'

@@ -69,22 +69,6 @@ def list_spikes(row, out):
     return count
 
 
-@njit(cache=True, nogil=True, inline="always")
-def count_spikes(row):
-    """The number of nonzero entries of ``row`` (uint8 ``[n]``), 8 entries tested at once."""
-    n = row.shape[0]
-    whole = n - n % 8
-    words = row[:whole].view(np.uint64)
-    count = 0
-    for w in range(words.shape[0]):
-        if words[w] != 0:
-            for j in range(8 * w, 8 * w + 8):
-                count += row[j] != 0
-    for j in range(whole, n):
-        count += row[j] != 0
-    return count
-
-
 @njit(parallel=True, cache=True, nogil=True)
 def _count_events(a, batch_major, shift, lo, hi, counts):
     if batch_major:
@@ -95,8 +79,10 @@ def _count_events(a, batch_major, shift, lo, hi, counts):
         t = r // batch - shift
         b = r % batch
         c = 0
-        if t >= 0:
-            c = count_spikes(a[b, t, lo:hi] if batch_major else a[t, b, lo:hi])
+        if t >= 0:  # entries are 0 or 1: a plain sum vectorises
+            row = a[b, t] if batch_major else a[t, b]
+            for j in range(lo, hi):
+                c += row[j]
         counts[r] = c
 
 

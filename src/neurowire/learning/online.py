@@ -136,7 +136,8 @@ def online_chunk(
                 else:
                     pre = z_prev[:, spec.pre_offset : spec.pre_offset + spec.n_pre]
                 tr.step(pre, psi, signal, enet.kappa)
-    res = ChunkResult(spikes=spikes, loss=loss_sum, y=ys)
+    inputs = x.view(torch.uint8).sum((0, 1), dtype=torch.int64)
+    res = ChunkResult(spikes=spikes, inputs=inputs, loss=loss_sum, y=ys)
     for spec in enet.outputs:
         res.task[spec.name] = g_out[spec.pre_offset : spec.pre_offset + spec.n_pre].clone()
     res.task[enet.bias_name] = g_bias
