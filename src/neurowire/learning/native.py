@@ -318,7 +318,7 @@ def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, 
         _np(rec.weight),
         _np(rec.post),
         _np(rec.length),
-        _np(layer.v_th),
+        _np(1.0 / layer.v_th),
         _np(GAMMA_PD / layer.v_th),
         _tiny(psi),
         _np(psi),
@@ -368,7 +368,7 @@ def forward_source(
     models: tuple, dt: float, ftype: str, input_dense: bool = False, recurrent_dense: bool = False
 ) -> str:
     """numba source of ``forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post,
-    rec_len, v_th, scale, tiny, psi, z)``, one thread per trial.
+    rec_len, inv_v_th, scale, tiny, psi, z)``, one thread per trial.
 
     Per step: the input events of row ``t * B + b`` add their table rows to ``acc``; then for
     each neuron ``j`` of population ``k``: load the state, run population ``k``'s translated
@@ -416,7 +416,7 @@ def forward_source(
                 else:
                     loop.append(f"k{k}_{f}[jj] = {final}")
         loop += [  # no branches: the loop vectorises; the spikes are listed afterwards
-            f"p = max(zero, one - abs({tr.distance}) / v_th[j]) * scale[j]",
+            f"p = max(zero, one - abs({tr.distance}) * inv_v_th[j]) * scale[j]",
             f"psi[t, b, j] = zero if {tr.refractory} else p",
             f"spiked = {tr.assigned['z']}",
             "z[t, b, j] = spiked",
@@ -451,8 +451,8 @@ def forward_source(
         f"{header}\n{tables}\nimport math\n\nimport numpy as np\nfrom numba import njit, prange\n\n"
         "from neurowire.learning.native import list_spikes\n\n\n"
         "@njit(parallel=True, cache=True, nogil=True)\n"
-        "def forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post, rec_len, v_th, "
-        "scale, tiny, psi, z):\n" + "".join(f"    {ln}\n" for ln in body)
+        "def forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post, rec_len, "
+        "inv_v_th, scale, tiny, psi, z):\n" + "".join(f"    {ln}\n" for ln in body)
     )
 
 
