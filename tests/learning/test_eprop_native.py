@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from eprop_testnets import make_network, max_rel_error, random_input
@@ -177,3 +180,19 @@ def test_native_state_below_the_smallest_normal_is_flushed():
     u[0] = 1e-37
     native.leaky_scan_(u, 0.01, False)
     assert u[1].item() == 0.0 and u[2].item() == 0.0
+
+
+def test_building_a_trainer_keeps_the_callers_torch_thread_count():
+    # a fresh process: numba's OpenMP pool starts (and resets the OpenMP thread count) once
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "import neurowire as nw\n"
+        "net = nw.Network(); i = net.population('i', nw.SpikeSource(3))\n"
+        "h = net.population('h', nw.LIF(4)); o = net.population('o', nw.LeakyIntegrator(2))\n"
+        "net.connect(i, h, nw.Dense()); net.connect(h, o, nw.Dense())\n"
+        "nw.EProp(net, o, engine='native')\n"
+        "print(torch.get_num_threads())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-1] == "1"

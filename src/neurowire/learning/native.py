@@ -330,8 +330,14 @@ def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, 
 
 
 def prepare(enet) -> None:
-    """Start numba's thread pool and compile (or load) the network's forward kernel."""
+    """Start numba's thread pool and compile (or load) the network's forward kernel.
+
+    Starting numba's OpenMP pool resets the process-wide OpenMP thread count, which PyTorch
+    reads too: the caller's ``torch.get_num_threads()`` is restored afterwards.
+    """
+    threads = torch.get_num_threads()
     spike_events(torch.zeros(1, 1, 1, dtype=torch.bool), batch_major=True)
+    torch.set_num_threads(threads)
     models = tuple(p.model for p in enet.hidden.populations)
     input_dense = any(not p.sparse for p in enet.inputs)
     recurrent_dense = any(not p.sparse for p in enet.recurrent)
