@@ -347,3 +347,136 @@ def test_fused_shared_fan_in_matches_host_rule_exactly(time_phases):
     assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim, events=True)
     assert sum(ref_sim.rewiring.totals(n)["added"] for n in ("src->tgt", "tgt->tgt")) > 0
     assert sum(ref_sim.rewiring.totals(n)["removed"] for n in ("src->tgt", "tgt->tgt")) > 0
+
+
+# ---------------------------------------------------------------------------- threads, caching
+
+
+class _SyncHelper:
+    """Runs what the engine hands its helper thread at once: every step is drawn ahead."""
+
+    def submit(self, fn, args):
+        fn(*args)
+
+
+def _threaded_run(threads, monkeypatch, helper=None):
+    from neurowire.native import engine
+
+    monkeypatch.setattr(engine, "AHEAD_MIN_DRAWS", 0)  # draw ahead however small the block
+    monkeypatch.setattr(engine, "spare_core", lambda threads: True)  # however busy the CPUs
+    if helper is not None:
+        monkeypatch.setattr(engine, "helper", lambda: helper)
+    net = topographic_fusable()[0]
+    sim = nw.Simulator(net, engine="native", threads=threads)
+    drawn_ahead = []
+    ahead = sim._native._ahead_arguments
+    sim._native._ahead_arguments = lambda k, args: (
+        drawn_ahead.append(ahead(k, args)) or (drawn_ahead[-1])
+    )
+    out = sim.run(500, record={"src": ["spikes"], "tgt": ["spikes", "v"]})
+    monkeypatch.undo()
+    return net, sim, out, drawn_ahead
+
+
+def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
+    """threads=2 draws the Poisson sources' spikes on a helper thread (here in every block, and
+    once synchronously, so that every step takes the helper's numbers): the same spikes,
+    potentials, stores and rewiring logs as one thread, bit for bit."""
+    net1, sim1, one, ahead1 = _threaded_run(1, monkeypatch)
+    assert not any(ahead1) and sim1._native.threads == 1
+    for helper in (None, _SyncHelper()):
+        net2, sim2, two, ahead2 = _threaded_run(2, monkeypatch, helper)
+        if sim2._native.threads < 2:
+            pytest.skip("this process may run on one CPU only")
+        assert all(ahead2)
+        for pop, var in (("src", "spikes"), ("tgt", "spikes"), ("tgt", "v")):
+            assert torch.equal(one[pop][var], two[pop][var]), (pop, var)
+        assert_same_rewiring(net1, sim1, net2, sim2, events=True)
+
+
+def test_threads_follow_torch_by_default(monkeypatch):
+    net, _ = topographic(rule=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert nw.Simulator(net, engine="native")._native.threads == 1
+    with pytest.raises(ValueError, match="threads"):
+        nw.Simulator(topographic(rule=False)[0], engine="native", threads=0)
+
+
+def test_the_generated_module_is_shared_by_seeds_and_scales():
+    """The block's source (its cache key) depends on the network's structure, not on sizes or
+    seeds: a second seed, or a larger sheet, reuses the module numba has compiled."""
+    from neurowire.experiments import topomap
+
+    paths = []
+    for scale, seed in ((1, 1), (1, 2), (2, 1)):
+        net = topomap.build(topomap.TopomapConfig(scale=scale, seed=seed, duration_s=0.01))
+        sim = nw.Simulator(net, engine="native")
+        sim.run(2)
+        paths.append(sim._native.sources[False])
+    assert paths[0] == paths[1] == paths[2]
+    # while a change of the equations (a constant) gives another module
+    cfg = topomap.TopomapConfig(scale=1, seed=1, duration_s=0.01, tau_refrac=3.0)
+    sim = nw.Simulator(topomap.build(cfg), engine="native")
+    sim.run(2)
+    assert sim._native.sources[False] != paths[0]
+
+
+def test_column_lists_follow_rule_events_and_grow():
+    from neurowire.native import rules
+
+    gen = np.random.default_rng(0)
+    n_pre, n_post, capacity = 40, 3, 3
+    ind = np.zeros((n_pre, capacity), np.int64)
+    length = np.zeros(n_pre, np.int64)
+    for i in range(2):  # column 0 starts with two synapses
+        ind[i, 0], length[i] = 0, 1
+    col_len = np.zeros(n_post, np.int64)
+    col_pre = rules.build_column_lists(ind, length, n_post, col_len)
+    assert col_pre.shape == (3, 8) and list(col_len) == [2, 0, 0]
+    # formations into column 0 from 30 rows (it outgrows 8, then 16), eliminations of some
+    ev_pre = np.array([*range(2, 32), 5, 0, 17], np.int64)
+    ev_post = np.zeros(ev_pre.size, np.int64)
+    ev_kind = np.array([1] * 30 + [-1, -1, -1], np.int8)
+    order = gen.permutation(30)  # formations in any order
+    ev_pre[:30] = ev_pre[:30][order]
+    col_pre = rules.apply_column_events(ev_pre, ev_post, ev_kind, 0, ev_pre.size, col_pre, col_len)
+    assert col_pre.shape[1] == 32
+    assert sorted(col_pre[0, : col_len[0]].tolist()) == sorted({1, *range(2, 32)} - {5, 17})
+
+
+def crowded_rows_network():
+    """2 x 2 sheets and 14 attempts per call: rows often draw more attempts than they have
+    targets, so attempts move to the next row (the rare branch of the native kernel)."""
+    net = nw.Network(dt=1.0, seed=2, dtype=torch.float64)
+    src = net.population("src", nw.PoissonSource(4, rate_hz=300.0, grid=(2, 2)))
+    tgt = net.population("tgt", nw.LIF.biophysical(4, grid=(2, 2), v_init=nw.Normal(-55, 3)))
+    proj = net.connect(
+        src,
+        tgt,
+        nw.GaussianDistance(0.5, 1.0),
+        weight=0.2,
+        synapse=nw.STDP(a_plus=0.02, a_minus=0.0075, w_max=0.2),
+        psc=nw.ExpCond(5.0, 0.0),
+        capacity=4,
+    )
+    net.add_rule(nw.DistanceRewiring(0.9, 3.0, 0.5, 0.3, 0.1, 0.2, attempts=14), proj, every=3)
+    return net
+
+
+def test_fused_rule_on_crowded_rows_matches_the_host_rule():
+    record = {"tgt": ["spikes"]}
+    net_ref = crowded_rows_network()
+    ref_sim = nw.Simulator(net_ref, engine="eager")
+    ref = ref_sim.run(300, record=record)
+    net_nat = crowded_rows_network()
+    nat_sim = nw.Simulator(net_nat, engine="native")
+    assert nat_sim._native.fused == [0]
+    nat = nat_sim.run(300, record=record)
+    assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
+    a, b = net_ref.projections["src->tgt"].synapses, net_nat.projections["src->tgt"].synapses
+    assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
+    assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
+    calls_a, calls_b = ref_sim.rewiring.calls("src->tgt"), nat_sim.rewiring.calls("src->tgt")
+    for key in calls_a:
+        assert np.array_equal(calls_a[key], calls_b[key]), key
+    assert calls_a["added"].sum() > 0 and calls_a["removed"].sum() > 0

@@ -25,8 +25,10 @@ Two targets derive from the method:
 * **scalar**: :func:`translate` parses the method (``ast``) and writes the same statements as
   scalar Python for numba, one neuron (or synapse) at a time: ``s.v`` becomes a local, ``c.x`` a
   typed literal (or an indexed array for per-neuron parameters), ``where`` a conditional
-  expression, ``&``/``|``/``~`` ``and``/``or``/``not``. The native simulator and the native
-  e-prop forward pass wrap these lines in their own loops (:mod:`neurowire.native.codegen`).
+  expression, ``~`` ``not``; ``&`` and ``|`` stay bitwise, as in PyTorch (on booleans the
+  logical operation without a branch, so numba can vectorise the loop). The native simulator
+  and the native e-prop forward pass wrap these lines in their own loops
+  (:mod:`neurowire.native.codegen`).
 
 :func:`generated_module` writes generated source to a file in a cache directory and imports it,
 so numba can cache its compiled functions and the source can be read
@@ -270,8 +272,8 @@ class _Translator(ast.NodeTransformer):
                 ast.Mult: "*",
                 ast.Div: "/",
                 ast.Pow: "**",
-                ast.BitAnd: "and",
-                ast.BitOr: "or",
+                ast.BitAnd: "&",  # as torch: bitwise, so booleans need no branches
+                ast.BitOr: "|",
             }
             if type(node.op) not in ops:
                 raise self.fail(node, f"operator {type(node.op).__name__} is not supported")
@@ -369,7 +371,7 @@ class _Translator(ast.NodeTransformer):
             self.lines.append(f"{dist} = {self.expr(value.args[0])}")
             self.lines.append(f"{refr} = {self.expr(value.args[1])}")
             self.distance, self.refractory = dist, refr
-            rhs = f"({dist} > 0) and not {refr}"
+            rhs = f"({dist} > 0) & (not {refr})"
         else:
             rhs = self.expr(value)
         if isinstance(target, ast.Name):

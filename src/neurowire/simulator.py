@@ -10,14 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .denormals import flush_denormals
 from .native import unsupported
-from .network import Network, Projection
+from .network import Network, Population, Projection
 from .neurons import PoissonState, SourceState
 from .plasticity import stdp_depress_rows, stdp_potentiate_columns
 from .propagate import (
@@ -28,6 +27,7 @@ from .propagate import (
     deliver_matmul,
     deliver_rows,
 )
+from .rng import stream_key, uniforms
 from .structural.log import RewiringLog
 from .structural.runner import Clock, RuleRunner
 from .structural.view import SynapseView
@@ -98,14 +98,21 @@ class Simulator:
         net: the network.
         device: torch device for every tensor (stores are moved there).
         batch_size: independent copies simulated in parallel (``B``).
-        seed: seeds the simulation's random numbers (default ``net.seed + 1``); on the CPU
-            stochastic neurons draw from numpy's PCG64, on CUDA from torch's generator.
+        seed: seeds the simulation's random numbers (default ``net.seed + 1``). Stochastic
+            neurons draw from counter-based streams keyed by the seed and the population's name
+            (:mod:`neurowire.rng`): the same numbers on every engine, device and block length.
         engine: ``"auto"``, ``"eager"``, ``"compile"`` or ``"native"`` (see above).
         block_steps: block length when nothing is scheduled (default 10 steps; 1000 with the
             native engine).
         event_fraction: initial event budget as a fraction of ``B * n`` per population.
         time_phases: time phases 1-4 separately (not with ``"compile"``; synchronises CUDA;
             the native engine then calls one function per phase and step, which is slower).
+        threads: CPU threads the native engine may use (default ``torch.get_num_threads()``).
+            With two or more, a helper thread draws the spikes of ``PoissonSource``-like
+            populations for a whole block ahead while the block steps (when a block draws at
+            least ``native.engine.AHEAD_MIN_DRAWS`` numbers and the load average leaves a core
+            free); the step loop itself is one thread (a step takes microseconds, less than
+            starting a parallel loop). Results do not depend on it.
 
     Timers (``result.timers_s``): ``delivery``, ``postsynaptic``, ``neurons``, ``plasticity``
     (with ``time_phases``), ``steps`` (all blocks), ``rules``, ``index_rebuild`` (live masks,
@@ -122,6 +129,7 @@ class Simulator:
         block_steps: int | None = None,
         event_fraction: float = 0.05,
         time_phases: bool = False,
+        threads: int | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -140,11 +148,14 @@ class Simulator:
         self.dt = net.dt
         self.time_phases = time_phases
         self.step_count = 0
+        #: ``time.perf_counter()`` when the first step began (after compilation), or None
+        self.first_step_at: float | None = None
         self.timers: dict[str, float] = defaultdict(float)
         self.rewiring = RewiringLog()
         base_seed = net.seed + 1 if seed is None else seed
+        #: seeds the stochastic neurons' streams (:mod:`neurowire.rng`) and the rules' generators
+        self.seed = base_seed
         self.generator = torch.Generator(self.device).manual_seed(base_seed)
-        self._np_rng = np.random.default_rng(base_seed) if self.device.type == "cpu" else None
         self._projections = list(net.projections.values())
         self._populations = list(net.populations.values())
         self._check_network()
@@ -185,7 +196,7 @@ class Simulator:
         if self.engine == "native":
             from .native.engine import NativeEngine
 
-            self._native = NativeEngine(self)
+            self._native = NativeEngine(self, threads=threads)
         self.block_steps = self._block_length(block_steps)
         net._bind("Simulator")
 
@@ -206,13 +217,14 @@ class Simulator:
             )
         return "eager"
 
-    def _uniform(self, shape: tuple[int, ...]) -> Tensor:
-        """Uniform numbers in [0, 1) for stochastic neurons (numpy's PCG64 on the CPU, which
-        is several times faster than torch's generator there)."""
-        if self._np_rng is not None:
-            dtype = np.float32 if self.dtype == torch.float32 else np.float64
-            return torch.from_numpy(self._np_rng.random(shape, dtype=dtype))
-        return torch.rand(shape, generator=self.generator, device=self.device, dtype=self.dtype)
+    def _uniform(self, pop: Population, steps: int) -> Tensor:
+        """``[steps, B, n]`` uniform numbers of a stochastic population for the steps from
+        :attr:`step_count` on: its counter-based stream (:mod:`neurowire.rng`), the same numbers
+        the native engine computes in its kernels, on any device and for any block lengths."""
+        key = stream_key(self.seed, pop.name)
+        return uniforms(
+            key, self.step_count, steps, self.batch_size, pop.n, self.dtype, self.device
+        )
 
     def _host_rules(self) -> list[int]:
         """Indices of the rules that run on the host (all but the native engine's fused)."""
@@ -467,20 +479,21 @@ class Simulator:
             if pop.model.external:
                 chunk = inputs[pop.name][:, offset : offset + k].to(self.device)
                 ext[pop.name] = chunk.transpose(0, 1).to(torch.bool).contiguous()
-            elif pop.model.stochastic:
-                ext[pop.name] = self._uniform((k, self.batch_size, pop.n))
+            elif pop.model.stochastic and self._native is None:  # native: in its kernels
+                ext[pop.name] = self._uniform(pop, k)
         self.timers["inputs"] += time.perf_counter() - tic
         rec_keys = tuple((pop, var) for pop, names in record.items() for var in names)
         if self._native is not None:
             tic = time.perf_counter()
             rebuild = self._index_rebuild_total()
-            compile_s = self.timers["compile"]
+            compile_s, lists_s = self.timers["compile"], self.timers["index_rebuild"]
             host_last = self._host_step(self.step_count + k)
             recs = self._native.run_block(k, ext, rec_keys, host_last)
             self.timers["steps"] += (  # compilation and index rebuilds are timed on their own
                 time.perf_counter()
                 - tic
                 - (self._index_rebuild_total() - rebuild)
+                - (self.timers["index_rebuild"] - lists_s)  # the engine's column lists
                 - (self.timers["compile"] - compile_s)
             )
             return recs
@@ -494,6 +507,8 @@ class Simulator:
                 if (self._compiled is not None and k == self.block_steps)
                 else self._block
             )
+            if self.first_step_at is None:
+                self.first_step_at = time.perf_counter()
             new_state, recs, overflow = fn(self.state, structure, ext, k, rec_keys)
             flagged = [name for name, flag in overflow.items() if bool(flag)]
             self.timers["steps"] += time.perf_counter() - tic

@@ -126,6 +126,8 @@ def test_run_writes_every_output(tmp_path, monkeypatch):
     assert saved["timers_s"] == seconds and saved["compile_s"] == seconds["compile"]
     # the simulator times compilation apart from stepping; both are there
     assert seconds["steps"] > 0 and seconds["compile"] >= 0
+    # time to the first step: construction, then compilation (or numba's cache), then step 1
+    assert saved["time_to_first_step_s"] >= saved["build_s"] + saved["compile_s"] > 0
     assert sum(seconds.values()) == pytest.approx(timing["total_s"])
     assert sum(fractions.values()) == pytest.approx(1.0)
     assert saved["wall_s"] == pytest.approx(

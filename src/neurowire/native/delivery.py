@@ -15,7 +15,10 @@ test them against it. External spike input (``SpikeSource``) is copied here too.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
+
+from . import atomics
 
 # ---------------------------------------------------------------------------- delivery
 
@@ -38,6 +41,62 @@ def deliver_spike_list_dense(spk, nspk, n_pre, w, out):
         b, i = spk[e] // n_pre, spk[e] % n_pre
         for j in range(n_post):
             out[b, j] += w[i, j]
+
+
+@njit(cache=True, nogil=True)
+def collect_spikes(z, b, spk, count):
+    """Append the spikes of row ``b`` of the flags ``z [B, n]`` to the spike list ``spk`` from
+    position ``count`` (entries ``b * n + i``, ascending); returns the new count. Reads the
+    flags eight at a time when rows are whole words (few neurons spike in a step)."""
+    n = z.shape[1]
+    base = b * n
+    if n % 8 == 0:
+        words = z[b].view(np.uint64)
+        for w in range(words.shape[0]):
+            if words[w]:
+                for i in range(8 * w, 8 * w + 8):
+                    if z[b, i]:
+                        spk[count] = base + i
+                        count += 1
+    else:
+        for i in range(n):
+            if z[b, i]:
+                spk[count] = base + i
+                count += 1
+    return count
+
+
+#: load attempts the block waits for a step its helper thread is drawing, then draws it itself
+SPIN_LIMIT = 4096
+
+
+@njit(cache=True, nogil=True)
+def take_spikes(zbuf, t, ready, nxt, z, spk, nspk):
+    """Step ``t``'s spikes of a population drawn ahead by a helper thread (flags ``zbuf[t]``,
+    published by ``ready[t]``) into ``z`` and the spike list; returns False, claiming the step
+    from the counter ``nxt[0]``, when the block must compute the step itself: the helper has
+    not got there, or is slow to finish it (it never waits on a descheduled helper for long).
+    With no helper, ``ready`` is empty and every step is the block's."""
+    if t >= ready.shape[0]:
+        return False
+    if atomics.load_acquire(ready, t) == 0:
+        c = atomics.load_acquire(nxt, 0)
+        while c <= t:  # the helper has not claimed step t: take it
+            if atomics.compare_exchange(nxt, 0, c, t + 1):
+                return False
+            c = atomics.load_acquire(nxt, 0)
+        spins = 0
+        while atomics.load_acquire(ready, t) == 0:  # the helper is drawing step t
+            spins += 1
+            if spins > SPIN_LIMIT:
+                return False
+    batch = z.shape[0]
+    count = 0
+    for b in range(batch):
+        z[b, :] = zbuf[t, b, :]
+        count = collect_spikes(z, b, spk, count)
+    nspk[0] = count
+    return True
 
 
 # ---------------------------------------------------------------------------- inputs

@@ -33,6 +33,59 @@ def rebuild_columns(ind, row_length, n_post, col_indptr, col_slot):
 
 
 @njit(cache=True, nogil=True)
+def build_column_lists(ind, row_length, n_post, col_len):
+    """The engine's column lists of a store: ``col_pre[j, :col_len[j]]`` the presynaptic rows
+    of column ``j`` (ascending here; :func:`apply_column_events` keeps them current in another
+    order). Returns ``col_pre`` int32 ``[n_post, C]``, ``C`` a power of two with room to grow.
+
+    Unlike the store's column index (flat slots), entries name rows, which row compaction does
+    not move: a change of a few synapses costs a few list operations, not a rebuild.
+    """
+    col_len[:] = 0
+    for i in range(ind.shape[0]):
+        for s in range(row_length[i]):
+            col_len[ind[i, s]] += 1
+    longest = 0
+    for j in range(n_post):
+        longest = max(longest, col_len[j])
+    width = 8
+    while width < longest + longest // 2:
+        width *= 2
+    col_pre = np.empty((n_post, width), np.int32)
+    col_len[:] = 0
+    for i in range(ind.shape[0]):
+        for s in range(row_length[i]):
+            j = ind[i, s]
+            col_pre[j, col_len[j]] = i
+            col_len[j] += 1
+    return col_pre
+
+
+@njit(cache=True, nogil=True)
+def apply_column_events(ev_pre, ev_post, ev_kind, start, end, col_pre, col_len):
+    """Bring column lists up to date with the events ``start .. end - 1`` of a rule call
+    (``ev_kind`` -1 elimination, +1 formation, in the order the store saw them). Returns
+    ``col_pre``, or a wider copy when a column outgrew it."""
+    for e in range(start, end):
+        i, j = ev_pre[e], ev_post[e]
+        length = col_len[j]
+        if ev_kind[e] < 0:
+            for c in range(length):
+                if col_pre[j, c] == i:
+                    col_pre[j, c] = col_pre[j, length - 1]
+                    col_len[j] = length - 1
+                    break
+        else:
+            if length == col_pre.shape[1]:
+                wider = np.empty((col_pre.shape[0], 2 * col_pre.shape[1]), np.int32)
+                wider[:, : col_pre.shape[1]] = col_pre
+                col_pre = wider
+            col_pre[j, length] = i
+            col_len[j] = length + 1
+    return col_pre
+
+
+@njit(cache=True, nogil=True)
 def _grid_distance(pre, post, n_rows, n_cols, periodic):
     """float32-exact periodic distance, as ``Grid.distance`` computes it."""
     dx = np.float32(post % n_cols - pre % n_cols)
@@ -42,6 +95,46 @@ def _grid_distance(pre, post, n_rows, n_cols, periodic):
         dx = np.float32((dx + hx) - np.float32(n_cols) * math.floor((dx + hx) / n_cols)) - hx
         dy = np.float32((dy + hy) - np.float32(n_rows) * math.floor((dy + hy) / n_rows)) - hy
     return np.float32(math.sqrt(np.float64(dx * dx + dy * dy)))
+
+
+@njit(cache=True, nogil=True)
+def _move_overflowing(pre, n_pre, n_post):
+    """Attempts beyond ``n_post`` in a row move to the next row with room (in attempt order)."""
+    attempts = pre.shape[0]
+    per_row = np.zeros(n_pre, np.int64)
+    over = np.zeros(attempts, np.bool_)
+    for a in range(attempts):
+        i = pre[a]
+        if per_row[i] >= n_post:
+            over[a] = True
+        else:
+            per_row[i] += 1
+    for a in range(attempts):
+        if over[a]:
+            i = pre[a]
+            while per_row[i] >= n_post:
+                i = (i + 1) % n_pre
+            pre[a] = i
+            per_row[i] += 1
+
+
+@njit(cache=True, nogil=True)
+def _link_rows(pre, head, last, nxt, rank):
+    """Per row, its attempts as a list in attempt order (``head``/``last`` per row, ``nxt``
+    per attempt) and each attempt's rank in its row; returns the largest rank."""
+    top = 0
+    for a in range(pre.shape[0]):
+        i = pre[a]
+        nxt[a] = -1
+        if head[i] < 0:
+            head[i] = a
+            rank[a] = 0
+        else:
+            nxt[last[i]] = a
+            rank[a] = rank[last[i]] + 1
+            top = max(top, rank[a])
+        last[i] = a
+    return top
 
 
 @njit(cache=True, nogil=True)
@@ -65,52 +158,53 @@ def distance_rewiring(
     ev_kind,
     ev_dist,
     n_events,
+    head,
+    last,
 ):
     """One call of DistanceRewiring on a store whose only variable is ``w``.
 
     ``u [3, attempts]`` float64 are the call's random numbers. Events are appended to the
-    ``ev_*`` buffers from position ``n_events``. Returns (removed, added, failed, n_events).
+    ``ev_*`` buffers from position ``n_events``. ``head`` and ``last`` are int64 ``[n_pre]``
+    scratch rows filled with -1 (and left so): the attempts of a row are found through them, so
+    a call costs in proportion to its attempts, not to ``n_pre``. Returns (removed, added,
+    failed, n_events).
     """
     n_pre, capacity = ind.shape
     attempts = min(u.shape[1], n_pre * n_post)
     # rows: first n_post attempts of a row stay, later ones move to the next row with room
     pre = np.empty(attempts, np.int64)
-    per_row = np.zeros(n_pre, np.int64)
-    over = np.zeros(attempts, np.bool_)
     for a in range(attempts):
-        i = min(np.int64(u[0, a] * n_pre), n_pre - 1)
-        pre[a] = i
-        if per_row[i] >= n_post:
-            over[a] = True
-        else:
-            per_row[i] += 1
-    for a in range(attempts):
-        if over[a]:
-            i = pre[a]
-            while per_row[i] >= n_post:
-                i = (i + 1) % n_pre
-            pre[a] = i
-            per_row[i] += 1
+        pre[a] = min(np.int64(u[0, a] * n_pre), n_pre - 1)
+    nxt = np.empty(attempts, np.int64)
+    rank = np.empty(attempts, np.int64)
+    if attempts and _link_rows(pre, head, last, nxt, rank) >= n_post:  # rare
+        for a in range(attempts):
+            head[pre[a]] = -1
+            last[pre[a]] = -1
+        _move_overflowing(pre, n_pre, n_post)
+        _link_rows(pre, head, last, nxt, rank)
     # targets: Floyd's algorithm per row, attempts in order
-    rank = np.zeros(attempts, np.int64)
-    seen = np.zeros(n_pre, np.int64)
     post = np.full(attempts, -1, np.int64)
     for a in range(attempts):
         i = pre[a]
-        rank[a] = seen[i]
-        seen[i] += 1
-        j = n_post - per_row[i] + rank[a]
+        j = n_post - (rank[last[i]] + 1) + rank[a]
         t = min(np.int64(u[1, a] * np.float64(j + 1)), j)
-        for b in range(a):
-            if pre[b] == i and post[b] == t:
+        b = head[i]
+        for _ in range(rank[a]):  # the row's earlier attempts
+            if post[b] == t:
                 t = j
                 break
+            b = nxt[b]
         post[a] = t
+    for a in range(attempts):  # leave the scratch rows as they came
+        head[pre[a]] = -1
+        last[pre[a]] = -1
     # decisions, all taken on the connectivity before this call
     slot = np.full(attempts, -1, np.int64)
     eliminate = np.zeros(attempts, np.bool_)
     form = np.zeros(attempts, np.bool_)
     dist = np.zeros(attempts, np.float32)
+    n_elim = 0
     for a in range(attempts):
         i = pre[a]
         for s in range(row_length[i]):
@@ -121,18 +215,25 @@ def distance_rewiring(
         if slot[a] >= 0:
             p = p_elim_dep if w[i, slot[a]] < w_threshold else p_elim_pot
             eliminate[a] = u[2, a] < p
+            n_elim += eliminate[a]
         else:
             d = np.float64(dist[a])
             form[a] = u[2, a] < p_peak * math.exp(-(d * d) / two_sigma_sq)
     # eliminations: log in row-major slot order, compact rows stably
-    order = np.argsort(pre * capacity + slot + (~eliminate) * n_pre * capacity)
+    keys = np.empty(n_elim, np.int64)
+    e = 0
+    for a in range(attempts):
+        if eliminate[a]:
+            keys[e] = pre[a] * capacity + slot[a]
+            e += 1
+    keys.sort()
     removed = 0
     o = 0
-    while o < attempts and eliminate[order[o]]:
-        i = pre[order[o]]
+    while o < n_elim:
+        i = keys[o] // capacity
         keep = 0
         for s in range(row_length[i]):
-            if o < attempts and eliminate[order[o]] and pre[order[o]] == i and slot[order[o]] == s:
+            if o < n_elim and keys[o] == i * capacity + s:
                 o += 1
                 ev_pre[n_events] = i
                 ev_post[n_events] = ind[i, s]
