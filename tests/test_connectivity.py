@@ -13,7 +13,7 @@ import torch
 from scipy.stats import binom, chisquare
 
 import neurowire as nw
-from neurowire.connectivity import default_capacity, row_quantile
+from neurowire.connectivity import _bernoulli_pairs, default_capacity, row_quantile
 
 
 def build(conn, n_pre, n_post, generator, **kwargs):
@@ -158,6 +158,26 @@ def test_gaussian_mean_in_degree_and_empirical_sigma(generator, conn):
     mean_in = total / (GRID.n * draws)
     assert within_sds(mean_in, float(p.sum()) / GRID.n, sd_mean, k=4.0)
     assert abs(math.sqrt(dx2 / (2 * total)) - conn.sigma) < 0.1
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (5, 7), (6, 3)])
+def test_periodic_gaussian_offset_table_gives_the_pairwise_draws(shape):
+    """On a torus the build reads one offset table; its pairs and expected row lengths equal
+    the pairwise formula's (the same probabilities, so the same Bernoulli draws)."""
+    grid = nw.Grid(*shape)
+    conn = nw.GaussianDistance(p_peak=0.6, sigma=1.3)
+    cols = torch.arange(grid.n)
+    direct = conn.probability(grid.distance(cols[:, None], cols[None, :]))
+    ref = _bernoulli_pairs(
+        grid.n, grid.n, lambda rows: direct[rows], torch.Generator().manual_seed(4), "cpu"
+    )
+    got = conn.build(
+        grid.n, grid.n, generator=torch.Generator().manual_seed(4), pre_grid=grid, post_grid=grid
+    )
+    assert len(ref[0]) > grid.n
+    assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
+    rows = conn.expected_row_lengths(grid, grid)
+    torch.testing.assert_close(rows, direct.double().sum(1), rtol=1e-12, atol=1e-12)
 
 
 def test_lateral_gaussian_always_makes_the_self_connection(generator):

@@ -251,15 +251,35 @@ class GaussianDistance(Connectivity):
     ):
         grid = self._grid(pre_grid, post_grid)
         cols = torch.arange(n_post, device=device)
+        if grid.periodic:  # the probabilities of a row are a shifted copy of one table
+            table = self.offset_probability(grid, device)
+            col_y, col_x = cols // grid.n_cols, cols % grid.n_cols
 
-        def prob(rows):
-            return self.probability(grid.distance(rows[:, None], cols[None, :]))
+            def prob(rows):
+                dy = (col_y[None, :] - (rows // grid.n_cols)[:, None]) % grid.n_rows
+                dx = (col_x[None, :] - (rows % grid.n_cols)[:, None]) % grid.n_cols
+                return table[dy, dx]
+
+        else:
+
+            def prob(rows):
+                return self.probability(grid.distance(rows[:, None], cols[None, :]))
 
         return _bernoulli_pairs(n_pre, n_post, prob, generator, device)
+
+    def offset_probability(self, grid: Grid, device: str | torch.device = "cpu") -> Tensor:
+        """``[n_rows, n_cols]``: on a torus, the probability from any neuron to the one
+        ``(dy, dx)`` sites away (the same numbers as the pairwise formula: the wrapped offset,
+        hence the distance, depends only on ``(dy, dx)``)."""
+        post = torch.arange(grid.n, device=device)
+        p = self.probability(grid.distance(torch.zeros_like(post), post))
+        return p.view(grid.n_rows, grid.n_cols)
 
     def expected_row_lengths(self, pre_grid: Grid, post_grid: Grid) -> Tensor:
         """float64 ``[n_pre]``: expected synapses per row."""
         grid = self._grid(pre_grid, post_grid)
+        if grid.periodic:  # every row sums the same table
+            return self.offset_probability(grid).double().sum().expand(grid.n).clone()
         cols = torch.arange(grid.n)
         out = torch.empty(grid.n, dtype=torch.float64)
         step = max(1, _CHUNK // grid.n)
