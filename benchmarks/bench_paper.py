@@ -374,8 +374,8 @@ def worker(spec: dict) -> dict:
         "numba_threading_layer": _threading_layer(),
     }
     per_sample = statistics.median(times) / batch
-    comp = {
-        key: 1e3 * statistics.fmean(t[key] for t in timers) / batch
+    comp = {  # a trainer without a timer (an older tree, run side by side) reports 0
+        key: 1e3 * statistics.fmean(t.get(key, 0.0) for t in timers) / batch
         for key in ("gradients", "forward", "backward", "products", "optimizer", "rules")
     }
     mean_ms = 1e3 * statistics.fmean(times) / batch
