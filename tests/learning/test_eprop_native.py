@@ -113,7 +113,8 @@ def test_fused_forward_and_backward_kernels(kind, sparse, cross_sparse):
     gen = torch.Generator().manual_seed(3)
     e_kappa = torch.randn(30, 3, enet.n_out, generator=gen, dtype=psi.dtype)
     reg = torch.randn(enet.hidden.n, generator=gen, dtype=psi.dtype)
-    z_ev = native.spike_events(z, batch_major=False)
+    z_ev = native.hidden_events(z)
+    assert events_equal(z_ev, native.spike_events(z.contiguous(), batch_major=False))
     task, unit = native.backward(psi, e_kappa, reg, ev, z_ev, w, enet, True)
     lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(psi.shape) + reg
     rec_ev = recurrent_events(enet, z_ev, 3)

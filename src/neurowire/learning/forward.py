@@ -325,7 +325,7 @@ def hidden_events(z: Tensor, engine: str = "torch") -> SpikeEvents:
     if engine == "native":
         from . import native
 
-        return native.spike_events(z, batch_major=False)
+        return native.hidden_events(z)
     steps, batch, n = z.shape
     return SpikeEvents.from_dense(z.reshape(-1, n))
 
