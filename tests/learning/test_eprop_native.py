@@ -197,11 +197,3 @@ def test_building_a_trainer_keeps_the_callers_torch_thread_count():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split()[-1] == "1"
-
-
-def test_event_counts_match_the_torch_counts():
-    x, _ = random_input(3, 20, 6, p=0.3, seed=9)
-    ev = native.spike_events(x, batch_major=True)
-    assert torch.equal(native.event_counts(ev), ev.counts())
-    empty = native.spike_events(torch.zeros(2, 3, 4, dtype=torch.bool), batch_major=True)
-    assert torch.equal(native.event_counts(empty), torch.zeros(4, dtype=torch.int64))

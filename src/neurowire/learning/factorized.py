@@ -182,12 +182,7 @@ def factorized_chunk(
     y = readout(z_ev, w, enet.kappa, steps, threads, engine)
     err = loss.error(y, targets)
     res.y, res.loss = y, loss.value(y, targets)
-    if engine == "native":
-        from . import native
-
-        res.spikes, res.inputs = native.event_counts(z_ev).to(y.dtype), native.event_counts(x_ev)
-    else:
-        res.spikes, res.inputs = z_ev.counts().to(y.dtype), x_ev.counts()
+    res.spikes, res.inputs = z_ev.counts().to(y.dtype), x_ev.counts()
     res.task[enet.bias_name] = err.sum((0, 1))
     clock.lap("forward")
     e_kappa = scan_(err, enet.kappa, True, threads, engine)  # sum_t'>=t kappa^(t'-t) err_t'

@@ -104,7 +104,8 @@ class Weights:
     @property
     def w_rec(self) -> Tensor:
         if "w_rec" not in self.cache:
-            self.cache["w_rec"] = recurrent_matrix(self.recurrent, self.n_hidden, self.w_out)
+            n = self.n_hidden
+            self.cache["w_rec"] = dense_table(self.recurrent, n, n, self.w_out)
         return self.cache["w_rec"]
 
 
@@ -139,24 +140,24 @@ def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
     return Weights(inputs, recurrent, n, w_out, enet.bias, fb)
 
 
-def recurrent_matrix(recurrent: list[ProjectionWeights], n: int, like: Tensor) -> Tensor:
-    """``W_rec^T [N, N]`` (``[pre, post]``) of the recurrent projections, on ``like``'s device."""
-    dev, dtype = like.device, like.dtype
-    w_rec = torch.zeros(n, n, dtype=dtype, device=dev)
-    for pw in recurrent:
+def dense_table(pws: list[ProjectionWeights], n_pre: int, n: int, like: Tensor) -> Tensor:
+    """``[n_pre, n]`` (``[pre, post]``, hidden-layer columns) sum of the projections ``pws``,
+    dense or sparse, each at its ``pre_offset``/``post_offset``; dtype and device of ``like``.
+    For the recurrent projections this is ``W_rec^T``."""
+    table = torch.zeros(n_pre, n, dtype=like.dtype, device=like.device)
+    for pw in pws:
         spec = pw.spec
+        rows = slice(spec.pre_offset, spec.pre_offset + spec.n_pre)
         if pw.dense is not None:
-            rows = slice(spec.pre_offset, spec.pre_offset + spec.n_pre)
-            cols = slice(spec.post_offset, spec.post_offset + spec.n_post)
-            w_rec[rows, cols] += pw.dense
+            table[rows, spec.post_offset : spec.post_offset + spec.n_post] += pw.dense
         else:
-            rows = torch.arange(spec.n_pre, device=dev)[:, None] + spec.pre_offset
-            w_rec.index_put_(
-                (rows.expand_as(pw.post)[pw.mask], pw.post[pw.mask]),
+            pre = torch.arange(rows.start, rows.stop, device=like.device)[:, None]
+            table.index_put_(
+                (pre.expand_as(pw.post)[pw.mask], pw.post[pw.mask]),
                 pw.weight[pw.mask],
                 accumulate=True,
             )
-    return w_rec
+    return table
 
 
 # ---------------------------------------------------------------------- hidden dynamics

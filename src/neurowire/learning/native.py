@@ -46,29 +46,9 @@ from torch import Tensor
 
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
 from ..native import delivery
+from ..native.engine import kernels_fingerprint
 from ..propagate import SpikeEvents
-from .forward import GAMMA_PD, ProjectionWeights, Weights
-
-
-@njit(cache=True, nogil=True, inline="always")
-def list_spikes(row, out):
-    """Write the indices of the nonzero entries of ``row`` (uint8 ``[n]``) to ``out``; return
-    their number. Spikes are rare, so 8 entries are tested at once."""
-    n = row.shape[0]
-    whole = n - n % 8
-    words = row[:whole].view(np.uint64)
-    count = 0
-    for w in range(words.shape[0]):
-        if words[w] != 0:
-            for j in range(8 * w, 8 * w + 8):
-                if row[j]:
-                    out[count] = j
-                    count += 1
-    for j in range(whole, n):
-        if row[j]:
-            out[count] = j
-            count += 1
-    return count
+from .forward import GAMMA_PD, ProjectionWeights, Weights, dense_table
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -99,21 +79,7 @@ def _fill_events(a, batch_major, shift, lo, hi, crow, pre):
         if t >= 0 and crow[r + 1] > crow[r]:
             b = r % batch
             row = a[b, t, lo:hi] if batch_major else a[t, b, lo:hi]
-            list_spikes(row, pre[crow[r] : crow[r + 1]])
-
-
-@njit(cache=True, nogil=True)
-def _event_counts(pre, counts):
-    for e in range(pre.shape[0]):
-        counts[pre[e]] += 1
-
-
-def event_counts(events: SpikeEvents) -> Tensor:
-    """int64 ``[n]``: events per neuron, as :meth:`SpikeEvents.counts` (a plain loop: faster
-    than ``torch.bincount`` here)."""
-    counts = torch.zeros(events.n, dtype=torch.int64)
-    _event_counts(_np(events.pre), _np(counts))
-    return counts
+            delivery.list_spikes(row, pre[crow[r] : crow[r + 1]], 0, 0)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -247,40 +213,26 @@ class Layout:
     parts: list[tuple[ProjectionWeights, slice, slice]]
 
     @classmethod
-    def of(cls, pws: list[ProjectionWeights], n_pre: int, n: int, recurrent: bool) -> Layout:
-        """Merge ``pws``: rows are their presynaptic indices (hidden-layer indices if
-        ``recurrent``), ``n`` the hidden layer's size."""
-        dtype = torch.float64
-        for pw in pws:
-            dtype = (pw.dense if pw.dense is not None else pw.weight).dtype
-        idx = torch.zeros(1, 1, dtype=torch.int64)
-        rows = {id(pw): slice(pw.spec.pre_offset if recurrent else 0, None) for pw in pws}
-        for pw in pws:
-            start = rows[id(pw)].start
-            rows[id(pw)] = slice(start, start + pw.spec.n_pre)
+    def of(cls, pws: list[ProjectionWeights], n_pre: int, n: int, dtype: torch.dtype) -> Layout:
+        """Merge ``pws``; rows are their presynaptic indices (``pre_offset`` on), ``n`` is the
+        hidden layer's size."""
+        rows = [slice(pw.spec.pre_offset, pw.spec.pre_offset + pw.spec.n_pre) for pw in pws]
         if any(pw.dense is not None for pw in pws):
-            w = torch.zeros(n_pre, n, dtype=dtype)
-            parts = []
-            for pw in pws:
-                r = rows[id(pw)]
-                cols = slice(pw.spec.post_offset, pw.spec.post_offset + pw.spec.n_post)
-                if pw.dense is not None:
-                    w[r, cols] += pw.dense
-                else:
-                    pre = torch.arange(r.start, r.stop)[:, None].expand_as(pw.post)
-                    w.index_put_((pre[pw.mask], pw.post[pw.mask]), pw.weight[pw.mask], True)
-                parts.append((pw, r, cols))
-            return cls(True, w, idx, torch.zeros(1, dtype=torch.int64), parts)
-        if len(pws) == 1 and rows[id(pws[0])] == slice(0, n_pre):
+            cols = [slice(pw.spec.post_offset, pw.spec.post_offset + pw.spec.n_post) for pw in pws]
+            table = dense_table(pws, n_pre, n, torch.empty(0, dtype=dtype))
+            placeholder = torch.zeros(1, 1, dtype=torch.int64)
+            parts = list(zip(pws, rows, cols, strict=True))
+            return cls(True, table, placeholder, torch.zeros(1, dtype=torch.int64), parts)
+        if len(pws) == 1 and rows[0] == slice(0, n_pre):  # the store's own rows
             (pw,) = pws
             cols = slice(0, pw.post.shape[1])
-            return cls(False, pw.weight, pw.post, pw.length, [(pw, slice(0, n_pre), cols)])
+            return cls(False, pw.weight, pw.post, pw.length, [(pw, rows[0], cols)])
         cap = sum(pw.post.shape[1] for pw in pws)
         w = torch.zeros(n_pre, cap, dtype=dtype)
         post = torch.zeros(n_pre, cap, dtype=torch.int64)
         parts, c = [], 0
-        for pw in pws:
-            r, cols = rows[id(pw)], slice(c, c + pw.post.shape[1])
+        for pw, r in zip(pws, rows, strict=True):
+            cols = slice(c, c + pw.post.shape[1])
             w[r, cols], post[r, cols] = pw.weight, pw.post
             parts.append((pw, r, cols))
             c = cols.stop
@@ -309,8 +261,8 @@ def layouts(w: Weights, enet) -> tuple[Layout, Layout]:
     if "layouts" not in w.cache:
         n = enet.hidden.n
         w.cache["layouts"] = (
-            Layout.of(w.inputs, enet.n_in, n, recurrent=False),
-            Layout.of(w.recurrent, n, n, recurrent=True),
+            Layout.of(w.inputs, enet.n_in, n, enet.dtype),
+            Layout.of(w.recurrent, n, n, enet.dtype),
         )
     return w.cache["layouts"]
 
@@ -469,7 +421,7 @@ def forward_source(
         body.append(f"        for j in range({lo}, {hi}):")
         body += [f"            {ln}" for ln in loop]
     body += [
-        "        nspk = list_spikes(z[b, t], spk)",
+        "        nspk = list_spikes(z[b, t], spk, 0, 0)",
         "        rec[:] = 0.0",
         "        for e in range(nspk):",
         "            i = spk[e]",
@@ -479,10 +431,12 @@ def forward_source(
     tables = f"# input table: {'dense' if input_dense else 'slots'}; recurrent table: " + (
         "dense" if recurrent_dense else "slots"
     )
+    # the kernels' digest: numba's cache of this module would not see an edit of list_spikes
     return (
         '"""Generated by neurowire.learning.native: e-prop forward pass of a hidden layer."""\n'
-        f"{header}\n{tables}\nimport math\n\nimport numpy as np\nfrom numba import njit, prange\n\n"
-        "from neurowire.learning.native import list_spikes\n\n\n"
+        f"{header}\n{tables}\n# kernels {kernels_fingerprint()}\n"
+        "import math\n\nimport numpy as np\nfrom numba import njit, prange\n\n"
+        "from neurowire.native.delivery import list_spikes\n\n\n"
         "@njit(parallel=True, cache=True, nogil=True, fastmath={'contract'})\n"
         "def forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post, rec_len, "
         "inv_v_th, scale, tiny, psi, z):\n" + "".join(f"    {ln}\n" for ln in body)

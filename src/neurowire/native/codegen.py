@@ -12,7 +12,7 @@ module serves every size of a network (numba's cache then holds it across runs a
 
 Neuron loops are written so that numba vectorises them: the update of every neuron first (no
 branch: ``where`` becomes a select, booleans combine bitwise), then the spike list is collected
-from the spike flags eight at a time (:func:`.delivery.collect_spikes`). A stochastic model's
+from the spike flags eight at a time (:func:`.delivery.list_spikes`). A stochastic model's
 ``rand`` is computed in the loop from the counter-based generator (:mod:`neurowire.rng`), so no
 random numbers are drawn on the host.
 
@@ -121,7 +121,7 @@ def _neuron_body(code: _NeuronCode, stochastic: bool, pre_lines: list[str]) -> l
     body += _indent(code.shared_rows, 1)
     body += _indent(["for i in range(n):"], 1) + _indent(loop, 2)
     if code.spikes:
-        body += _indent(["count = spikes_out.collect_spikes(z, b, spk, count)"], 1)
+        body += _indent(["count = spikes_out.list_spikes(z[b], spk, b * n, count)"], 1)
     body.append("nspk[0] = count")
     return body
 

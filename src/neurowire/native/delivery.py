@@ -44,25 +44,23 @@ def deliver_spike_list_dense(spk, nspk, n_pre, w, out):
 
 
 @njit(cache=True, nogil=True)
-def collect_spikes(z, b, spk, count):
-    """Append the spikes of row ``b`` of the flags ``z [B, n]`` to the spike list ``spk`` from
-    position ``count`` (entries ``b * n + i``, ascending); returns the new count. Reads the
-    flags eight at a time when rows are whole words (few neurons spike in a step)."""
-    n = z.shape[1]
-    base = b * n
-    if n % 8 == 0:
-        words = z[b].view(np.uint64)
-        for w in range(words.shape[0]):
-            if words[w]:
-                for i in range(8 * w, 8 * w + 8):
-                    if z[b, i]:
-                        spk[count] = base + i
-                        count += 1
-    else:
-        for i in range(n):
-            if z[b, i]:
-                spk[count] = base + i
-                count += 1
+def list_spikes(flags, out, offset, count):
+    """Append ``offset + i`` for every nonzero ``flags[i]`` (``[n]``, one byte each) to ``out``
+    from position ``count``, in ascending order; returns the new count. Tests eight flags at a
+    time (few neurons spike in a step)."""
+    n = flags.shape[0]
+    whole = n - n % 8
+    words = flags[:whole].view(np.uint64)
+    for w in range(words.shape[0]):
+        if words[w]:
+            for i in range(8 * w, 8 * w + 8):
+                if flags[i]:
+                    out[count] = offset + i
+                    count += 1
+    for i in range(whole, n):
+        if flags[i]:
+            out[count] = offset + i
+            count += 1
     return count
 
 
@@ -94,7 +92,7 @@ def take_spikes(zbuf, t, ready, nxt, z, spk, nspk):
     count = 0
     for b in range(batch):
         z[b, :] = zbuf[t, b, :]
-        count = collect_spikes(z, b, spk, count)
+        count = list_spikes(z[b], spk, b * z.shape[1], count)
     nspk[0] = count
     return True
 
