@@ -334,8 +334,10 @@ class EProp:
         return hot_loop(self.network.step_threads if size < SMALL_WORK else None)
 
     # ------------------------------------------------------------------ chunking
-    def _chunks(self, batch: int, steps: int) -> list[slice]:
-        size = self.chunk_size or self._auto_chunk(steps)
+    def _chunk_size(self, steps: int) -> int:
+        return self.chunk_size or self._auto_chunk(steps)
+
+    def _chunks(self, batch: int, size: int) -> list[slice]:
         return [slice(s, min(batch, s + size)) for s in range(0, batch, size)]
 
     def _auto_chunk(self, steps: int) -> int:
@@ -365,10 +367,10 @@ class EProp:
         batch, steps, _ = x.shape
         w = gather_weights(n, self.feedback_matrix)
         own = _dist.shard(batch, self.rank, self.world_size)
-        size = self.chunk_size or self._auto_chunk(steps)
+        size = self._chunk_size(steps)
         chunks = [
             slice(own.start + c.start, own.start + c.stop)
-            for c in self._chunks(own.stop - own.start, steps)
+            for c in self._chunks(own.stop - own.start, size)
         ]
         # the regulariser folds into the backward pass when every rank's shard is one chunk:
         # the whole batch's spike counts are then summed between forward and backward passes
@@ -572,7 +574,7 @@ class EProp:
         n = self.network
         w = gather_weights(n, self.feedback_matrix)
         batch, steps, _ = x.shape
-        for sl in self._chunks(batch, steps):
+        for sl in self._chunks(batch, self._chunk_size(steps)):
             _, z = hidden_forward(n, w, input_events(x[sl], self.engine), steps, self.engine)
             z_ev = hidden_events(z, self.engine)
             yield readout(z_ev, w, n.kappa, steps, n.step_threads, self.engine), z_ev.count
