@@ -53,19 +53,16 @@ from .forward import GAMMA_PD, ProjectionWeights, Weights, dense_table
 
 @njit(parallel=True, cache=True, nogil=True)
 def _count_events(a, batch_major, shift, lo, hi, counts):
-    if batch_major:
+    if batch_major:  # one thread per trial, reading its rows in memory order
         batch, steps = a.shape[0], a.shape[1]
     else:
         steps, batch = a.shape[0], a.shape[1]
-    for r in prange(steps * batch):
-        t = r // batch - shift
-        b = r % batch
-        c = 0
-        if t >= 0:  # entries are 0 or 1: a plain sum vectorises
-            row = a[b, t] if batch_major else a[t, b]
-            for j in range(lo, hi):
-                c += row[j]
-        counts[r] = c
+    for b in prange(batch):
+        for t in range(shift):
+            counts[t * batch + b] = 0
+        for t in range(steps - shift):
+            row = a[b, t, lo:hi] if batch_major else a[t, b, lo:hi]
+            counts[(t + shift) * batch + b] = delivery.count_spikes(row)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -74,12 +71,12 @@ def _fill_events(a, batch_major, shift, lo, hi, crow, pre):
         batch, steps = a.shape[0], a.shape[1]
     else:
         steps, batch = a.shape[0], a.shape[1]
-    for r in prange(steps * batch):
-        t = r // batch - shift
-        if t >= 0 and crow[r + 1] > crow[r]:
-            b = r % batch
-            row = a[b, t, lo:hi] if batch_major else a[t, b, lo:hi]
-            delivery.list_spikes(row, pre[crow[r] : crow[r + 1]], 0, 0)
+    for b in prange(batch):
+        for t in range(steps - shift):
+            r = (t + shift) * batch + b
+            if crow[r + 1] > crow[r]:
+                row = a[b, t, lo:hi] if batch_major else a[t, b, lo:hi]
+                delivery.list_spikes(row, pre[crow[r] : crow[r + 1]], 0, 0)
 
 
 @njit(parallel=True, cache=True, nogil=True)
