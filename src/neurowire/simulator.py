@@ -15,6 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .denormals import flush_denormals
+from .graphs import GraphedBlock
 from .native import unsupported
 from .network import Network, Population, Projection
 from .neurons import PoissonState, SourceState
@@ -32,7 +33,7 @@ from .structural.log import RewiringLog
 from .structural.runner import Clock, RuleRunner
 from .structural.view import SynapseView
 
-ENGINES = ("auto", "eager", "compile", "native")
+ENGINES = ("auto", "eager", "compile", "graph", "native")
 #: reasons engine="auto" has already warned about
 _AUTO_WARNED: set[str] = set()
 
@@ -81,13 +82,16 @@ class Simulator:
     4. **plasticity**: STDP for the pre and post spikes of step ``t``;
     5. **structural rules** and callbacks that are due after step ``t`` (host code).
 
-    The steps between two due rules or callbacks run as one *block*, by one of three engines:
+    The steps between two due rules or callbacks run as one *block*, by one of four engines:
 
     * ``"eager"``: the reference. Phases 1-4 are shape-static PyTorch code; event-driven work
       uses fixed-size spike lists of ``budget`` entries per population, and if a step has more
       spikes the block is repeated from its saved start with a doubled budget.
     * ``"compile"``: the same code, one ``torch.compile``-d call per block (meant for CUDA,
       where the static shapes allow CUDA-graph capture; compiling takes minutes on a CPU).
+    * ``"graph"`` (CUDA): the eager block captured once as a CUDA graph and replayed, one
+      launch per block; inputs, connectivity and weights are copied into the graph's buffers
+      before each replay, so rewiring needs no new capture (:mod:`neurowire.graphs`).
     * ``"native"``: a block as one generated, numba-compiled CPU function working in place,
       event-driven without budgets (:mod:`neurowire.native`); built-in models only.
 
@@ -101,7 +105,7 @@ class Simulator:
         seed: seeds the simulation's random numbers (default ``net.seed + 1``). Stochastic
             neurons draw from counter-based streams keyed by the seed and the population's name
             (:mod:`neurowire.rng`): the same numbers on every engine, device and block length.
-        engine: ``"auto"``, ``"eager"``, ``"compile"`` or ``"native"`` (see above).
+        engine: ``"auto"``, ``"eager"``, ``"compile"``, ``"graph"`` or ``"native"`` (see above).
         block_steps: block length when nothing is scheduled (default 10 steps; 1000 with the
             native engine).
         event_fraction: initial event budget as a fraction of ``B * n`` per population.
@@ -139,8 +143,12 @@ class Simulator:
             raise ValueError(f"block_steps must be >= 1, got {block_steps}")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-        if engine == "compile" and time_phases:
-            raise ValueError("time_phases=True cannot time phases inside a torch.compile-d block")
+        if engine in ("compile", "graph") and time_phases:
+            raise ValueError(f"time_phases=True cannot time phases inside a {engine!r} block")
+        if engine == "graph" and torch.device(device).type != "cuda":
+            raise ValueError(
+                f"engine='graph' replays CUDA graphs and needs a CUDA device, got {device!r}"
+            )
         self.net = net
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -191,6 +199,8 @@ class Simulator:
             if self.engine == "compile"
             else None
         )
+        #: the CUDA-graph engine's captured blocks (:mod:`neurowire.graphs`)
+        self._graphed = GraphedBlock(self._block) if self.engine == "graph" else None
         self._native = None
         self._host_rule_ids: list[int] | None = None
         if self.engine == "native":
@@ -276,10 +286,10 @@ class Simulator:
                 f"{proj.name}: delivery='dense' needs static weights (STDP changes "
                 "them every step); use 'rows', 'slots' or 'csr'"
             )
-        if self.engine == "compile" and strategy == "csr":
+        if self.engine in ("compile", "graph") and strategy == "csr":
             raise ValueError(
-                f"{proj.name}: delivery='csr' uses sparse tensors, which "
-                "torch.compile does not support; use 'rows' or 'slots'"
+                f"{proj.name}: delivery='csr' uses sparse tensors, which the {self.engine!r} "
+                "engine does not support; use 'rows' or 'slots'"
             )
         return strategy
 
@@ -509,7 +519,12 @@ class Simulator:
             )
             if self.first_step_at is None:
                 self.first_step_at = time.perf_counter()
-            new_state, recs, overflow = fn(self.state, structure, ext, k, rec_keys)
+            if self._graphed is not None:
+                new_state, recs, overflow = self._graphed(
+                    self.state, structure, ext, k, rec_keys, self._graph_key()
+                )
+            else:
+                new_state, recs, overflow = fn(self.state, structure, ext, k, rec_keys)
             flagged = [name for name, flag in overflow.items() if bool(flag)]
             self.timers["steps"] += time.perf_counter() - tic
             if not flagged:
@@ -519,6 +534,14 @@ class Simulator:
                 self.budgets[name] = min(cap, 2 * self.budgets[name])
         self._commit(new_state)
         return recs
+
+    def _graph_key(self) -> tuple:
+        """What a captured block bakes in besides its inputs' shapes: the spike-list budgets
+        and the weight tensors of plastic stores, which :meth:`_block` reads directly."""
+        weights = tuple(
+            p.synapses.vars["weight"].data_ptr() for p in self._projections if p.synapse is not None
+        )
+        return tuple(sorted(self.budgets.items())), weights
 
     def _structure(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
