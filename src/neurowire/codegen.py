@@ -1,4 +1,4 @@
-"""The model language: one definition of a model's update, run eagerly or translated to numba.
+"""The model language: one definition of a model's update, run eagerly or translated to code.
 
 A neuron, postsynaptic or plasticity model writes its update once, as a Python method over
 *elementwise* values (DESIGN.md, "one definition per concept")::
@@ -18,7 +18,7 @@ the previous step's spikes as 0/1 numbers; ``s.z = spike(distance, refractory)``
 test, ``distance > 0`` and not ``refractory``; e-prop reads its two arguments for the
 pseudo-derivative.
 
-Two targets derive from the method:
+Three targets derive from the method:
 
 * **eager**: the method runs as it is on ``[B, n]`` tensors (:class:`TorchState`) with the
   PyTorch versions of the functions below; this is the reference every engine is tested against.
@@ -29,6 +29,13 @@ Two targets derive from the method:
   logical operation without a branch, so numba can vectorise the loop). The native simulator
   and the native e-prop forward pass wrap these lines in their own loops
   (:mod:`neurowire.native.codegen`).
+* **triton**: the same :func:`translate` with ``Scalar(target="triton")`` writes the statements
+  over whole blocks of neurons for a ``@triton.jit`` kernel: names are vectors (loaded state,
+  inputs, per-neuron arrays), constants untyped literals (Triton gives them the dtype of the
+  vector they meet), ``where`` ``tl.where`` on a boolean test, ``maximum``/``minimum``/``clip``
+  ``tl.maximum``/``tl.minimum``, ``exp`` ``tl.exp``, ``~`` a comparison with 0 (valid on int1
+  vectors); ``**`` has no Triton form and is refused. :mod:`neurowire.learning.triton` wraps
+  these lines in its kernels.
 
 :func:`generated_module` writes generated source to a file in a cache directory and imports it,
 so numba can cache its compiled functions and the source can be read
@@ -179,7 +186,8 @@ class Scalar:
     ``state``: loaded state variables (read names); ``inputs``: input argument -> scalar
     expression (``"i_syn[b, i]"``); ``constants``: name -> number (written as literals);
     ``arrays``: constant name -> scalar expression for per-neuron arrays (``"bias[i]"``);
-    ``float_type``: numpy type name for float literals (``"float32"``).
+    ``float_type``: numpy type name for float literals (``"float32"``); ``target``:
+    ``"numba"`` (scalar statements) or ``"triton"`` (statements on vectors of a Triton kernel).
     """
 
     state: Mapping[str, str]
@@ -187,6 +195,7 @@ class Scalar:
     constants: Mapping[str, Any]
     arrays: Mapping[str, str] = field(default_factory=dict)
     float_type: str = "float64"
+    target: str = "numba"
 
 
 @dataclass
@@ -215,9 +224,33 @@ def method_ast(fn: Callable) -> ast.FunctionDef:
     return node
 
 
+#: per target: the model language's functions as format strings of their arguments, and ``not``
+_CALLS = {
+    "numba": {
+        "where": "({1} if {0} else {2})",
+        "maximum": "max({0}, {1})",
+        "minimum": "min({0}, {1})",
+        "clip": "min(max({0}, {1}), {2})",
+        "exp": "math.exp({0})",
+    },
+    "triton": {
+        "where": "tl.where({0} != 0, {1}, {2})",
+        "maximum": "tl.maximum({0}, {1})",
+        "minimum": "tl.minimum({0}, {1})",
+        "clip": "tl.minimum(tl.maximum({0}, {1}), {2})",
+        "exp": "tl.exp({0})",
+    },
+}
+_ARITY = {"where": 3, "maximum": 2, "minimum": 2, "clip": 3, "exp": 1}
+_NOT = {"numba": "(not {0})", "triton": "({0} == 0)"}
+
+
 class _Translator(ast.NodeTransformer):
     def __init__(self, model: Any, spec: Scalar, prefix: str, where: str) -> None:
         self.model, self.spec, self.prefix, self.where = model, spec, prefix, where
+        if spec.target not in _CALLS:
+            raise ValueError(f"target must be one of {tuple(_CALLS)}, got {spec.target!r}")
+        self.calls, self.negation = _CALLS[spec.target], _NOT[spec.target]
         self.current = {name: f"{prefix}{name}_0" for name in spec.state}
         self.versions = dict.fromkeys(spec.state, 0)
         self.locals: dict[str, str] = {}
@@ -277,13 +310,15 @@ class _Translator(ast.NodeTransformer):
             }
             if type(node.op) not in ops:
                 raise self.fail(node, f"operator {type(node.op).__name__} is not supported")
+            if isinstance(node.op, ast.Pow) and self.spec.target == "triton":
+                raise self.fail(node, "operator Pow has no Triton translation; use exp()")
             return f"({left} {ops[type(node.op)]} {right})"
         if isinstance(node, ast.UnaryOp):
             operand = self.expr(node.operand)
             if isinstance(node.op, ast.USub):
                 return f"(-{operand})"
             if isinstance(node.op, ast.Invert | ast.Not):
-                return f"(not {operand})"
+                return self.negation.format(operand)
             raise self.fail(node, f"operator {type(node.op).__name__} is not supported")
         if isinstance(node, ast.Compare):
             if len(node.ops) != 1:
@@ -303,16 +338,8 @@ class _Translator(ast.NodeTransformer):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             args = [self.expr(a) for a in node.args]
             name = node.func.id
-            if name == "where" and len(args) == 3:
-                return f"({args[1]} if {args[0]} else {args[2]})"
-            if name == "maximum" and len(args) == 2:
-                return f"max({args[0]}, {args[1]})"
-            if name == "minimum" and len(args) == 2:
-                return f"min({args[0]}, {args[1]})"
-            if name == "clip" and len(args) == 3:
-                return f"min(max({args[0]}, {args[1]}), {args[2]})"
-            if name == "exp" and len(args) == 1:
-                return f"math.exp({args[0]})"
+            if name in self.calls and len(args) == _ARITY[name]:
+                return self.calls[name].format(*args)
             if name == "spike":
                 raise self.fail(node, "spike() may only be assigned to s.z")
             raise self.fail(
@@ -326,6 +353,8 @@ class _Translator(ast.NodeTransformer):
         if isinstance(value, int):
             return repr(value)
         value = float(value)
+        if self.spec.target == "triton":  # untyped: Triton casts it to the other operand's dtype
+            return f"({'-' if value < 0 else ''}1e999)" if math.isinf(value) else repr(value)
         if math.isinf(value):
             return f"np.{self.spec.float_type}({'-' if value < 0 else ''}np.inf)"
         return f"np.{self.spec.float_type}({value!r})"
@@ -371,7 +400,7 @@ class _Translator(ast.NodeTransformer):
             self.lines.append(f"{dist} = {self.expr(value.args[0])}")
             self.lines.append(f"{refr} = {self.expr(value.args[1])}")
             self.distance, self.refractory = dist, refr
-            rhs = f"({dist} > 0) & (not {refr})"
+            rhs = f"({dist} > 0) & {self.negation.format(refr)}"
         else:
             rhs = self.expr(value)
         if isinstance(target, ast.Name):

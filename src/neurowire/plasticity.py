@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import gpu
 from .codegen import Constants, Definition, clip
 from .neurons import decay
 from .propagate import SpikeEvents
@@ -103,6 +104,11 @@ def stdp_depress_rows(
     dt: float = 1.0,
 ) -> None:
     """Depress, in place, the rows of the spiking presynaptic neurons in ``pre`` (batch 1)."""
+    if gpu.available(w):  # CUDA with triton: a kernel generated from rule.depress, if it can be
+        from .gpu import stdp
+
+        if stdp.supports(rule, dt):
+            return stdp.stdp_depress_rows(w, ind, live, pre, x_post, rule, dt)
     rows = pre.pre
     old = w[rows]
     new = rule.depress(rule.constants_for(dt), old, x_post[ind[rows]])
@@ -116,6 +122,11 @@ def stdp_potentiate_columns(
 
     ``columns [n_post, col_capacity]`` holds flat slot indices padded with ``w.numel()``.
     """
+    if gpu.available(w):  # CUDA with triton: a kernel generated from rule.potentiate, if it can be
+        from .gpu import stdp
+
+        if stdp.supports(rule, dt):
+            return stdp.stdp_potentiate_columns(w, columns, post, x_pre, rule, dt)
     capacity = w.shape[1]
     slots = columns[post.pre]
     ok = (slots < w.numel()) & post.valid[:, None]

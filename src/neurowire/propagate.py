@@ -31,6 +31,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from . import gpu
+
 #: elements (events x slots) handled per block by the slot-wise products
 BLOCK_ELEMENTS = 1 << 21
 
@@ -178,6 +180,10 @@ def deliver_slots(out: Tensor, events: SpikeEvents, post: Tensor, weight: Tensor
     (padding slots must hold a valid index and a zero weight). Events with ``valid`` False
     (padding of :meth:`SpikeEvents.fixed`) deliver nothing.
     """
+    if gpu.available(out):  # CUDA with triton: the Triton kernel (neurowire.gpu.delivery)
+        from .gpu.delivery import deliver_slots as triton_deliver_slots
+
+        return triton_deliver_slots(out, events, post, weight)
     cap = post.shape[1]
     if events.count == 0 or cap == 0:
         return

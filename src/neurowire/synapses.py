@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from . import gpu
 from .errors import CapacityError, DuplicateSynapseError, StoreError
 from .initializers import Initializer
 
@@ -667,6 +668,13 @@ class RaggedSynapses:
                 f"{self.name}: remove() mask must have shape {(self.n_pre, self.capacity)}, got "
                 f"{tuple(mask.shape)}"
             )
+        if gpu.available(mask):  # CUDA with triton: the Triton compaction (neurowire.gpu.compact)
+            from .gpu.compact import remove
+
+            removed = remove(mask, self._row_length, [self._ind, *self.vars.values()])
+            if bool(removed.any()):
+                self._changed()
+            return removed
         kernels = self._native_kernels()
         if kernels is not None:
             return self._remove_native(kernels, mask)

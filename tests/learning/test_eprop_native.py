@@ -172,7 +172,8 @@ def test_native_float32_and_training_step_match_torch():
 def test_auto_engine_is_native_on_the_cpu_and_choices_are_checked():
     net, out = make_network("lif")
     assert EProp(net, out).engine == "native"
-    with pytest.raises(ValueError, match=r"engine must be one of \('auto', 'torch', 'native'\)"):
+    choices = r"engine must be one of \('auto', 'torch', 'native', 'triton'\)"
+    with pytest.raises(ValueError, match=choices):
         EProp(net, out, engine="numba")
 
 

@@ -39,7 +39,7 @@ from .optim import Adam
 
 METHODS = ("factorized", "online")
 FEEDBACK = ("symmetric", "random")
-ENGINES = ("auto", "torch", "native")
+ENGINES = ("auto", "torch", "native", "triton")
 
 #: default working-memory budget per chunk of trials [bytes] on the CPU
 CPU_CHUNK_BUDGET = 1 << 30
@@ -93,7 +93,9 @@ class EProp:
         engine: for ``method="factorized"``: ``"torch"`` (pure PyTorch, any device; the
             reference), ``"native"`` (numba kernels for the forward pass, the backward
             recursions and the spike-event products; CPU only, equal to the torch engine up to
-            rounding) or ``"auto"`` (native on the CPU when numba is installed).
+            rounding), ``"triton"`` (Triton kernels for the same steps; CUDA, or the CPU in
+            Triton's interpreter with ``TRITON_INTERPRET=1``) or ``"auto"`` (triton on CUDA
+            when triton is installed, native on the CPU when numba is).
         distributed: data-parallel training over the default ``torch.distributed`` process
             group (:mod:`neurowire.learning.distributed`; start the workers with torchrun and
             call its ``init_process_group()`` first). None: whenever a group with more than one
@@ -779,6 +781,17 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _resolve_engine(engine: str, device: torch.device) -> str:
     if engine == "torch":
         return engine
+    if engine == "triton" or (engine == "auto" and device.type == "cuda"):
+        try:
+            from . import triton as triton_engine
+        except ImportError:
+            if engine == "triton":
+                raise ValueError(
+                    "engine='triton' needs triton; install it or use 'torch'"
+                ) from None
+        else:
+            triton_engine.check_device(device)
+            return "triton"
     try:
         import numba  # noqa: F401
     except ImportError:

@@ -163,7 +163,8 @@ def factorized_chunk(
         fold: ``R`` is known after the forward pass and folded into ``Lambda``: the chunk is
             the whole batch, or ``whole_batch`` gives the batch's spike counts; otherwise the
             unit-``Lambda`` part is returned in ``ChunkResult.unit``.
-        engine: ``"torch"`` (reference, any device) or ``"native"`` (numba kernels, CPU).
+        engine: ``"torch"`` (reference, any device), ``"native"`` (numba kernels, CPU) or
+            ``"triton"`` (Triton kernels, CUDA; their events and readout are the torch ones).
         timers: if given, wall-clock seconds are added to its ``forward``, ``backward`` and
             ``products`` entries.
         whole_batch: maps this chunk's spike counts ``[N]`` to the whole batch's and its
@@ -194,10 +195,13 @@ def factorized_chunk(
         counts, trials = (res.spikes, batch) if whole_batch is None else whole_batch(res.spikes)
         reg = regularizer.factor(counts, trials, steps, enet.net.dt)
     unit = regularizer is not None and not fold
-    if engine == "native":
-        from . import native
+    if engine in ("native", "triton"):
+        if engine == "native":
+            from . import native as fused
+        else:
+            from . import triton as fused
 
-        task, unit_part = native.backward(psi, e_kappa, reg, x_ev, z_ev, w, enet, unit)
+        task, unit_part = fused.backward(psi, e_kappa, reg, x_ev, z_ev, w, enet, unit)
         res.task.update(task)
         res.unit.update(unit_part)
         clock.lap("backward")

@@ -261,11 +261,15 @@ def hidden_forward(
     enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int, engine: str = "torch"
 ) -> tuple[Tensor, Tensor]:
     """``(psi, z)`` ``[T, B, N]`` of the hidden layer for input events (one chunk of trials);
-    ``z`` holds 0/1 (floats on the torch engine, uint8 on the native one)."""
+    ``z`` holds 0/1 (floats on the torch engine, uint8 on the native and triton ones)."""
     if engine == "native":
         from . import native
 
         return native.forward(events, w, enet, steps)
+    if engine == "triton":
+        from . import triton
+
+        return triton.forward(events, w, enet, steps)
     d, z = simulate(enet, w, input_currents(enet, w, events, steps, engine))
     return pseudo_derivative_(d, enet.hidden), z
 

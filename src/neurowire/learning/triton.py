@@ -1,0 +1,411 @@
+"""Triton kernels of factorised e-prop on the GPU, the counterparts of :mod:`.native`.
+
+==========================  ==========================================  =====================
+kernel                      reference (PyTorch)                         one program per
+==========================  ==========================================  =====================
+``forward`` (generated      :func:`.forward.input_currents`,            trial, looping over
+from the models)            :class:`.forward.HiddenDynamics`,           all steps
+                            :func:`.forward.pseudo_derivative_`
+``backward`` (generated     the learning signal ``E_kappa B^T``,        trial, looping
+per dtype)                  :func:`.factorized.membrane_adjoint_`,      backwards in time
+                            :func:`.factorized.spike_products`
+==========================  ==========================================  =====================
+
+Both kernels read the input and recurrent projections as the :class:`.native.Layout` tables
+(built on the device), the hidden layer of ``N`` neurons as one vector of
+``BLOCK_N = next_power_of_2(N)`` lanes. The forward kernel keeps every population's state, the
+previous spikes and the recurrent input from dense rows on chip for the whole trial, and the
+hidden models' ``update`` is translated by :func:`neurowire.codegen.translate`
+(``target="triton"``), never written here. Slot rows scatter into a per-trial scratch vector
+(``tl.atomic_add``), read back after a barrier; each step's spikes are listed in a per-trial
+scratch buffer (positions from ``tl.cumsum``) and their recurrent rows delivered into the next
+step's input. The backward kernel computes ``Lambda_t = B E_kappa,t + R``, the recursions for
+``H_t`` (and, if asked, for ``Lambda = 1``) and adds ``H_t`` at the targets of the input events
+of step ``t`` and of the hidden events of step ``t - 1`` into the gradient tables with
+``tl.atomic_add`` (all trials add into one table; slot rows gather ``H_t`` from a per-trial
+scratch copy). ``H`` is never stored.
+
+The spike events (:func:`.forward.input_events`, :func:`.forward.hidden_events`), the readout
+and the readout filter's scans still run as the PyTorch reference functions on the device: they
+are not per-step loops of small operations.
+
+On a CPU tensor the kernels run in Triton's interpreter, and only when ``TRITON_INTERPRET=1``
+(how the tests run without a GPU); otherwise a CPU tensor is refused. As in :mod:`.native`,
+decaying state below the dtype's smallest normal number is set to zero.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+from torch import Tensor
+from triton import knobs
+
+from ..codegen import ModelCodeError, Scalar, generated_module, translate
+from ..propagate import SpikeEvents
+from .forward import GAMMA_PD, Weights
+from .native import Layout, layouts
+
+
+def check_device(device: torch.device) -> None:
+    """Refuse a CPU device unless Triton's interpreter is on (``TRITON_INTERPRET=1``)."""
+    if device.type == "cpu" and not knobs.runtime.interpret:
+        raise ValueError(
+            "engine='triton' runs on CUDA tensors; on the CPU only in Triton's interpreter "
+            "(set TRITON_INTERPRET=1 before the first kernel is generated) or use 'native'"
+        )
+
+
+def _tables(w: Weights, enet) -> tuple[Layout, Layout]:
+    """:func:`.native.layouts` with the tables on the network's device."""
+    with torch.device(enet.device):
+        return layouts(w, enet)
+
+
+def _ftype(dtype: torch.dtype) -> str:
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"engine='triton' computes in float32 or float64, not {dtype}")
+    return "float32" if dtype == torch.float32 else "float64"
+
+
+def _tiny(ftype: str) -> str:
+    """The smallest normal number of ``ftype`` as a literal."""
+    return repr(float(torch.finfo(getattr(torch, ftype)).tiny))
+
+
+def _mode() -> str:
+    return "interpreter" if knobs.runtime.interpret else "compiled"
+
+
+def _width(layout: Layout) -> int:
+    return layout.weight.shape[1]
+
+
+# ---------------------------------------------------------------------- forward
+_FORWARD_KERNELS: dict[tuple, object] = {}
+
+
+def forward_kernel(
+    models: tuple, dt: float, dtype: torch.dtype, input_dense: bool, recurrent_dense: bool
+):
+    """The ``@triton.jit`` forward kernel of a hidden layer made of ``models`` (one per
+    population, in layer order) with dense or slot tables, generated once per key."""
+    key = (models, dt, dtype, input_dense, recurrent_dense, _mode())
+    if key not in _FORWARD_KERNELS:
+        source = forward_source(models, dt, _ftype(dtype), input_dense, recurrent_dense)
+        _FORWARD_KERNELS[key] = generated_module(source, "eprop_forward_triton").forward
+    return _FORWARD_KERNELS[key]
+
+
+def _scatter(prefix: str, target: str, dense: bool) -> list[str]:
+    """Lines adding row ``i`` of a :class:`.native.Layout` (``{prefix}_w/_post/_len``) to the
+    register vector ``target`` (dense) or to the trial's scratch vector ``cur`` (slots)."""
+    if dense:
+        return [f"{target} += tl.load({prefix}_w + i * n + j, mask=live, other=0.0)"]
+    block = "BLOCK_IN" if prefix == "in" else "BLOCK_REC"
+    return [
+        f"sl = tl.arange(0, {block})",
+        f"ok = sl < tl.load({prefix}_len + i)",
+        f"post = tl.load({prefix}_post + i * {prefix}_width + sl, mask=ok, other=0)",
+        f"wv = tl.load({prefix}_w + i * {prefix}_width + sl, mask=ok, other=0.0)",
+        "tl.atomic_add(cur + b * n + post, wv, mask=ok)",
+    ]
+
+
+def forward_source(
+    models: tuple, dt: float, ftype: str, input_dense: bool = False, recurrent_dense: bool = False
+) -> str:
+    """Triton source of ``forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post,
+    rec_len, inv_v_th, scale, psi, z, cur, spk, batch, steps, n, in_width, rec_width, BLOCK_N,
+    BLOCK_IN, BLOCK_REC)``, one program per trial looping over its steps.
+
+    Per step: the input events of row ``t * B + b`` add their rows (dense: to a register
+    vector; slots: to the scratch vector ``cur [B, N]``, read and zeroed after a barrier); each
+    population ``k``'s translated ``update`` runs on the whole vector with ``i_syn`` = input +
+    recurrent current and its lanes are kept; state is flushed below the smallest normal
+    number; ``psi`` (0 while refractory) and ``z`` are stored; the spikes are listed in
+    ``spk [B, N]`` and their recurrent rows delivered for the next step.
+    """
+    dtype = f"tl.{ftype}"
+    body = [
+        "b = tl.program_id(0).to(tl.int64)",
+        "j = tl.arange(0, BLOCK_N)",
+        "live = j < n",
+        "inv = tl.load(inv_v_th + j, mask=live, other=1.0)",
+        "sc = tl.load(scale + j, mask=live, other=0.0)",
+        f"zero = tl.zeros([BLOCK_N], {dtype})",
+        "rec = zero",
+        "zp = zero",
+    ]
+    segments, lo = [], 0
+    for k, model in enumerate(models):
+        hi = lo + model.n
+        probe = model.init_state(1, torch.device("cpu"), torch.float64)
+        fields = [f for f in model.state_type._fields if f != "z"]
+        floating = {f: getattr(probe, f).is_floating_point() for f in fields}
+        for f in fields:
+            body.append(f"k{k}_{f} = tl.zeros([BLOCK_N], {dtype if floating[f] else 'tl.int32'})")
+        spec = Scalar(
+            state={f: f for f in model.state_type._fields},
+            inputs={"i_syn": "i_syn"},
+            constants=model.cached_constants(dt),
+            float_type=ftype,
+            target="triton",
+        )
+        tr = translate(model, "update", spec, prefix=f"k{k}_s_")
+        if tr.distance is None or "z" not in tr.assigned:
+            raise ModelCodeError(
+                f"{type(model).__name__}.update must set s.z = spike(distance, refractory) for "
+                "e-prop"
+            )
+        lines = [f"k{k}_s_z_0 = zp"] + [f"k{k}_s_{f}_0 = k{k}_{f}" for f in fields] + tr.lines
+        for f in fields:
+            if f not in tr.assigned:
+                continue
+            final = tr.assigned[f]
+            if floating[f]:
+                lines.append(
+                    f"k{k}_{f} = tl.where(tl.abs({final}) >= {_tiny(ftype)}, {final}, 0.0)"
+                    f".to({dtype})"
+                )
+            else:
+                lines.append(f"k{k}_{f} = ({final}).to(tl.int32)")
+        mine = "live" if len(models) == 1 else f"(j >= {lo}) & (j < {hi})"
+        lines += [
+            f"p = tl.maximum(1.0 - tl.abs({tr.distance}) * inv, 0.0) * sc",
+            f"psi_t = tl.where({mine}, tl.where({tr.refractory} != 0, 0.0, p), psi_t)",
+            f"z_t = tl.where({mine}, {tr.assigned['z']} != 0, z_t)",
+        ]
+        segments.append(lines)
+        lo = hi
+    step = [
+        "acc = zero",
+        "r = t * batch + b",
+        "for e in range(tl.load(in_crow + r), tl.load(in_crow + r + 1)):",
+        "    i = tl.load(in_pre + e)",
+    ]
+    step += [f"    {ln}" for ln in _scatter("in", "acc", input_dense)]
+    if not (input_dense and recurrent_dense):  # slot rows were scattered into cur
+        step += [
+            "tl.debug_barrier()",
+            "acc += tl.load(cur + b * n + j, mask=live, other=0.0, volatile=True)",
+            "tl.store(cur + b * n + j, zero, mask=live)",
+        ]
+    step += ["i_syn = acc + rec", "psi_t = zero", "z_t = j < 0"]
+    for lines in segments:
+        step += lines
+    step += [
+        "z_t = z_t & live",
+        "row = (b * steps + t) * n + j",
+        "tl.store(psi + row, psi_t, mask=live)",
+        "tl.store(z + row, z_t.to(tl.uint8), mask=live)",
+        f"zp = z_t.to({dtype})",
+        "count = tl.sum(z_t.to(tl.int32), 0)",
+        "tl.debug_barrier()  # the previous step's list has been read",
+        "tl.store(spk + b * n + tl.cumsum(z_t.to(tl.int32), 0) - 1, j, mask=z_t)",
+        "tl.debug_barrier()",
+        "rec = zero",
+        "for e in range(0, count):",
+        "    i = tl.load(spk + b * n + e).to(tl.int64)",
+    ]
+    step += [f"    {ln}" for ln in _scatter("rec", "rec", recurrent_dense)]
+    body.append("for t in range(0, steps):")
+    body += [f"    {ln}" for ln in step]
+    header = "\n".join(f"# population {k}: {type(m).__name__}" for k, m in enumerate(models))
+    tables = f"# input table: {'dense' if input_dense else 'slots'}; recurrent table: " + (
+        "dense" if recurrent_dense else "slots"
+    )
+    return (
+        '"""Generated by neurowire.learning.triton: e-prop forward pass of a hidden layer."""\n'
+        f"{header}\n{tables}\n# {ftype}, {_mode()}\n"
+        "import triton\nimport triton.language as tl\n\n\n"
+        "@triton.jit\n"
+        "def forward(\n"
+        "    in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post, rec_len, inv_v_th, scale,\n"
+        "    psi, z, cur, spk, batch, steps, n, in_width, rec_width,\n"
+        "    BLOCK_N: tl.constexpr, BLOCK_IN: tl.constexpr, BLOCK_REC: tl.constexpr,\n"
+        "):\n" + "".join(f"    {ln}\n" for ln in body)
+    )
+
+
+def _block(width: int) -> int:
+    return triton.next_power_of_2(max(width, 1))
+
+
+def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, Tensor]:
+    """``(psi [T, B, N], z [T, B, N] uint8)`` for input events on the rows ``t * B + b``, as
+    :func:`.native.forward`: time-major views of trial-major ``[B, T, N]`` arrays.
+
+    One program per trial runs the generated kernel (:func:`forward_source`) over all steps.
+    """
+    check_device(enet.device)
+    layer = enet.hidden
+    inp, rec = _tables(w, enet)
+    batch, n = events.n_rows // steps, layer.n
+    psi = enet.buffer("psi", (batch, steps, n), enet.dtype)
+    z = enet.buffer("z", (batch, steps, n), torch.uint8)
+    cur = torch.zeros(batch, n, dtype=enet.dtype, device=enet.device)
+    spk = torch.empty(batch, n, dtype=torch.int32, device=enet.device)
+    models = tuple(p.model for p in layer.populations)
+    kernel = forward_kernel(models, enet.net.dt, enet.dtype, inp.dense, rec.dense)
+    kernel[(batch,)](
+        events.row_pointers(), events.pre,
+        inp.weight.contiguous(), inp.post, inp.length,
+        rec.weight.contiguous(), rec.post, rec.length,
+        1.0 / layer.v_th, GAMMA_PD / layer.v_th,
+        psi, z, cur, spk, batch, steps, n, _width(inp), _width(rec),
+        BLOCK_N=_block(n), BLOCK_IN=_block(_width(inp)), BLOCK_REC=_block(_width(rec)),
+    )  # fmt: skip
+    return psi.transpose(0, 1), z.transpose(0, 1)
+
+
+# ---------------------------------------------------------------------- backward
+_BACKWARD_KERNELS: dict[tuple, object] = {}
+
+
+def backward_kernel(dtype: torch.dtype):
+    """The ``@triton.jit`` backward kernel for ``dtype`` (see :func:`backward_source`)."""
+    key = (dtype, _mode())
+    if key not in _BACKWARD_KERNELS:
+        module = generated_module(backward_source(_ftype(dtype)), "eprop_backward_triton")
+        _BACKWARD_KERNELS[key] = module.backward
+    return _BACKWARD_KERNELS[key]
+
+
+def backward_source(ftype: str) -> str:
+    """Triton source of ``backward(psi, e_kappa, fb_t, reg, alpha, rho, beta, in_crow, in_pre,
+    in_post, in_len, z_crow, z_pre, rec_post, rec_len, g_in, g_rec, g_in1, g_rec1, hbuf, batch,
+    steps, n, n_out, in_width, rec_width, BLOCK_N, BLOCK_IN, BLOCK_REC, IN_DENSE, REC_DENSE,
+    UNIT)``, one program per trial looping backwards in time (see :func:`backward`)."""
+    code = BACKWARD_TEMPLATE.lstrip("\n").replace("@TINY@", _tiny(ftype))
+    return (
+        '"""Generated by neurowire.learning.triton: factorised e-prop backward pass."""\n'
+        f"# {ftype}, {_mode()}\n"
+        "import triton\nimport triton.language as tl\n\n\n"
+        "@triton.jit\n" + code.replace("@DTYPE@", f"tl.{ftype}")
+    )
+
+
+BACKWARD_TEMPLATE = """
+def backward(
+    psi, e_kappa, fb_t, reg, alpha, rho, beta,
+    in_crow, in_pre, in_post, in_len, z_crow, z_pre, rec_post, rec_len,
+    g_in, g_rec, g_in1, g_rec1, hbuf,
+    batch, steps, n, n_out, in_width, rec_width,
+    BLOCK_N: tl.constexpr, BLOCK_IN: tl.constexpr, BLOCK_REC: tl.constexpr,
+    IN_DENSE: tl.constexpr, REC_DENSE: tl.constexpr, UNIT: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)
+    j = tl.arange(0, BLOCK_N)
+    live = j < n
+    rg = tl.load(reg + j, mask=live, other=0.0)
+    al = tl.load(alpha + j, mask=live, other=0.0)
+    rh = tl.load(rho + j, mask=live, other=0.0)
+    be = tl.load(beta + j, mask=live, other=0.0)
+    zero = tl.zeros([BLOCK_N], @DTYPE@)
+    h = zero
+    q = zero
+    h1 = zero
+    q1 = zero
+    for s in range(0, steps):
+        t = steps - 1 - s
+        lam = zero  # Lambda_t = B E_kappa,t
+        for c in range(0, n_out):
+            ek = tl.load(e_kappa + (t * batch + b) * n_out + c)
+            lam += ek * tl.load(fb_t + c * n + j, mask=live, other=0.0)
+        lm = lam + rg
+        p = tl.load(psi + (b * steps + t) * n + j, mask=live, other=0.0)
+        hj = p * (lm - be * q) + al * h  # G_t + alpha H_{t+1}
+        qj = p * lm + (rh - be * p) * q  # Q_{t-1}
+        h = tl.where(tl.abs(hj) < @TINY@, 0.0, hj)
+        q = tl.where(tl.abs(qj) < @TINY@, 0.0, qj)
+        if UNIT:
+            hj = p * (1.0 - be * q1) + al * h1
+            qj = p + (rh - be * p) * q1
+            h1 = tl.where(tl.abs(hj) < @TINY@, 0.0, hj)
+            q1 = tl.where(tl.abs(qj) < @TINY@, 0.0, qj)
+        if not (IN_DENSE and REC_DENSE):  # slot rows gather H_t from memory
+            tl.debug_barrier()  # the previous step's gathers are done
+            tl.store(hbuf + b * n + j, h, mask=live)
+            if UNIT:
+                tl.store(hbuf + (batch + b) * n + j, h1, mask=live)
+            tl.debug_barrier()
+        r = t * batch + b  # input spikes of step t drive H_t
+        for e in range(tl.load(in_crow + r), tl.load(in_crow + r + 1)):
+            i = tl.load(in_pre + e)
+            if IN_DENSE:
+                tl.atomic_add(g_in + i * n + j, h, mask=live)
+                if UNIT:
+                    tl.atomic_add(g_in1 + i * n + j, h1, mask=live)
+            else:
+                sl = tl.arange(0, BLOCK_IN)
+                ok = sl < tl.load(in_len + i)
+                post = tl.load(in_post + i * in_width + sl, mask=ok, other=0)
+                hv = tl.load(hbuf + b * n + post, mask=ok, other=0.0)
+                tl.atomic_add(g_in + i * in_width + sl, hv, mask=ok)
+                if UNIT:
+                    hv = tl.load(hbuf + (batch + b) * n + post, mask=ok, other=0.0)
+                    tl.atomic_add(g_in1 + i * in_width + sl, hv, mask=ok)
+        if t > 0:  # hidden spikes of step t - 1 drive H_t
+            r -= batch
+            for e in range(tl.load(z_crow + r), tl.load(z_crow + r + 1)):
+                i = tl.load(z_pre + e)
+                if REC_DENSE:
+                    tl.atomic_add(g_rec + i * n + j, h, mask=live)
+                    if UNIT:
+                        tl.atomic_add(g_rec1 + i * n + j, h1, mask=live)
+                else:
+                    sl = tl.arange(0, BLOCK_REC)
+                    ok = sl < tl.load(rec_len + i)
+                    post = tl.load(rec_post + i * rec_width + sl, mask=ok, other=0)
+                    hv = tl.load(hbuf + b * n + post, mask=ok, other=0.0)
+                    tl.atomic_add(g_rec + i * rec_width + sl, hv, mask=ok)
+                    if UNIT:
+                        hv = tl.load(hbuf + (batch + b) * n + post, mask=ok, other=0.0)
+                        tl.atomic_add(g_rec1 + i * rec_width + sl, hv, mask=ok)
+"""
+
+
+def backward(
+    psi: Tensor,
+    e_kappa: Tensor,
+    reg: Tensor | None,
+    x_events: SpikeEvents,
+    z_events: SpikeEvents,
+    w: Weights,
+    enet,
+    unit: bool,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Gradients of the input and recurrent projections in one pass backwards in time, as
+    :func:`.native.backward`: ``psi [T, B, N]``, ``e_kappa [T, B, K]``, ``reg [N]`` or None,
+    hidden events ``z_events`` not delayed; returns ``(task, unit)`` by projection name
+    (``unit`` empty unless asked). One program per trial; all add into one gradient table.
+    """
+    check_device(psi.device)
+    layer = enet.hidden
+    inp, rec = _tables(w, enet)
+    steps, batch, n = psi.shape
+    dev, dtype = psi.device, psi.dtype
+    psi = psi.transpose(0, 1).contiguous()  # [B, T, N]: no copy when it comes from forward()
+    g_in = torch.zeros(inp.weight.shape, dtype=dtype, device=dev)
+    g_rec = torch.zeros(rec.weight.shape, dtype=dtype, device=dev)
+    none = torch.zeros(1, dtype=dtype, device=dev)
+    g_in1 = torch.zeros_like(g_in) if unit else none
+    g_rec1 = torch.zeros_like(g_rec) if unit else none
+    reg = torch.zeros(n, dtype=dtype, device=dev) if reg is None else reg.to(dtype).contiguous()
+    fb_t = w.feedback.t().contiguous().to(dtype)
+    hbuf = torch.zeros(2 if unit else 1, batch, n, dtype=dtype, device=dev)
+    backward_kernel(dtype)[(batch,)](
+        psi, e_kappa.contiguous(), fb_t, reg, layer.alpha, layer.rho, layer.beta,
+        x_events.row_pointers(), x_events.pre, inp.post, inp.length,
+        z_events.row_pointers(), z_events.pre, rec.post, rec.length,
+        g_in, g_rec, g_in1, g_rec1, hbuf,
+        batch, steps, n, fb_t.shape[0], _width(inp), _width(rec),
+        BLOCK_N=_block(n), BLOCK_IN=_block(_width(inp)), BLOCK_REC=_block(_width(rec)),
+        IN_DENSE=inp.dense, REC_DENSE=rec.dense, UNIT=unit,
+    )  # fmt: skip
+    with torch.device(dev):
+        task = {**inp.split(g_in), **rec.split(g_rec)}
+        if not unit:
+            return task, {}
+        return task, {**inp.split(g_in1), **rec.split(g_rec1)}
