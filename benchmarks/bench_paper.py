@@ -183,7 +183,15 @@ def default_gain(network: str, config: str) -> float:
     return DEFAULT_GAIN[(network, "dense" if p is None else p)]
 
 
-def build_trainer(network: str, config: str, gain: float, seed: int = 0):
+def build_trainer(
+    network: str,
+    config: str,
+    gain: float,
+    seed: int = 0,
+    device: str = "cpu",
+    engine: str = "auto",
+    method: str = "factorized",
+):
     """The paper's network ``network`` in configuration ``config``; returns the trainer and the
     input and recurrent projections."""
     import neurowire as nw
@@ -211,6 +219,9 @@ def build_trainer(network: str, config: str, gain: float, seed: int = 0):
         regularization=nw.RateRegularizer(),
         rewiring=rewiring,
         step_threads=None,
+        method=method,
+        device=device,
+        engine=engine,
     )
     return trainer, p_in, p_rec
 
@@ -334,11 +345,21 @@ def worker(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     network, config, batch, steps = spec["network"], spec["config"], spec["batch"], spec["steps"]
     t0 = time.perf_counter()
-    trainer, p_in, p_rec = build_trainer(network, config, spec["gain"])
+    device = spec.get("device", "cpu")
+    cuda = device.startswith("cuda")
+    trainer, p_in, p_rec = build_trainer(
+        network,
+        config,
+        spec["gain"],
+        device=device,
+        engine=spec.get("engine", "auto"),
+        method=spec.get("method", "factorized"),
+    )
     build_s = time.perf_counter() - t0
     # starting numba's OpenMP pool while building can reset torch's thread count: set it again
     torch.set_num_threads(spec["threads"])
     data = poisson_batches(network, batch, steps, spec["rate_hz"], spec["distinct"])
+    data = [(x.to(device), y.to(device)) for x, y in data]
     rss0 = rss_mib()
     n_batches = spec["warmup"] + spec["batches"]
     times, rates, events, readout_events, timers = [], [], [], [], []
@@ -348,8 +369,12 @@ def worker(spec: dict) -> dict:
         if i == spec["warmup"]:  # CPU time of other processes during the timed batches
             busy0, own0, wall0 = cpu_busy_s(), time.process_time(), time.perf_counter()
         before = dict(trainer.timers)
+        if cuda:
+            torch.cuda.synchronize()
         tic = time.perf_counter()
         m = trainer.train_step(x, y)
+        if cuda:
+            torch.cuda.synchronize()
         elapsed = time.perf_counter() - tic
         if i < spec["warmup"]:
             warm_s.append(elapsed)
@@ -410,6 +435,10 @@ def worker(spec: dict) -> dict:
             "recurrent_slots": HIDDEN * p_rec.synapses.capacity if p_rec.sparse else None,
         },
         "engine": trainer.engine,
+        "method": spec.get("method", "factorized"),
+        "device": device,
+        "gpu": torch.cuda.get_device_name() if cuda else None,
+        "gpu_peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "threads": threads,
         "foreign_cores_timed": foreign,
         "rss_after_build_mib": rss0,
@@ -606,6 +635,9 @@ def main() -> None:
     ap.add_argument("--distinct", type=int, default=4, help="distinct input batches, cycled")
     ap.add_argument("--repeats", type=int, default=2, help="runs per configuration, interleaved")
     ap.add_argument("--threads", type=int, default=2, help="torch (and numba) threads")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--engine", default="auto", help="EProp engine: auto, torch, native, triton")
+    ap.add_argument("--method", default="factorized", choices=["factorized", "online"])
     ap.add_argument("--rate-hz", type=float, default=10.0, help="Poisson rate per input")
     ap.add_argument(
         "--input-gain",
@@ -633,7 +665,9 @@ def main() -> None:
         if args.sweep_batch:
             args.sweep_batch = [max(2, b // 4) for b in args.sweep_batch]
     if args.out is None:
-        args.out = RESULTS.with_name("bench_paper_cpu_quick.json") if args.quick else RESULTS
+        dev = args.device.split(":")[0]
+        name = f"bench_paper_{dev}{'_quick' if args.quick else ''}.json"
+        args.out = RESULTS.with_name(name) if (args.quick or dev != "cpu") else RESULTS
 
     def steps_of(network: str) -> int:
         if network == "dvs" and args.dvs_steps:
@@ -658,6 +692,9 @@ def main() -> None:
                         "warmup": args.warmup,
                         "batches": args.batches,
                         "distinct": args.distinct,
+                        "device": args.device,
+                        "engine": args.engine,
+                        "method": args.method,
                     }
                 )
     main_batch = {
@@ -683,7 +720,8 @@ def main() -> None:
             )
     summary = summarise(runs, main_batch)
     result = {
-        "benchmark": "the paper's classifier networks, e-prop training time per sample (CPU)",
+        "benchmark": "the paper's classifier networks, e-prop training time per sample "
+        f"({args.device}, {args.method})",
         "networks": {
             n: {
                 **asdict(NETWORKS[n]),

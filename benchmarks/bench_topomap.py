@@ -70,7 +70,8 @@ def measure(
     result = sim.run(steps)
     wall = result.wall_s
     nnz = {name: p.synapses.nnz for name, p in sim.net.projections.items()}
-    _, split = simulator(scale, seed, device, engine, time_phases=True)
+    split_engine = "eager" if sim.engine in ("graph", "compile") else sim.engine
+    _, split = simulator(scale, seed, device, split_engine, time_phases=True)  # phases timed
     split.run(10)
     split_steps = int(round(profile_s * 1000 / cfg.dt))
     split_result = split.run(split_steps)
@@ -88,6 +89,7 @@ def measure(
         "seed": seed,
         "neurons": cfg.side**2,
         "engine": sim.engine,
+        "split_engine": split_engine,  # a graph or compiled block cannot time its phases
         "model_s": steps * cfg.dt * 1e-3,
         "wall_s": wall,
         "real_time_factor": wall / (steps * cfg.dt * 1e-3),
@@ -123,6 +125,7 @@ def machine() -> dict:
         "numpy": np.__version__,
         "numba": numba.__version__,
         "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
