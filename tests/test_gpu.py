@@ -5,7 +5,10 @@ import torch
 
 import neurowire as nw
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.cuda,
+]
 
 
 def network(dtype=torch.float64):
