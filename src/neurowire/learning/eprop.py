@@ -94,8 +94,9 @@ class EProp:
             reference), ``"native"`` (numba kernels for the forward pass, the backward
             recursions and the spike-event products; CPU only, equal to the torch engine up to
             rounding), ``"triton"`` (Triton kernels for the same steps; CUDA, or the CPU in
-            Triton's interpreter with ``TRITON_INTERPRET=1``) or ``"auto"`` (triton on CUDA
-            when triton is installed, native on the CPU when numba is).
+            Triton's interpreter with ``TRITON_INTERPRET=1``) or ``"auto"`` (native on the CPU
+            when numba is installed, else torch; torch on CUDA until a GPU run has verified
+            the triton engine).
         distributed: data-parallel training over the default ``torch.distributed`` process
             group (:mod:`neurowire.learning.distributed`; start the workers with torchrun and
             call its ``init_process_group()`` first). None: whenever a group with more than one
@@ -781,17 +782,15 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _resolve_engine(engine: str, device: torch.device) -> str:
     if engine == "torch":
         return engine
-    if engine == "triton" or (engine == "auto" and device.type == "cuda"):
+    if engine == "auto" and device.type != "cpu":
+        return "torch"  # until a device run has verified the triton engine (README, GPU status)
+    if engine == "triton":
         try:
             from . import triton as triton_engine
         except ImportError:
-            if engine == "triton":
-                raise ValueError(
-                    "engine='triton' needs triton; install it or use 'torch'"
-                ) from None
-        else:
-            triton_engine.check_device(device)
-            return "triton"
+            raise ValueError("engine='triton' needs triton; install it or use 'torch'") from None
+        triton_engine.check_device(device)
+        return "triton"
     try:
         import numba  # noqa: F401
     except ImportError:
