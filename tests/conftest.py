@@ -20,7 +20,21 @@ import pytest
 import torch
 from hypothesis import settings
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+HAVE_CUDA = torch.cuda.is_available()
+
+#: every device a test of a device-independent code path runs on: CPU always, CUDA always listed
+#: but skipped without a CUDA device (so the report shows the CUDA cases as skipped, not absent)
+DEVICES = [
+    pytest.param("cpu", id="cpu"),
+    pytest.param(
+        "cuda",
+        id="cuda",
+        marks=[
+            pytest.mark.skipif(not HAVE_CUDA, reason="needs a CUDA device"),
+            pytest.mark.cuda,
+        ],
+    ),
+]
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
@@ -42,8 +56,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
-    """Every available device: CPU always, CUDA when present."""
-    return torch.device(request.param)
+    """Every device: ``cpu`` always, ``cuda`` (marked ``cuda``) skipped without a CUDA device.
+
+    In a test that also runs on every ``engine``, the native engine's CUDA case is skipped: the
+    native engine is a CPU engine (the eager engine runs on every device).
+    """
+    dev = torch.device(request.param)
+    if dev.type != "cpu" and "engine" in request.fixturenames:
+        if request.getfixturevalue("engine") == "native":
+            pytest.skip("the native engine runs on the CPU only")
+    return dev
 
 
 @pytest.fixture(params=CPU_ENGINES)

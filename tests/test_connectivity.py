@@ -16,8 +16,11 @@ import neurowire as nw
 from neurowire.connectivity import _bernoulli_pairs, default_capacity, row_quantile
 
 
-def build(conn, n_pre, n_post, generator, **kwargs):
-    pre, post = conn.build(n_pre, n_post, generator=generator, **kwargs)
+def build(conn, n_pre, n_post, generator, device, **kwargs):
+    """``conn``'s pairs drawn on ``device`` (checked there), returned on the CPU."""
+    pre, post = conn.build(n_pre, n_post, generator=generator, device=device, **kwargs)
+    assert pre.device.type == post.device.type == device.type
+    pre, post = pre.cpu(), post.cpu()
     assert pre.dtype == torch.int64 and post.dtype == torch.int64
     assert pre.shape == post.shape and pre.dim() == 1
     if pre.numel():
@@ -34,9 +37,9 @@ def within_sds(value, mean, sd, k=5.0):
 
 # ------------------------------------------------------------ FixedProbability
 @pytest.mark.parametrize("p", [0.02, 0.1, 0.5])
-def test_fixed_probability_density_within_five_binomial_sds(generator, p):
+def test_fixed_probability_density_within_five_binomial_sds(device, generator, p):
     n_pre, n_post = 400, 300
-    pre, _ = build(nw.FixedProbability(p), n_pre, n_post, generator)
+    pre, _ = build(nw.FixedProbability(p), n_pre, n_post, generator, device)
     n = n_pre * n_post
     assert within_sds(pre.numel(), n * p, math.sqrt(n * p * (1 - p)))
     # row lengths are Binomial(n_post, p): their sample variance has SD ~ var * sqrt(2 / (n - 1))
@@ -45,33 +48,35 @@ def test_fixed_probability_density_within_five_binomial_sds(generator, p):
     assert within_sds(float(lengths.var()), var, var * math.sqrt(2 / (n_pre - 1)))
 
 
-def test_fixed_probability_recurrent_has_no_autapses_by_default(generator):
+def test_fixed_probability_recurrent_has_no_autapses_by_default(device, generator):
     n, p = 200, 0.5
-    pre, post = build(nw.FixedProbability(p), n, n, generator, same_population=True)
+    pre, post = build(nw.FixedProbability(p), n, n, generator, device, same_population=True)
     assert not bool((pre == post).any())
     pairs = n * (n - 1)
     assert within_sds(pre.numel(), pairs * p, math.sqrt(pairs * p * (1 - p)))
-    pre, post = build(nw.FixedProbability(p, autapses=True), n, n, generator, same_population=True)
+    pre, post = build(
+        nw.FixedProbability(p, autapses=True), n, n, generator, device, same_population=True
+    )
     assert within_sds(int((pre == post).sum()), n * p, math.sqrt(n * p * (1 - p)))
     # between two populations (i, i) is an ordinary pair
-    pre, post = build(nw.FixedProbability(p), n, n, generator)
+    pre, post = build(nw.FixedProbability(p), n, n, generator, device)
     assert within_sds(int((pre == post).sum()), n * p, math.sqrt(n * p * (1 - p)))
 
 
-def test_fixed_probability_extremes_are_exact(generator):
-    pre, _ = build(nw.FixedProbability(0.0), 30, 20, generator)
+def test_fixed_probability_extremes_are_exact(device, generator):
+    pre, _ = build(nw.FixedProbability(0.0), 30, 20, generator, device)
     assert pre.numel() == 0
-    pre, post = build(nw.FixedProbability(1.0), 30, 30, generator, same_population=True)
+    pre, post = build(nw.FixedProbability(1.0), 30, 30, generator, device, same_population=True)
     assert pre.numel() == 30 * 29 and not bool((pre == post).any())
 
 
-def test_recurrent_projection_store_forbids_autapses_so_growth_never_adds_one(generator):
+def test_recurrent_projection_store_forbids_autapses_so_growth_never_adds_one(device, generator):
     net = nw.Network(seed=3)
     hid = net.population("hid", nw.LIF(40))
     proj = net.connect(hid, hid, nw.FixedProbability(0.1), padding=3.0)
-    s = proj.synapses
+    s = proj.synapses.to(device)  # declared on the CPU, grown on ``device``
     assert s.autapses is False
-    s.grow(torch.full((40,), 40), generator=generator)
+    s.grow(torch.full((40,), 40, device=device), generator=generator)
     pre, post = s.coo()
     assert not bool((pre == post).any())
     with pytest.raises(ValueError, match=r"autapse \(7, 7\)"):
@@ -79,41 +84,43 @@ def test_recurrent_projection_store_forbids_autapses_so_growth_never_adds_one(ge
 
 
 # ------------------------------------------------------------ FixedNumberPost
-def test_fixed_number_post_gives_exactly_k_distinct_uniform_targets(generator):
+def test_fixed_number_post_gives_exactly_k_distinct_uniform_targets(device, generator):
     n_pre, n_post, k = 300, 50, 16
-    pre, post = build(nw.FixedNumberPost(k), n_pre, n_post, generator)  # distinct: see build()
+    pre, post = build(
+        nw.FixedNumberPost(k), n_pre, n_post, generator, device
+    )  # distinct: see build()
     assert torch.bincount(pre, minlength=n_pre).tolist() == [k] * n_pre
     # each column is chosen by about n_pre * k / n_post = 96 rows (conservative chi-square:
     # draws within a row are without replacement)
     assert chisquare(torch.bincount(post, minlength=n_post).numpy()).pvalue > 1e-3
 
 
-def test_fixed_number_post_recurrent_excludes_self_and_checks_k(generator):
+def test_fixed_number_post_recurrent_excludes_self_and_checks_k(device, generator):
     n = 30
-    pre, post = build(nw.FixedNumberPost(n - 1), n, n, generator, same_population=True)
+    pre, post = build(nw.FixedNumberPost(n - 1), n, n, generator, device, same_population=True)
     assert pre.numel() == n * (n - 1) and not bool((pre == post).any())
     with pytest.raises(ValueError, match="k=30 exceeds the 29 possible targets"):
-        nw.FixedNumberPost(n).build(n, n, generator=generator, same_population=True)
-    pre, _ = build(nw.FixedNumberPost(n), n, n, generator)  # feed-forward: all n allowed
+        nw.FixedNumberPost(n).build(n, n, generator=generator, device=device, same_population=True)
+    pre, _ = build(nw.FixedNumberPost(n), n, n, generator, device)  # feed-forward: all n allowed
     assert pre.numel() == n * n
 
 
 # ------------------------------------------------------------ AllToAll, OneToOne
-def test_all_to_all_is_exact(generator):
-    pre, post = build(nw.AllToAll(), 3, 4, generator)
+def test_all_to_all_is_exact(device, generator):
+    pre, post = build(nw.AllToAll(), 3, 4, generator, device)
     assert list(zip(pre.tolist(), post.tolist(), strict=True)) == [
         (i, j) for i in range(3) for j in range(4)
     ]
-    pre, post = build(nw.AllToAll(), 4, 4, generator, same_population=True)
+    pre, post = build(nw.AllToAll(), 4, 4, generator, device, same_population=True)
     assert pre.numel() == 16  # autapses=True by default
-    pre, post = build(nw.AllToAll(autapses=False), 4, 4, generator, same_population=True)
+    pre, post = build(nw.AllToAll(autapses=False), 4, 4, generator, device, same_population=True)
     assert list(zip(pre.tolist(), post.tolist(), strict=True)) == [
         (i, j) for i in range(4) for j in range(4) if i != j
     ]
 
 
-def test_one_to_one_is_exact_and_needs_equal_sizes(generator):
-    pre, post = build(nw.OneToOne(), 5, 5, generator)
+def test_one_to_one_is_exact_and_needs_equal_sizes(device, generator):
+    pre, post = build(nw.OneToOne(), 5, 5, generator, device)
     assert pre.tolist() == post.tolist() == list(range(5))
     assert nw.OneToOne().max_row_length(5, 5) == 1
     with pytest.raises(ValueError, match="OneToOne needs n_pre == n_post, got 5 and 6"):
@@ -139,17 +146,17 @@ def test_gaussian_expected_in_degree_is_the_exact_torus_sum(conn, k_exact):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("conn", [FF, LATERAL], ids=["ff", "lateral"])
-def test_gaussian_mean_in_degree_and_empirical_sigma(generator, conn):
+def test_gaussian_mean_in_degree_and_empirical_sigma(device, generator, conn):
     """Ten draws: the mean in-degree lies within 4 SD (from sum p(1 - p)) of the exact sum, and
     the empirical sigma sqrt(<dx^2 + dy^2> / 2) of connection offsets within 0.1 of sigma
     (the paper's test suite)."""
     draws = 10
     cols = torch.arange(GRID.n)
-    p = conn.probability(GRID.distance(cols[:, None], cols[None, :])).double()
+    p = conn.probability(GRID.distance(cols[:, None], cols[None, :])).double()  # on the CPU
     sd_mean = math.sqrt(float((p * (1 - p)).sum()) * draws) / (GRID.n * draws)
     total, dx2 = 0, 0.0
     for _ in range(draws):
-        pre, post = build(conn, GRID.n, GRID.n, generator, pre_grid=GRID, post_grid=GRID)
+        pre, post = build(conn, GRID.n, GRID.n, generator, device, pre_grid=GRID, post_grid=GRID)
         in_degree = torch.bincount(post, minlength=GRID.n)
         total += int(in_degree.sum())
         dx, dy = GRID.offsets(pre, post)
@@ -161,40 +168,45 @@ def test_gaussian_mean_in_degree_and_empirical_sigma(generator, conn):
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (5, 7), (6, 3)])
-def test_periodic_gaussian_offset_table_gives_the_pairwise_draws(shape):
+def test_periodic_gaussian_offset_table_gives_the_pairwise_draws(device, shape):
     """On a torus the build reads one offset table; its pairs and expected row lengths equal
     the pairwise formula's (the same probabilities, so the same Bernoulli draws)."""
     grid = nw.Grid(*shape)
     conn = nw.GaussianDistance(p_peak=0.6, sigma=1.3)
-    cols = torch.arange(grid.n)
+    cols = torch.arange(grid.n, device=device)
     direct = conn.probability(grid.distance(cols[:, None], cols[None, :]))
     ref = _bernoulli_pairs(
-        grid.n, grid.n, lambda rows: direct[rows], torch.Generator().manual_seed(4), "cpu"
+        grid.n, grid.n, lambda rows: direct[rows], torch.Generator(device).manual_seed(4), device
     )
     got = conn.build(
-        grid.n, grid.n, generator=torch.Generator().manual_seed(4), pre_grid=grid, post_grid=grid
+        grid.n,
+        grid.n,
+        generator=torch.Generator(device).manual_seed(4),
+        device=device,
+        pre_grid=grid,
+        post_grid=grid,
     )
-    assert len(ref[0]) > grid.n
+    assert len(ref[0]) > grid.n and got[0].device.type == device.type
     assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1])
     rows = conn.expected_row_lengths(grid, grid)
-    torch.testing.assert_close(rows, direct.double().sum(1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(rows, direct.double().sum(1).cpu(), rtol=1e-12, atol=1e-12)
 
 
-def test_lateral_gaussian_always_makes_the_self_connection(generator):
-    pre, post = build(LATERAL, 256, 256, generator, pre_grid=GRID, post_grid=GRID)
+def test_lateral_gaussian_always_makes_the_self_connection(device, generator):
+    pre, post = build(LATERAL, 256, 256, generator, device, pre_grid=GRID, post_grid=GRID)
     assert int((pre == post).sum()) == 256  # p = p_peak = 1 at d = 0
 
 
-def test_gaussian_wraps_around_the_torus_only_when_periodic(generator):
+def test_gaussian_wraps_around_the_torus_only_when_periodic(device, generator):
     closed = nw.GaussianDistance(1.0, 1.0, periodic=True)
     open_ = nw.GaussianDistance(1.0, 1.0, periodic=False)
     corner, right_edge, centre = 0, 15, 8 * 16 + 8  # (0, 0), (15, 0) and (8, 8)
-    pre, post = build(closed, 256, 256, generator, pre_grid=GRID, post_grid=GRID)
+    pre, post = build(closed, 256, 256, generator, device, pre_grid=GRID, post_grid=GRID)
     # x = 0 <-> x = 15 in the same grid row: distance 1 across the edge, p = exp(-1/2); 32 pairs
     across = ((post % 16 - pre % 16).abs() == 15) & (pre // 16 == post // 16)
     q = math.exp(-0.5)
     assert within_sds(int(across.sum()), 32 * q, math.sqrt(32 * q * (1 - q)))
-    pre, post = build(open_, 256, 256, generator, pre_grid=GRID, post_grid=GRID)
+    pre, post = build(open_, 256, 256, generator, device, pre_grid=GRID, post_grid=GRID)
     raw = (post % 16 - pre % 16).abs().max(), (post // 16 - pre // 16).abs().max()
     assert max(int(r) for r in raw) <= 6  # p(d >= 7) < 3e-11 per pair
     expected = open_.expected_row_lengths(GRID, GRID)
@@ -204,8 +216,8 @@ def test_gaussian_wraps_around_the_torus_only_when_periodic(generator):
     )
 
 
-def test_gaussian_probability_profile():
-    d = torch.tensor([0.0, 2.5, 5.0])
+def test_gaussian_probability_profile(device):
+    d = torch.tensor([0.0, 2.5, 5.0], device=device)
     assert FF.probability(d).tolist() == pytest.approx(
         [0.16, 0.16 * math.exp(-0.5), 0.16 * math.exp(-2.0)]
     )
@@ -240,11 +252,11 @@ def test_max_row_length_reproduces_genn_binomial_table(n_pre, n_post, p, expecte
     assert 1 - binom.cdf(expected, n_post, p) ** n_pre < 2e-4
 
 
-def test_gaussian_bound_covers_the_rows_drawn(generator):
+def test_gaussian_bound_covers_the_rows_drawn(device, generator):
     bound = FF.max_row_length(256, 256, pre_grid=GRID, post_grid=GRID)
     assert 6.27 < bound <= 64
     for _ in range(5):
-        pre, _ = build(FF, 256, 256, generator, pre_grid=GRID, post_grid=GRID)
+        pre, _ = build(FF, 256, 256, generator, device, pre_grid=GRID, post_grid=GRID)
         assert int(torch.bincount(pre, minlength=256).max()) <= bound
 
 

@@ -12,10 +12,11 @@ import neurowire as nw
 from neurowire.grid import same_grid, wrap
 
 
-def test_positions_are_column_and_row_of_each_id():
+def test_positions_are_column_and_row_of_each_id(device):
     g = nw.Grid(3, 5)  # 3 rows, 5 columns: id = y * 5 + x
-    pos = g.positions()
+    pos = g.positions(device)
     assert pos.shape == (15, 2) and pos.dtype == torch.float32
+    assert pos.device.type == device.type
     assert pos[7].tolist() == [2.0, 1.0]
     assert pos[14].tolist() == [4.0, 2.0]
     assert pos.tolist() == [[float(i % 5), float(i // 5)] for i in range(15)]
@@ -23,32 +24,34 @@ def test_positions_are_column_and_row_of_each_id():
 
 
 @pytest.mark.parametrize("n", [16, 5, 1])
-def test_wrap_maps_offsets_into_half_open_interval_and_keeps_them_congruent(n):
-    d = torch.arange(-3 * n, 3 * n + 1, dtype=torch.float32)
+def test_wrap_maps_offsets_into_half_open_interval_and_keeps_them_congruent(device, n):
+    d = torch.arange(-3 * n, 3 * n + 1, dtype=torch.float32, device=device)
     w = wrap(d, n)
     assert bool((w >= -n / 2).all()) and bool((w < n / 2).all())
     assert bool((torch.remainder(w - d, n) == 0).all())
 
 
-def test_wrap_sends_the_half_way_offset_to_minus_half():
-    assert wrap(torch.tensor([8.0, -8.0, 7.0, -9.0, 24.0]), 16).tolist() == [-8, -8, 7, 7, -8]
-    assert wrap(torch.tensor([2.0, 3.0, -3.0]), 5).tolist() == [2, -2, 2]
+def test_wrap_sends_the_half_way_offset_to_minus_half(device):
+    d16 = torch.tensor([8.0, -8.0, 7.0, -9.0, 24.0], device=device)
+    assert wrap(d16, 16).tolist() == [-8, -8, 7, 7, -8]
+    assert wrap(torch.tensor([2.0, 3.0, -3.0], device=device), 5).tolist() == [2, -2, 2]
 
 
-def test_offsets_wrap_each_axis_with_its_own_size():
+def test_offsets_wrap_each_axis_with_its_own_size(device):
     g = nw.Grid(4, 6)  # 4 rows, 6 columns
-    dx, dy = g.offsets(torch.tensor([0, 0, 0]), torch.tensor([5, 18, 23]))
+    pre, post = torch.tensor([0, 0, 0], device=device), torch.tensor([5, 18, 23], device=device)
+    dx, dy = g.offsets(pre, post)
     # id 5 = (5, 0): dx -1; id 18 = (0, 3): dy -1; id 23 = (5, 3): (-1, -1)
     assert dx.tolist() == [-1, 0, -1] and dy.tolist() == [0, -1, -1]
     flat = nw.Grid(4, 6, periodic=False)
-    dx, dy = flat.offsets(torch.tensor([0, 0, 0]), torch.tensor([5, 18, 23]))
+    dx, dy = flat.offsets(pre, post)
     assert dx.tolist() == [5, 0, 5] and dy.tolist() == [0, 3, 3]
 
 
-def test_torus_distance_is_the_shortest_distance_over_periodic_images():
+def test_torus_distance_is_the_shortest_distance_over_periodic_images(device):
     g = nw.Grid(4, 6)
-    ids = torch.arange(g.n)
-    d = g.distance(ids[:, None], ids[None, :])
+    ids = torch.arange(g.n, device=device)
+    d = g.distance(ids[:, None], ids[None, :]).cpu()
     pos = g.positions()
     shifts = [(sx * 6, sy * 4) for sx, sy in itertools.product((-1, 0, 1), repeat=2)]
     for a, b in itertools.product(range(g.n), repeat=2):
@@ -59,16 +62,17 @@ def test_torus_distance_is_the_shortest_distance_over_periodic_images():
     assert torch.equal(d, d.T)
 
 
-def test_open_grid_distance_is_euclidean():
+def test_open_grid_distance_is_euclidean(device):
     g = nw.Grid(4, 6, periodic=False)
-    ids = torch.arange(g.n)
-    pos = g.positions()
+    ids = torch.arange(g.n, device=device)
+    pos = g.positions(device)
     assert torch.allclose(g.distance(ids[:, None], ids[None, :]), torch.cdist(pos, pos))
 
 
-def test_torus_distances_on_the_16x16_map():
+def test_torus_distances_on_the_16x16_map(device):
     g = nw.Grid(16, 16)
-    d = g.distance(torch.tensor(0), torch.tensor([15, 255, 8, 8 * 16 + 8, 17]))
+    post = torch.tensor([15, 255, 8, 8 * 16 + 8, 17], device=device)
+    d = g.distance(torch.tensor(0, device=device), post)
     assert d.tolist() == pytest.approx([1.0, math.sqrt(2), 8.0, 8 * math.sqrt(2), math.sqrt(2)])
 
 

@@ -14,16 +14,16 @@ from neurowire.initializers import as_initializer
 N = 200_000
 
 
-def test_normal_mean_sd_and_shape_within_tolerance(generator):
-    x = nw.Normal(1.0, 2.0).sample((N,), generator=generator).double()
+def test_normal_mean_sd_and_shape_within_tolerance(device, generator):
+    x = nw.Normal(1.0, 2.0).sample((N,), generator=generator, device=device).double().cpu()
     # 5 standard errors: SE(mean) = sd / sqrt(N), SE(sd) ~ sd / sqrt(2 N)
     assert abs(float(x.mean()) - 1.0) < 5 * 2.0 / math.sqrt(N)
     assert abs(float(x.std()) - 2.0) < 5 * 2.0 / math.sqrt(2 * N)
     assert stats.kstest(x.numpy(), stats.norm(1.0, 2.0).cdf).pvalue > 1e-3
 
 
-def test_uniform_range_and_distribution(generator):
-    x = nw.Uniform(-1.0, 3.0).sample((N,), generator=generator).double()
+def test_uniform_range_and_distribution(device, generator):
+    x = nw.Uniform(-1.0, 3.0).sample((N,), generator=generator, device=device).double().cpu()
     assert float(x.min()) >= -1.0 and float(x.max()) < 3.0
     assert abs(float(x.mean()) - 1.0) < 5 * 4.0 / math.sqrt(12 * N)
     assert stats.kstest(x.numpy(), stats.uniform(-1.0, 4.0).cdf).pvalue > 1e-3
@@ -45,17 +45,20 @@ def test_samples_honour_shape_dtype_and_device(device, generator, init):
 
 
 @pytest.mark.parametrize("init", [nw.Normal(0.5, 0.1), nw.Uniform(-2.0, 2.0)], ids=repr)
-def test_samples_are_reproducible_for_a_seed_and_differ_between_seeds(init):
+def test_samples_are_reproducible_for_a_seed_and_differ_between_seeds(device, init):
     def draw(seed):
-        return init.sample((100,), generator=torch.Generator().manual_seed(seed))
+        gen = torch.Generator(device).manual_seed(seed)
+        return init.sample((100,), generator=gen, device=device)
 
     assert torch.equal(draw(1), draw(1))
     assert not torch.equal(draw(1), draw(2))
 
 
-def test_degenerate_distributions_are_constant(generator):
-    assert bool((nw.Normal(0.3, 0.0).sample((50,), generator=generator) == 0.3).all())
-    assert bool((nw.Uniform(0.7, 0.7).sample((50,), generator=generator) == 0.7).all())
+def test_degenerate_distributions_are_constant(device, generator):
+    normal = nw.Normal(0.3, 0.0).sample((50,), generator=generator, device=device)
+    uniform = nw.Uniform(0.7, 0.7).sample((50,), generator=generator, device=device)
+    assert normal.device.type == uniform.device.type == device.type
+    assert bool((normal == 0.3).all()) and bool((uniform == 0.7).all())
 
 
 @pytest.mark.parametrize(

@@ -35,28 +35,28 @@ def splitmix64(seed: int, count: int) -> list[int]:
 
 
 @pytest.mark.parametrize("start", [0, 12345, 2**40 + 3, 2**62 + 7])
-def test_native_kernels_equal_the_torch_reference_bit_for_bit(start):
+def test_native_kernels_equal_the_torch_reference_bit_for_bit(start, device):
     n = 20_000
-    position = torch.arange(start, start + n)
-    ref32 = rng.uniform(KEY, position, torch.float32).numpy()
-    ref64 = rng.uniform(KEY, position, torch.float64).numpy()
+    position = torch.arange(start, start + n, device=device)
+    ref32 = rng.uniform(KEY, position, torch.float32).cpu().numpy()
+    ref64 = rng.uniform(KEY, position, torch.float64).cpu().numpy()
     out32, out64 = np.empty(n, np.float32), np.empty(n, np.float64)
     native_rng.fill_uniform32(np.uint64(KEY), np.uint64(start), out32)
     native_rng.fill_uniform64(np.uint64(KEY), np.uint64(start), out64)
     assert np.array_equal(ref32, out32) and np.array_equal(ref64, out64)
 
 
-def test_the_stream_is_splitmix64_read_at_each_position():
+def test_the_stream_is_splitmix64_read_at_each_position(device):
     words = splitmix64(KEY, 50)
-    u64 = rng.uniform(KEY, torch.arange(50), torch.float64).tolist()
-    u32 = rng.uniform(KEY, torch.arange(50), torch.float32).tolist()
+    u64 = rng.uniform(KEY, torch.arange(50, device=device), torch.float64).tolist()
+    u32 = rng.uniform(KEY, torch.arange(50, device=device), torch.float32).tolist()
     assert u64 == [(w >> 11) * 2.0**-53 for w in words]
     assert u32 == [(w >> 40) * 2.0**-24 for w in words]
 
 
-def test_uniform_numbers_are_uniform_and_uncorrelated():
+def test_uniform_numbers_are_uniform_and_uncorrelated(device):
     n = 1 << 20
-    u = rng.uniform(KEY, torch.arange(n), torch.float64).numpy()
+    u = rng.uniform(KEY, torch.arange(n, device=device), torch.float64).cpu().numpy()
     assert u.min() >= 0.0 and u.max() < 1.0
     assert abs(u.mean() - 0.5) < 5 * math.sqrt(1 / 12 / n)
     assert abs(u.var() - 1 / 12) < 5 * math.sqrt(1 / 180 / n)  # var of (u - 1/2)^2 is 1/180
@@ -68,12 +68,13 @@ def test_uniform_numbers_are_uniform_and_uncorrelated():
         assert abs(r) < 5 / math.sqrt(a.size)
 
 
-def test_streams_depend_on_seed_and_name_only():
+def test_streams_depend_on_seed_and_name_only(device):
     assert rng.stream_key(1, "a") == rng.stream_key(1, "a")
     keys = {rng.stream_key(s, name) for s in (0, 1, 2) for name in ("a", "b", "source")}
     assert len(keys) == 9
-    a = rng.uniform(rng.stream_key(1, "a"), torch.arange(10_000))
-    b = rng.uniform(rng.stream_key(1, "b"), torch.arange(10_000))
+    a = rng.uniform(rng.stream_key(1, "a"), torch.arange(10_000, device=device))
+    b = rng.uniform(rng.stream_key(1, "b"), torch.arange(10_000, device=device))
+    assert a.device.type == device.type
     assert abs(float(torch.corrcoef(torch.stack([a, b]))[0, 1])) < 5 / 100
 
 
@@ -84,10 +85,10 @@ def poisson_network(n=1000, rate_hz=40.0):
 
 
 @pytest.mark.parametrize("engine", ["eager", "native"])
-def test_poisson_spikes_have_the_rate_and_are_independent(engine):
+def test_poisson_spikes_have_the_rate_and_are_independent(engine, device):
     steps, n, p = 2000, 1000, 0.04  # 40 Hz at dt = 1 ms
-    sim = nw.Simulator(poisson_network(n), engine=engine)
-    z = sim.run(steps, record={"p": ["spikes"]})["p"]["spikes"][:, 0].double()  # [T, n]
+    sim = nw.Simulator(poisson_network(n), device=device, engine=engine)
+    z = sim.run(steps, record={"p": ["spikes"]})["p"]["spikes"][:, 0].double().cpu()  # [T, n]
     total = float(z.sum())
     expected, sd = steps * n * p, math.sqrt(steps * n * p * (1 - p))
     assert abs(total - expected) < 5 * sd
@@ -102,21 +103,30 @@ def test_poisson_spikes_have_the_rate_and_are_independent(engine):
         assert abs(r) < 5 / math.sqrt(a.numel())
 
 
-def test_engines_and_block_lengths_draw_the_same_spikes():
+def test_engines_and_block_lengths_draw_the_same_spikes(device):
+    """The eager engine on ``device`` draws the same spikes as the native engine on the CPU
+    (counter-based streams: exactly equal, no tolerance)."""
     record = {"p": ["spikes"]}
     runs = [
-        nw.Simulator(poisson_network(300), engine=engine, block_steps=block).run(
-            500, record=record
-        )["p"]["spikes"]
-        for engine, block in (("eager", 500), ("eager", 7), ("native", 1000), ("native", 13))
+        nw.Simulator(poisson_network(300), device=dev, engine=engine, block_steps=block)
+        .run(500, record=record)["p"]["spikes"]
+        .cpu()
+        for engine, dev, block in (
+            ("eager", device, 500),
+            ("eager", device, 7),
+            ("native", "cpu", 1000),
+            ("native", "cpu", 13),
+        )
     ]
     assert runs[0].any()
     for other in runs[1:]:
         assert torch.equal(runs[0], other)
 
 
-def test_a_simulation_continues_the_stream():
-    once = nw.Simulator(poisson_network(50), engine="eager").run(40, record={"p": ["spikes"]})
+def test_a_simulation_continues_the_stream(device):
+    """One eager run on ``device`` equals two native runs on the CPU (exactly)."""
+    once = nw.Simulator(poisson_network(50), device=device, engine="eager")
+    once = once.run(40, record={"p": ["spikes"]})["p"]["spikes"].cpu()
     sim = nw.Simulator(poisson_network(50), engine="native")
     parts = [sim.run(k, record={"p": ["spikes"]})["p"]["spikes"] for k in (15, 25)]
-    assert torch.equal(once["p"]["spikes"], torch.cat(parts))
+    assert torch.equal(once, torch.cat(parts))

@@ -32,9 +32,9 @@ class RemoveAll(nw.StructuralRule):
         s.remove(s.live)
 
 
-def relay(engine, rule=None, initial=(), steps=10, spike_at=4, every=5, capacity=2):
+def relay(engine, device, rule=None, initial=(), steps=10, spike_at=4, every=5, capacity=2):
     """Spike source -> 2 LIF (Delta, huge threshold) so v shows what was delivered; returns the
-    recorded ``v [steps, 2]`` of a run on ``engine``."""
+    recorded ``v [steps, 2]`` (on the CPU) of a run on ``engine`` and ``device``."""
     net = nw.Network(dt=1.0, seed=0, dtype=torch.float64)
     src = net.population("src", nw.SpikeSource(1))
     post = net.population("post", nw.LIF(2, tau_m=1e9, v_th=1e9))
@@ -50,42 +50,46 @@ def relay(engine, rule=None, initial=(), steps=10, spike_at=4, every=5, capacity
     )
     if rule is not None:
         net.add_rule(rule, proj, every=every)
-    spikes = torch.zeros(1, steps, 1, dtype=torch.bool)
+    spikes = torch.zeros(1, steps, 1, dtype=torch.bool, device=device)
     spikes[0, spike_at, 0] = True
-    v = nw.Simulator(net, engine=engine).run(steps, record={"post": ["v"]}, inputs={"src": spikes})
-    return v["post"]["v"][:, 0]
+    sim = nw.Simulator(net, device=device, engine=engine)
+    v = sim.run(steps, record={"post": ["v"]}, inputs={"src": spikes})
+    return v["post"]["v"][:, 0].cpu()
 
 
-def test_synapse_added_before_delivery_delivers(engine):
+def test_synapse_added_before_delivery_delivers(engine, device):
     # the spike is emitted in step 4; the rule runs after step 4; delivery is in step 5
-    v = relay(engine, AddPair(0, 1, 0.7))
+    v = relay(engine, device, AddPair(0, 1, 0.7))
     assert v[5].tolist() == pytest.approx([0.0, 0.7])
     assert v[:5].abs().max() == 0
 
 
-def test_synapse_removed_before_delivery_delivers_nothing(engine):
-    v = relay(engine, RemoveAll(), initial=[(0, 0), (0, 1)])
+def test_synapse_removed_before_delivery_delivers_nothing(engine, device):
+    v = relay(engine, device, RemoveAll(), initial=[(0, 0), (0, 1)])
     assert v.abs().max() == 0
-    v = relay(engine, None, initial=[(0, 0), (0, 1)])
+    v = relay(engine, device, None, initial=[(0, 0), (0, 1)])
     assert v[5].tolist() == pytest.approx([0.5, 0.5])
 
 
-def test_spike_emitted_after_removal_step_is_not_delivered_but_earlier_one_is(engine):
-    v = relay(engine, RemoveAll(), initial=[(0, 0)], spike_at=3)
+def test_spike_emitted_after_removal_step_is_not_delivered_but_earlier_one_is(engine, device):
+    v = relay(engine, device, RemoveAll(), initial=[(0, 0)], spike_at=3)
     assert v[4, 0].item() == pytest.approx(0.5)
 
 
-def random_store(n_pre, n_post, p, seed):
+def random_store(n_pre, n_post, p, seed, device):
+    """A random store drawn on the CPU (the same synapses for every device), moved to
+    ``device``."""
     gen = torch.Generator().manual_seed(seed)
     pre, post = nw.FixedProbability(p).build(n_pre, n_post, generator=gen)
-    return nw.RaggedSynapses.from_coo(
+    store = nw.RaggedSynapses.from_coo(
         n_pre, n_post, pre, post, padding=1.5, weight=nw.Normal(0.0, 1.0)
     )
+    return store.to(device)
 
 
 @pytest.mark.parametrize("strategy", ["dense", "rows", "slots", "csr"])
 def test_delivery_strategy_matches_reference(strategy, device):
-    s = random_store(300, 200, 0.05, seed=1).to(device)
+    s = random_store(300, 200, 0.05, seed=1, device=device)
     gen = torch.Generator().manual_seed(2)
     z = (torch.rand(3, 300, generator=gen) < 0.1).to(device)
     reference = z.double() @ s.to_dense("weight").double()
@@ -99,11 +103,12 @@ def test_delivery_strategy_matches_reference(strategy, device):
     else:
         cols = s.columns()
         out = deliver_csr(z, csc_matrix(cols.indptr, cols.pre, cols.slot, w, 300))
-    assert torch.allclose(out.double(), reference, atol=1e-5)
+    assert out.device.type == device.type
+    assert torch.allclose(out.double(), reference, atol=1e-5)  # float32 weights, float64 sum
 
 
-def test_fixed_events_flag_overflow_and_pad():
-    z = torch.tensor([[True, False, True], [True, True, False]])
+def test_fixed_events_flag_overflow_and_pad(device):
+    z = torch.tensor([[True, False, True], [True, True, False]], device=device)
     ev = SpikeEvents.fixed(z, 3)
     assert bool(ev.overflow)
     assert ev.valid.tolist() == [True, True, True]
@@ -129,9 +134,9 @@ def bursting_network(delivery="rows"):
     return net
 
 
-def test_event_budget_overflow_repeats_block_with_the_same_result():
-    small = nw.Simulator(bursting_network(), engine="eager", event_fraction=0.01)
-    big = nw.Simulator(bursting_network(), engine="eager", event_fraction=1.0)
+def test_event_budget_overflow_repeats_block_with_the_same_result(device):
+    small = nw.Simulator(bursting_network(), device=device, engine="eager", event_fraction=0.01)
+    big = nw.Simulator(bursting_network(), device=device, engine="eager", event_fraction=1.0)
     a = small.run(60, record={"hid": ["spikes", "v"]})["hid"]
     b = big.run(60, record={"hid": ["spikes", "v"]})["hid"]
     assert small.budgets["src"] > 16  # it grew
@@ -140,19 +145,19 @@ def test_event_budget_overflow_repeats_block_with_the_same_result():
 
 
 @pytest.mark.parametrize("delivery", ["slots", "csr", "auto"])
-def test_strategies_give_identical_simulations(delivery):
-    ref = nw.Simulator(bursting_network("rows"), engine="eager")
-    out = nw.Simulator(bursting_network(delivery), engine="eager")
+def test_strategies_give_identical_simulations(delivery, device):
+    ref = nw.Simulator(bursting_network("rows"), device=device, engine="eager")
+    out = nw.Simulator(bursting_network(delivery), device=device, engine="eager")
     ref = ref.run(40, record={"hid": ["v"]})["hid"]["v"]
     out = out.run(40, record={"hid": ["v"]})["hid"]["v"]
     assert torch.allclose(ref, out, atol=1e-10)
 
 
-def test_same_seed_same_run_and_runs_continue(engine):
+def test_same_seed_same_run_and_runs_continue(engine, device):
     net_a, net_b = bursting_network(), bursting_network()
-    sim_a = nw.Simulator(net_a, seed=9, engine=engine)
+    sim_a = nw.Simulator(net_a, device=device, seed=9, engine=engine)
     whole = sim_a.run(50, record={"hid": ["spikes"]})["hid"]["spikes"]
-    sim_b = nw.Simulator(net_b, seed=9, engine=engine)
+    sim_b = nw.Simulator(net_b, device=device, seed=9, engine=engine)
     first = sim_b.run(20, record={"hid": ["spikes"]})["hid"]["spikes"]
     second = sim_b.run(30, record={"hid": ["spikes"]})["hid"]["spikes"]
     assert torch.equal(whole, torch.cat([first, second]))
@@ -163,24 +168,23 @@ def test_same_seed_same_run_and_runs_continue(engine):
     )
 
 
-def test_batch_elements_are_independent(engine):
+def test_batch_elements_are_independent(engine, device, generator):
     net = nw.Network(dt=1.0, seed=1)
     src = net.population("src", nw.SpikeSource(5))
     hid = net.population("hid", nw.LIF(3, v_th=0.3))
     net.connect(src, hid, nw.AllToAll(), weight=0.2)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(4, 30, 5, generator=gen) < 0.3
-    batched = nw.Simulator(net, batch_size=4, engine=engine)
+    x = torch.rand(4, 30, 5, generator=generator, device=device) < 0.3
+    batched = nw.Simulator(net, device=device, batch_size=4, engine=engine)
     batched = batched.run(30, record={"hid": ["v"]}, inputs={"src": x})["hid"]["v"]
-    single = nw.Simulator(net, batch_size=1, engine=engine)
+    single = nw.Simulator(net, device=device, batch_size=1, engine=engine)
     single = single.run(30, record={"hid": ["v"]}, inputs={"src": x[2:3]})["hid"]["v"]
     assert torch.allclose(batched[:, 2], single[:, 0])
 
 
-def test_result_has_timers_records_and_real_time_factor(engine):
+def test_result_has_timers_records_and_real_time_factor(engine, device):
     net = bursting_network()
     net.add_rule(RemoveAll(), "hid->hid", every=25)
-    sim = nw.Simulator(net, time_phases=True, engine=engine)
+    sim = nw.Simulator(net, device=device, time_phases=True, engine=engine)
     result = sim.run(50, record={"hid": ["spikes", "v"], "src": "spikes"}, progress=True)
     assert result["hid"]["spikes"].shape == (50, 1, 100)
     assert result["hid"]["spikes"].dtype == torch.bool
@@ -199,20 +203,20 @@ def test_result_has_timers_records_and_real_time_factor(engine):
     assert sim.rewiring.calls("hid->hid")["step"].tolist() == [25, 50]
 
 
-def test_callbacks_run_after_their_step(engine):
+def test_callbacks_run_after_their_step(engine, device):
     net = nw.Network(dt=1.0)
     net.population("p", nw.PoissonSource(3))
     seen = []
     net.add_callback(lambda sim: seen.append(sim.step_count), every=7)
-    nw.Simulator(net, engine=engine).run(21)
+    nw.Simulator(net, device=device, engine=engine).run(21)
     assert seen == [7, 14, 21]
 
 
-def test_bad_run_arguments_raise(engine):
+def test_bad_run_arguments_raise(engine, device):
     net = nw.Network()
     net.population("src", nw.SpikeSource(3))
     net.population("hid", nw.LIF(2))
-    sim = nw.Simulator(net, engine=engine)
+    sim = nw.Simulator(net, device=device, engine=engine)
     with pytest.raises(ValueError, match="needs inputs"):
         sim.run(5)
     with pytest.raises(ValueError, match="must have shape"):
@@ -230,28 +234,28 @@ def test_bad_run_arguments_raise(engine):
     with pytest.raises(ValueError, match="steps"):
         sim.run(-1)
     with pytest.raises(ValueError, match="batch_size"):
-        nw.Simulator(net, batch_size=0, engine=engine)
+        nw.Simulator(net, device=device, batch_size=0, engine=engine)
 
 
-def test_unsupported_configurations_raise(engine):
+def test_unsupported_configurations_raise(engine, device):
     net = bursting_network()
     with pytest.raises(NotImplementedError, match="batch_size > 1"):
-        nw.Simulator(net, batch_size=2, engine=engine)
+        nw.Simulator(net, device=device, batch_size=2, engine=engine)
     net = nw.Network()
     a = net.population("a", nw.PoissonSource(3))
     b = net.population("b", nw.LIF(3))
     net.connect(a, b, nw.AllToAll(), synapse=nw.STDP(), delivery="dense")
     with pytest.raises(ValueError, match="needs static weights"):
-        nw.Simulator(net, engine=engine)
+        nw.Simulator(net, device=device, engine=engine)
 
 
-def test_block_length_does_not_change_the_simulation(engine):
+def test_block_length_does_not_change_the_simulation(engine, device):
     """Blocks are an implementation detail: one step per block, 7 or the default give the same
     spikes, potentials and plastic weights."""
     runs = []
     for block_steps in (1, 7, None):
         net = bursting_network()
-        sim = nw.Simulator(net, engine=engine, block_steps=block_steps, seed=3)
+        sim = nw.Simulator(net, device=device, engine=engine, block_steps=block_steps, seed=3)
         rec = sim.run(30, record={"hid": ["spikes", "v"]})["hid"]
         runs.append((rec, net.projections["hid->hid"].synapses.values("weight")))
     (ref, w_ref), *others = runs
@@ -269,16 +273,17 @@ class RemoveFirstSlots(nw.StructuralRule):
         s.remove(s.live & (torch.arange(s.capacity, device=s.live.device) == 0))
 
 
-def test_compiled_blocks_equal_eager_reference():
+def test_compiled_blocks_equal_eager_reference(device):
     """The quick tier's one eager-vs-compile check, kept small: compiling costs ~20 s of fixed
     overhead on a CPU (cold cache) and grows with the block length, which the rule sets to 2.
-    Sparse STDP projections, a structural rule between blocks, three compiled blocks."""
+    Sparse STDP projections, a structural rule between blocks, three compiled blocks, both
+    engines on ``device``."""
     nets = {"eager": bursting_network(), "compile": bursting_network()}
     results = {}
     for engine, net in nets.items():
         net.add_rule(RemoveFirstSlots(), "hid->hid", every=2)
         # event_fraction=1: budgets never overflow, so the block compiles once
-        sim = nw.Simulator(net, engine=engine, event_fraction=1.0)
+        sim = nw.Simulator(net, device=device, engine=engine, event_fraction=1.0)
         assert sim.block_steps == 2
         results[engine] = sim.run(6, record={"hid": ["spikes", "v"]})["hid"]
     a, b = results["eager"], results["compile"]
@@ -294,14 +299,14 @@ def test_compiled_blocks_equal_eager_reference():
 
 
 @pytest.mark.slow
-def test_compiled_blocks_equal_eager_reference_long():
+def test_compiled_blocks_equal_eager_reference_long(device):
     """The long version: 30-step blocks, growing event budgets (recompiles), a rule that empties
     the recurrent projection (minutes of compiling on a CPU)."""
     eager_net, compiled_net = bursting_network(), bursting_network()
     for net in (eager_net, compiled_net):
         net.add_rule(RemoveAll(), "hid->hid", every=30)
-    eager = nw.Simulator(eager_net, block_steps=10, engine="eager")
-    compiled = nw.Simulator(compiled_net, block_steps=10, engine="compile")
+    eager = nw.Simulator(eager_net, device=device, block_steps=10, engine="eager")
+    compiled = nw.Simulator(compiled_net, device=device, block_steps=10, engine="compile")
     a = eager.run(60, record={"hid": ["spikes", "v"]})["hid"]
     b = compiled.run(60, record={"hid": ["spikes", "v"]})["hid"]
     assert torch.equal(a["spikes"], b["spikes"])

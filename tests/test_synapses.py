@@ -49,7 +49,7 @@ def code(pre, post, n_batch=B):
     }
 
 
-def make_store(pre, post, capacity, device="cpu", n=N, name="src->tgt", **kwargs):
+def make_store(pre, post, capacity, device, n=N, name="src->tgt", **kwargs):
     s = nw.RaggedSynapses(n, n, capacity, device, name=name, **kwargs)
     for var, spec in VAR_SPECS.items():
         s.add_var(var, **spec)
@@ -59,7 +59,7 @@ def make_store(pre, post, capacity, device="cpu", n=N, name="src->tgt", **kwargs
     return s
 
 
-def triangle(device="cpu"):
+def triangle(device):
     """Rows i = 0..63 hold columns j >= i (row i has 64 - i synapses), capacity 64."""
     pre, post = torch.triu_indices(N, N, device=device)
     return make_store(pre, post, N, device)
@@ -540,19 +540,19 @@ def test_grow_is_reproducible_for_a_seeded_generator_including_drawn_values(devi
 def _grown_column_counts(s, per_row, draws, generator):
     """Grow ``per_row`` synapses in every row ``draws`` times (removing them again each time);
     return how often each (row, column) was drawn. Grown synapses are told apart by w == 0."""
-    counts = torch.zeros(s.n_pre, s.n_post, dtype=torch.int64)
+    counts = torch.zeros(s.n_pre, s.n_post, dtype=torch.int64, device=s.device)
     for _ in range(draws):
-        added = s.grow(torch.full((s.n_pre,), per_row), generator=generator)
+        added = s.grow(torch.full((s.n_pre,), per_row, device=s.device), generator=generator)
         assert added.tolist() == [per_row] * s.n_pre
         new = s.live & (s.vars["w"] == 0)
-        rows_new = torch.arange(s.n_pre)[:, None].expand_as(new)[new]
+        rows_new = torch.arange(s.n_pre, device=s.device)[:, None].expand_as(new)[new]
         counts.index_put_((rows_new, s.ind[new]), torch.ones_like(rows_new), accumulate=True)
         s.remove(new)
         assert int(s.row_length.sum()) == int(s.vars["w"].ne(0).sum())  # old ones untouched
     return counts
 
 
-def test_grow_draws_uniformly_over_the_free_columns_of_each_row(generator):
+def test_grow_draws_uniformly_over_the_free_columns_of_each_row(device, generator):
     """3 targets per row out of 16 free columns, 200 rows x 10 grows = 6000 draws.
 
     Draws within a row are without replacement, which makes column counts slightly less
@@ -560,14 +560,14 @@ def test_grow_draws_uniformly_over_the_free_columns_of_each_row(generator):
     """
     n_pre, n_post = 200, 20
     occupied = [0, 3, 7, 12]
-    s = nw.RaggedSynapses(n_pre, n_post, n_post, name="uniform")
+    s = nw.RaggedSynapses(n_pre, n_post, n_post, device, name="uniform")
     s.add_var("w")
     s.add(
-        torch.arange(n_pre).repeat_interleave(len(occupied)),
-        torch.tensor(occupied).repeat(n_pre),
+        torch.arange(n_pre, device=device).repeat_interleave(len(occupied)),
+        torch.tensor(occupied, device=device).repeat(n_pre),
         w=1.0,
     )
-    counts = _grown_column_counts(s, 3, 10, generator).sum(0)
+    counts = _grown_column_counts(s, 3, 10, generator).sum(0).cpu()
     assert counts[occupied].sum() == 0  # an occupied column is never drawn
     free = [c for c in range(n_post) if c not in occupied]
     assert int(counts[free].sum()) == 6000
@@ -575,15 +575,15 @@ def test_grow_draws_uniformly_over_the_free_columns_of_each_row(generator):
 
 
 @pytest.mark.slow
-def test_grow_on_nearly_full_rows_draws_uniformly_over_the_few_free_columns(generator):
+def test_grow_on_nearly_full_rows_draws_uniformly_over_the_few_free_columns(device, generator):
     """5 free columns out of 300 per row: a random guess hits a free column with p = 1/60, so
     most draws (~76 %) fall through the 16 rejection rounds to the enumeration fallback."""
     n_pre, n_post = 40, 300
-    keys = torch.rand(n_pre, n_post, generator=generator)
+    keys = torch.rand(n_pre, n_post, generator=generator, device=device)
     free = torch.topk(keys, 5, dim=1).indices.sort(1).values  # [n_pre, 5], different per row
-    occupied = torch.ones(n_pre, n_post, dtype=torch.bool)
-    occupied[torch.arange(n_pre)[:, None], free] = False
-    s = nw.RaggedSynapses(n_pre, n_post, n_post, name="nearly full")
+    occupied = torch.ones(n_pre, n_post, dtype=torch.bool, device=device)
+    occupied[torch.arange(n_pre, device=device)[:, None], free] = False
+    s = nw.RaggedSynapses(n_pre, n_post, n_post, device, name="nearly full")
     s.add_var("w")
     pre, post = occupied.nonzero(as_tuple=True)
     s.add(pre, post, w=1.0)
@@ -591,7 +591,7 @@ def test_grow_on_nearly_full_rows_draws_uniformly_over_the_few_free_columns(gene
     assert counts[occupied].sum() == 0
     by_rank = counts.gather(1, free).sum(0)  # how often the k-th free column of a row was drawn
     assert int(by_rank.sum()) == n_pre * 2 * 20
-    assert chisquare(by_rank.numpy()).pvalue > 1e-3
+    assert chisquare(by_rank.cpu().numpy()).pvalue > 1e-3
 
 
 # ------------------------------------------------------------ validate
@@ -709,8 +709,8 @@ def test_state_dict_round_trip_restores_connectivity_values_and_version(device):
     assert_same_state(d, r.state_dict())
 
 
-def test_from_state_dict_rejects_corrupted_state():
-    s = make_store([0, 0], [1, 2], capacity=3, n=4)
+def test_from_state_dict_rejects_corrupted_state(device):
+    s = make_store([0, 0], [1, 2], capacity=3, device=device, n=4)
     d = s.state_dict()
     d["ind"][0, 1] = 1
     with pytest.raises(ValueError, match=r"duplicate synapse \(0, 1\)"):
@@ -953,25 +953,25 @@ def test_bad_input_raises_clear_error_and_leaves_store_unchanged(device, call, e
         ((4, 5, 2), dict(autapses=False), ValueError, "autapses=False needs n_pre == n_post"),
     ],
 )
-def test_constructor_rejects_bad_sizes(args, kwargs, exc, match):
+def test_constructor_rejects_bad_sizes(device, args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
-        nw.RaggedSynapses(*args, **kwargs)
+        nw.RaggedSynapses(*args, device=device, **kwargs)
 
 
-def test_from_coo_rejects_bad_input():
+def test_from_coo_rejects_bad_input(device):
     with pytest.raises(ValueError, match="same length, got 2 and 1"):
-        nw.RaggedSynapses.from_coo(3, 3, [0, 1], [2])
+        nw.RaggedSynapses.from_coo(3, 3, [0, 1], [2], device=device)
     with pytest.raises(ValueError, match="padding must be >= 1.0"):
-        nw.RaggedSynapses.from_coo(3, 3, [0], [2], padding=0.5)
+        nw.RaggedSynapses.from_coo(3, 3, [0], [2], padding=0.5, device=device)
     with pytest.raises(ValueError, match=r"pre indices must lie in \[0, 3\)"):
-        nw.RaggedSynapses.from_coo(3, 3, [3], [2])
+        nw.RaggedSynapses.from_coo(3, 3, [3], [2], device=device)
     with pytest.raises(nw.DuplicateSynapseError):
-        nw.RaggedSynapses.from_coo(3, 3, [1, 1], [2, 2])
+        nw.RaggedSynapses.from_coo(3, 3, [1, 1], [2, 2], device=device)
 
 
 @pytest.mark.parametrize("name", ["pre", "post", "on_full", "on_duplicate", "per_row", "generator"])
-def test_argument_names_cannot_be_variable_names(name):
-    s = nw.RaggedSynapses(2, 2, 2)
+def test_argument_names_cannot_be_variable_names(device, name):
+    s = nw.RaggedSynapses(2, 2, 2, device)
     with pytest.raises(ValueError, match="reserved"):
         s.add_var(name)
     assert s.vars == {}

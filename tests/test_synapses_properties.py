@@ -20,9 +20,9 @@ After every operation the store must pass ``validate()`` and agree with the mode
   never exceeds ``n_pre`` and never shrinks);
 
 and a call that raises must change nothing. Each sequence runs on both implementations of the
-structural changes (numba kernels, PyTorch ops). The number of examples comes from the hypothesis
-profile (``tests/conftest.py``: ``quick`` by default, ``HYPOTHESIS_PROFILE=full`` for 300); the
-``slow`` variant always runs 300.
+structural changes (numba kernels on the CPU, PyTorch ops on every device). The number of
+examples comes from the hypothesis profile (``tests/conftest.py``: ``quick`` by default,
+``HYPOTHESIS_PROFILE=full`` for 300); the ``slow`` variant always runs 300.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import importlib.util
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neurowire as nw
@@ -43,6 +43,8 @@ CONFIGS = {  # name -> (n_pre, n_post, autapses)
     "recurrent 6x6 without autapses": (6, 6, False),
 }
 GROW_W = 2.5
+#: the ``device`` fixture is function-scoped but constant for a test case: safe to share
+NO_FIXTURE_CHECK = [HealthCheck.function_scoped_fixture]
 PATHS = [
     pytest.param(
         True,
@@ -173,41 +175,45 @@ def check(s, model):
     s.validate()
     check_slots(s, model)
     check_views(s, model)
-    pre, post = s.coo()
-    all_pre, all_post = torch.meshgrid(torch.arange(s.n_pre), torch.arange(s.n_post), indexing="ij")
+    pre, post = (t.cpu() for t in s.coo())
+    all_pre, all_post = torch.meshgrid(
+        torch.arange(s.n_pre, device=s.device),
+        torch.arange(s.n_post, device=s.device),
+        indexing="ij",
+    )
     member = [
         (p, q) in model
         for p, q in zip(all_pre.flatten().tolist(), all_post.flatten().tolist(), strict=True)
     ]
     assert s.contains(all_pre.flatten(), all_post.flatten()).tolist() == member
-    dense_w = torch.zeros(s.n_pre, s.n_post)
+    dense_w = torch.zeros(s.n_pre, s.n_post)  # the model's, on the CPU
     dense_e = torch.zeros(B, s.n_pre, s.n_post)
     dense_n = torch.zeros(s.n_pre, s.n_post, dtype=torch.int32)
     for (p, q), (w, e, n) in model.vals.items():
         dense_w[p, q], dense_e[:, p, q], dense_n[p, q] = w, torch.tensor(e), n
-    assert torch.equal(s.to_dense("w"), dense_w)
-    assert torch.equal(s.to_dense("e"), dense_e)
-    assert torch.equal(s.to_dense("n"), dense_n)
-    assert torch.equal(s.values("w"), dense_w[pre, post])
-    assert torch.equal(s.values("e"), dense_e[:, pre, post])
-    assert torch.equal(s.values("n"), dense_n[pre, post])
+    assert torch.equal(s.to_dense("w").cpu(), dense_w)
+    assert torch.equal(s.to_dense("e").cpu(), dense_e)
+    assert torch.equal(s.to_dense("n").cpu(), dense_n)
+    assert torch.equal(s.values("w").cpu(), dense_w[pre, post])
+    assert torch.equal(s.values("e").cpu(), dense_e[:, pre, post])
+    assert torch.equal(s.values("n").cpu(), dense_n[pre, post])
 
 
 def apply_add(s, model, step, pairs, on_full, on_duplicate, flat_e, give_n):
-    k = len(pairs)
-    pre = torch.tensor([p for p, _ in pairs], dtype=torch.int64)
-    post = torch.tensor([q for _, q in pairs], dtype=torch.int64)
+    k, dev = len(pairs), s.device
+    pre = torch.tensor([p for p, _ in pairs], dtype=torch.int64, device=dev)
+    post = torch.tensor([q for _, q in pairs], dtype=torch.int64, device=dev)
     w = [step * 100.0 + i + 0.5 for i in range(k)]
     if flat_e:  # one [k] vector written into every batch copy
         e = [[x + 1000.0 for x in w]] * B
-        e_given = torch.tensor(e[0])
+        e_given = torch.tensor(e[0], device=dev)
     else:
         e = [[x + 1000.0 * (b + 1) for x in w] for b in range(B)]
-        e_given = torch.tensor(e).reshape(B, k)
+        e_given = torch.tensor(e, device=dev).reshape(B, k)
     n = [step * 100 + i for i in range(k)]
-    values = dict(w=torch.tensor(w), e=e_given)
+    values = dict(w=torch.tensor(w, device=dev), e=e_given)
     if give_n:
-        values["n"] = torch.tensor(n, dtype=torch.int32)
+        values["n"] = torch.tensor(n, dtype=torch.int32, device=dev)
 
     # the model's expectation
     errors = []
@@ -242,8 +248,8 @@ def apply_add(s, model, step, pairs, on_full, on_duplicate, flat_e, give_n):
 
 
 def apply_remove(s, model, bits):
-    mask = torch.tensor(bits).view(s.n_pre, CAP)
-    removed = s.remove(mask)
+    mask = torch.tensor(bits).view(s.n_pre, CAP)  # read on the CPU below
+    removed = s.remove(mask.to(s.device))
     expected = []
     for i, row in enumerate(model.rows):
         gone = [q for j, q in enumerate(row) if mask[i, j]]
@@ -260,8 +266,8 @@ def apply_grow(s, model, counts, seed):
     want = [
         min(c, CAP - length, f) for c, length, f in zip(counts, lengths, free_cols, strict=True)
     ]
-    gen = torch.Generator().manual_seed(seed)
-    added = s.grow(torch.tensor(counts), generator=gen, w=GROW_W)
+    gen = torch.Generator(s.device).manual_seed(seed)
+    added = s.grow(torch.tensor(counts, device=s.device), generator=gen, w=GROW_W)
     assert added.tolist() == want
     # the new synapses follow the existing ones (check() verifies the existing ones stayed put)
     for i in range(s.n_pre):
@@ -273,10 +279,12 @@ def apply_grow(s, model, counts, seed):
             model.append(i, q, (GROW_W, (0.0,) * B, 0))
 
 
-def run_sequence(config, native_ops, data):
+def run_sequence(config, native_ops, device, data):
+    if native_ops and device.type != "cpu":
+        pytest.skip("the numba store kernels run on the CPU only")
     n_pre, n_post, autapses = config
     sequence = data.draw(ops(n_pre, n_post), label="operations")
-    s = nw.RaggedSynapses(n_pre, n_post, CAP, name="prop", autapses=autapses)
+    s = nw.RaggedSynapses(n_pre, n_post, CAP, device, name="prop", autapses=autapses)
     s.native_ops = native_ops
     s.add_var("w")
     s.add_var("e", batched=B)
@@ -295,16 +303,18 @@ def run_sequence(config, native_ops, data):
 
 @pytest.mark.parametrize("native_ops", PATHS)
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
-@settings(database=None)  # examples: the hypothesis profile's
+@settings(database=None, suppress_health_check=NO_FIXTURE_CHECK)  # the profile's examples
 @given(data=st.data())
-def test_random_add_remove_grow_sequences_match_a_python_model(config, native_ops, data):
-    run_sequence(config, native_ops, data)
+def test_random_add_remove_grow_sequences_match_a_python_model(config, native_ops, device, data):
+    run_sequence(config, native_ops, device, data)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("native_ops", PATHS)
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
-@settings(max_examples=300, database=None)
+@settings(max_examples=300, database=None, suppress_health_check=NO_FIXTURE_CHECK)
 @given(data=st.data())
-def test_random_add_remove_grow_sequences_match_a_python_model_long(config, native_ops, data):
-    run_sequence(config, native_ops, data)
+def test_random_add_remove_grow_sequences_match_a_python_model_long(
+    config, native_ops, device, data
+):
+    run_sequence(config, native_ops, device, data)

@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neurowire as nw
@@ -17,8 +17,9 @@ from neurowire.synapses import StoreError
 TAMPERED = "ind/row_length were written outside `with store.mutation"
 
 
-def store(device="cpu", native=True, batched=False):
-    """8 x 10, capacity 6: rows hold (i, i..i+3 mod 10) with weight 10 * pre + post."""
+def store(device, native=True, batched=False):
+    """8 x 10, capacity 6, on ``device``: rows hold (i, i..i+3 mod 10) with weight
+    10 * pre + post."""
     pre = torch.arange(8).repeat_interleave(4)
     post = (pre + torch.arange(4).repeat(8)) % 10
     s = nw.RaggedSynapses(8, 10, 6, device, name="seal")
@@ -82,8 +83,8 @@ def test_the_issue_example_row_length_write_no_longer_leaves_stale_views(device)
     assert isinstance(StoreError("x"), ValueError)
 
 
-def test_load_state_dict_repairs_a_tampered_store():
-    s = store()
+def test_load_state_dict_repairs_a_tampered_store(device):
+    s = store(device)
     saved = s.state_dict()
     s.row_length[1] = 0
     s.load_state_dict(saved)
@@ -92,8 +93,8 @@ def test_load_state_dict_repairs_a_tampered_store():
 
 
 @pytest.mark.parametrize("attr", ["ind", "row_length"])
-def test_structure_cannot_be_reassigned(attr):
-    s = store()
+def test_structure_cannot_be_reassigned(device, attr):
+    s = store(device)
     original = getattr(s, attr)
     with pytest.raises(AttributeError, match=r"read-only.*with store\.mutation\(\):"):
         setattr(s, attr, original.clone())
@@ -118,7 +119,7 @@ def test_the_store_own_operations_keep_the_seal(device, native):
 
 def test_numpy_writes_followed_by_changed_are_the_native_engine_contract():
     """Kernels writing through numpy views are invisible to the seal; they call _changed()."""
-    s = store()
+    s = store("cpu")  # numpy views: the CPU only
     assert s.live[1].sum() == 4  # cached
     s.row_length.numpy()[1] = 0  # as a fused rule kernel does
     s._changed()
@@ -152,15 +153,15 @@ def test_mutation_edits_take_effect_bump_versions_and_refresh_every_view(device)
     s.validate()
 
 
-def test_a_mutation_block_that_raises_is_undone_and_the_error_passes_unchanged():
-    s = store()
+def test_a_mutation_block_that_raises_is_undone_and_the_error_passes_unchanged(device):
+    s = store(device)
     before = s.state_dict()
     err = RuntimeError("boom")
     with pytest.raises(RuntimeError) as caught:
         with s.mutation():
             s.row_length[:] = 0
             s.vars["weight"].fill_(3.0)
-            s.vars["new"] = torch.zeros(8, 6)
+            s.vars["new"] = torch.zeros(8, 6, device=device)
             raise err
     assert caught.value is err
     after = s.state_dict()
@@ -171,8 +172,8 @@ def test_a_mutation_block_that_raises_is_undone_and_the_error_passes_unchanged()
     assert s.nnz == 32 and len(pairs(s)) == 32
 
 
-def test_nested_mutations_join_the_outer_one():
-    s = store()
+def test_nested_mutations_join_the_outer_one(device):
+    s = store(device)
     before = s.state_dict()
     with pytest.raises(StoreError, match="duplicate synapse"):
         with s.mutation():
@@ -183,16 +184,16 @@ def test_nested_mutations_join_the_outer_one():
     assert torch.equal(s.state_dict()["row_length"], before["row_length"])
 
 
-def test_a_mutation_cannot_start_on_a_tampered_store():
-    s = store()
+def test_a_mutation_cannot_start_on_a_tampered_store(device):
+    s = store(device)
     s.row_length[1] = 0
     with pytest.raises(StoreError, match=TAMPERED):
         with s.mutation():
             pass
 
 
-def test_writing_into_a_cached_view_is_caught_and_the_view_rebuilt():
-    s = store()
+def test_writing_into_a_cached_view_is_caught_and_the_view_rebuilt(device):
+    s = store(device)
     live = s.live
     live[0, 0] = False
     with pytest.raises(StoreError, match="cached live view was written in place"):
@@ -205,8 +206,8 @@ def test_writing_into_a_cached_view_is_caught_and_the_view_rebuilt():
     assert s.coo()[0][0] == 0
 
 
-def test_pickle_and_deepcopy_keep_a_valid_seal():
-    s = store()
+def test_pickle_and_deepcopy_keep_a_valid_seal(device):
+    s = store(device)
     s.remove(s.live & (s.ind == 3))  # version counters advanced
     s.padded_columns(), s.dense()  # cached views whose own counters advanced while built
     for twin in (copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
@@ -218,10 +219,10 @@ def test_pickle_and_deepcopy_keep_a_valid_seal():
 
 # ------------------------------------------------------------ values_version
 VALUE_CHANGES = {
-    "set_values": lambda s: s.set_values("weight", torch.ones(s.nnz)),
+    "set_values": lambda s: s.set_values("weight", torch.ones(s.nnz, device=s.device)),
     "add": lambda s: s.add([0], [9], weight=2.0),
     "remove": lambda s: s.remove(s.live & (s.ind == 0)),
-    "grow": lambda s: s.grow(torch.ones(8, dtype=torch.int64)),
+    "grow": lambda s: s.grow(torch.ones(8, dtype=torch.int64, device=s.device)),
     "mutation": None,  # below
     "load_state_dict": lambda s: s.load_state_dict(s.state_dict()),
     "values_changed": lambda s: s.values_changed(),
@@ -230,8 +231,8 @@ VALUE_CHANGES = {
 
 
 @pytest.mark.parametrize("change", VALUE_CHANGES.keys())
-def test_values_version_is_bumped_by_every_value_change(change):
-    s = store()
+def test_values_version_is_bumped_by_every_value_change(device, change):
+    s = store(device)
     before = s.values_version
     if change == "mutation":
         with s.mutation():
@@ -241,8 +242,8 @@ def test_values_version_is_bumped_by_every_value_change(change):
     assert s.values_version > before
 
 
-def test_reads_bump_no_version():
-    s = store()
+def test_reads_bump_no_version(device):
+    s = store(device)
     versions = s.version, s.values_version
     s.live, s.coo(), s.csr(), s.columns(), s.padded_columns(), s.values("weight"), s.dense()
     s.to_dense("weight"), s.contains([0], [1]), s.state_dict(), s.validate()
@@ -258,7 +259,9 @@ def test_dense_equals_to_dense_and_is_cached(device):
 
 
 DENSE_REFRESH = {
-    "set_values": lambda s: s.set_values("weight", torch.arange(s.nnz, dtype=torch.float32)),
+    "set_values": lambda s: s.set_values(
+        "weight", torch.arange(s.nnz, dtype=torch.float32, device=s.device)
+    ),
     "add": lambda s: s.add([0], [9], weight=5.0),
     "remove": lambda s: s.remove(s.live & (s.ind == 0)),
     "numpy write + values_changed": lambda s: (
@@ -270,17 +273,19 @@ DENSE_REFRESH = {
 }
 
 
-@pytest.mark.parametrize("change", DENSE_REFRESH.values(), ids=DENSE_REFRESH.keys())
-def test_dense_refreshes_after_every_change(change):
-    s = store()
+@pytest.mark.parametrize("change", DENSE_REFRESH.keys())
+def test_dense_refreshes_after_every_change(device, change):
+    if "numpy" in change and device.type != "cpu":
+        pytest.skip("numpy views of a store exist on the CPU only")
+    s = store(device)
     old = s.dense().clone()
-    change(s)
+    DENSE_REFRESH[change](s)
     new = s.dense()
     assert torch.equal(new, s.to_dense("weight")) and not torch.equal(new, old)
 
 
 def test_numpy_writes_need_values_changed():
-    s = store()
+    s = store("cpu")  # numpy views: the CPU only
     d = s.dense()
     s.vars["weight"].numpy()[0, 0] = 7.0  # invisible to torch: the cache cannot know
     assert s.dense() is d
@@ -289,7 +294,9 @@ def test_numpy_writes_need_values_changed():
 
 
 # ------------------------------------------------------------ property
-@settings(max_examples=40, deadline=None)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # the device fixture is a constant per test case
 @given(
     which=st.sampled_from(["ind", "row_length"]),
     row=st.integers(0, 7),
@@ -297,16 +304,18 @@ def test_numpy_writes_need_values_changed():
     value=st.integers(-2, 11),
     ops=st.lists(st.sampled_from(["remove", "add", "grow", "mutate"]), max_size=4),
 )
-def test_any_out_of_band_write_is_caught_after_any_sanctioned_history(which, row, col, value, ops):
-    s = store()
-    gen = torch.Generator().manual_seed(row * 7 + col)
+def test_any_out_of_band_write_is_caught_after_any_sanctioned_history(
+    device, which, row, col, value, ops
+):
+    s = store(device)
+    gen = torch.Generator(device).manual_seed(row * 7 + col)
     for op in ops:
         if op == "remove":
             s.remove(s.live & (s.ind % 2 == row % 2))
         elif op == "add":
             s.add([row], [col], on_full="skip", on_duplicate="skip")
         elif op == "grow":
-            s.grow(torch.ones(8, dtype=torch.int64), generator=gen)
+            s.grow(torch.ones(8, dtype=torch.int64, device=device), generator=gen)
         else:
             with s.mutation():
                 s.row_length[row] = min(int(s.row_length[row]), 1)

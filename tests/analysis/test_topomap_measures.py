@@ -120,11 +120,13 @@ def test_empty_neurons_are_nan_excluded_and_counted():
     assert nothing["n_empty"] == N and math.isnan(nothing["ad"])
 
 
-def test_torch_tensors_are_accepted():
+def test_torch_tensors_are_accepted(device):
+    """Tensors on any device (a store's coo() on CUDA, say) measure like the numpy arrays."""
     pre, post = bamford_initial_connectivity(rng=3)
     w = np.random.default_rng(3).random(pre.size)
     a = map_quality(pre, post, GRID, w)
-    b = map_quality(torch.from_numpy(pre), torch.from_numpy(post), GRID, torch.from_numpy(w))
+    pre_t, post_t, w_t = (torch.from_numpy(v).to(device) for v in (pre, post, w))
+    b = map_quality(pre_t, post_t, GRID, w_t)
     assert a == b
 
 

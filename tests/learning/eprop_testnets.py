@@ -89,6 +89,15 @@ def random_input(batch: int, steps: int, n_in: int, p: float = 0.15, seed: int =
     return x, labels
 
 
+def on_device(device: torch.device) -> dict:
+    """EProp's arguments for a test on ``device``: the default engine on the CPU (native when
+    numba is installed), the pure-PyTorch reference engine ``"torch"`` elsewhere (the Triton
+    engine has its own tests)."""
+    if device.type == "cpu":
+        return {"device": device}
+    return {"device": device, "engine": "torch"}
+
+
 def max_rel_error(a: dict, b: dict) -> dict:
     """Per key ``max|a - b| / max|b|`` (b is the reference; asserts it is not all zero)."""
     assert set(a) == set(b), (sorted(a), sorted(b))

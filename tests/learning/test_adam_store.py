@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import pytest
 import torch
-from eprop_testnets import make_network, random_input
+from eprop_testnets import make_network, on_device, random_input
 
 import neurowire as nw
 from neurowire.learning import Adam, EProp
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_dense_adam_equals_torch_adam_step_for_step(dtype):
-    gen = torch.Generator().manual_seed(0)
-    w0 = torch.randn(5, 4, generator=gen, dtype=dtype)
+def test_dense_adam_equals_torch_adam_step_for_step(device, dtype):
+    gen = torch.Generator(device).manual_seed(0)
+    w0 = torch.randn(5, 4, generator=gen, dtype=dtype, device=device)
     ours, theirs = w0.clone(), torch.nn.Parameter(w0.clone())
     adam = Adam(lr=0.01, betas=(0.8, 0.99), eps=1e-6)
-    ref = torch.optim.Adam([theirs], lr=0.01, betas=(0.8, 0.99), eps=1e-6)
+    # foreach=False: torch's one-tensor-at-a-time Adam on every device (the same elementwise
+    # ops as ours, so equal bit for bit; CUDA would default to the foreach variant)
+    ref = torch.optim.Adam([theirs], lr=0.01, betas=(0.8, 0.99), eps=1e-6, foreach=False)
     for _ in range(6):
-        g = torch.randn(5, 4, generator=gen, dtype=dtype)
+        g = torch.randn(5, 4, generator=gen, dtype=dtype, device=device)
         g[0, 0] = 0.0
         adam.step({"w": (ours, g)})
         theirs.grad = g.clone()
@@ -33,9 +35,9 @@ def code(pre, post):
     return 1000.0 + 100.0 * pre.double() + post.double()
 
 
-def test_moments_move_with_their_synapses_and_new_ones_start_at_zero():
+def test_moments_move_with_their_synapses_and_new_ones_start_at_zero(device):
     store = nw.RaggedSynapses.from_coo(
-        4, 6, [0, 0, 0, 1, 2, 2, 3], [1, 3, 5, 0, 2, 4, 5], capacity=4, weight=0.5
+        4, 6, [0, 0, 0, 1, 2, 2, 3], [1, 3, 5, 0, 2, 4, 5], capacity=4, device=device, weight=0.5
     )
     adam = Adam(lr=0.1)
     adam.attach("p", store)
@@ -48,7 +50,9 @@ def test_moments_move_with_their_synapses_and_new_ones_start_at_zero():
     pre, post = store.coo()
     m, v = store.values("adam_m"), store.values("adam_v")
     added = {(0, 2), (2, 0), (1, 5)}
-    new = torch.tensor([(i, j) in added for i, j in zip(pre.tolist(), post.tolist(), strict=True)])
+    new = torch.tensor(
+        [(i, j) in added for i, j in zip(pre.tolist(), post.tolist(), strict=True)], device=device
+    )
     assert new.sum() == 3
     assert torch.equal(m[~new], code(pre, post)[~new].to(m.dtype))
     assert torch.equal(v[~new], 2 * code(pre, post)[~new].to(v.dtype))
@@ -61,15 +65,15 @@ def test_moments_move_with_their_synapses_and_new_ones_start_at_zero():
     assert bool((store.vars["weight"][store.live] < w_before[store.live]).all())
 
 
-def test_sparse_step_matches_dense_step_on_live_synapses():
-    gen = torch.Generator().manual_seed(1)
-    store = nw.RaggedSynapses.from_coo(3, 5, [0, 0, 1, 2], [0, 4, 2, 1], capacity=3)
-    store.add_var("weight", init=torch.randn(4, generator=gen))
+def test_sparse_step_matches_dense_step_on_live_synapses(device):
+    gen = torch.Generator(device).manual_seed(1)
+    store = nw.RaggedSynapses.from_coo(3, 5, [0, 0, 1, 2], [0, 4, 2, 1], capacity=3, device=device)
+    store.add_var("weight", init=torch.randn(4, generator=gen, device=device))
     dense = store.to_dense("weight")
     a_sparse, a_dense = Adam(lr=0.05), Adam(lr=0.05)
     for _ in range(3):
-        g_dense = torch.randn(3, 5, generator=gen)
-        g_slots = torch.zeros(3, 3)
+        g_dense = torch.randn(3, 5, generator=gen, device=device)
+        g_slots = torch.zeros(3, 3, device=device)
         pre, post = store.coo()
         g_slots.view(-1)[store.csr().slot] = g_dense[pre, post]
         a_sparse.step({"s": (store, g_slots)})
@@ -98,7 +102,7 @@ class PruneAndRegrow(nw.StructuralRule):
         w = torch.where(view.live, view["weight"].abs(), float("inf"))
         cut = w.flatten().topk(self.k, largest=False).values.max()
         gone = view.live & (w <= cut)
-        rows = torch.arange(view.n_pre)[:, None].expand_as(gone)
+        rows = torch.arange(view.n_pre, device=gone.device)[:, None].expand_as(gone)
         self.removed = set(zip(rows[gone].tolist(), view.post[gone].tolist(), strict=True))
         removed = view.remove(gone)
         view.grow(per_row=removed, weight=0.0)
@@ -106,11 +110,17 @@ class PruneAndRegrow(nw.StructuralRule):
         assert ctx.step == self.calls and ctx.projection == "inp->h"
 
 
-def test_trainer_rewiring_moves_moments_and_zeroes_new_ones():
+def test_trainer_rewiring_moves_moments_and_zeroes_new_ones(device):
     net, out = make_network("alif", sparse=True)
     rule = PruneAndRegrow(3)
-    trainer = EProp(net, out, optimizer=Adam(lr=0.01), rewiring={net.projections["inp->h"]: rule})
-    x, labels = random_input(4, 30, 5, seed=2)
+    trainer = EProp(
+        net,
+        out,
+        optimizer=Adam(lr=0.01),
+        rewiring={net.projections["inp->h"]: rule},
+        **on_device(device),
+    )
+    x, labels = (t.to(device) for t in random_input(4, 30, 5, seed=2))
     s = net.projections["inp->h"].synapses
     for _ in range(2):
         trainer.train_step(x, labels)
@@ -131,14 +141,15 @@ def test_trainer_rewiring_moves_moments_and_zeroes_new_ones():
     assert trainer.rewiring_log.totals("inp->h") == {"removed": 6, "added": 6, "failed": 0}
 
 
-def test_trainer_keeps_dense_and_bias_moments_in_the_optimizer():
+def test_trainer_keeps_dense_and_bias_moments_in_the_optimizer(device):
     net, out = make_network("lif", sparse=False)
     adam = Adam(lr=0.01)
-    trainer = EProp(net, out, optimizer=adam)
-    x, labels = random_input(2, 20, 5, seed=3)
+    trainer = EProp(net, out, optimizer=adam, **on_device(device))
+    x, labels = (t.to(device) for t in random_input(2, 20, 5, seed=3))
     trainer.train_step(x, labels)
     assert set(adam.state) == {"inp->h", "h->h", "h->out", "out.bias"}
     assert adam.state["out.bias"]["m"].shape == (3,)
+    assert adam.state["out.bias"]["m"].device.type == device.type
     assert float(adam.state["inp->h"]["v"].abs().sum()) > 0
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from eprop_testnets import make_network, random_input
+from eprop_testnets import make_network, on_device, random_input
 
 import neurowire as nw
 from neurowire.codegen import maximum, spike, where
@@ -15,9 +15,10 @@ from neurowire.learning import EProp, RateRegularizer
 
 
 @pytest.fixture
-def trainer():
+def trainer(device):
+    """A trainer on ``device``; the tests pass it CPU inputs (and numpy), which it moves."""
     net, out = make_network("mixed", sparse=True)
-    return EProp(net, out)
+    return EProp(net, out, **on_device(device))
 
 
 def base_network():
@@ -58,10 +59,12 @@ def test_spikes_with_wrong_dtype_or_values(trainer):
 def test_spikes_as_uint8_float_or_numpy_are_accepted(trainer):
     x, labels = random_input(2, 10, 5)
     ref = trainer.compute_gradients(x, labels)
+    # bit for bit on the CPU; float64 rounding on CUDA, whose index_add_ sums in no fixed order
+    tol = 0.0 if trainer.device.type == "cpu" else 1e-12
     for other in (x.to(torch.uint8), x.float(), x.numpy()):
         got = trainer.compute_gradients(other, labels)
         for key in ref:
-            assert torch.equal(got[key], ref[key])
+            torch.testing.assert_close(got[key], ref[key], rtol=tol, atol=tol)
 
 
 def test_labels_out_of_range_or_of_wrong_kind(trainer):
@@ -76,9 +79,9 @@ def test_labels_out_of_range_or_of_wrong_kind(trainer):
         trainer.compute_gradients(x, torch.tensor([0, 1, 2]))
 
 
-def test_regression_targets_checked():
+def test_regression_targets_checked(device):
     net, out = make_network("lif")
-    trainer = EProp(net, out, loss="mse")
+    trainer = EProp(net, out, loss="mse", **on_device(device))
     x, _ = random_input(2, 10, 5)
     with pytest.raises(ValueError, match=r"\(2, 10, 3\)"):
         trainer.compute_gradients(x, torch.zeros(2, 10))
@@ -185,11 +188,12 @@ def test_two_spike_sources_are_rejected():
         EProp(net, out)
 
 
-def test_numpy_labels_accepted():
+def test_numpy_labels_accepted(device):
     net, out = make_network("lif")
     x, labels = random_input(2, 10, 5)
-    grads = EProp(net, out).compute_gradients(x, np.asarray(labels))
+    grads = EProp(net, out, **on_device(device)).compute_gradients(x, np.asarray(labels))
     assert set(grads) == {"inp->h", "h->h", "h->out", "out.bias"}
+    assert all(g.device.type == device.type for g in grads.values())
 
 
 class _SteppedALIF(nw.ALIF):

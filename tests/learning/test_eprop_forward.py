@@ -24,7 +24,7 @@ from neurowire.learning.forward import (
 )
 
 
-def one_neuron(model, w_in=1.0, w_rec=None, w_out=1.0, bias=0.0, tau_out=10.0):
+def one_neuron(model, device, w_in=1.0, w_rec=None, w_out=1.0, bias=0.0, tau_out=10.0):
     net = nw.Network(dt=1.0, seed=0, dtype=torch.float64)
     inp = net.population("inp", nw.SpikeSource(1))
     hid = net.population("hid", model)
@@ -33,20 +33,24 @@ def one_neuron(model, w_in=1.0, w_rec=None, w_out=1.0, bias=0.0, tau_out=10.0):
     if w_rec is not None:
         net.connect(hid, hid, nw.Dense(), weight=torch.as_tensor(w_rec, dtype=torch.float64))
     net.connect(hid, out, nw.Dense(), weight=torch.full((model.n, 1), w_out, dtype=torch.float64))
-    return compile_network(net, out)
+    enet = compile_network(net, out, device)
+    assert enet.device.type == device.type
+    return enet
 
 
 def run(enet, spike_steps, steps):
-    x = torch.zeros(1, steps, 1, dtype=torch.bool)
+    """The torch forward pass on ``enet.device``; ``d``, ``z`` and ``y`` come back on the CPU."""
+    x = torch.zeros(1, steps, 1, dtype=torch.bool, device=enet.device)
     x[0, list(spike_steps), 0] = True
     w = gather_weights(enet, None)
     d, z = simulate(enet, w, input_currents(enet, w, input_events(x), steps))
     y = readout(hidden_events(z), w, enet.kappa, steps)
-    return d[:, 0].clone(), z[:, 0].clone(), y[:, 0, 0], w
+    assert d.device.type == y.device.type == enet.device.type
+    return d[:, 0].cpu(), z[:, 0].cpu(), y[:, 0, 0].cpu(), w
 
 
-def test_input_enters_v_in_the_same_step_and_reset_subtracts_v_th_one_step_later():
-    enet = one_neuron(nw.LIF(1, tau_m=20.0, v_th=0.6))
+def test_input_enters_v_in_the_same_step_and_reset_subtracts_v_th_one_step_later(device):
+    enet = one_neuron(nw.LIF(1, tau_m=20.0, v_th=0.6), device)
     a = math.exp(-1 / 20)
     d, z, _, _ = run(enet, [0], 4)
     # v_0 = 1 (spike), v_1 = a - 0.6 (reset one step later), v_2 = a^2 - 0.6 a
@@ -55,24 +59,24 @@ def test_input_enters_v_in_the_same_step_and_reset_subtracts_v_th_one_step_later
     assert z[:, 0].tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
-def test_threshold_is_strict():
-    enet = one_neuron(nw.LIF(1, v_th=0.5), w_in=0.5)
+def test_threshold_is_strict(device):
+    enet = one_neuron(nw.LIF(1, v_th=0.5), device, w_in=0.5)
     _, z, _, _ = run(enet, [0], 2)
     assert z.sum() == 0  # v = v_th exactly does not spike
 
 
-def test_refractory_for_n_ref_steps_after_a_spike():
-    enet = one_neuron(nw.LIF(1, tau_m=20.0, v_th=0.6, tau_refrac=2.0), w_in=5.0)
+def test_refractory_for_n_ref_steps_after_a_spike(device):
+    enet = one_neuron(nw.LIF(1, tau_m=20.0, v_th=0.6, tau_refrac=2.0), device, w_in=5.0)
     d, z, _, _ = run(enet, range(8), 8)
     assert z[:, 0].tolist() == [1, 0, 0, 1, 0, 0, 1, 0]
     assert torch.isinf(d[[1, 2, 4, 5, 7], 0]).all()  # psi and z vanish there
-    psi = pseudo_derivative_(d.clone(), enet.hidden)
+    psi = pseudo_derivative_(d.clone().to(device), enet.hidden).cpu()
     assert (psi[[1, 2, 4, 5, 7]] == 0).all()
 
 
-def test_alif_threshold_adapts_from_the_previous_spike():
+def test_alif_threshold_adapts_from_the_previous_spike(device):
     model = nw.ALIF(1, tau_m=20.0, tau_a=100.0, beta=1.0, v_th=0.6, tau_refrac=0.0)
-    enet = one_neuron(model)
+    enet = one_neuron(model, device)
     a_m, rho = math.exp(-1 / 20), math.exp(-1 / 100)
     d, z, _, _ = run(enet, [0, 1], 3)
     # t=0: a=0, v=1 -> spike. t=1: a = 1, A = 0.6 + 1; v = a_m + 1 - 0.6: no spike.
@@ -82,9 +86,9 @@ def test_alif_threshold_adapts_from_the_previous_spike():
     assert float(d[2, 0]) == pytest.approx(a_m * (a_m + 0.4) - (0.6 + 1.0 * rho))
 
 
-def test_dense_recurrent_diagonal_is_masked():
+def test_dense_recurrent_diagonal_is_masked(device):
     w_rec = [[100.0, 0.7], [0.0, -100.0]]
-    enet = one_neuron(nw.LIF(2, tau_m=20.0, v_th=0.6), w_in=1.0, w_rec=w_rec)
+    enet = one_neuron(nw.LIF(2, tau_m=20.0, v_th=0.6), device, w_in=1.0, w_rec=w_rec)
     a = math.exp(-1 / 20)
     d, z, _, w = run(enet, [0], 2)
     assert z[0].tolist() == [1.0, 1.0]
@@ -93,27 +97,27 @@ def test_dense_recurrent_diagonal_is_masked():
         d[1], torch.tensor([a - 0.6, a + 0.7 - 0.6], dtype=torch.float64) - 0.6
     )
     # no autapse in the recurrent matrix; the reset is the neuron model's own
-    assert torch.equal(torch.diagonal(w.w_rec), torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(torch.diagonal(w.w_rec).cpu(), torch.zeros(2, dtype=torch.float64))
 
 
-def test_readout_is_a_leaky_sum_of_spikes_plus_bias():
-    enet = one_neuron(nw.LIF(1, v_th=0.6), w_out=2.0, bias=0.1, tau_out=10.0)
+def test_readout_is_a_leaky_sum_of_spikes_plus_bias(device):
+    enet = one_neuron(nw.LIF(1, v_th=0.6), device, w_out=2.0, bias=0.1, tau_out=10.0)
     k = math.exp(-1 / 10)
     _, _, y, _ = run(enet, [0], 3)
     expect = [2.1, k * 2.1 + 0.1, k * (k * 2.1 + 0.1) + 0.1]
     torch.testing.assert_close(y, torch.tensor(expect, dtype=torch.float64))
 
 
-def test_pseudo_derivative_values():
-    enet = one_neuron(nw.LIF(1, v_th=0.5))
-    d = torch.tensor([[0.0], [0.25], [-0.5], [0.9], [float("-inf")]], dtype=torch.float64)
-    psi = pseudo_derivative_(d, enet.hidden)
+def test_pseudo_derivative_values(device):
+    enet = one_neuron(nw.LIF(1, v_th=0.5), device)
+    d = [[0.0], [0.25], [-0.5], [0.9], [float("-inf")]]
+    psi = pseudo_derivative_(torch.tensor(d, dtype=torch.float64, device=device), enet.hidden)
     torch.testing.assert_close(
-        psi[:, 0], torch.tensor([0.6, 0.3, 0.0, 0.0, 0.0], dtype=torch.float64)
+        psi[:, 0].cpu(), torch.tensor([0.6, 0.3, 0.0, 0.0, 0.0], dtype=torch.float64)
     )
 
 
-def test_flush_denormals_inside_the_block_and_restored_after():
+def test_flush_denormals_inside_the_block_and_restored_after():  # a CPU setting
     def denormal_survives():
         return torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() != 0.0
 

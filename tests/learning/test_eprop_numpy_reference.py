@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from eprop_testnets import make_network, random_input, style_network
+from eprop_testnets import make_network, on_device, random_input, style_network
 
 import neurowire as nw
 from neurowire.learning import EProp, RateRegularizer
@@ -121,18 +121,29 @@ def numpy_eprop(prm, w_in, m_in, w_rec, m_rec, w_out, bias, fb, kappa, x, target
     return {"in": g_in * m_in, "rec": g_rec * m_rec, "out": g_out, "bias": g_b}
 
 
-def compare(net, out, x, target, loss="sce", reg=None, feedback="symmetric", tol=1e-9):
+def compare(net, out, x, target, device, loss="sce", reg=None, feedback="symmetric", tol=1e-9):
+    """Both methods on ``device`` against the numpy reference on the CPU, float64 throughout:
+    the largest error relative to the largest reference gradient must stay below ``tol``."""
     inp = next(p for p in net.populations.values() if isinstance(p.model, nw.SpikeSource))
     hidden = [p for p in net.populations.values() if p is not inp and p is not out]
     prm = hidden_parameters(net, hidden)
     w_in, m_in, w_rec, m_rec, w_out = global_matrices(net, inp, hidden, out)
     bias = out.params["bias"].double().numpy()
     trainers = {
-        m: EProp(net, out, method=m, loss=loss, feedback=feedback, regularization=reg, seed=5)
+        m: EProp(
+            net,
+            out,
+            method=m,
+            loss=loss,
+            feedback=feedback,
+            regularization=reg,
+            seed=5,
+            **on_device(device),
+        )
         for m in ("online", "factorized")
     }
     fb_t = trainers["online"].feedback_matrix
-    fb = w_out.T if fb_t is None else fb_t.double().numpy()
+    fb = w_out.T if fb_t is None else fb_t.double().cpu().numpy()
     tgt = target.numpy()
     ref = numpy_eprop(
         prm,
@@ -152,7 +163,7 @@ def compare(net, out, x, target, loss="sce", reg=None, feedback="symmetric", tol
     )
     offset = {p.name: sum(q.n for q in hidden[: hidden.index(p)]) for p in hidden}
     for method, trainer in trainers.items():
-        grads = trainer.compute_gradients(x, target)
+        grads = trainer.compute_gradients(x.to(device), target.to(device))
         for name, g in grads.items():
             if name == f"{out.name}.bias":
                 expect = ref["bias"]
@@ -169,7 +180,8 @@ def compare(net, out, x, target, loss="sce", reg=None, feedback="symmetric", tol
                     expect = ref["rec"][r : r + proj.post.n, c : c + proj.pre.n].T
             scale = np.abs(expect).max()
             assert scale > 0, (method, name)
-            err = np.abs(g.double().numpy() - expect).max() / scale
+            assert g.device.type == device.type, (method, name)
+            err = np.abs(g.double().cpu().numpy() - expect).max() / scale
             assert err < tol, (method, name, err)
 
 
@@ -182,20 +194,20 @@ def compare(net, out, x, target, loss="sce", reg=None, feedback="symmetric", tol
         ("alif", False, RateRegularizer(c=20.0, f_target_hz=5.0), "symmetric"),
     ],
 )
-def test_both_methods_match_numpy(kind, sparse, reg, feedback):
+def test_both_methods_match_numpy(device, kind, sparse, reg, feedback):
     net, out = make_network(kind, sparse=sparse)
     x, labels = random_input(3, 35, 5, seed=9)
-    compare(net, out, x, labels, reg=reg, feedback=feedback)
+    compare(net, out, x, labels, device, reg=reg, feedback=feedback)
 
 
-def test_regression_matches_numpy():
+def test_regression_matches_numpy(device):
     net, out = make_network("lif", sparse=True)
     x, _ = random_input(2, 30, 5, seed=10)
     targets = torch.randn(2, 30, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    compare(net, out, x, targets, loss="mse")
+    compare(net, out, x, targets, device, loss="mse")
 
 
-def test_style_network_matches_numpy():
+def test_style_network_matches_numpy(device):
     net, out = style_network()
     x = torch.rand(3, 25, 4, generator=torch.Generator().manual_seed(2)) < 0.3
-    compare(net, out, x, torch.tensor([1, 0, 2]), reg=RateRegularizer(c=5.0))
+    compare(net, out, x, torch.tensor([1, 0, 2]), device, reg=RateRegularizer(c=5.0))

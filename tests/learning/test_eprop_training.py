@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from eprop_testnets import on_device
 
 import neurowire as nw
 from neurowire.data import Batches, frozen_poisson_patterns
@@ -24,7 +25,7 @@ def task(seed=0):
     )
 
 
-def trainer(method="factorized", seed=0, **kwargs):
+def trainer(device, method="factorized", seed=0, **kwargs):
     net = nw.Network(dt=1.0, seed=seed)
     inp = net.population("input", nw.SpikeSource(40))
     hid = net.population(
@@ -35,6 +36,7 @@ def trainer(method="factorized", seed=0, **kwargs):
     net.connect(hid, hid, nw.FixedProbability(0.2), weight=nw.Normal(0.0, 6.4**-0.5), padding=1.5)
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0.0, 32**-0.5))
     kwargs.setdefault("regularization", RateRegularizer(c=1.0, f_target_hz=20.0))
+    kwargs.update(on_device(device))
     return EProp(net, out, optimizer=Adam(lr=0.01), method=method, seed=seed, **kwargs)
 
 
@@ -42,58 +44,72 @@ def without_times(history):
     return [{k: v for k, v in h.items() if not k.endswith("time_s")} for h in history]
 
 
-def test_factorized_learns_the_timing_task_and_is_deterministic():
+def assert_same_history(a, b, device):
+    """Bit for bit on the CPU; on CUDA to float32 rounding (rel 1e-5), since CUDA's index_add_
+    sums in no fixed order."""
+    a, b = without_times(a), without_times(b)
+    if device.type == "cpu":
+        assert a == b
+    else:
+        assert len(a) == len(b)
+        for ha, hb in zip(a, b, strict=True):
+            assert ha == pytest.approx(hb, rel=1e-5)
+
+
+def test_factorized_learns_the_timing_task_and_is_deterministic(device):
     train, test = task()
-    runs = [trainer().fit(train, n, validation=test, progress=False) for n in (EPOCHS, 2)]
-    assert without_times(runs[0][:2]) == without_times(runs[1])
+    runs = [trainer(device).fit(train, n, validation=test, progress=False) for n in (EPOCHS, 2)]
+    assert_same_history(runs[0][:2], runs[1], device)
     assert runs[0][-1]["val_accuracy"] > 0.9, runs[0]
     assert [h["epoch"] for h in runs[0]] == list(range(1, EPOCHS + 1))
     for key in ("loss", "accuracy", "time_s", "spikes_per_neuron_per_s", "val_loss"):
         assert key in runs[0][-1]
     assert runs[0][-1]["loss"] < runs[0][0]["loss"]
-    other = trainer(seed=1).fit(train, 1, progress=False)
+    other = trainer(device, seed=1).fit(train, 1, progress=False)
     assert without_times(other) != without_times(runs[0][:1])
 
 
 @pytest.mark.slow
-def test_online_learns_the_timing_task():
+def test_online_learns_the_timing_task(device):
     train, test = task()
-    history = trainer("online").fit(train, EPOCHS, validation=test, progress=False)
+    history = trainer(device, "online").fit(train, EPOCHS, validation=test, progress=False)
     assert history[-1]["val_accuracy"] > 0.9, history
 
 
-def test_online_and_factorized_train_alike():
+def test_online_and_factorized_train_alike(device):
     """Same gradients up to rounding, hence (to 1e-6) the same first epoch."""
     train, _ = task()
     small = train.subset(torch.arange(64))
-    h = {m: trainer(m).fit(small, 1, progress=False) for m in ("online", "factorized")}
+    h = {m: trainer(device, m).fit(small, 1, progress=False) for m in ("online", "factorized")}
     for key in ("loss", "accuracy", "spikes_per_neuron_per_s"):
         assert h["online"][0][key] == pytest.approx(h["factorized"][0][key], rel=1e-6)
 
 
-def test_evaluate_changes_nothing_and_matches_predict():
+def test_evaluate_changes_nothing_and_matches_predict(device):
     train, test = task()
-    tr = trainer()
+    tr = trainer(device)
     w = tr.net.projections["input->hidden"].synapses.vars["weight"].clone()
+    assert w.device.type == device.type
     metrics = tr.evaluate(test)
     assert torch.equal(tr.net.projections["input->hidden"].synapses.vars["weight"], w)
-    pred = tr.predict(test.spikes)
+    pred = tr.predict(test.spikes.to(device)).cpu()
     assert metrics["accuracy"] == pytest.approx(float((pred == test.labels).float().mean()))
     assert set(metrics) >= {"loss", "accuracy", "time_s", "spikes_per_neuron_per_s", "trials"}
 
 
 @pytest.mark.parametrize("readout", ["sum", "avg", "max", "last"])
-def test_readouts(readout):
+def test_readouts(device, readout):
     _, test = task()
-    tr = trainer(readout=readout)
-    scores = tr.scores(test.spikes[:4])
+    tr = trainer(device, readout=readout)
+    x = test.spikes[:4].to(device)
+    scores = tr.scores(x)
     assert scores.shape == (4, 2)
     if readout == "sum":
-        avg = trainer(readout="avg").scores(test.spikes[:4])
+        avg = trainer(device, readout="avg").scores(x)
         torch.testing.assert_close(scores / 100, avg)
 
 
-def test_fit_accepts_batches_and_plain_iterables_and_calls_callbacks():
+def test_fit_accepts_batches_and_plain_iterables_and_calls_callbacks(device):
     train, _ = task()
     small = train.subset(torch.arange(64))
 
@@ -110,19 +126,19 @@ def test_fit_accepts_batches_and_plain_iterables_and_calls_callbacks():
                 trainer.stop_training = True
 
     rec = Recorder()
-    hist = trainer().fit(Batches(small, 32, seed=3), 3, callbacks=[rec], progress=False)
+    hist = trainer(device).fit(Batches(small, 32, seed=3), 3, callbacks=[rec], progress=False)
     assert len(hist) == 2 and rec.events[:3] == [("begin", 0), ("batch", 0), ("batch", 1)]
-    batches = [(small.spikes[:32], small.labels[:32])]
-    hist = trainer().fit(batches, 2, progress=False)
+    batches = [(small.spikes[:32].to(device), small.labels[:32].to(device))]
+    hist = trainer(device).fit(batches, 2, progress=False)
     assert [h["trials"] for h in hist] == [32, 32]
 
 
-def test_regression_training_reduces_the_loss():
+def test_regression_training_reduces_the_loss(device):
     train, _ = task()
-    x = train.spikes[:32]
-    target = torch.zeros(32, 100, 2)
+    x = train.spikes[:32].to(device)
+    target = torch.zeros(32, 100, 2, device=device)
     target[:, 50:, 0] = 1.0
-    tr = trainer(loss="mse", regularization=None)
+    tr = trainer(device, loss="mse", regularization=None)
     hist = tr.fit([(x, target)], 5, progress=False)
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert "accuracy" not in hist[-1]

@@ -10,7 +10,7 @@ import neurowire as nw
 from neurowire.learning import Adam, EProp
 
 
-def trained(engine: str):
+def trained(engine: str, device: torch.device):
     net = nw.Network(dt=1.0, seed=4, dtype=torch.float64)
     inp = net.population("input", nw.SpikeSource(20))
     lif = net.population("lif", nw.LIF(8, tau_m=15.0, v_th=0.5, tau_refrac=2.0))
@@ -25,7 +25,7 @@ def trained(engine: str):
     net.connect(alif, out, nw.Dense(), weight=nw.Normal(0.0, 0.3))
     for name in ("input->alif", "alif->alif"):
         net.add_rule(nw.DeepR(l1=0.01), name)
-    trainer = EProp(net, out, optimizer=Adam(lr=0.05), engine=engine, seed=0)
+    trainer = EProp(net, out, optimizer=Adam(lr=0.05), engine=engine, seed=0, device=device)
     gen = torch.Generator().manual_seed(3)
     for _ in range(3):
         x = torch.rand(4, 40, 20, generator=gen) < 0.15
@@ -35,16 +35,20 @@ def trained(engine: str):
 
 @pytest.mark.parametrize("trainer_engine", ["torch", "native"])
 @pytest.mark.parametrize("sim_engine", ["eager", "native"])
-def test_trained_network_gives_the_trainers_spikes_in_the_simulator(trainer_engine, sim_engine):
+def test_trained_network_gives_the_trainers_spikes_in_the_simulator(
+    trainer_engine, sim_engine, device
+):
     if "native" in (trainer_engine, sim_engine):
+        if device.type != "cpu":
+            pytest.skip("the native engines run on the CPU only")
         pytest.importorskip("numba")
-    net, trainer, gen = trained(trainer_engine)
+    net, trainer, gen = trained(trainer_engine, device)
     s = net.projections["alif->alif"].synapses
     assert s.nnz > 0
-    x = torch.rand(3, 50, 20, generator=gen) < 0.2
+    x = (torch.rand(3, 50, 20, generator=gen) < 0.2).to(device)
     expected = trainer.hidden_spikes(x)  # [B, T, N]
     assert expected.any() and not expected.all()
-    sim = nw.Simulator(net, engine=sim_engine, batch_size=3)
+    sim = nw.Simulator(net, device=device, engine=sim_engine, batch_size=3)
     rec = sim.run(
         52,
         record={"lif": ["spikes"], "alif": ["spikes"], "output": ["y"]},
@@ -57,7 +61,7 @@ def test_trained_network_gives_the_trainers_spikes_in_the_simulator(trainer_engi
     y = trainer.readout_trace(x)  # [B, T, K]
     kappa = net.populations["output"].model.cached_constants(net.dt)["kappa"]
     bias = net.populations["output"].params["bias"]
-    t = torch.arange(50, dtype=torch.float64)[None, :, None]
+    t = torch.arange(50, dtype=torch.float64, device=device)[None, :, None]
     y_sim = rec["output"]["y"][2:].transpose(0, 1)  # [B, T, K]
     correction = bias * (kappa ** (t + 1) + kappa ** (t + 2))
     torch.testing.assert_close(y_sim, y + correction, rtol=1e-10, atol=1e-10)

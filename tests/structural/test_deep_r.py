@@ -20,7 +20,7 @@ def _view(store, gen):
 
 
 def _ctx(store, seed=0, batch_size=1, lr=None):
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(store.device).manual_seed(seed)
     return gen, RuleContext(
         gen,
         0,
@@ -33,7 +33,8 @@ def _ctx(store, seed=0, batch_size=1, lr=None):
     )
 
 
-def _store(n_pre=6, n_post=8, capacity=5, seed=0, autapses=True):
+def _store(device, n_pre=6, n_post=8, capacity=5, seed=0, autapses=True):
+    """Drawn on the CPU (the same store on every device), then moved to ``device``."""
     g = torch.Generator().manual_seed(seed)
     pre, post = [], []
     for i in range(n_pre):
@@ -48,7 +49,12 @@ def _store(n_pre=6, n_post=8, capacity=5, seed=0, autapses=True):
     s.set_values("weight", torch.randn(s.nnz, generator=g))
     for name in ("adam_m", "adam_v"):
         s.add_var(name, init=0.5)
-    return s
+    return s.to(device)
+
+
+def _eprop_engine(device):
+    """The default e-prop engine on the CPU, the torch reference elsewhere."""
+    return {"device": device} if device.type == "cpu" else {"device": device, "engine": "torch"}
 
 
 def _pairs(s):
@@ -63,18 +69,19 @@ def _set_up(s, rule=None, seed=0, **ctx):
     return rule, gen, c
 
 
-def test_sign_bits_pack_and_read_back_any_pattern(generator):
-    dense = torch.rand(5, 19, generator=generator) < 0.5
-    bits = SignBits(torch.zeros(5, 3, dtype=torch.uint8), 19)
-    pre, post = torch.meshgrid(torch.arange(5), torch.arange(19), indexing="ij")
+def test_sign_bits_pack_and_read_back_any_pattern(device, generator):
+    dense = torch.rand(5, 19, generator=generator, device=device) < 0.5
+    bits = SignBits(torch.zeros(5, 3, dtype=torch.uint8, device=device), 19)
+    rows, cols = torch.arange(5, device=device), torch.arange(19, device=device)
+    pre, post = torch.meshgrid(rows, cols, indexing="ij")
     bits.set(pre.flatten(), post.flatten(), dense.flatten())
     assert torch.equal(bits.dense(), dense)
     assert torch.equal(bits.negative(pre, post), dense)
     assert bits.bits.numel() == 15  # one bit per pair, packed
 
 
-def test_setup_keeps_initial_signs_and_draws_fair_coins_elsewhere():
-    s = _store(n_pre=40, n_post=200, capacity=10)
+def test_setup_keeps_initial_signs_and_draws_fair_coins_elsewhere(device):
+    s = _store(device, n_pre=40, n_post=200, capacity=10)
     rule, _, _ = _set_up(s)
     bits = rule.signs["p"].dense()
     pre, post = s.coo()
@@ -86,17 +93,17 @@ def test_setup_keeps_initial_signs_and_draws_fair_coins_elsewhere():
     assert abs(frac - 0.5) < 0.02  # 8,000 fair coins: sd 0.0056
 
 
-def test_l1_hook_adds_batch_times_l1_times_sign_on_live_synapses_only():
-    s = _store()
+def test_l1_hook_adds_batch_times_l1_times_sign_on_live_synapses_only(device):
+    s = _store(device)
     rule, gen, c = _set_up(s, nw.DeepR(l1=0.25), batch_size=8)
-    grad = torch.zeros(s.n_pre, s.capacity)
+    grad = torch.zeros(s.n_pre, s.capacity, device=device)
     out = rule.adjust_gradient(_view(s, gen), grad, c)
     sign = torch.where(s.vars["weight"] < 0, -1.0, 1.0)
     assert torch.equal(out, torch.where(s.live, 0.25 * 8 * sign, 0.0))
 
 
-def test_removes_exactly_the_crossed_synapses_and_regrows_as_many_with_zero_state():
-    s = _store(n_pre=8, n_post=12, capacity=6)
+def test_removes_exactly_the_crossed_synapses_and_regrows_as_many_with_zero_state(device):
+    s = _store(device, n_pre=8, n_post=12, capacity=6)
     rule, gen, c = _set_up(s)
     before = _pairs(s)
     pre, post = s.coo()
@@ -128,14 +135,14 @@ def test_removes_exactly_the_crossed_synapses_and_regrows_as_many_with_zero_stat
     assert _pairs(s) == (before - crossed) | set(formed)
     new_pre, new_post = s.coo()
     keys = [(int(i), int(j)) for i, j in zip(new_pre, new_post, strict=True)]
-    fresh = torch.tensor([k in set(formed) for k in keys])
+    fresh = torch.tensor([k in set(formed) for k in keys], device=device)
     for name in ("weight", "adam_m", "adam_v"):
         assert torch.all(s.values(name)[fresh] == 0), name
     bits = rule.signs["p"].negative(new_pre, new_post)
     assert torch.equal(s.values("sign"), torch.where(bits, -1, 1).to(torch.int8))
 
 
-def test_training_keeps_count_signs_capacity_and_never_duplicates():
+def test_training_keeps_count_signs_capacity_and_never_duplicates(device):
     train, _ = nw.data.frozen_poisson_patterns(n_classes=2, n_inputs=20, steps=40, n_train=32)
     net = nw.Network(seed=3)
     inp = net.population("input", nw.SpikeSource(20))
@@ -145,7 +152,9 @@ def test_training_keeps_count_signs_capacity_and_never_duplicates():
     p_rec = net.connect(hid, hid, nw.FixedProbability(0.2), weight=nw.Normal(0, 0.3), padding=2.0)
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0, 0.3))
     rules = {p_in: nw.DeepR(l1=0.5), p_rec: nw.DeepR(l1=0.5, regrow="row")}
-    tr = nw.EProp(net, output=out, optimizer=nw.Adam(lr=0.05), rewiring=rules)
+    tr = nw.EProp(
+        net, output=out, optimizer=nw.Adam(lr=0.05), rewiring=rules, **_eprop_engine(device)
+    )
     counts = {p.name: p.synapses.nnz for p in rules}
     for spikes, labels in train.batches(4):
         tr.train_step(spikes, labels)
@@ -165,7 +174,9 @@ def test_training_keeps_count_signs_capacity_and_never_duplicates():
 
 
 @pytest.mark.parametrize(("regrow", "native"), [("pair", True), ("row", True), ("pair", False)])
-def test_regrowth_distribution_is_uniform_over_eligible_places(regrow, native):
+def test_regrowth_distribution_is_uniform_over_eligible_places(device, regrow, native):
+    if native and device.type != "cpu":
+        pytest.skip("the numba store kernels run on the CPU only")
     # rows of different fullness; row 2 is full, row 3 has one free slot
     n_pre, n_post, cap = 4, 6, 4
     lengths = [1, 2, 4, 3]
@@ -174,11 +185,13 @@ def test_regrowth_distribution_is_uniform_over_eligible_places(regrow, native):
     counts = np.zeros((n_pre, n_post))
     trials = 1500
     for t in range(trials):
-        s = nw.RaggedSynapses.from_coo(n_pre, n_post, pre, post, capacity=cap, name="p")
+        s = nw.RaggedSynapses.from_coo(
+            n_pre, n_post, pre, post, capacity=cap, device=device, name="p"
+        )
         s.native_ops = native  # False: the store's PyTorch remove/add path
         s.add_var("weight", init=1.0)
         rule, gen, c = _set_up(s, nw.DeepR(regrow=regrow), seed=t)
-        s.remove(torch.zeros(n_pre, cap, dtype=torch.bool))
+        s.remove(torch.zeros(n_pre, cap, dtype=torch.bool, device=device))
         before = _pairs(s)
         rule.regrow_synapses(_view(s, gen), 1, c)
         (new,) = _pairs(s) - before
@@ -220,10 +233,13 @@ def test_place_by_row_counts_retries_on_full_rows_as_failures():
     assert failed == 3 and counts.sum() == 0
 
 
-def test_original_mode_noise_has_variance_two_lr_t():
+def test_original_mode_noise_has_variance_two_lr_t(device):
     n_pre, n_post = 200, 100
-    pre, post = torch.meshgrid(torch.arange(n_pre), torch.arange(n_post), indexing="ij")
-    s = nw.RaggedSynapses.from_coo(n_pre, n_post, pre.flatten(), post.flatten(), name="p")
+    rows, cols = torch.arange(n_pre, device=device), torch.arange(n_post, device=device)
+    pre, post = torch.meshgrid(rows, cols, indexing="ij")
+    s = nw.RaggedSynapses.from_coo(
+        n_pre, n_post, pre.flatten(), post.flatten(), device=device, name="p"
+    )
     s.add_var("weight", init=-5.0)  # all inhibitory, far from zero: nothing is removed
     lr, temp = 1e-3, 0.5
     rule, gen, c = _set_up(s, nw.DeepR(l1=0.0, mode="original", temperature=temp), lr=lr)
@@ -234,8 +250,8 @@ def test_original_mode_noise_has_variance_two_lr_t():
     assert var == pytest.approx(2 * lr * temp, rel=0.03)  # 20,000 samples: sd of var ~1 %
 
 
-def test_original_mode_l1_shrinks_magnitudes_by_lr_l1():
-    s = _store()
+def test_original_mode_l1_shrinks_magnitudes_by_lr_l1(device):
+    s = _store(device)
     w0 = s.values("weight").clone()
     rule, gen, c = _set_up(s, nw.DeepR(l1=0.1, mode="original", lr=0.01))
     s.set_values("weight", w0 + torch.sign(w0) * 1.0)  # keep every synapse far from zero
@@ -244,7 +260,7 @@ def test_original_mode_l1_shrinks_magnitudes_by_lr_l1():
     assert torch.allclose(s.values("weight"), w1 - torch.sign(w1) * 0.001)
 
 
-def _trained_connectivity(seed):
+def _trained_connectivity(seed, device):
     train, _ = nw.data.frozen_poisson_patterns(n_classes=2, n_inputs=20, steps=30, n_train=24)
     net = nw.Network(seed=1)
     inp = net.population("input", nw.SpikeSource(20))
@@ -253,7 +269,12 @@ def _trained_connectivity(seed):
     p = net.connect(inp, hid, nw.FixedProbability(0.3), weight=nw.Normal(0, 0.3), padding=2.0)
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0, 0.3))
     tr = nw.EProp(
-        net, output=out, optimizer=nw.Adam(lr=0.05), rewiring={p: nw.DeepR(l1=1.0)}, seed=seed
+        net,
+        output=out,
+        optimizer=nw.Adam(lr=0.05),
+        rewiring={p: nw.DeepR(l1=1.0)},
+        seed=seed,
+        **_eprop_engine(device),
     )
     history = []
     for spikes, labels in train.batches(4):
@@ -262,8 +283,8 @@ def _trained_connectivity(seed):
     return history
 
 
-def test_same_seed_reproduces_connectivity_batch_for_batch():
-    a, b, c = (_trained_connectivity(s) for s in (5, 5, 6))
+def test_same_seed_reproduces_connectivity_batch_for_batch(device):
+    a, b, c = (_trained_connectivity(s, device) for s in (5, 5, 6))
     for (pa, qa), (pb, qb) in zip(a, b, strict=True):
         assert torch.equal(pa, pb) and torch.equal(qa, qb)
     assert any(not torch.equal(qa, qc) for (_, qa), (_, qc) in zip(a, c, strict=True))
@@ -280,15 +301,15 @@ def test_bad_arguments_are_refused():
         nw.DeepR(l1=-1.0)
     with pytest.raises(TypeError, match="l1"):
         nw.DeepR(l1="big")
-    s = _store()
+    s = _store("cpu")
     rule = nw.DeepR()
     gen, c = _ctx(s)
     with pytest.raises(ValueError, match="not set up"):
         rule.update(_view(s, gen), c)
 
 
-def test_state_dict_round_trip_keeps_every_sign():
-    s = _store(n_pre=10, n_post=30, capacity=6)
+def test_state_dict_round_trip_keeps_every_sign(device):
+    s = _store(device, n_pre=10, n_post=30, capacity=6)
     rule, _, _ = _set_up(s)
     restored = nw.DeepR()
     restored.load_state_dict(rule.state_dict())

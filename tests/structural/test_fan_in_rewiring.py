@@ -41,11 +41,11 @@ def test_gaussian_fan_in_gives_exactly_k_distinct_afferents():
         proj.synapses.validate()
 
 
-def test_shared_fan_in_is_never_exceeded_and_both_projections_change():
+def test_shared_fan_in_is_never_exceeded_and_both_projections_change(device):
     net, ff, lat = bamford_network(attempts=20)
     seen = []
     net.add_callback(lambda sim: seen.append(int(fan_in(ff, lat).max())), every=1)
-    sim = nw.Simulator(net)
+    sim = nw.Simulator(net, device=device)  # the native engine on the CPU, eager on CUDA
     sim.run(60)
     assert max(seen) <= 8 and len(seen) == 60
     for name in ("ff", "lat"):
@@ -54,16 +54,16 @@ def test_shared_fan_in_is_never_exceeded_and_both_projections_change():
     assert set(sim.rewiring.events("lat")["kind"].tolist()) == {-1, 1}
 
 
-def test_full_targets_only_lose_synapses():
+def test_full_targets_only_lose_synapses(device):
     net, ff, lat = bamford_network(attempts=30, k=4, max_fan_in=8, p_dep=0.0)
-    sim = nw.Simulator(net)
+    sim = nw.Simulator(net, device=device)
     sim.run(5)
     # nothing is eliminated (p = 0), so every target fills up to 8 and no further
     assert torch.all(fan_in(ff, lat) <= 8)
     assert sim.rewiring.totals("ff")["removed"] == 0
 
 
-def test_partner_must_share_the_postsynaptic_population():
+def test_partner_must_share_the_postsynaptic_population(device):
     net = nw.Network()
     a = net.population("a", nw.PoissonSource(4, grid=(2, 2)))
     b = net.population("b", nw.LIF(4, grid=(2, 2)))
@@ -72,7 +72,7 @@ def test_partner_must_share_the_postsynaptic_population():
     net.connect(b, c, nw.AllToAll(), name="other")
     net.add_rule(nw.SharedFanInRewiring("other"), ab)
     with pytest.raises(ValueError, match="partner 'other'"):
-        nw.Simulator(net).run(1)
+        nw.Simulator(net, device=device).run(1)
 
 
 def test_bad_parameters_raise():

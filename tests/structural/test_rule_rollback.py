@@ -24,10 +24,12 @@ class HalfDone(nw.StructuralRule):
 
     def update(self, s, ctx):
         self.calls += 1
-        s.remove(s.live & (torch.rand(s.live.shape, generator=ctx.generator) < 0.3))
+        dev = s.live.device  # ctx.generator lives there too
+        s.remove(s.live & (torch.rand(s.live.shape, generator=ctx.generator, device=dev) < 0.3))
         other = ctx.view(self.partner)
-        other.remove(other.live & (torch.rand(other.live.shape, generator=ctx.generator) < 0.3))
-        s.grow(per_row=torch.ones(s.store.n_pre, dtype=torch.int64), weight=0.1)
+        draw = torch.rand(other.live.shape, generator=ctx.generator, device=dev)
+        other.remove(other.live & (draw < 0.3))
+        s.grow(per_row=torch.ones(s.store.n_pre, dtype=torch.int64, device=dev), weight=0.1)
         if self.calls == self.fail_on:
             raise Boom("rule failed half-way")
 
@@ -78,12 +80,13 @@ def sim_network():
 
 
 @pytest.mark.parametrize("engine", ["eager", "native"])
-def test_a_rule_raising_in_the_simulator_is_rolled_back(engine):
+def test_a_rule_raising_in_the_simulator_is_rolled_back(engine, device):
     if engine == "native":
         pytest.importorskip("numba")
     net = sim_network()
-    sim = nw.Simulator(net, engine=engine)
-    inputs = {"src": torch.rand(1, 40, 12, generator=torch.Generator().manual_seed(0)) < 0.2}
+    sim = nw.Simulator(net, device=device, engine=engine)
+    spikes = torch.rand(1, 40, 12, generator=torch.Generator().manual_seed(0)) < 0.2
+    inputs = {"src": spikes.to(device)}
     sim.run(10, inputs=inputs)  # two calls succeed
     assert sim.rewiring.totals("src->pop")["removed"] > 0
     before = snapshot(net, sim.rewiring)
@@ -94,7 +97,7 @@ def test_a_rule_raising_in_the_simulator_is_rolled_back(engine):
         p.synapses.validate()
 
 
-def test_a_rule_raising_in_eprop_is_rolled_back():
+def test_a_rule_raising_in_eprop_is_rolled_back(device):
     net = nw.Network(dt=1.0, seed=2)
     inp = net.population("input", nw.SpikeSource(12))
     hid = net.population("hidden", nw.ALIF(10))
@@ -103,10 +106,18 @@ def test_a_rule_raising_in_eprop_is_rolled_back():
     net.connect(hid, hid, nw.FixedProbability(0.3), weight=nw.Normal(0, 0.2), padding=2.0)
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0, 0.3))
     rule = HalfDone("hidden->hidden", fail_on=2)
-    trainer = EProp(net, out, optimizer=Adam(lr=1e-3), rewiring={"input->hidden": rule})
+    engine = {} if device.type == "cpu" else {"engine": "torch"}  # as in tests/learning
+    trainer = EProp(
+        net,
+        out,
+        optimizer=Adam(lr=1e-3),
+        rewiring={"input->hidden": rule},
+        device=device,
+        **engine,
+    )
     gen = torch.Generator().manual_seed(1)
-    x = torch.rand(4, 30, 12, generator=gen) < 0.2
-    y = torch.randint(0, 2, (4,), generator=gen)
+    x = (torch.rand(4, 30, 12, generator=gen) < 0.2).to(device)
+    y = torch.randint(0, 2, (4,), generator=gen).to(device)
     trainer.train_step(x, y)
     before = snapshot(net, trainer.rewiring_log)
     weights = {n: p.synapses.vars["weight"].clone() for n, p in net.projections.items() if p.sparse}
@@ -129,7 +140,7 @@ def test_add_rule_after_a_simulator_is_built_raises():
 
 
 @pytest.mark.parametrize("engine", ["eager", "native"])
-def test_plastic_weights_are_written_in_place_on_every_engine(engine):
+def test_plastic_weights_are_written_in_place_on_every_engine(engine, device):
     if engine == "native":
         pytest.importorskip("numba")
     net = nw.Network(dt=1.0, seed=3)
@@ -137,8 +148,11 @@ def test_plastic_weights_are_written_in_place_on_every_engine(engine):
     pop = net.population("pop", nw.LIF(6, v_th=0.05))
     net.connect(src, pop, nw.FixedProbability(0.6), weight=0.1, synapse=nw.STDP(), capacity=8)
     held = net.projections["src->pop"].synapses.vars["weight"]
+    sim = nw.Simulator(net, device=device, engine=engine)
+    if device.type == "cpu":
+        assert net.projections["src->pop"].synapses.vars["weight"] is held  # nothing moved
+    held = net.projections["src->pop"].synapses.vars["weight"]  # on ``device``
     before = held.clone()
-    sim = nw.Simulator(net, engine=engine)
     sim.run(200)
     assert net.projections["src->pop"].synapses.vars["weight"] is held
     assert not torch.equal(held, before)

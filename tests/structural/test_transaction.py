@@ -13,12 +13,12 @@ from neurowire.structural.log import ELIMINATION, FORMATION
 from neurowire.structural.transaction import rule_transaction
 
 
-def store(name, seed=0, n=9):
-    gen = torch.Generator().manual_seed(seed)
-    s = nw.RaggedSynapses(n, n, 6, name=name, autapses=False)
+def store(name, device, seed=0, n=9):
+    gen = torch.Generator(device).manual_seed(seed)
+    s = nw.RaggedSynapses(n, n, 6, device, name=name, autapses=False)
     s.add_var("weight")
     s.add_var("e", batched=2, dtype=torch.float64)
-    s.grow(torch.full((n,), 3), generator=gen, weight=nw.Uniform(0.0, 1.0), e=0.5)
+    s.grow(torch.full((n,), 3, device=device), generator=gen, weight=nw.Uniform(0.0, 1.0), e=0.5)
     return s
 
 
@@ -34,7 +34,7 @@ def view(s, log, seed=1):
         step=10,
         t_ms=5.0,
         log_events=True,
-        generator=torch.Generator().manual_seed(seed),
+        generator=torch.Generator(s.device).manual_seed(seed),
     )
 
 
@@ -95,9 +95,10 @@ def half_done_rule(va, vb, log):
     """Removes, adds and grows on two projections (logging events), records a call, raises."""
     sa, sb = va.store, vb.store
     va.remove(sa.live & (sa.ind % 2 == 0))
-    va.add(torch.tensor([0, 1]), torch.tensor([4, 5]), on_full="skip", on_duplicate="skip")
+    pre, post = torch.tensor([0, 1], device=sa.device), torch.tensor([4, 5], device=sa.device)
+    va.add(pre, post, on_full="skip", on_duplicate="skip")
     sa.vars["weight"].mul_(3.0)  # an in-place value write, too
-    vb.grow(torch.full((sb.n_pre,), 2))
+    vb.grow(torch.full((sb.n_pre,), 2, device=sb.device))
     vb.remove(sb.live & (sb.ind == 1))
     sb.add_var("scratch")  # state registered mid-way
     log.record_call(sa.name, 10, 5.0, va.removed, va.added, va.failed)
@@ -106,8 +107,8 @@ def half_done_rule(va, vb, log):
 
 
 @pytest.mark.parametrize("prior", [False, True], ids=["empty log", "log with history"])
-def test_a_rule_that_raises_leaves_stores_and_log_exactly_as_before(prior):
-    sa, sb = store("a", 0), store("b", 1)
+def test_a_rule_that_raises_leaves_stores_and_log_exactly_as_before(device, prior):
+    sa, sb = store("a", device, 0), store("b", device, 1)
     log = history(nw.RewiringLog()) if prior else nw.RewiringLog()
     before = snapshot([sa, sb], log)
     tensors = (sa.ind, sa.row_length, sa.vars["weight"], sb.ind, sb.vars["e"])
@@ -133,8 +134,8 @@ def test_a_rule_that_raises_leaves_stores_and_log_exactly_as_before(prior):
     assert log.calls("a")["step"][-1] == 11
 
 
-def test_a_rule_that_completes_keeps_its_changes():
-    sa = store("a")
+def test_a_rule_that_completes_keeps_its_changes(device):
+    sa = store("a", device)
     log = nw.RewiringLog()
     with rule_transaction([sa], log):
         v = view(sa, log)
@@ -144,8 +145,8 @@ def test_a_rule_that_completes_keeps_its_changes():
     assert log.events("a")["kind"].size == v.removed
 
 
-def test_keyboard_interrupt_is_rolled_back_too_and_log_may_be_none():
-    sa = store("a")
+def test_keyboard_interrupt_is_rolled_back_too_and_log_may_be_none(device):
+    sa = store("a", device)
     before = sa.state_dict()
     with pytest.raises(KeyboardInterrupt):
         with rule_transaction([sa], None):

@@ -33,7 +33,7 @@ class Inspect(nw.StructuralRule):
                 "pre_pos": s.pre_pos,
                 "post_pos": s.post_pos,
                 "gen_device": ctx.generator.device,
-                "draw": torch.rand(1, generator=ctx.generator),
+                "draw": torch.rand(1, generator=ctx.generator, device=ctx.generator.device),
             }
         )
         s.store.vars["age"][s.live] += 1
@@ -47,22 +47,23 @@ def grid_net(seed=0):
     return net, proj
 
 
-def test_view_exposes_structure_state_geometry_and_context():
+def test_view_exposes_structure_state_geometry_and_context(device):
     net, proj = grid_net()
     rule = Inspect()
     net.add_rule(rule, proj, every=4)
-    sim = nw.Simulator(net, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="eager")
     sim.run(8)
     first, second = rule.seen
     s = proj.synapses
     assert (first["step"], first["t"], first["dt"]) == (4, 2.0, 0.5)
     assert second["step"] == 8 and first["projection"] == "a->b"
+    assert first["gen_device"].type == s.live.device.type == device.type
     assert torch.equal(first["live"], s.live) and torch.equal(first["post"], s.ind)
-    assert torch.equal(first["pre"][:, 0], torch.arange(9))
+    assert torch.equal(first["pre"][:, 0], torch.arange(9, device=device))
     assert set(first["pre_state"]) == {"rate_hz", "z"}
     assert set(first["post_state"]) == {"v", "r", "z"}
     assert first["post_state"]["v"].shape == (1, 9)
-    assert torch.equal(first["pre_pos"][4], torch.tensor([1.0, 1.0]))
+    assert torch.equal(first["pre_pos"][4], torch.tensor([1.0, 1.0], device=device))
     live = s.live
     pre, post = s.coo()
     grid = nw.Grid(3, 3)
@@ -72,20 +73,20 @@ def test_view_exposes_structure_state_geometry_and_context():
     assert first["draw"] != second["draw"]
 
 
-def test_counts_and_events_are_logged_per_call():
+def test_counts_and_events_are_logged_per_call(device):
     class RemoveOneAddTwo(nw.StructuralRule):
         def update(self, s, ctx):
             mask = torch.zeros_like(s.live)
             row = int(s.row_length.argmax())
             mask[row, 0] = True
             s.remove(mask)
-            s.grow(
-                per_row=torch.full((s.n_pre,), 0).index_fill_(0, torch.tensor([1]), 2), weight=0.3
-            )
+            per_row = torch.zeros(s.n_pre, dtype=torch.int64, device=s.live.device)
+            per_row[1] = 2
+            s.grow(per_row=per_row, weight=0.3)
 
     net, proj = grid_net()
     net.add_rule(RemoveOneAddTwo(), proj, every=5, log_events=True)
-    sim = nw.Simulator(net, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="eager")
     before = proj.synapses.nnz
     sim.run(10)
     calls = sim.rewiring.calls("a->b")
@@ -101,20 +102,20 @@ def test_counts_and_events_are_logged_per_call():
     assert calls["failed"].sum() + added == 4  # two requested per call
 
 
-def test_grow_beyond_capacity_counts_failures():
+def test_grow_beyond_capacity_counts_failures(device):
     class GrowMany(nw.StructuralRule):
         def update(self, s, ctx):
-            s.grow(per_row=torch.full((s.n_pre,), 100), weight=0.1)
+            s.grow(per_row=torch.full((s.n_pre,), 100, device=s.live.device), weight=0.1)
 
     net = nw.Network()
     a = net.population("a", nw.PoissonSource(4))
     b = net.population("b", nw.LIF(6))
     proj = net.connect(a, b, nw.FixedNumberPost(1), capacity=3)
     net.add_rule(GrowMany(), proj, every=1)
-    sim = nw.Simulator(net)
+    sim = nw.Simulator(net, device=device)  # the native engine on the CPU, eager on CUDA
     sim.run(1)
     assert sim.rewiring.totals("a->b") == {"removed": 0, "added": 8, "failed": 392}
-    assert torch.equal(proj.synapses.row_length, torch.full((4,), 3))
+    assert torch.equal(proj.synapses.row_length.cpu(), torch.full((4,), 3))
 
 
 def test_rules_on_dense_projections_and_non_rules_are_rejected():
@@ -133,19 +134,19 @@ def test_rules_on_dense_projections_and_non_rules_are_rejected():
         net.add_rule(Inspect(), "nope")
 
 
-def test_a_rule_writing_the_structure_behind_the_store_is_caught():
+def test_a_rule_writing_the_structure_behind_the_store_is_caught(device):
     class Scribble(nw.StructuralRule):
         def update(self, s, ctx):
             s.row_length[0] = 0  # not through remove(): the caches would go stale
 
     net, proj = grid_net()
     net.add_rule(Scribble(), proj, every=2)
-    sim = nw.Simulator(net, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="eager")
     with pytest.raises(StoreError, match=r"'a->b'.*written outside `with store\.mutation"):
         sim.run(4)
 
 
-def test_a_rule_may_edit_the_structure_inside_a_mutation():
+def test_a_rule_may_edit_the_structure_inside_a_mutation(device):
     class ClearRowZero(nw.StructuralRule):
         def update(self, s, ctx):
             with s.store.mutation():
@@ -153,7 +154,7 @@ def test_a_rule_may_edit_the_structure_inside_a_mutation():
 
     net, proj = grid_net()
     net.add_rule(ClearRowZero(), proj, every=2)
-    sim = nw.Simulator(net, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="eager")
     sim.run(4)
     assert proj.synapses.row_length[0] == 0 and not proj.synapses.live[0].any()
     assert 0 not in proj.synapses.coo()[0].tolist()
