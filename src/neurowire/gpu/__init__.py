@@ -39,7 +39,7 @@ def available(tensor: Tensor, interpret: bool = False) -> bool:
     CPU (the tests' way of running the kernels without a GPU). False while ``torch.compile``
     traces: there the PyTorch path is compiled (inductor writes its own kernels).
     """
-    if not have_triton() or torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or not have_triton():  # tracing first: no cached call
         return False
     if tensor.is_cuda:
         return True
