@@ -33,12 +33,29 @@ from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 from .capture import capture_guard
 
 Block = Callable[..., tuple[Any, Any, Any]]
+#: records ``run()`` once; returns ``(replay, outputs)``: ``replay()`` runs it again on the same
+#: buffers, writing into the same ``outputs`` tensors
+Recorder = Callable[[Callable[[], Any]], tuple[Callable[[], None], Any]]
+
+
+def record_cuda_graph(run: Callable[[], Any]) -> tuple[Callable[[], None], Any]:
+    """Warm ``run`` up on a side stream (lazy initialisation stays outside the capture), then
+    capture it as a CUDA graph with its own memory pool; returns ``(graph.replay, outputs)``."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        run()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = run()
+    return graph.replay, outputs
 
 
 @dataclass(eq=False)
 class _Captured:
     buffers: list[Any]  # the input leaves the graph reads (tensors cloned at capture)
-    graph: Any  # torch.cuda.CUDAGraph, or None without capture
+    replay: Callable[[], None] | None  # None: run the block on the buffers, no graph
     outputs: Any  # the graph's output tensors (overwritten by every replay)
 
 
@@ -48,21 +65,21 @@ class GraphedBlock:
 
     Args:
         fn: the block function; it must not modify its inputs.
-        capture: record a CUDA graph (CUDA inputs); False runs ``fn`` on the same buffers and
-            copies without a graph, under :func:`~neurowire.capture.capture_guard`, which tests
-            the buffer handling and capturability on the CPU.
+        recorder: how a key is recorded: :func:`record_cuda_graph` (CUDA inputs), or None to run
+            ``fn`` on the same buffers with the same copies but no graph. Either way ``fn`` runs
+            under :func:`~neurowire.capture.capture_guard` when it is recorded (and, without a
+            graph, every time), so the buffer handling and capturability are tested on the CPU.
 
-    Calling returns fresh tensors (the graph's outputs cloned), like ``fn`` itself.
+    Calling returns fresh tensors (the outputs cloned after the replay), like ``fn`` itself.
     """
 
-    def __init__(self, fn: Block, capture: bool = True) -> None:
-        if capture and not torch.cuda.is_available():
+    def __init__(self, fn: Block, recorder: Recorder | None = record_cuda_graph) -> None:
+        if recorder is record_cuda_graph and not torch.cuda.is_available():
             raise ValueError("capturing CUDA graphs needs a CUDA device")
         self.fn = fn
-        self.capture = capture
+        self.recorder = recorder
         self.captures = 0  # graphs recorded so far (one per key)
         self._entries: dict[Hashable, _Captured] = {}
-        self._pool = torch.cuda.graph_pool_handle() if capture else None
 
     def __call__(
         self,
@@ -82,27 +99,22 @@ class GraphedBlock:
             for buf, x in zip(entry.buffers, leaves, strict=True):
                 if isinstance(buf, Tensor) and buf is not x:
                     buf.copy_(x)
-        if entry.graph is None:
-            with capture_guard("Simulator block"):  # what the warm-up checks on CUDA
+        if entry.replay is None:
+            with capture_guard("Simulator block"):
                 return self.fn(*tree_unflatten(entry.buffers, spec), k, rec_keys)
-        entry.graph.replay()
+        entry.replay()
         return tree_map(lambda t: t.clone() if isinstance(t, Tensor) else t, entry.outputs)
 
     def _record(self, leaves: list[Any], spec, k: int, rec_keys: tuple) -> _Captured:
         buffers = [x.clone() if isinstance(x, Tensor) else x for x in leaves]
-        if not self.capture:
+        if self.recorder is None:
             return _Captured(buffers, None, None)
         inputs = tree_unflatten(buffers, spec)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), capture_guard("Simulator block"):
-            self.fn(*inputs, k, rec_keys)  # warm-up: lazy initialisation outside the capture
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
-            outputs = self.fn(*inputs, k, rec_keys)
+        with capture_guard("Simulator block"):  # a clear error before a capture would fail
+            self.fn(*inputs, k, rec_keys)
+        replay, outputs = self.recorder(lambda: self.fn(*inputs, k, rec_keys))
         self.captures += 1
-        return _Captured(buffers, graph, outputs)
+        return _Captured(buffers, replay, outputs)
 
 
 def _signature(x: Any) -> Hashable:
