@@ -66,9 +66,10 @@ class GraphedBlock:
     Args:
         fn: the block function; it must not modify its inputs.
         recorder: how a key is recorded: :func:`record_cuda_graph` (CUDA inputs), or None to run
-            ``fn`` on the same buffers with the same copies but no graph. Either way ``fn`` runs
-            under :func:`~neurowire.capture.capture_guard` when it is recorded (and, without a
-            graph, every time), so the buffer handling and capturability are tested on the CPU.
+            ``fn`` on the same buffers with the same copies but no graph. ``fn`` runs under
+            :func:`~neurowire.capture.capture_guard` whenever Python executes it (warm-up and
+            capture; without a graph, every time), so the buffer handling and capturability are
+            tested on the CPU.
 
     Calling returns fresh tensors (the outputs cloned after the replay), like ``fn`` itself.
     """
@@ -91,7 +92,7 @@ class GraphedBlock:
         extra: tuple = (),
     ) -> tuple[Any, Any, Any]:
         leaves, spec = tree_flatten((state, structure, ext))
-        key = (k, rec_keys, extra, str(spec), tuple(_signature(x) for x in leaves))
+        key = (k, rec_keys, extra, spec, tuple(_signature(x) for x in leaves))
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = self._record(leaves, spec, k, rec_keys)
@@ -110,9 +111,12 @@ class GraphedBlock:
         if self.recorder is None:
             return _Captured(buffers, None, None)
         inputs = tree_unflatten(buffers, spec)
-        with capture_guard("Simulator block"):  # a clear error before a capture would fail
-            self.fn(*inputs, k, rec_keys)
-        replay, outputs = self.recorder(lambda: self.fn(*inputs, k, rec_keys))
+
+        def run():
+            with capture_guard("Simulator block"):  # a clear error where a capture would fail
+                return self.fn(*inputs, k, rec_keys)
+
+        replay, outputs = self.recorder(run)
         self.captures += 1
         return _Captured(buffers, replay, outputs)
 
