@@ -14,7 +14,9 @@ from neurowire.learning.compiled import compile_network
 from neurowire.learning.factorized import membrane_adjoint_, recurrent_events, spike_products
 from neurowire.learning.forward import (
     gather_weights,
+    hidden_events,
     input_currents,
+    input_events,
     leaky_scan_,
     pseudo_derivative_,
     simulate,
@@ -40,15 +42,16 @@ def events_equal(a: SpikeEvents, b: SpikeEvents) -> bool:
     )
 
 
-def test_spike_events_match_the_torch_extraction():
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(3, 7, 5, generator=gen) < 0.3  # [B, T, n]
-    ref = SpikeEvents.from_dense(x.transpose(0, 1).reshape(21, 5))
-    assert events_equal(native.spike_events(x, batch_major=True), ref)
-    z = (torch.rand(7, 3, 6, generator=gen) < 0.3).double()  # [T, B, N]
-    shifted = SpikeEvents.from_dense(z[:-1].reshape(-1, 6), row_offset=3, n_rows=21)
-    assert events_equal(native.spike_events(z, False, 1), shifted)
-    assert events_equal(native.spike_events(z, False, 1, 2, 5), shifted.select(2, 5))
+@pytest.mark.parametrize("p", [0.3, 1.0])  # 1.0: every input spikes at every step
+def test_forward_lists_the_input_spikes_in_row_order(p):
+    net, out = make_network("alif", sparse=True, cross_sparse=False)
+    enet = compile_network(net, out)
+    x, _ = random_input(3, 7, 5, p=p, seed=4)
+    x_ev, psi, z_ev = native.forward(x, w := gather_weights(enet, None), enet)
+    assert events_equal(x_ev, input_events(x))
+    assert x_ev.count == (x.sum() if p < 1 else 3 * 7 * 5)
+    again = native.forward(x.to(torch.uint8), w, enet)  # 0/1 bytes are read the same
+    assert events_equal(again[0], x_ev) and events_equal(again[2], z_ev)
 
 
 def test_delayed_events_are_the_previous_steps_spikes():
@@ -63,7 +66,7 @@ def test_delayed_events_are_the_previous_steps_spikes():
 def test_delivery_and_accumulation_kernels():
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(4, 6, 5, generator=gen) < 0.4
-    ev = native.spike_events(x, batch_major=True)
+    ev = input_events(x)
     w = torch.randn(5, 3, generator=gen, dtype=torch.float64)
     out_ref, out = torch.zeros(24, 7, dtype=torch.float64), torch.zeros(24, 7, dtype=torch.float64)
     deliver_dense(out_ref, ev, w, 2)
@@ -104,17 +107,15 @@ def test_fused_forward_and_backward_kernels(kind, sparse, cross_sparse):
     enet = compile_network(net, out)
     w = gather_weights(enet, None)
     x, _ = random_input(3, 30, 5, p=0.3, seed=2)
-    ev = native.spike_events(x, batch_major=True)
-    psi, z = native.forward(ev, w, enet, 30)
-    psi, z = psi.clone(), z.clone()
+    ev, psi, z_ev = native.forward(x, w, enet)
+    psi = psi.clone()
+    assert events_equal(ev, input_events(x))
     d_ref, z_ref = simulate(enet, w, input_currents(enet, w, ev, 30))
-    assert z.dtype == torch.uint8 and torch.equal(z.double(), z_ref) and z.sum() > 10
+    assert events_equal(z_ev, hidden_events(z_ref)) and z_ev.count > 10
     torch.testing.assert_close(psi, pseudo_derivative_(d_ref, enet.hidden))
     gen = torch.Generator().manual_seed(3)
     e_kappa = torch.randn(30, 3, enet.n_out, generator=gen, dtype=psi.dtype)
     reg = torch.randn(enet.hidden.n, generator=gen, dtype=psi.dtype)
-    z_ev = native.hidden_events(z)
-    assert events_equal(z_ev, native.spike_events(z.contiguous(), batch_major=False))
     task, unit = native.backward(psi, e_kappa, reg, ev, z_ev, w, enet, True)
     lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(psi.shape) + reg
     rec_ev = recurrent_events(enet, z_ev, 3)

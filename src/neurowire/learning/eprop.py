@@ -26,10 +26,8 @@ from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
 from .forward import (
     gather_weights,
-    hidden_events,
-    hidden_forward,
+    hidden_pass,
     hot_loop,
-    input_events,
     readout,
 )
 from .loop import EpochTotals, call_hooks, iterate_batches
@@ -546,8 +544,10 @@ class EProp:
             x = self._check_spikes(spikes)
             n = self.network
             w = gather_weights(n, self.feedback_matrix)
-            _, z = hidden_forward(n, w, input_events(x, self.engine), x.shape[1], self.engine)
-            return z.transpose(0, 1).to(torch.bool)
+            _, _, z_ev = hidden_pass(n, w, x, self.engine)
+            z = torch.zeros(z_ev.n_rows, z_ev.n, dtype=torch.bool, device=z_ev.pre.device)
+            z[z_ev.row, z_ev.pre] = True
+            return z.view(x.shape[1], x.shape[0], z_ev.n).transpose(0, 1)
 
     def readout_trace(self, spikes: Tensor) -> Tensor:
         """The trainer's readout ``y [B, T, n_out]`` for input spikes ``[B, T, n_in]``."""
@@ -578,8 +578,7 @@ class EProp:
         w = gather_weights(n, self.feedback_matrix)
         batch, steps, _ = x.shape
         for sl in self._chunks(batch, self._chunk_size(steps)):
-            _, z = hidden_forward(n, w, input_events(x[sl], self.engine), steps, self.engine)
-            z_ev = hidden_events(z, self.engine)
+            _, _, z_ev = hidden_pass(n, w, x[sl], self.engine)
             yield readout(z_ev, w, n.kappa, steps, n.step_threads, self.engine), z_ev.count
 
     # ------------------------------------------------------------------ persistence

@@ -35,10 +35,8 @@ from ..propagate import SpikeEvents, accumulate_dense, accumulate_slots
 from .compiled import EPropNetwork, HiddenLayer
 from .forward import (
     Weights,
-    hidden_events,
-    hidden_forward,
+    hidden_pass,
     hot_loop,
-    input_events,
     leaky_scan_,
     readout,
     scan_,
@@ -175,11 +173,8 @@ def factorized_chunk(
     batch, steps, _ = x.shape
     lay = enet.hidden
     res = ChunkResult()
-    x_ev = input_events(x, engine)
-    psi, z = hidden_forward(enet, w, x_ev, steps, engine)
+    x_ev, psi, z_ev = hidden_pass(enet, w, x, engine)
     threads = enet.step_threads
-    z_ev = hidden_events(z, engine)
-    del z
     y = readout(z_ev, w, enet.kappa, steps, threads, engine)
     err = loss.error(y, targets)
     res.y, res.loss = y, loss.value(y, targets)

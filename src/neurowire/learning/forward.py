@@ -228,10 +228,6 @@ class HiddenDynamics:
 
 def input_events(x: Tensor, engine: str = "torch") -> SpikeEvents:
     """Events of input spikes ``x [B, T, n_in]`` (bool) on the time-major rows ``t * B + b``."""
-    if engine == "native":
-        from . import native
-
-        return native.spike_events(x, batch_major=True)
     b, t, n = x.shape
     return SpikeEvents.from_dense(x.transpose(0, 1).reshape(t * b, n))
 
@@ -257,15 +253,27 @@ def input_currents(
     return out.view(steps, rows // steps, enet.hidden.n)
 
 
+def hidden_pass(
+    enet: EPropNetwork, w: Weights, x: Tensor, engine: str = "torch"
+) -> tuple[SpikeEvents, Tensor, SpikeEvents]:
+    """``(input events, psi [T, B, N], hidden spike events)`` for input spikes
+    ``x [B, T, n_in]`` (one chunk of trials): :func:`input_events`, :func:`hidden_forward` and
+    :func:`hidden_events`, which the native engine fuses into one kernel."""
+    if engine == "native":
+        from . import native
+
+        return native.forward(x, w, enet)
+    x_ev = input_events(x)
+    psi, z = hidden_forward(enet, w, x_ev, x.shape[1], engine)
+    return x_ev, psi, hidden_events(z)
+
+
 def hidden_forward(
     enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int, engine: str = "torch"
 ) -> tuple[Tensor, Tensor]:
     """``(psi, z)`` ``[T, B, N]`` of the hidden layer for input events (one chunk of trials);
-    ``z`` holds 0/1 (floats on the torch engine, uint8 on the native and triton ones)."""
-    if engine == "native":
-        from . import native
-
-        return native.forward(events, w, enet, steps)
+    ``z`` holds 0/1 (floats on the torch engine, uint8 on the triton one). The torch and
+    triton engines; the native one runs :func:`hidden_pass` as one kernel."""
     if engine == "triton":
         from . import triton
 
@@ -325,12 +333,8 @@ def readout(
     return scan_(y.view(steps, z.n_rows // steps, -1), kappa, False, threads, engine)
 
 
-def hidden_events(z: Tensor, engine: str = "torch") -> SpikeEvents:
+def hidden_events(z: Tensor) -> SpikeEvents:
     """Events of hidden spikes ``z [T, B, N]``."""
-    if engine == "native":
-        from . import native
-
-        return native.hidden_events(z)
     steps, batch, n = z.shape
     return SpikeEvents.from_dense(z.reshape(-1, n))
 

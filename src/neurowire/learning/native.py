@@ -3,10 +3,11 @@
 =======================  ==============================================  ====================
 kernel                   reference (PyTorch)                             parallel over
 =======================  ==============================================  ====================
-``spike_events``         ``neurowire.propagate.SpikeEvents.from_dense``  rows ``t * B + b``
-``forward`` (generated   :func:`.forward.input_currents`,                trials
-from the models)         :class:`.forward.HiddenDynamics`,
-                         :func:`.forward.pseudo_derivative_`
+``forward`` (generated   :func:`.forward.input_events`,                  trials
+from the models)         :func:`.forward.input_currents`,
+                         :class:`.forward.HiddenDynamics`,
+                         :func:`.forward.pseudo_derivative_`,
+                         :func:`.forward.hidden_events`
 ``backward`` (generated  the learning signal ``E_kappa B^T``,            blocks of trials
 per readout size)        :func:`.factorized.membrane_adjoint_`,
                          :func:`.factorized.spike_products`
@@ -17,14 +18,14 @@ per readout size)        :func:`.factorized.membrane_adjoint_`,
 
 The cost of a batch is the synaptic events (spikes x row length, padding included) plus a lean
 per-neuron term: the input and recurrent projections are read as :class:`Layout` tables (the
-stores' own slot rows when sparse, no ``N x N`` matrix), the forward kernel delivers each
-step's input events and spikes row by row, and the backward kernel computes the learning signal,
-the recursions and the gradient products in one pass backwards in time without storing ``H``.
-Per neuron and step only ``psi`` and a uint8 spike are stored, in arrays kept from batch to
-batch (:meth:`.compiled.EPropNetwork.buffer`). The per-neuron loops have no branches, so they
-vectorise; spikes are listed afterwards, 8 neurons tested at once. The generated kernels let
-LLVM fuse multiply-adds (``fastmath={'contract'}``, nothing else), so they round slightly
-differently from PyTorch.
+stores' own slot rows when sparse, no ``N x N`` matrix); the forward kernel lists each step's
+input and hidden spikes as it goes and delivers them row by row; the backward kernel computes
+the learning signal, the recursions and the gradient products in one pass backwards in time
+without storing ``H``. Per neuron and step only ``psi`` is stored, in arrays kept from batch
+to batch (:meth:`.compiled.EPropNetwork.buffer`); spikes are kept only as events. The
+per-neuron loops have no branches, so they vectorise; spikes are listed afterwards, 8 neurons
+tested at once. The generated kernels let LLVM fuse multiply-adds (``fastmath={'contract'}``,
+nothing else), so they round slightly differently from PyTorch.
 
 The delivery and accumulation kernels live in :mod:`neurowire.native.delivery`. Each kernel is
 one parallel region without races: a thread owns whole rows or trials, and accumulations sum
@@ -52,31 +53,18 @@ from .forward import GAMMA_PD, ProjectionWeights, Weights, dense_table
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _count_events(a, batch_major, shift, lo, hi, counts):
-    if batch_major:  # one thread per trial, reading its rows in memory order
-        batch, steps = a.shape[0], a.shape[1]
-    else:
-        steps, batch = a.shape[0], a.shape[1]
+def _gather_events(lists, crow, pre):
+    """``pre`` in time-major row order from per-trial lists ``lists [B, cap]`` (each trial's
+    events in step order; row ``t * B + b`` holds ``crow[r + 1] - crow[r]`` of them)."""
+    batch = lists.shape[0]
+    steps = (crow.shape[0] - 1) // batch
     for b in prange(batch):
-        for t in range(shift):
-            counts[t * batch + b] = 0
-        for t in range(steps - shift):
-            row = a[b, t, lo:hi] if batch_major else a[t, b, lo:hi]
-            counts[(t + shift) * batch + b] = delivery.count_spikes(row)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _fill_events(a, batch_major, shift, lo, hi, crow, pre):
-    if batch_major:
-        batch, steps = a.shape[0], a.shape[1]
-    else:
-        steps, batch = a.shape[0], a.shape[1]
-    for b in prange(batch):
-        for t in range(steps - shift):
-            r = (t + shift) * batch + b
-            if crow[r + 1] > crow[r]:
-                row = a[b, t, lo:hi] if batch_major else a[t, b, lo:hi]
-                delivery.list_spikes(row, pre[crow[r] : crow[r + 1]], 0, 0)
+        src = 0
+        for t in range(steps):
+            r = t * batch + b
+            for e in range(crow[r], crow[r + 1]):
+                pre[e] = lists[b, src]
+                src += 1
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -159,35 +147,14 @@ def accumulate_slots(events, adjoint: Tensor, post: Tensor, length: Tensor) -> T
     return parts.sum(0)
 
 
-def hidden_events(z: Tensor) -> SpikeEvents:
-    """Events of hidden spikes ``z [T, B, N]`` on the rows ``t * B + b``: a time-major array or
-    the time-major view of trial-major storage that :func:`forward` returns."""
-    if not z.is_contiguous() and z.transpose(0, 1).is_contiguous():
-        return spike_events(z.transpose(0, 1), batch_major=True)
-    return spike_events(z, batch_major=False)
-
-
-def spike_events(
-    spikes: Tensor, batch_major: bool, shift: int = 0, start: int = 0, stop: int | None = None
-) -> SpikeEvents:
-    """Events of neurons ``start:stop`` of ``spikes`` (``[B, T, n]`` if ``batch_major`` else
-    ``[T, B, n]``) on the time-major rows ``t * B + b``, spikes of step ``t - shift`` on row
-    ``t``; same as :meth:`neurowire.propagate.SpikeEvents.from_dense` of the time-major array."""
-    _threads()
-    stop = spikes.shape[2] if stop is None else stop
-    if batch_major:
-        batch, steps = spikes.shape[0], spikes.shape[1]
-    else:
-        steps, batch = spikes.shape[0], spikes.shape[1]
-    rows = steps * batch
-    a = _np(spikes.view(torch.uint8) if spikes.dtype == torch.bool else spikes)
-    counts = torch.empty(rows, dtype=torch.int64)
-    _count_events(a, batch_major, shift, start, stop, _np(counts))
-    crow = torch.zeros(rows + 1, dtype=torch.int64)
+def _events(lists: Tensor, counts: Tensor, n: int) -> SpikeEvents:
+    """:class:`SpikeEvents` on the rows ``t * B + b`` from per-trial lists ``lists [B, cap]``
+    (int32, step order) and ``counts [T * B]`` (events per row)."""
+    crow = torch.zeros(counts.numel() + 1, dtype=torch.int64)
     torch.cumsum(counts, 0, out=crow[1:])
     pre = torch.empty(int(crow[-1]), dtype=torch.int64)
-    _fill_events(a, batch_major, shift, start, stop, _np(crow), _np(pre))
-    return SpikeEvents(None, pre, rows, stop - start, crow=crow)
+    _gather_events(_np(lists), _np(crow), _np(pre))
+    return SpikeEvents(None, pre, counts.numel(), n, crow=crow)
 
 
 # ---------------------------------------------------------------------- projections as layouts
@@ -264,30 +231,40 @@ def layouts(w: Weights, enet) -> tuple[Layout, Layout]:
     return w.cache["layouts"]
 
 
-def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, Tensor]:
-    """``(psi [T, B, N], z [T, B, N] uint8)`` for input events on the rows ``t * B + b``.
+def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEvents]:
+    """``(input events, psi [T, B, N], hidden spike events)`` for input spikes
+    ``x [B, T, n_in]`` (bool or 0/1 uint8), events on the rows ``t * B + b``.
 
-    Both are time-major views of trial-major ``[B, T, N]`` arrays: each thread then writes one
-    contiguous run per trial (about 1.6x faster than rows ``T`` strides apart, measured).
+    ``psi`` is the time-major view of trial-major ``[B, T, N]`` storage: each thread then
+    writes one contiguous run per trial (about 1.6x faster than rows ``T`` strides apart,
+    measured).
 
-    One fused kernel (:func:`forward_source`): per trial and step, the input events' rows, the
-    hidden populations' ``update`` with ``i_syn`` = input + recurrent current, the
-    pseudo-derivative, then the step's spikes delivered through the recurrent rows; as
-    :func:`.forward.input_currents`, :class:`.forward.HiddenDynamics` and
-    :func:`.forward.pseudo_derivative_`. Cost: events x row length plus a per-neuron term.
+    One fused kernel (:func:`forward_source`), one thread per trial: per step it lists the
+    input spikes of ``x[b, t]``, adds their table rows, runs the hidden populations' ``update``
+    with ``i_syn`` = input + recurrent current and the pseudo-derivative, lists the step's
+    spikes and delivers them through the recurrent rows; as :func:`.forward.input_events`,
+    :func:`.forward.input_currents`, :class:`.forward.HiddenDynamics`,
+    :func:`.forward.pseudo_derivative_` and :func:`.forward.hidden_events`. Both event lists
+    are written per trial while ``x[b, t]`` and the step's spikes are in cache, then gathered
+    into row order: no spike array is stored or scanned again. Cost: events x row length plus
+    a per-neuron term.
     """
     _threads()
     layer = enet.hidden
     inp, rec = layouts(w, enet)
-    batch = events.n_rows // steps
-    psi = enet.buffer("psi", (batch, steps, layer.n), enet.dtype)  # trial-major storage:
-    z = enet.buffer("z", (batch, steps, layer.n), torch.uint8)  # each thread writes one run
+    batch, steps, n_in = x.shape
+    x = _np(x.contiguous().view(torch.uint8) if x.dtype == torch.bool else x.contiguous())
+    psi = enet.buffer("psi", (batch, steps, layer.n), enet.dtype)
+    # room for every neuron spiking at every step: pages only become memory when written
+    x_list = enet.buffer("x_list", (batch, steps * n_in), torch.int32)
+    z_list = enet.buffer("z_list", (batch, steps * layer.n), torch.int32)
+    x_count = torch.empty(steps * batch, dtype=torch.int64)
+    z_count = torch.empty(steps * batch, dtype=torch.int64)
     kernel = forward_kernel(
         tuple(p.model for p in layer.populations), enet.net.dt, enet.dtype, inp.dense, rec.dense
     )
     kernel(
-        _np(events.row_pointers()),
-        _np(events.pre),
+        x,
         _np(inp.weight),
         _np(inp.post),
         _np(inp.length),
@@ -298,9 +275,13 @@ def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, 
         _np(GAMMA_PD / layer.v_th),
         _tiny(psi),
         _np(psi),
-        _np(z),
+        _np(x_list),
+        _np(x_count),
+        _np(z_list),
+        _np(z_count),
     )
-    return psi.transpose(0, 1), z.transpose(0, 1)
+    x_ev = _events(x_list, x_count, n_in)
+    return x_ev, psi.transpose(0, 1), _events(z_list, z_count, layer.n)
 
 
 def prepare(enet) -> None:
@@ -310,7 +291,7 @@ def prepare(enet) -> None:
     reads too: the caller's ``torch.get_num_threads()`` is restored afterwards.
     """
     threads = torch.get_num_threads()
-    spike_events(torch.zeros(1, 1, 1, dtype=torch.bool), batch_major=True)
+    _events(torch.zeros(1, 1, dtype=torch.int32), torch.zeros(1, dtype=torch.int64), 1)
     torch.set_num_threads(threads)
     models = tuple(p.model for p in enet.hidden.populations)
     input_dense = any(not p.sparse for p in enet.inputs)
@@ -349,14 +330,16 @@ def _delivery(target: str, prefix: str, dense: bool) -> list[str]:
 def forward_source(
     models: tuple, dt: float, ftype: str, input_dense: bool = False, recurrent_dense: bool = False
 ) -> str:
-    """numba source of ``forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post,
-    rec_len, inv_v_th, scale, tiny, psi, z)``, one thread per trial.
+    """numba source of ``forward(x, in_w, in_post, in_len, rec_w, rec_post, rec_len, inv_v_th,
+    scale, tiny, psi, x_list, x_count, z_list, z_count)``, one thread per trial.
 
-    Per step: the input events of row ``t * B + b`` add their table rows to ``acc``; then for
+    Per step: the input spikes of ``x[b, t]`` are appended to the trial's list ``x_list[b]``
+    (their number to ``x_count[t * B + b]``) and add their table rows to ``acc``; then for
     each neuron ``j`` of population ``k``: load the state, run population ``k``'s translated
     ``update`` with ``i_syn = acc[j] + rec[j]``, flush float state below ``tiny`` to 0 (threads
     do not inherit the caller's denormal flushing), store, write ``psi`` (0 while refractory)
-    and ``z``, and list the spike; then the listed spikes add their recurrent rows to ``rec``.
+    and the spike flag; then the step's spikes are appended to ``z_list[b]`` (counted in
+    ``z_count``) and add their recurrent rows to ``rec``.
     """
     body = [
         "batch, steps, n = psi.shape",
@@ -365,7 +348,9 @@ def forward_source(
         "    acc = np.zeros(n, psi.dtype)",
         "    rec = np.zeros(n, psi.dtype)",
         "    zp = np.zeros(n, psi.dtype)",
-        "    spk = np.zeros(n, np.int64)",
+        "    zrow = np.zeros(n, np.uint8)",
+        "    xl, zl = x_list[b], z_list[b]",
+        "    nx, nz = 0, 0",
     ]
     segments, lo = [], 0
     for k, model in enumerate(models):
@@ -401,7 +386,7 @@ def forward_source(
             f"p = max(zero, one - abs({tr.distance}) * inv_v_th[j]) * scale[j]",
             f"psi[b, t, j] = zero if {tr.refractory} else p",
             f"spiked = {tr.assigned['z']}",
-            "z[b, t, j] = spiked",
+            "zrow[j] = spiked",
             "zp[j] = one if spiked else zero",
         ]
         segments.append((lo, hi, loop))
@@ -410,18 +395,23 @@ def forward_source(
         "    for t in range(steps):",
         "        acc[:] = 0.0",
         "        r = t * batch + b",
-        "        for e in range(in_crow[r], in_crow[r + 1]):",
-        "            i = in_pre[e]",
+        "        first = nx",
+        "        nx = list_spikes(x[b, t], xl, 0, nx)",
+        "        x_count[r] = nx - first",
+        "        for e in range(first, nx):",
+        "            i = xl[e]",
     ]
     body += [f"            {ln}" for ln in _delivery("acc", "in", input_dense)]
     for lo, hi, loop in segments:
         body.append(f"        for j in range({lo}, {hi}):")
         body += [f"            {ln}" for ln in loop]
     body += [
-        "        nspk = list_spikes(z[b, t], spk, 0, 0)",
+        "        first = nz",
+        "        nz = list_spikes(zrow, zl, 0, nz)",
+        "        z_count[r] = nz - first",
         "        rec[:] = 0.0",
-        "        for e in range(nspk):",
-        "            i = spk[e]",
+        "        for e in range(first, nz):",
+        "            i = zl[e]",
     ]
     body += [f"            {ln}" for ln in _delivery("rec", "rec", recurrent_dense)]
     header = "\n".join(f"# population {k}: {type(m).__name__}" for k, m in enumerate(models))
@@ -435,8 +425,8 @@ def forward_source(
         "import math\n\nimport numpy as np\nfrom numba import njit, prange\n\n"
         "from neurowire.native.delivery import list_spikes\n\n\n"
         "@njit(parallel=True, cache=True, nogil=True, fastmath={'contract'})\n"
-        "def forward(in_crow, in_pre, in_w, in_post, in_len, rec_w, rec_post, rec_len, "
-        "inv_v_th, scale, tiny, psi, z):\n" + "".join(f"    {ln}\n" for ln in body)
+        "def forward(x, in_w, in_post, in_len, rec_w, rec_post, rec_len, inv_v_th, scale, "
+        "tiny, psi, x_list, x_count, z_list, z_count):\n" + "".join(f"    {ln}\n" for ln in body)
     )
 
 
