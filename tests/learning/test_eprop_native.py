@@ -102,7 +102,10 @@ LAYOUTS = [  # (kind, sparse, cross_sparse): tables of every kind the fused kern
 
 
 @pytest.mark.parametrize(("kind", "sparse", "cross_sparse"), LAYOUTS)
-def test_fused_forward_and_backward_kernels(kind, sparse, cross_sparse):
+@pytest.mark.parametrize("block", [None, 8])  # 8: learning signal in blocks of 6 + 8 + 8 + 8
+def test_fused_forward_and_backward_kernels(kind, sparse, cross_sparse, block, monkeypatch):
+    if block is not None:
+        monkeypatch.setattr(native, "signal_block", lambda n_out, n: block)
     net, out = make_network(kind, sparse=sparse, cross_sparse=cross_sparse)
     enet = compile_network(net, out)
     w = gather_weights(enet, None)
@@ -137,11 +140,9 @@ def test_scan_kernel():
         )
 
 
-def test_generated_backward_unrolls_small_readouts_and_loops_over_large_ones():
-    assert "e19 * fb_t[19, j]" in native.backward_source(20)
-    large = native.backward_source(native.UNROLL_OUTPUTS + 1)
-    assert "for c in range(" in large and "e1 " not in large
-    assert "zero + reg[j]" in native.backward_source(0)
+def test_signal_block_keeps_each_product_on_the_calling_thread():
+    assert native.signal_block(20, 512) == 25  # 25 * 20 * 512 <= 2^18 < 26 * 20 * 512
+    assert native.signal_block(1, 10) == 64 and native.signal_block(50, 4096) == 8
 
 
 @pytest.mark.parametrize(("kind", "sparse", "cross_sparse"), LAYOUTS[:3])
