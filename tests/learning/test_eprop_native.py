@@ -200,3 +200,17 @@ def test_building_a_trainer_keeps_the_callers_torch_thread_count():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split()[-1] == "1"
+
+
+def test_native_engine_budgets_its_own_arrays_so_a_paper_batch_is_one_chunk():
+    import neurowire as nw
+
+    net = nw.Network(dt=1.0, seed=0)
+    inp = net.population("input", nw.SpikeSource(700))
+    hid = net.population("hidden", nw.ALIF(512))
+    out = net.population("output", nw.LeakyIntegrator(20))
+    net.connect(inp, hid, nw.FixedProbability(0.01), weight=nw.Normal(0.0, 0.1))
+    net.connect(hid, hid, nw.FixedProbability(0.01), weight=nw.Normal(0.0, 0.1))
+    net.connect(hid, out, nw.Dense(), weight=nw.Normal(0.0, 0.1))
+    size = {e: EProp(net, output=out, engine=e)._chunk_size(1400) for e in ("native", "torch")}
+    assert size["native"] >= 64 > size["torch"]  # SHD's T: 64 trials fold the regulariser

@@ -350,7 +350,10 @@ class EProp:
                 for p in n.plastic
             )
             per_trial = 5 * synapses * item
-        else:
+        elif self.engine == "native":  # psi; readout, error, filtered error; the event lists
+            # at worst (every neuron spiking every step, int32)
+            per_trial = steps * ((n.hidden.n + 4 * n.n_out) * item + 4 * (n.n_in + n.hidden.n))
+        else:  # the torch engine's [T, B, N] tensors
             per_trial = steps * ((7 * n.hidden.n + 4 * n.n_out) * item + 2 * n.n_in)
         if self.device.type == "cuda":
             budget = torch.cuda.mem_get_info(self.device)[0] // 2
