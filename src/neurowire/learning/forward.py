@@ -226,7 +226,7 @@ class HiddenDynamics:
         st.z = z_out
 
 
-def input_events(x: Tensor, engine: str = "torch") -> SpikeEvents:
+def input_events(x: Tensor) -> SpikeEvents:
     """Events of input spikes ``x [B, T, n_in]`` (bool) on the time-major rows ``t * B + b``."""
     b, t, n = x.shape
     return SpikeEvents.from_dense(x.transpose(0, 1).reshape(t * b, n))

@@ -8,8 +8,8 @@ from the models)         :func:`.forward.input_currents`,
                          :class:`.forward.HiddenDynamics`,
                          :func:`.forward.pseudo_derivative_`,
                          :func:`.forward.hidden_events`
-``backward`` (generated  the learning signal ``E_kappa B^T``,            blocks of trials
-per readout size)        :func:`.factorized.membrane_adjoint_`,
+``backward``             the learning signal ``E_kappa B^T``,            blocks of trials
+                         :func:`.factorized.membrane_adjoint_`,
                          :func:`.factorized.spike_products`
 ``deliver_*``,           ``neurowire.propagate.deliver_dense/_slots``,   rows ``t * B + b``
 ``accumulate_*``         ``accumulate_dense/_slots`` (readout, outputs)  blocks of rows
@@ -24,7 +24,7 @@ the learning signal, the recursions and the gradient products in one pass backwa
 without storing ``H``. Per neuron and step only ``psi`` is stored, in arrays kept from batch
 to batch (:meth:`.compiled.EPropNetwork.buffer`); spikes are kept only as events. The
 per-neuron loops have no branches, so they vectorise; spikes are listed afterwards, 8 neurons
-tested at once. The generated kernels let LLVM fuse multiply-adds (``fastmath={'contract'}``,
+tested at once. The kernels let LLVM fuse multiply-adds (``fastmath={'contract'}``,
 nothing else), so they round slightly differently from PyTorch.
 
 The delivery and accumulation kernels live in :mod:`neurowire.native.delivery`. Each kernel is
