@@ -4,6 +4,19 @@ Rewiring statistics (:mod:`.rewiring`), topographic-map measures (:mod:`.topomap
 (:mod:`.plots`).
 """
 
+from .placement import (
+    PlacementReport,
+    PlacementStats,
+    TrialCounts,
+    channel_information,
+    channel_rates,
+    placement_report,
+    placement_stats,
+    plot_synapse_placement,
+    synapses_per_post,
+    synapses_per_pre,
+    trial_counts,
+)
 from .plots import (
     plot_connectivity_evolution,
     plot_displacement_maps,
@@ -39,14 +52,27 @@ from .training import (
     in_degree,
     plot_accuracy_history,
     plot_connectivity_histograms,
+    plot_l1_selection,
     plot_rewiring_proportion,
 )
 
 __all__ = [
+    "PlacementReport",
+    "PlacementStats",
+    "TrialCounts",
+    "channel_information",
+    "channel_rates",
+    "placement_report",
+    "placement_stats",
+    "plot_synapse_placement",
+    "synapses_per_post",
+    "synapses_per_pre",
+    "trial_counts",
     "connectivity_snapshot",
     "in_degree",
     "plot_accuracy_history",
     "plot_connectivity_histograms",
+    "plot_l1_selection",
     "plot_rewiring_proportion",
     "ConnectivityTimeline",
     "DisplacementMaps",
