@@ -4,7 +4,8 @@
 variable in fixed-capacity ragged rows (GeNN's SPARSE layout, reference/genn-semantics.md §1.2).
 Row ``i`` holds the synapses of presynaptic neuron ``i`` in slots ``0 .. row_length[i]-1``;
 slots beyond are padding. Every structural change goes through :meth:`RaggedSynapses.remove`,
-:meth:`RaggedSynapses.add` or :meth:`RaggedSynapses.grow`, which keep all variables aligned with
+:meth:`RaggedSynapses.add`, :meth:`RaggedSynapses.grow` or (a removal and additions in one numba
+call on the CPU) :meth:`RaggedSynapses.replace_native`, which keep all variables aligned with
 their synapse and bump :attr:`RaggedSynapses.version`. Derived views (COO, CSR, column index,
 live mask) are caches keyed on that version.
 
@@ -26,10 +27,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -94,6 +96,18 @@ class ColumnIndex(NamedTuple):
     pre: Tensor
     slot: Tensor
     length: Tensor
+
+
+class NativeEdit(NamedTuple):
+    """What :meth:`RaggedSynapses.replace_native` did (numpy int64 arrays).
+
+    Shapes: ``removed [n_pre]`` synapses removed per row; ``pre [k]``, ``post [k]`` the added
+    pairs, row by row in row order, each row's in slot order.
+    """
+
+    removed: np.ndarray
+    pre: np.ndarray
+    post: np.ndarray
 
 
 def _stamp(value: Any) -> tuple[int, ...]:
@@ -973,6 +987,147 @@ class RaggedSynapses:
         rank = self._rank_in_row(pre, everything)
         prepared = self._prepare_values(values, pre.numel(), generator)
         self._append(pre, post, rank, everything, prepared)
+
+    @property
+    def native_edits(self) -> bool:
+        """Whether :meth:`replace_native` can run: a CPU store using its numba kernels
+        (:attr:`native_ops`, numba importable) whose variables all have native dtypes and are
+        contiguous."""
+        return self._native_kernels() is not None and all(
+            v.is_contiguous() for v in self.vars.values()
+        )
+
+    def replace_native(
+        self,
+        gone: Any,
+        per_row: Any,
+        uniforms: Any,
+        values: Callable[[np.ndarray, np.ndarray], Mapping[str, Any]] | None = None,
+    ) -> NativeEdit | None:
+        """Remove the live synapses where ``gone`` is True and add ``per_row[i]`` synapses to
+        every row ``i`` at uniformly drawn unconnected columns, as one edit (CPU, numba).
+
+        The result is what :meth:`remove` followed by :meth:`add` of the drawn pairs gives:
+        survivors keep their order, new synapses are appended row by row, every variable moves
+        with its synapse. Columns are drawn per row as if the removal had happened:
+        candidates ``floor(u * n_post)`` from ``uniforms`` in order, rejected when already
+        connected, drawn before in the call or (without autapses) the row itself.
+
+        Args:
+            gone: bool ``[n_pre, capacity]``; True on padding is ignored.
+            per_row: int ``[n_pre]``, at most the free slots and the unconnected columns of
+                each row after the removal.
+            uniforms: float ``[m]`` in ``[0, 1)``.
+            values: ``values(pre, post) -> {variable: [k]}`` for the new synapses (``pre``,
+                ``post`` as returned); called once their targets are drawn, before anything
+                changes. Variables it leaves out start at 0, as do all of them without it.
+
+        Returns:
+            :class:`NativeEdit`, or None when ``uniforms`` ran out before every column was
+            drawn (then nothing changed: call again with a longer stream).
+
+        Raises :class:`StoreError` (:class:`CapacityError` for a row without room) or
+        ``TypeError``/``ValueError`` for bad arguments, before changing anything. Only the
+        last step changes the store, in one numba call, so an edit is never left half-done.
+        """
+        self._check_sealed()
+        kernels = self._native_kernels()
+        if kernels is None or not self.native_edits:
+            raise StoreError(
+                f"{self.name}: replace_native needs a CPU store with the numba kernels, native "
+                f"dtypes and contiguous variables (see native_edits)"
+            )
+        gone, per_row, uniforms = self._edit_arguments(gone, per_row, uniforms)
+        length = self._row_length.numpy()
+        removed = np.zeros(self.n_pre, dtype=np.int64)
+        kernels.removed_per_row(gone, length, removed)
+        self._check_room(length - removed, per_row)
+        pre = np.repeat(np.arange(self.n_pre, dtype=np.int64), per_row)
+        post = np.empty(pre.size, dtype=np.int64)
+        if pre.size:
+            used = kernels.draw_free_columns(
+                pre, self._ind.numpy(), length, gone, self.n_post, self.autapses, uniforms, post
+            )
+            if used == -2:
+                raise ValueError(f"{self.name}: uniforms must lie in [0, 1)")
+            if used < 0:
+                return None
+        elif not removed.any():
+            return NativeEdit(removed, pre, post)
+        new = self._new_values(values(pre, post) if values is not None else {}, pre.size)
+        shape = (-1, self.n_pre, self.capacity)
+        arrays = ((self._ind.numpy()[None], post),) + tuple(
+            (var.view(shape).numpy(), new[key]) for key, var in self.vars.items()
+        )
+        self._changed()  # first, so that no cache can outlive the edit below
+        kernels.replace_rows(length, gone, removed, per_row, arrays)
+        return NativeEdit(removed, pre, post)
+
+    def _edit_arguments(
+        self, gone: Any, per_row: Any, uniforms: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gone, per_row, uniforms = np.asarray(gone), np.asarray(per_row), np.asarray(uniforms)
+        if gone.dtype != np.bool_ or gone.shape != (self.n_pre, self.capacity):
+            raise TypeError(
+                f"{self.name}: gone must be bool {(self.n_pre, self.capacity)}, got "
+                f"{gone.dtype} {gone.shape}"
+            )
+        if per_row.dtype.kind not in "iu" or per_row.shape != (self.n_pre,):
+            raise TypeError(
+                f"{self.name}: per_row must be integer ({self.n_pre},), got {per_row.dtype} "
+                f"{per_row.shape}"
+            )
+        if per_row.size and per_row.min() < 0:
+            raise ValueError(f"{self.name}: per_row must be >= 0")
+        if uniforms.dtype.kind != "f" or uniforms.ndim != 1:
+            raise TypeError(
+                f"{self.name}: uniforms must be a 1-D float array, got {uniforms.dtype} "
+                f"{uniforms.shape}"
+            )
+        return (
+            np.ascontiguousarray(gone),
+            np.ascontiguousarray(per_row, dtype=np.int64),
+            np.ascontiguousarray(uniforms, dtype=np.float64),
+        )
+
+    def _check_room(self, length: np.ndarray, per_row: np.ndarray) -> None:
+        """Raise :class:`CapacityError` if a row of ``length`` synapses cannot take its
+        ``per_row`` new ones (free slots, unconnected columns)."""
+        columns = self.n_post - length - (0 if self.autapses else 1)
+        limit = np.minimum(self.capacity - length, columns)
+        over = np.flatnonzero(per_row > limit)
+        if over.size:
+            row = int(over[0])
+            raise CapacityError(
+                f"{self.name}: row {row} gets {int(per_row[row])} new synapses but has room "
+                f"for {max(int(limit[row]), 0)} after the removal (free slots and unconnected "
+                f"columns; capacity {self.capacity})"
+            )
+
+    def _new_values(self, given: Mapping[str, Any], k: int) -> dict[str, np.ndarray]:
+        """Every variable's values ``[k]`` for :meth:`replace_native` (given, or 0), checked
+        and cast to the variable's dtype."""
+        for key in given:
+            self._var(key)
+        new = {}
+        for key, var in self.vars.items():
+            dtype = var.numpy().dtype
+            if key not in given:
+                new[key] = np.zeros(k, dtype=dtype)
+                continue
+            val = np.asarray(given[key])
+            if val.shape != (k,):
+                raise ValueError(
+                    f"{self.name}: values for {key!r} must have shape ({k},), got {val.shape}"
+                )
+            if dtype == np.bool_ and val.dtype != np.bool_:
+                raise TypeError(f"{self.name}: {key!r} is bool, got values of dtype {val.dtype}")
+            if dtype.kind != "f" and val.dtype.kind == "f":
+                raise TypeError(f"{self.name}: {key!r} has dtype {dtype}, got floating values")
+            if val.dtype.kind == "f" and not np.isfinite(val).all():
+                raise ValueError(f"{self.name}: values for {key!r} contain NaN or infinity")
+            new[key] = np.ascontiguousarray(val, dtype=dtype)
+        return new
 
     # ------------------------------------------------------------------ integrity, persistence
     def validate(self) -> None:

@@ -4,13 +4,14 @@ They do, loop by loop, what :meth:`RaggedSynapses.remove` and :meth:`RaggedSynap
 with PyTorch ops, on numpy views of the store's tensors: a rule that changes a few synapses per
 call then costs microseconds instead of dozens of small tensor ops. The store decides when to
 use them (CPU tensors, numba importable) and ``tests/test_synapses_native.py`` checks both
-paths give identical stores.
+paths give identical stores. :func:`replace_rows` is the single call that changes the store in
+:meth:`RaggedSynapses.replace_native` (a removal and additions at once).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import literal_unroll, njit
 
 
 @njit(cache=True, nogil=True)
@@ -86,36 +87,75 @@ def empty_flags(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def draw_free_columns(rows, ind, length, n_post, autapses, uniforms, post):
-    """For each entry of ``rows`` (sorted, so a row's entries are contiguous), a column not yet
-    connected in that row (``ind[row, :length[row]]``), not drawn before for the same row and
-    not the row itself without autapses: candidates ``floor(u * n_post)`` from ``uniforms`` in
-    order, rejected until one fits (uniform over the free columns). Returns how many uniforms
-    were used, or -1 if they ran out (``post`` then holds -1 where nothing was drawn)."""
+def draw_free_columns(rows, ind, length, gone, n_post, autapses, uniforms, post):
+    """For each entry of ``rows`` (sorted, so a row's entries are contiguous), a column not
+    connected in that row once the slots where ``gone`` is True are removed (the live slots
+    ``ind[row, :length[row]]`` less those), not drawn before for the same row and not the row
+    itself without autapses: candidates ``floor(u * n_post)`` from ``uniforms`` in order,
+    rejected until one fits (uniform over the free columns). Returns how many uniforms were
+    used, -1 if they ran out (``post`` then holds -1 where nothing was drawn), or -2 if one
+    of them lies outside ``[0, 1)``."""
+    taken = np.full(n_post, -1, dtype=np.int64)  # taken[c] == i: column c is used in row i
     used = 0
-    start = 0
     for e in range(rows.shape[0]):
         i = rows[e]
         if e == 0 or rows[e - 1] != i:
-            start = e
+            for s in range(length[i]):
+                if not gone[i, s]:
+                    taken[ind[i, s]] = i
+            if not autapses:
+                taken[i] = i
         post[e] = -1
         while used < uniforms.shape[0]:
-            c = min(int(uniforms[used] * n_post), n_post - 1)
+            u = uniforms[used]
+            if not (u >= 0.0 and u < 1.0):
+                return -2
+            c = min(int(u * n_post), n_post - 1)
             used += 1
-            ok = autapses or c != i
-            if ok:
-                for s in range(length[i]):
-                    if ind[i, s] == c:
-                        ok = False
-                        break
-            if ok:
-                for f in range(start, e):
-                    if post[f] == c:
-                        ok = False
-                        break
-            if ok:
+            if taken[c] != i:
+                taken[c] = i
                 post[e] = c
                 break
         if post[e] < 0:
             return -1
     return used
+
+
+@njit(cache=True, nogil=True)
+def _edit_array(arr, new, length, gone, removed, per_row):
+    """One array's part of :func:`replace_rows`; ``arr`` is ``[parts, n_pre, capacity]``."""
+    offset = 0
+    for i in range(length.shape[0]):
+        k = per_row[i]
+        if removed[i] == 0 and k == 0:
+            continue
+        drop = gone[i]
+        for b in range(arr.shape[0]):
+            row = arr[b, i]
+            w = length[i]
+            if removed[i] > 0:
+                w = 0
+                for j in range(length[i]):  # branch-free: write always, advance if kept
+                    row[w] = row[j]
+                    w += not drop[j]
+                row[w:] = 0
+            row[w : w + k] = new[offset : offset + k]
+        offset += k
+
+
+@njit(cache=True, nogil=True)
+def replace_rows(length, gone, removed, per_row, arrays):
+    """Remove and append in one call (the edit of :meth:`RaggedSynapses.replace_native`).
+
+    In every row with ``removed[i] > 0`` the live slots where ``gone`` is True are dropped
+    (order kept, the tail up to the capacity zeroed, as :func:`compact_rows`); then
+    ``per_row[i]`` synapses are appended to row ``i``. ``arrays`` is a tuple of
+    ``(target [parts, n_pre, capacity], new [k])`` pairs, ``new`` holding the appended values
+    of every row in row order; ``length`` is updated last. The caller has checked that every
+    row has room.
+    """
+    for pair in literal_unroll(arrays):
+        arr, new = pair
+        _edit_array(arr, new, length, gone, removed, per_row)
+    for i in range(length.shape[0]):
+        length[i] += per_row[i] - removed[i]

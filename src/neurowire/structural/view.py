@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..grid import Grid
-from ..synapses import RaggedSynapses
+from ..synapses import NativeEdit, RaggedSynapses
 from .log import ELIMINATION, FORMATION, RewiringLog
 
 
@@ -27,7 +28,8 @@ class SynapseView:
 
     ``view["weight"]`` is a per-synapse variable ``[n_pre, capacity]`` (``[B, ...]`` if batched);
     it may be written in place (then call ``view.store.values_changed()``). The structure changes
-    through :meth:`remove`, :meth:`add` and :meth:`grow`, which count and log what they do.
+    through :meth:`remove`, :meth:`add`, :meth:`grow` and :meth:`replace_native`, which count and
+    log what they do.
     """
 
     def __init__(
@@ -153,6 +155,33 @@ class SynapseView:
             self._record(pre_t[added], post_t[added], FORMATION)
         return added
 
+    def replace_native(
+        self, gone: Any, per_row: Any, uniforms: Any, values: Any = None
+    ) -> NativeEdit | None:
+        """Remove and add in one edit (see :meth:`RaggedSynapses.replace_native`, CPU only);
+        counts and logs both parts. Returns None, changing nothing, when ``uniforms`` ran
+        out. Events are prepared before the store changes, so only a completed edit is
+        logged and nothing raises after it."""
+        s = self.store
+        pending: list[tuple] = []
+        hook = values
+        if self._log_events and self._log is not None:
+            rows, slots = np.nonzero(np.asarray(gone) & s.live.numpy())
+            pending.append(self._event(rows, s.ind.numpy()[rows, slots], ELIMINATION))
+
+            def hook(pre: np.ndarray, post: np.ndarray) -> Any:
+                pending.append(self._event(pre, post, FORMATION))
+                return {} if values is None else values(pre, post)
+
+        edit = s.replace_native(gone, per_row, uniforms, hook)
+        if edit is None:
+            return None
+        self.removed += int(edit.removed.sum())
+        self.added += edit.pre.size
+        for event in pending:
+            self._log.record_events(*event)
+        return edit
+
     def _full_rejections(self, pre: Tensor, added: Tensor) -> int:
         # pairs not added whose row is now full (as opposed to duplicates)
         rejected = pre[~added]
@@ -181,10 +210,14 @@ class SynapseView:
         return added
 
     def _record(self, pre: Tensor, post: Tensor, kind: int) -> None:
-        if self._log is None:
-            return
+        if self._log is not None:
+            self._log.record_events(*self._event(pre, post, kind))
+
+    def _event(self, pre: Any, post: Any, kind: int) -> tuple:
+        """Arguments of :meth:`RewiringLog.record_events` for the pairs ``(pre, post)``."""
+        pre, post = torch.as_tensor(pre), torch.as_tensor(post)
         if self.pre_grid is not None and self.post_grid is not None:
             dist = self.distance_of(pre, post)
         else:
             dist = torch.full(pre.shape, float("nan"))
-        self._log.record_events(self.store.name, self._t, pre, post, kind, dist)
+        return self.store.name, self._t, pre, post, kind, dist
