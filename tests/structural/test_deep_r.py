@@ -316,3 +316,52 @@ def test_state_dict_round_trip_keeps_every_sign(device):
     assert torch.equal(restored.signs["p"].bits, rule.signs["p"].bits)
     with pytest.raises(ValueError, match="bad saved state"):
         restored.load_state_dict({"nothing": 1})
+
+
+def test_auto_l1_waits_for_resolve_l1_and_refuses_to_run_before():
+    s = _store("cpu")
+    rule = nw.DeepR(l1="auto")
+    assert rule.l1 is None and rule.l1_auto
+    _, gen, c = _set_up(s, rule)  # set up (signs drawn) before the L1 is chosen
+    grad = torch.zeros(s.n_pre, s.capacity)
+    for call in (
+        lambda: rule.adjust_gradient(_view(s, gen), grad, c),
+        lambda: rule.update(_view(s, gen), c),
+    ):
+        with pytest.raises(ValueError, match=r'l1="auto".*fit\(\).*select_l1'):
+            call()
+    rule.resolve_l1(0.25)
+    assert rule.l1 == 0.25 and rule.l1_auto
+    out = rule.adjust_gradient(_view(s, gen), grad, c)
+    assert torch.equal(out, 0.25 * s.vars["sign"].float())
+    assert not nw.DeepR(l1=0.1).l1_auto
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (-0.1, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("auto", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_resolve_l1_takes_only_a_finite_number_at_least_zero(value, error):
+    rule = nw.DeepR(l1="auto")
+    with pytest.raises(error, match="l1"):
+        rule.resolve_l1(value)
+    assert rule.l1 is None
+
+
+def test_an_unresolved_rule_stops_training_with_the_clear_error():
+    net = nw.Network(seed=0)
+    inp = net.population("input", nw.SpikeSource(10))
+    hid = net.population("hidden", nw.LIF(8))
+    out = net.population("output", nw.LeakyIntegrator(2))
+    p = net.connect(inp, hid, nw.FixedProbability(0.3), weight=nw.Normal(0, 0.3), padding=2.0)
+    net.connect(hid, out, nw.Dense(), weight=nw.Normal(0, 0.3))
+    tr = nw.EProp(net, output=out, rewiring={p: nw.DeepR(l1="auto")})
+    x = torch.rand(2, 10, 10, generator=torch.Generator().manual_seed(0)) < 0.3
+    with pytest.raises(ValueError, match='l1="auto"'):
+        tr.train_step(x, torch.tensor([0, 1]))

@@ -110,6 +110,14 @@ class StructuralRule:
         """
         return grad
 
+    def atomic(self, view: SynapseView) -> bool:
+        """Whether :meth:`update` needs no snapshot of ``view.store`` (asked for every view a
+        call receives): True promises that the call changes stores only in one final step
+        that either raises before it changes anything or completes, so a call that raises
+        leaves every store as it was. The runner then skips its per-call copy of the store.
+        Default False."""
+        return False
+
     def native(self) -> bool:
         """Whether the native engine may run this rule inside its blocks, with a fused kernel
         tested equal to :meth:`update`. Fusion is decided per rule: a rule that says no runs

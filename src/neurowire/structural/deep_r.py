@@ -26,6 +26,23 @@ Two modes:
   ``2 lr T``, ``T`` the temperature, ``lr`` the optimiser's learning rate), then removal of
   ``theta < 0`` and re-addition.
 
+The scale of ``l1`` in ``"genn"`` mode. The trainer hands the rule ``G``, the gradient summed
+over the ``B`` trials of the batch (``G = B g``, ``g`` the mean per-trial gradient of a
+synapse); Adam then steps with ``G + B l1 sign``. Adam's step does not change when its
+gradient is scaled, so what decides the direction is ``l1`` against ``|g|``: a synapse whose
+mean task gradient is small next to ``l1`` is pulled towards zero, one whose gradient is much
+larger barely feels the term. The learning rate only sets the pace: Adam moves a weight by
+about ``lr`` per batch at most (exactly ``lr`` for a constant gradient; the worst case is
+``(1 - beta1) / sqrt(1 - beta2) * lr``), so a pulled synapse of weight ``w`` is removed after
+about ``|w| / lr`` batches, and a larger ``lr`` rewires faster without changing which
+synapses are pulled. The batch size leaves the comparison of ``l1`` with the mean gradient
+unchanged, but the noise of ``g`` falls as ``1 / sqrt(B)``, so at larger batches synapses
+without a consistent task gradient lose to ``l1`` more often; and a fixed number of trials
+then makes fewer optimiser steps, hence fewer ``lr``-sized moves per epoch. (In
+``"original"`` mode ``theta`` shrinks by ``lr * l1`` per step, outside the optimiser and
+independent of ``B``.) ``l1="auto"`` leaves the value to be chosen on a validation split by
+the trainer's ``fit()`` or :func:`neurowire.learning.select_l1` (:meth:`DeepR.resolve_l1`).
+
 Where re-added synapses go (``regrow``):
 
 * ``"pair"``: uniformly over all unconnected pairs in rows with free capacity, one at a time
@@ -37,6 +54,15 @@ Where re-added synapses go (``regrow``):
 
 Both count failed placements per call (``removed - added``, plus GeNN's retries in ``"row"``
 mode); with the removed synapses' slots free, both always place every synapse.
+
+On the CPU, removal and re-addition are one fused pass per call: a numba sign test, the row
+placements, then a single numba edit of the store
+(:meth:`~neurowire.RaggedSynapses.replace_native`) that compacts the rows and appends the new
+synapses with all their variables. It draws from the rule's generators exactly as the
+reference path (``fused=False``, and CUDA stores: ``view.remove``, then
+:meth:`DeepR.regrow_synapses` through the store's ``add``), so both give the same store. A
+fused call raises only before it changes anything, so the runner copies no store for it
+(:meth:`~neurowire.structural.base.StructuralRule.atomic`).
 """
 
 from __future__ import annotations
@@ -53,6 +79,15 @@ from .view import SynapseView
 
 MODES = ("genn", "original")
 REGROW = ("pair", "row")
+
+
+def _non_negative(name: str, value: Any, kind: str) -> float:
+    """``value`` as a float, if it is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"DeepR {name} must be {kind}, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"DeepR {name} must be finite and >= 0, got {value}")
+    return float(value)
 
 
 class SignBits:
@@ -111,19 +146,6 @@ class SignBits:
         return (grouped * weights).sum(-1).to(torch.uint8)
 
 
-def _rank_in_row_np(rows: np.ndarray) -> np.ndarray:
-    """Position of each entry among the earlier entries with the same value."""
-    order = np.argsort(rows, kind="stable")
-    sorted_rows = rows[order]
-    start = np.ones(rows.size, dtype=bool)
-    start[1:] = sorted_rows[1:] != sorted_rows[:-1]
-    idx = np.arange(rows.size)
-    first = np.maximum.accumulate(np.where(start, idx, 0))
-    rank = np.empty_like(idx)
-    rank[order] = idx - first
-    return rank
-
-
 def place_by_pair(
     rng: np.random.Generator, dormant: np.ndarray, room: np.ndarray, n: int
 ) -> tuple[np.ndarray, int]:
@@ -160,24 +182,22 @@ def place_by_row(rng: np.random.Generator, room: np.ndarray, n: int) -> tuple[np
         room: int ``[n_pre]`` places left per row (free slots, at most the unconnected pairs).
 
     Returns ``(counts [n_pre], failed)``, ``failed`` the rejected draws (plus any placements
-    impossible because no row has room). A draw is accepted exactly when fewer draws of its row
-    came before it than the row has room, so a whole sequence of draws is judged at once.
+    impossible because no row has room). Rows are drawn ``max(2 * need, 64)`` at a time and
+    judged in order (:func:`~neurowire.native.deep_r_kernels.accept_rows`); draws after the
+    last needed acceptance are unused.
     """
-    n_pre = room.size
-    counts = np.zeros(n_pre, dtype=np.int64)
+    from ..native.deep_r_kernels import accept_rows
+
+    room = np.ascontiguousarray(room, dtype=np.int64)
+    counts = np.zeros(room.size, dtype=np.int64)
     need, failed = int(n), 0
     while need > 0:
         if int(room.sum() - counts.sum()) <= 0:
             return counts, failed + need
-        draws = rng.integers(0, n_pre, size=max(2 * need, 64))
-        ok = (_rank_in_row_np(draws) + counts[draws]) < room[draws]
-        accepted = np.cumsum(ok)
-        if accepted[-1] >= need:
-            stop = int(np.searchsorted(accepted, need)) + 1
-            draws, ok = draws[:stop], ok[:stop]
-        counts += np.bincount(draws[ok], minlength=n_pre)
-        failed += int((~ok).sum())
-        need -= int(ok.sum())
+        draws = rng.integers(0, room.size, size=max(2 * need, 64))
+        accepted, rejected = accept_rows(draws, room, counts, need)
+        need -= accepted
+        failed += rejected
     return counts, failed
 
 
@@ -188,9 +208,16 @@ class DeepR(StructuralRule):
     batch (see the module docstring for the order of operations in each mode).
 
     Args:
-        l1: L1 strength. ``"genn"``: per trial, added as ``l1 * sign`` to every trial's
-            gradient (mlGeNN's convention; the paper's values 0.01-0.5 carry over).
-            ``"original"``: per optimiser step, ``theta -= lr * l1``.
+        l1: L1 strength, a number >= 0 or ``"auto"``. ``"genn"`` mode: *per trial*; the rule
+            adds ``batch_size * l1 * sign`` to the batch-summed gradient before the optimiser
+            step (mlGeNN's convention; the paper's values 0.01-0.5 carry over). With Adam the
+            pull towards zero therefore depends on ``l1`` against the mean per-trial gradient
+            of each synapse, and every step is bounded by about ``lr`` (see the module
+            docstring). ``"original"`` mode: per optimiser step, ``theta -= lr * l1``.
+            ``"auto"``: chosen later (:attr:`l1` is None, :attr:`l1_auto` True) by the
+            trainer's ``fit()`` on a validation split, by
+            :func:`neurowire.learning.select_l1`, or with :meth:`resolve_l1`; the rule can be
+            set up before that but not run.
         mode: ``"genn"`` or ``"original"``.
         regrow: ``"pair"`` (uniform over unconnected pairs in rows with room) or ``"row"``
             (GeNN: uniform row with room, then a uniform free column).
@@ -198,6 +225,10 @@ class DeepR(StructuralRule):
             be 0 in ``"genn"`` mode, which has no noise.
         lr: learning rate of the ``"original"`` update; None takes the trainer's
             (``ctx.learning_rate``).
+        fused: rewire CPU stores in one fused numba pass (the store's
+            :meth:`~neurowire.RaggedSynapses.replace_native`); False, CUDA stores and stores
+            without native kernels take the reference path (``view.remove``, then
+            :meth:`regrow_synapses`). Both give the same store from the same generator state.
 
     State: :attr:`signs` ``{projection name: SignBits}`` (every potential pair), and the store
     variable ``sign`` (int8, +1/-1 on every live synapse, 0 on padding) that caches each
@@ -206,31 +237,45 @@ class DeepR(StructuralRule):
 
     def __init__(
         self,
-        l1: float = 0.01,
+        l1: float | str = 0.01,
         mode: str = "genn",
         regrow: str = "pair",
         temperature: float = 0.0,
         lr: float | None = None,
+        fused: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"DeepR mode must be one of {MODES}, got {mode!r}")
         if regrow not in REGROW:
             raise ValueError(f"DeepR regrow must be one of {REGROW}, got {regrow!r}")
-        for name, value in (("l1", l1), ("temperature", temperature)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"DeepR {name} must be a number, got {value!r}")
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"DeepR {name} must be finite and >= 0, got {value}")
-        if mode == "genn" and temperature != 0:
+        self.l1_auto = isinstance(l1, str) and l1 == "auto"
+        self.l1 = None if self.l1_auto else _non_negative("l1", l1, "a number or 'auto'")
+        self.temperature = _non_negative("temperature", temperature, "a number")
+        if mode == "genn" and self.temperature != 0:
             raise ValueError(
                 "DeepR mode='genn' has no noise; temperature > 0 needs mode='original'"
             )
         if lr is not None and not (math.isfinite(lr) and lr >= 0):
             raise ValueError(f"DeepR lr must be None or finite and >= 0, got {lr}")
-        self.l1, self.mode, self.regrow = float(l1), mode, regrow
-        self.temperature = float(temperature)
+        self.mode, self.regrow = mode, regrow
         self.lr = None if lr is None else float(lr)
+        self.fused = bool(fused)
         self._signs: dict[str, SignBits] = {}
+
+    def resolve_l1(self, value: float) -> None:
+        """Set the L1 strength (per trial, see :class:`DeepR`) of a rule made with
+        ``l1="auto"``, or replace a given one; ``value`` must be a finite number >= 0."""
+        self.l1 = _non_negative("l1", value, "a number")
+
+    def _l1(self) -> float:
+        """The L1 strength; raises ``ValueError`` while ``l1="auto"`` is unresolved."""
+        if self.l1 is None:
+            raise ValueError(
+                'DeepR(l1="auto") has no L1 yet: it is chosen on a validation split by the '
+                "trainer's fit(), or by neurowire.learning.select_l1(trainer, train), or set "
+                "with rule.resolve_l1(value)"
+            )
+        return self.l1
 
     @property
     def signs(self) -> dict[str, SignBits]:
@@ -251,6 +296,14 @@ class DeepR(StructuralRule):
         if "sign" not in s.vars:
             pre, post = s.coo()
             s.add_var("sign", init=self._sign_values(s.name, pre, post), dtype=torch.int8)
+
+    def atomic(self, view: SynapseView) -> bool:
+        """True for the fused pass in ``"genn"`` mode: its only change is the store's single
+        :meth:`~neurowire.RaggedSynapses.replace_native` call."""
+        return self.mode == "genn" and self._fused(view.store)
+
+    def _fused(self, store) -> bool:
+        return self.fused and store.native_edits
 
     def _bits(self, store) -> SignBits:
         signs = self._signs.get(store.name)
@@ -277,22 +330,56 @@ class DeepR(StructuralRule):
 
     def adjust_gradient(self, view: SynapseView, grad: Tensor, ctx: RuleContext) -> Tensor:
         """``"genn"``: add ``batch_size * l1 * sign`` on every live synapse."""
-        if self.mode != "genn" or self.l1 == 0:
+        l1 = self._l1()
+        if self.mode != "genn" or l1 == 0:
             return grad
-        sign = view["sign"]  # +-1 on live synapses, 0 on padding
-        return grad.add(sign.to(grad.dtype), alpha=self.l1 * ctx.batch_size)
+        # sign: +-1 on live synapses, 0 on padding; int8, promoted by the addition
+        return grad.add(view["sign"], alpha=l1 * ctx.batch_size)
 
     def update(self, view: SynapseView, ctx: RuleContext) -> None:
         """Remove the synapses whose weight crossed zero against their sign, re-add as many."""
+        self._l1()
         s = view.store
-        self._bits(s)
+        signs = self._bits(s)
         if self.mode == "original":
             self._langevin_step(view, ctx)
+        if self._fused(s):
+            self._rewire_fused(view, ctx, signs)
+            return
         crossed = (s.vars["weight"] * view["sign"]) < 0  # padding: sign 0, never crossed
         if not bool(crossed.any()):
             return
         removed = int(view.remove(crossed).sum())
         self.regrow_synapses(view, removed, ctx)
+
+    def _rewire_fused(self, view: SynapseView, ctx: RuleContext, signs: SignBits) -> None:
+        """The fused pass: sign test (numba), placements (:meth:`_placements`), then removal
+        and re-addition in one :meth:`SynapseView.replace_native`; it consumes ``ctx.rng``
+        exactly as the reference path does."""
+        from ..native.deep_r_kernels import crossed_slots, pair_signs
+
+        s = view.store
+        length = s.row_length.numpy()
+        gone = np.empty((s.n_pre, s.capacity), dtype=np.bool_)
+        removed = np.empty(s.n_pre, dtype=np.int64)
+        n = crossed_slots(s.vars["weight"].numpy(), s.vars["sign"].numpy(), length, gone, removed)
+        if n == 0:
+            return
+        counts, failed = self._placements(ctx.rng, s, length - removed, n)
+        view.failed += failed
+        bits = signs.bits.numpy()
+
+        def new_signs(pre: np.ndarray, post: np.ndarray) -> dict[str, np.ndarray]:
+            out = np.empty(pre.size, dtype=np.int8)
+            pair_signs(bits, pre, post, out)
+            return {"sign": out}
+
+        k = int(counts.sum())
+        size = 4 * k + 64
+        uniforms = ctx.rng.random(size) if k else np.empty(0)
+        while view.replace_native(gone, counts, uniforms, new_signs) is None:
+            size *= 4
+            uniforms = ctx.rng.random(size)
 
     def _langevin_step(self, view: SynapseView, ctx: RuleContext) -> None:
         lr = self.lr if self.lr is not None else ctx.learning_rate
@@ -300,24 +387,30 @@ class DeepR(StructuralRule):
             raise ValueError("DeepR mode='original' needs lr= outside a trainer")
         w = view.store.vars["weight"]
         sign = view["sign"].to(w.dtype)
-        step = torch.full_like(w, -lr * self.l1)
+        step = torch.full_like(w, -lr * self._l1())
         if self.temperature > 0:
             noise = torch.randn(w.shape, generator=ctx.generator, device=w.device, dtype=w.dtype)
             step += math.sqrt(2.0 * lr * self.temperature) * noise
         w.addcmul_(sign, step)  # theta = sign * w moves by step; padding (sign 0) untouched
         view.store.values_changed()
 
-    def regrow_synapses(self, view: SynapseView, n: int, ctx: RuleContext) -> None:
-        """Add ``n`` synapses at weight 0 (every other variable 0, ``sign`` from the pair's
-        bit) where :attr:`regrow` says; failed placements are added to ``view.failed``."""
-        s = view.store
-        length = s.row_length.cpu().numpy()
+    def _placements(
+        self, rng: np.random.Generator, s, length: np.ndarray, n: int
+    ) -> tuple[np.ndarray, int]:
+        """Row counts ``[n_pre]`` and failures of ``n`` placements by :attr:`regrow`, for
+        rows of ``length`` live synapses."""
         dormant = np.maximum(s.n_post - length - (0 if s.autapses else 1), 0)
         room = np.minimum(s.capacity - length, dormant)
         if self.regrow == "pair":
-            counts, failed = place_by_pair(ctx.rng, dormant, room, n)
-        else:
-            counts, failed = place_by_row(ctx.rng, room, n)
+            return place_by_pair(rng, dormant, room, n)
+        return place_by_row(rng, room, n)
+
+    def regrow_synapses(self, view: SynapseView, n: int, ctx: RuleContext) -> None:
+        """Add ``n`` synapses at weight 0 (every other variable 0, ``sign`` from the pair's
+        bit) where :attr:`regrow` says; failed placements are added to ``view.failed``
+        (the reference path's second half)."""
+        s = view.store
+        counts, failed = self._placements(ctx.rng, s, s.row_length.cpu().numpy(), n)
         view.failed += failed
         rows = np.repeat(np.arange(s.n_pre), counts)
         if rows.size == 0:
@@ -335,9 +428,13 @@ class DeepR(StructuralRule):
         from ..native.store_kernels import draw_free_columns
 
         ind, length = s.ind.cpu().numpy(), s.row_length.cpu().numpy()
+        gone = np.zeros(ind.shape, dtype=np.bool_)  # no slot is being removed
         post = np.empty(rows.size, dtype=np.int64)
         n = 4 * rows.size + 64
-        while draw_free_columns(rows, ind, length, s.n_post, s.autapses, rng.random(n), post) < 0:
+        while (
+            draw_free_columns(rows, ind, length, gone, s.n_post, s.autapses, rng.random(n), post)
+            < 0
+        ):
             n *= 4
         return post
 

@@ -7,7 +7,9 @@ neuron state, time and step, batch size, learning rate) and its :class:`~.view.S
 from the engine's ``make_view``, and makes every :meth:`~.base.StructuralRule.update` call
 all-or-nothing (:func:`~.transaction.rule_transaction`): if the rule raises, every store it
 touched through a view and the rewiring log are restored, so store, per-call log and event log
-agree. Engines differ only in ``make_view`` (which neuron state a view carries) and the clock.
+agree. A store is copied when its view is handed out, unless the rule declares the call
+:meth:`~.base.StructuralRule.atomic` for it (it then raises only before changing anything).
+Engines differ only in ``make_view`` (which neuron state a view carries) and the clock.
 """
 
 from __future__ import annotations
@@ -109,7 +111,12 @@ class RuleRunner:
         """One all-or-nothing call of rule ``i``'s update, recorded per projection touched."""
         _, rule = self.rules[i]
         with rule_transaction([], self.log) as tx:
-            view, ctx = self.context(i, clock, log_events, on_view=lambda v: tx.protect(v.store))
+
+            def protect(v: SynapseView) -> None:
+                if not rule.atomic(v):
+                    tx.protect(v.store)
+
+            view, ctx = self.context(i, clock, log_events, on_view=protect)
             rule.update(view, ctx)
             for name, v in [(ctx.projection, view), *ctx.views.items()]:
                 self.log.record_call(name, clock.step, clock.t_ms, v.removed, v.added, v.failed)

@@ -13,6 +13,11 @@ If the block raises, every listed store and the log are put back exactly as they
 entry, then the exception propagates unchanged; so store, per-call log and event log agree,
 as before the call. Stores not listed are not restored: list every store the rule may change
 (a coupled rule's partners too). Random generators are not rewound.
+
+A rule whose call is :meth:`~.base.StructuralRule.atomic` (it raises only before it changes
+anything, then makes its change in one uninterruptible step) needs no copy of its stores; the
+:class:`~.runner.RuleRunner` then protects only the log. Such a change is kept if an
+asynchronous ``KeyboardInterrupt`` arrives after it and before the block ends.
 """
 
 from __future__ import annotations

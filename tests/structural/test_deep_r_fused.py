@@ -1,0 +1,342 @@
+"""DEEP R's fused CPU pass gives exactly the store of the reference path (``fused=False``:
+``view.remove`` then ``regrow_synapses`` through the store's add), from the same generators:
+connectivity, signs, moved and zeroed state, removed/added/failed counts, events. Also the
+store's one-call edit (``replace_native``) and the runner skipping the snapshot of atomic calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import neurowire as nw
+from neurowire.structural import transaction
+from neurowire.structural.base import RuleContext
+from neurowire.structural.deep_r import place_by_row
+from neurowire.structural.log import RewiringLog
+from neurowire.structural.runner import Clock, RuleRunner
+from neurowire.structural.view import SynapseView
+
+pytest.importorskip("numba")
+
+#: extra per-synapse variables a case may carry: name -> add_var keywords
+EXTRA = {
+    "trace": {"dtype": torch.float64, "batched": 2},
+    "flag": {"dtype": torch.bool},
+    "count": {"dtype": torch.int32},
+}
+
+
+def _view(store, gen=None, log=None, log_events=False):
+    return SynapseView(
+        store,
+        pre_state={},
+        post_state={},
+        pre_grid=None,
+        post_grid=None,
+        generator=gen,
+        log=log,
+        log_events=log_events,
+    )
+
+
+def _ctx(store, seed, lr=0.01):
+    gen = torch.Generator().manual_seed(seed)
+    return RuleContext(
+        gen, 0, 0.0, 1.0, store.name, rng=np.random.default_rng(seed), learning_rate=lr
+    )
+
+
+def _store(n_pre, n_post, density, slack, autapses, extra, seed):
+    """A random store: ``density`` of the allowed pairs, capacity ``slack`` above the longest
+    row, Adam moments and the ``extra`` variables filled with nonzero values."""
+    g = torch.Generator().manual_seed(seed)
+    allowed = torch.rand(n_pre, n_post, generator=g) < density
+    if not autapses:
+        allowed.fill_diagonal_(False)
+    pre, post = allowed.nonzero(as_tuple=True)
+    longest = int(allowed.sum(1).max())
+    s = nw.RaggedSynapses.from_coo(
+        n_pre, n_post, pre, post, capacity=longest + slack, autapses=autapses, name="p"
+    )
+    nnz = s.nnz
+    s.add_var("weight", init=torch.randn(nnz, generator=g))
+    for name in ("adam_m", "adam_v"):
+        s.add_var(name, init=torch.rand(nnz, generator=g) + 0.5)
+    for name in extra:
+        kw = EXTRA[name]
+        shape = (kw.get("batched"), nnz) if kw.get("batched") else (nnz,)
+        values = torch.randint(1, 5, shape, generator=g).to(kw["dtype"])
+        s.add_var(name, init=values, **kw)
+    return s
+
+
+def _new_weights(s, seed, zeros):
+    """Weights of random sign (some crossing their sign), a share ``zeros`` exactly 0."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(s.nnz, generator=g)
+    w[torch.rand(s.nnz, generator=g) < zeros] = 0.0
+    s.set_values("weight", w)
+
+
+def _run_both(make, rule_kw, rounds, seed):
+    """The same case through the fused and the reference pass; returns both stores and views
+    per round."""
+    out = []
+    for fused in (True, False):
+        s = make()
+        rule = nw.DeepR(fused=fused, **rule_kw)
+        rule.setup(_view(s), _ctx(s, seed))
+        ctx = _ctx(s, seed + 1)
+        views = []
+        for r in range(rounds):
+            _new_weights(s, seed + 10 + r, zeros=0.1)
+            view = _view(s, ctx.generator)
+            rule.update(view, ctx)
+            s.validate()
+            views.append((view.removed, view.added, view.failed))
+        out.append((s, views))
+    return out
+
+
+def _assert_same_store(a, b):
+    assert torch.equal(a.row_length, b.row_length)
+    assert torch.equal(a.ind, b.ind)
+    assert a.vars.keys() == b.vars.keys()
+    for name in a.vars:
+        assert torch.equal(a.vars[name], b.vars[name]), name
+
+
+@st.composite
+def cases(draw):
+    square = draw(st.booleans())
+    n_pre = draw(st.integers(1, 24))
+    n_post = n_pre if square else draw(st.integers(1, 24))
+    autapses = draw(st.booleans()) if square and n_pre > 1 else True
+    return {
+        "n_pre": n_pre,
+        "n_post": n_post,
+        "density": draw(st.floats(0.0, 1.0)),
+        "slack": draw(st.integers(0, 6)),
+        "autapses": autapses,
+        "extra": draw(st.lists(st.sampled_from(sorted(EXTRA)), unique=True, max_size=3)),
+        "seed": draw(st.integers(0, 2**31 - 1)),
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    case=cases(),
+    regrow=st.sampled_from(["pair", "row"]),
+    mode=st.sampled_from(["genn", "original"]),
+)
+def test_fused_pass_equals_the_reference_exactly(case, regrow, mode):
+    seed = case.pop("seed")
+    rule_kw = {"l1": 0.01, "regrow": regrow, "mode": mode}
+    if mode == "original":
+        rule_kw["temperature"] = 0.05
+    (a, views_a), (b, views_b) = _run_both(lambda: _store(**case, seed=seed), rule_kw, 3, seed)
+    _assert_same_store(a, b)
+    assert views_a == views_b  # removed, added, failed of every call
+
+
+@pytest.mark.parametrize("regrow", ["pair", "row"])
+def test_fused_pass_equals_the_reference_when_rows_fill_up(regrow):
+    # no slack and dense rows: placements fail and rows run out of free columns
+    case = {"n_pre": 12, "n_post": 12, "density": 0.9, "slack": 0, "autapses": False}
+    (a, views_a), (b, views_b) = _run_both(
+        lambda: _store(**case, extra=["trace"], seed=3), {"regrow": regrow}, 4, 7
+    )
+    _assert_same_store(a, b)
+    assert views_a == views_b
+    assert sum(v[0] for v in views_a) > 0
+
+
+def test_fused_pass_logs_the_same_events_as_the_reference():
+    logs = []
+    for fused in (True, False):
+        s = _store(30, 40, 0.3, 4, True, [], seed=5)
+        rule = nw.DeepR(fused=fused)
+        rule.setup(_view(s), _ctx(s, 1))
+        _new_weights(s, 2, zeros=0.0)
+        log = RewiringLog()
+        ctx = _ctx(s, 3)
+        rule.update(_view(s, ctx.generator, log=log, log_events=True), ctx)
+        logs.append(log.events("p"))
+    a, b = logs
+    assert a.keys() == b.keys() and a["pre"].size > 0
+    for key in a:
+        assert np.array_equal(a[key], b[key], equal_nan=True), key
+
+
+def test_fused_pass_runs_only_on_cpu_stores_with_native_kernels():
+    s = _store(6, 8, 0.5, 2, True, [], seed=0)
+    rule = nw.DeepR()
+    assert rule.atomic(_view(s))
+    s.native_ops = False  # the store's PyTorch path: the rule takes the reference path
+    assert not rule.atomic(_view(s))
+    s.native_ops = True
+    assert not nw.DeepR(fused=False).atomic(_view(s))
+    assert not nw.DeepR(mode="original").atomic(_view(s))
+
+
+# ------------------------------------------------------------------ GeNN's row placement
+def _place_by_row_vectorised(rng, room, n):
+    """GeNN's row placement judged a whole block of draws at a time: a draw is accepted when
+    fewer draws of its row came before it in the block than the row has room left."""
+    counts = np.zeros(room.size, dtype=np.int64)
+    need, failed = int(n), 0
+    while need > 0:
+        if int(room.sum() - counts.sum()) <= 0:
+            return counts, failed + need
+        draws = rng.integers(0, room.size, size=max(2 * need, 64))
+        order = np.argsort(draws, kind="stable")
+        sorted_draws = draws[order]
+        start = np.ones(draws.size, dtype=bool)
+        start[1:] = sorted_draws[1:] != sorted_draws[:-1]
+        idx = np.arange(draws.size)
+        rank = np.empty_like(idx)
+        rank[order] = idx - np.maximum.accumulate(np.where(start, idx, 0))
+        ok = (rank + counts[draws]) < room[draws]
+        accepted = np.cumsum(ok)
+        if accepted[-1] >= need:
+            stop = int(np.searchsorted(accepted, need)) + 1
+            draws, ok = draws[:stop], ok[:stop]
+        counts += np.bincount(draws[ok], minlength=room.size)
+        failed += int((~ok).sum())
+        need -= int(ok.sum())
+    return counts, failed
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    room=st.lists(st.integers(0, 6), min_size=1, max_size=30),
+    n=st.integers(0, 120),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_row_placement_equals_the_vectorised_formula(room, n, seed):
+    room = np.array(room, dtype=np.int64)
+    a = place_by_row(np.random.default_rng(seed), room, n)
+    b = _place_by_row_vectorised(np.random.default_rng(seed), room, n)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+
+
+# ------------------------------------------------------------------ the store's one-call edit
+def _edit_store():
+    s = nw.RaggedSynapses.from_coo(
+        5, 5, [0, 0, 1, 2, 2, 3], [1, 4, 0, 3, 4, 2], capacity=4, autapses=False, name="p"
+    )
+    s.add_var("weight", init=torch.arange(6.0) + 1)
+    s.add_var("trace", init=2.0, batched=2, dtype=torch.float64)
+    return s
+
+
+def test_replace_native_is_remove_then_add_of_the_drawn_pairs():
+    a, b = _edit_store(), _edit_store()
+    gone = np.zeros((5, 4), dtype=bool)
+    gone[0, 0] = gone[2, 1] = gone[3, 3] = True  # (3, 3) is padding: ignored
+    per_row = np.array([2, 1, 0, 3, 0])
+    uniforms = np.random.default_rng(0).random(200)
+    edit = a.replace_native(gone, per_row, uniforms, lambda pre, post: {"weight": -(post + 1.0)})
+    assert np.array_equal(edit.removed, [1, 0, 1, 0, 0])
+    assert np.array_equal(edit.pre, [0, 0, 1, 3, 3, 3])
+    assert not np.any(edit.pre == edit.post)  # no autapse
+    b.remove(torch.from_numpy(gone))
+    b.add(torch.from_numpy(edit.pre), torch.from_numpy(edit.post), weight=-(edit.post + 1.0))
+    a.validate()
+    _assert_same_store(a, b)
+
+
+def _state(s):
+    return {k: v.clone() for k, v in s.state_dict().items() if torch.is_tensor(v)} | {
+        k: v.clone() for k, v in s.vars.items()
+    }
+
+
+def _unchanged(s, before):
+    after = _state(s)
+    return all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    ("per_row", "uniforms", "values", "error"),
+    [
+        ([0, 0, 0, 4, 0], None, None, nw.CapacityError),  # row 3 has room for 3
+        ([0, 0, 0, 0, 5], None, None, nw.CapacityError),  # row 4 has 4 free columns
+        ([1, 0, 0, 0, 0], [1.0, 0.5], None, ValueError),  # a uniform outside [0, 1)
+        ([1, 0, 0, 0, 0], None, lambda p, q: {"weight": [np.nan]}, ValueError),
+        ([1, 0, 0, 0, 0], None, lambda p, q: {"nope": [1.0]}, ValueError),
+        ([1, 0, 0, 0, 0], None, lambda p, q: {"weight": [1.0, 2.0]}, ValueError),
+        ([-1, 0, 0, 0, 0], None, None, ValueError),
+        ([1.0, 0, 0, 0, 0], None, None, TypeError),
+    ],
+)
+def test_replace_native_raises_before_changing_anything(per_row, uniforms, values, error):
+    s = _edit_store()
+    before = _state(s)
+    gone = np.zeros((5, 4), dtype=bool)
+    gone[0, 0] = True
+    uniforms = np.random.default_rng(0).random(50) if uniforms is None else np.array(uniforms)
+    with pytest.raises(error):
+        s.replace_native(gone, np.array(per_row), uniforms, values)
+    assert _unchanged(s, before)
+    s.validate()
+
+
+def test_replace_native_returns_none_and_changes_nothing_when_uniforms_run_out():
+    s = _edit_store()
+    before, version = _state(s), s.version
+    gone = np.zeros((5, 4), dtype=bool)
+    gone[0, 0] = True
+    assert s.replace_native(gone, np.array([2, 1, 0, 3, 0]), np.array([0.1, 0.2])) is None
+    assert _unchanged(s, before) and s.version == version
+
+
+# ------------------------------------------------------------------ the runner's snapshot
+class _Raises(nw.StructuralRule):
+    """Declares itself atomic and raises before changing anything."""
+
+    def atomic(self, view):
+        return True
+
+    def update(self, view, ctx):
+        raise RuntimeError("refused")
+
+
+def _runner(store, rule, log):
+    return RuleRunner([("p", rule)], 0, "cpu", lambda name, gen, ev: _view(store, gen, log), log)
+
+
+def test_runner_copies_no_store_for_atomic_calls(monkeypatch):
+    copies = []
+    original = transaction.Transaction.protect
+    monkeypatch.setattr(
+        transaction.Transaction,
+        "protect",
+        lambda self, store: copies.append(store.name) or original(self, store),
+    )
+    s = _store(20, 20, 0.3, 3, True, [], seed=1)
+    log = RewiringLog()
+    fused = _runner(s, nw.DeepR(l1=0.5), log)
+    fused.setup(Clock(0, 0.0, 1.0))
+    _new_weights(s, 4, zeros=0.0)
+    fused.update(0, Clock(1, 1.0, 1.0))
+    assert copies == [] and log.totals("p")["removed"] > 0
+    reference = _runner(s, nw.DeepR(l1=0.5, fused=False), log)
+    reference.setup(Clock(0, 0.0, 1.0))
+    reference.update(0, Clock(2, 2.0, 1.0))
+    assert copies == ["p"]
+
+
+def test_an_atomic_rule_that_raises_leaves_store_and_log_unchanged():
+    s = _store(10, 10, 0.4, 2, True, [], seed=2)
+    log = RewiringLog()
+    runner = _runner(s, _Raises(), log)
+    before, calls = _state(s), log.calls("p")["removed"].size
+    with pytest.raises(RuntimeError, match="refused"):
+        runner.update(0, Clock(1, 1.0, 1.0))
+    assert _unchanged(s, before)
+    assert log.calls("p")["removed"].size == calls
