@@ -16,16 +16,21 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 
+# the core install (what the demo needs) and the install with the test extras
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
-	touch $@
+	touch $@ $(VENV)/.core
 
 install: $(VENV)/.installed
 
-demo: install
+demo: $(VENV)/.core
 	$(BIN)/neurowire classify --compare --out runs/demo
 
-topomap: install
+topomap: $(VENV)/.core
 	$(BIN)/neurowire topomap --out runs/topomap
 
 test: install

@@ -21,7 +21,7 @@ from .connectivity import (
 from .errors import CapacityError, DuplicateSynapseError, StoreError
 from .grid import Grid
 from .initializers import Constant, Initializer, Normal, Uniform
-from .learning import Adam, EProp, RateRegularizer
+from .learning import Adam, EProp, RateRegularizer, select_l1
 from .network import Network, Population, Projection
 from .neurons import ALIF, LIF, LeakyIntegrator, NeuronModel, PoissonSource, SpikeSource
 from .plasticity import STDP
@@ -87,6 +87,7 @@ __all__ = [
     "Uniform",
     "analysis",
     "data",
+    "select_l1",
 ]
 
 # Importing neurowire does not import numba (checked by a test), so this runs before it.

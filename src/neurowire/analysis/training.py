@@ -25,6 +25,7 @@ __all__ = [
     "in_degree",
     "plot_accuracy_history",
     "plot_connectivity_histograms",
+    "plot_l1_selection",
     "plot_rewiring_proportion",
 ]
 
@@ -131,6 +132,54 @@ def plot_accuracy_history(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if values.size:
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_l1_selection(selection: Mapping[str, Any], path: PathLike) -> Path:
+    """The L1 sweep: validation accuracy [%] against L1 (log axis) after the last sweep epoch,
+    the earlier epochs fainter, the chosen value marked.
+
+    Args:
+        selection: :meth:`L1Selection.to_dict() <neurowire.learning.l1_selection.L1Selection>`
+            (``grid``, ``curves`` [one list of accuracies per value], ``chosen``, ``epochs``,
+            ``n_validation``).
+        path: PNG file to write.
+    """
+    try:
+        grid = np.asarray(selection["grid"], dtype=float)
+        curves = [np.asarray(c, dtype=float) for c in selection["curves"]]
+        chosen = float(selection["chosen"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"selection must be an L1Selection record, got error {err}") from None
+    if grid.size == 0 or len(curves) != grid.size or any(c.size == 0 for c in curves):
+        raise ValueError("selection needs one non-empty validation curve per grid value")
+    epochs = min(c.size for c in curves)
+    # a zero L1 cannot sit on a log axis: draw it at a tenth of the smallest positive value
+    positive = grid[grid > 0]
+    x = np.where(grid > 0, grid, (positive.min() / 10) if positive.size else 1e-4)
+    fig = _figure((6, 4))
+    ax = fig.subplots()
+    for e in range(epochs):
+        last = e == epochs - 1
+        acc = 100 * np.array([c[e] for c in curves])
+        ax.plot(
+            x,
+            acc,
+            marker="o" if last else ".",
+            color="C0",
+            alpha=1.0 if last else 0.25 + 0.5 * e / max(epochs - 1, 1),
+            label=f"after epoch {e + 1}" if last or e == 0 else None,
+        )
+    ax.axvline(x[np.argmin(np.abs(grid - chosen))], color="C3", ls="--", label=f"chosen {chosen:g}")
+    ax.set_xscale("log")
+    n_val = selection.get("n_validation")
+    ax.set(
+        title="DEEP R L1 chosen on validation data"
+        + (f" ({n_val} held-out training samples)" if n_val else ""),
+        xlabel="L1 strength per trial",
+        ylabel="validation accuracy [%]",
+    )
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -46,6 +46,7 @@ from neurowire import analysis
 from neurowire.experiments import options
 from neurowire.io import CheckpointError, load_checkpoint, save_checkpoint
 from neurowire.learning import distributed
+from neurowire.learning import l1_selection as l1sel
 
 DATASETS = ("mnist1d", "patterns", "shd", "ssc", "dvs_gesture", "nmnist")
 CONFIGURATIONS = ("dense", "static", "deep_r")
@@ -69,7 +70,10 @@ class ClassifyConfig:
     padding: float = 2.0
     deep_r: bool = False
     compare: bool = False
-    l1: float = 0.003
+    l1: float | str = "auto"
+    l1_grid: list[float] = field(default_factory=lambda: list(l1sel.L1_GRID))
+    l1_epochs: int = l1sel.SWEEP_EPOCHS
+    validation_fraction: float = l1sel.VALIDATION_FRACTION
     regrow: str = "pair"
     epochs: int = 10
     batch_size: int = 32
@@ -112,7 +116,22 @@ class ClassifyConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must lie in (0, 1], got {val}")
         if not (self.padding >= 1.0 and math.isfinite(self.padding)):
             raise UsageError(f"--padding must be a number >= 1, got {self.padding}")
-        for name in ("l1", "lr", "reg_strength", "reg_target_hz"):
+        if self.l1 != "auto":
+            if isinstance(self.l1, str) or not (math.isfinite(self.l1) and self.l1 >= 0):
+                raise UsageError(f"--l1 must be 'auto' or a finite number >= 0, got {self.l1}")
+        try:
+            self.l1_grid = l1sel.check_grid(self.l1_grid)
+        except ValueError as err:
+            raise UsageError(f"--l1-grid: {err}") from None
+        if isinstance(self.l1_epochs, bool) or not isinstance(self.l1_epochs, int):
+            raise UsageError(f"--l1-epochs must be an integer >= 1, got {self.l1_epochs}")
+        if self.l1_epochs < 1:
+            raise UsageError(f"--l1-epochs must be an integer >= 1, got {self.l1_epochs}")
+        if not (0.0 < self.validation_fraction < 1.0):
+            raise UsageError(
+                f"--validation-fraction must lie in (0, 1), got {self.validation_fraction}"
+            )
+        for name in ("lr", "reg_strength", "reg_target_hz"):
             val = getattr(self, name)
             if not (math.isfinite(val) and val >= 0):
                 raise UsageError(f"--{name.replace('_', '-')} must be finite and >= 0, got {val}")
@@ -273,10 +292,13 @@ def train_configuration(
     history: list[dict[str, Any]] = []
     before = snapshot(trainer)
     start = 0
-    if cfg.resume and ckpt.exists():
-        saved = load_checkpoint(ckpt)
-        if saved.get("configuration") != configuration or saved.get("seed") != cfg.seed:
-            raise CheckpointError(f"{str(ckpt)!r} belongs to another run")
+    saved = load_checkpoint(ckpt) if cfg.resume and ckpt.exists() else None
+    if saved is not None and (
+        saved.get("configuration") != configuration or saved.get("seed") != cfg.seed
+    ):
+        raise CheckpointError(f"{str(ckpt)!r} belongs to another run")
+    selection = choose_l1(cfg, trainer, train, saved, ckpt)
+    if saved is not None:
         trainer.load_state_dict(saved["trainer"])
         history = list(saved["history"])
         before = {k: _from_tensors(v) for k, v in saved["before"].items()}
@@ -319,12 +341,49 @@ def train_configuration(
                     "history": history,
                     "before": {k: _to_tensors(v) for k, v in before.items()},
                     "trainer": trainer.state_dict(),
+                    "l1_selection": None if selection is None else selection.to_dict(),
                 },
             )
         epochs.update(1)
         epochs.set_postfix(train=f"{m['accuracy']:.3f}", test=f"{ev['accuracy']:.3f}")
     epochs.close()
-    return _summarise(cfg, configuration, trainer, history, before, initial, train, out)
+    summary = _summarise(cfg, configuration, trainer, history, before, initial, train, out)
+    if selection is not None:
+        summary["l1"] = selection.chosen
+        summary["l1_selection"] = selection.to_dict()
+        if writer:
+            analysis.plot_l1_selection(
+                selection.to_dict(), out / f"l1_selection_{configuration}.png"
+            )
+    elif configuration == "deep_r":
+        summary["l1"] = float(cfg.l1)
+    return summary
+
+
+def choose_l1(
+    cfg: ClassifyConfig, trainer: nw.EProp, train, saved: dict[str, Any] | None, ckpt: Path
+) -> l1sel.L1Selection | None:
+    """Resolve ``--l1 auto`` before training: from the checkpoint being resumed, or by a sweep
+    on a validation split of the training set (:func:`neurowire.learning.select_l1`)."""
+    if not l1sel.unresolved(trainer):
+        return None
+    if saved is not None:
+        record = saved.get("l1_selection")
+        if record is None:
+            raise CheckpointError(f"{str(ckpt)!r} was trained with a fixed --l1, not --l1 auto")
+        selection = l1sel.L1Selection.from_dict(record)
+        l1sel.resolve(trainer, selection.chosen)
+        return selection
+    return l1sel.select_l1(
+        trainer,
+        train,
+        grid=cfg.l1_grid,
+        epochs=cfg.l1_epochs,
+        validation_fraction=cfg.validation_fraction,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        progress=cfg.progress,
+    )
 
 
 def _to_tensors(snap: dict[str, Any]) -> dict[str, Any]:
@@ -369,6 +428,16 @@ def _summarise(cfg, configuration, trainer, history, before, initial, train, out
         analysis.plot_connectivity_histograms(
             before, after, out / f"connectivity_{configuration}.png"
         )
+    placement = None
+    if rewired:
+        placement = synapse_placement(cfg, trainer, before, after, train)
+        if trainer.rank == 0:
+            analysis.plot_synapse_placement(
+                before["input"],
+                after["input"],
+                out / f"placement_{configuration}.png",
+                **placement.pop("inputs"),
+            )
     if rewired and trainer.rank == 0:
         analysis.plot_rewiring_proportion(
             {n: trainer.rewiring_log.calls(n) for n in rewired},
@@ -392,7 +461,41 @@ def _summarise(cfg, configuration, trainer, history, before, initial, train, out
         "failed_placements": failed,
         "batches": trainer.step_count,
         "history": history,
+        **({"placement": placement} if placement is not None else {}),
     }
+
+
+#: Training samples whose hidden spikes give the hidden neurons' rates for the placement analysis.
+PLACEMENT_SAMPLES = 512
+
+
+def synapse_placement(
+    cfg: ClassifyConfig, trainer: nw.EProp, before: dict, after: dict, train
+) -> dict[str, Any]:
+    """Where the rewired synapses went (:func:`neurowire.analysis.placement_report`): input
+    synapses per channel against the channel's information about the label [bits] and its rate
+    [Hz] over the training set; recurrent synapses per hidden neuron against its rate [Hz] on
+    the first :data:`PLACEMENT_SAMPLES` training samples, after training. Returns the report's
+    dict plus ``inputs``, the arrays the figure takes."""
+    counts = analysis.trial_counts(train)
+    information = analysis.channel_information(counts)
+    rate = analysis.channel_rates(counts, dt=cfg.dt)
+    sample = [train[i][0] for i in range(min(len(train), PLACEMENT_SAMPLES))]
+    hidden = torch.cat(
+        [
+            trainer.hidden_spikes(torch.stack(sample[i : i + 128]))
+            for i in range(0, len(sample), 128)
+        ]
+    )
+    inputs = {
+        "information": information,
+        "rate": rate,
+        "recurrent_before": before["recurrent"],
+        "recurrent_after": after["recurrent"],
+        "hidden_rate": analysis.channel_rates(hidden, dt=cfg.dt),
+    }
+    report = analysis.placement_report(before["input"], after["input"], **inputs).to_dict()
+    return {**report, "inputs": inputs}
 
 
 # ---------------------------------------------------------------------- reporting
@@ -414,15 +517,27 @@ def table(summary: dict[str, Any]) -> str:
     dense_t = confs.get("dense", {}).get("time_per_epoch_s")
     head = (
         f"{'configuration':14s} {'test acc':>9s} {'train acc':>9s} {'s/epoch':>8s} "
-        f"{'speed-up':>8s} {'synapses':>10s} {'slots':>10s} {'rewired/batch':>13s}"
+        f"{'speed-up':>8s} {'synapses':>10s} {'slots':>10s} {'rewired/batch':>13s} "
+        f"{'rule time':>9s} {'L1':>7s}"
     )
     lines = [head, "-" * len(head)]
     for name, c in confs.items():
         speed = f"{dense_t / c['time_per_epoch_s']:.2f}x" if dense_t else "-"
+        rules = f"{100 * c['rules_time_fraction']:.1f}%" if "l1" in c else "-"
+        l1 = f"{c['l1']:g}" if "l1" in c else "-"
         lines.append(
             f"{name:14s} {100 * c['accuracy_test']:8.2f}% {100 * c['accuracy_train']:8.2f}% "
             f"{c['time_per_epoch_s']:8.2f} {speed:>8s} {c['n_synapses']:10d} {c['n_slots']:10d} "
-            f"{c['rewirings_per_batch']:13.1f}"
+            f"{c['rewirings_per_batch']:13.1f} {rules:>9s} {l1:>7s}"
+        )
+    chosen = [c["l1_selection"] for c in confs.values() if "l1_selection" in c]
+    for sel in chosen:
+        curve = ", ".join(
+            f"{v:g}: {100 * a:.1f}%" for v, a in zip(sel["grid"], sel["val_accuracy"], strict=True)
+        )
+        lines.append(
+            f"L1 chosen on {sel['n_validation']} held-out training samples "
+            f"({sel['wall_s']:.0f} s): {curve}"
         )
     return "\n".join(lines)
 
@@ -496,12 +611,41 @@ def parser() -> argparse.ArgumentParser:
         help="row capacity of rewired projections, times the expected maximum row",
     )
     p.add_argument("--deep-r", action="store_true", help="rewire with DEEP R (sparse only)")
-    p.add_argument("--l1", type=float, default=d.l1, help="DEEP R L1 strength per trial")
+    p.add_argument(
+        "--l1",
+        type=l1_arg,
+        default=d.l1,
+        help="DEEP R L1 strength per trial, or 'auto': chosen by a sweep over --l1-grid on a "
+        "validation split of the training set (never the test set)",
+    )
+    p.add_argument(
+        "--l1-grid",
+        type=float,
+        nargs="+",
+        default=list(l1sel.L1_GRID),
+        help="L1 values tried by --l1 auto",
+    )
+    p.add_argument(
+        "--l1-epochs", type=int, default=d.l1_epochs, help="epochs per value of the L1 sweep"
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=d.validation_fraction,
+        help="share of every class of the training set held out by the L1 sweep",
+    )
     p.add_argument(
         "--regrow", default=d.regrow, choices=("pair", "row"), help="where DEEP R re-adds synapses"
     )
     p.add_argument(
         "--compare", action="store_true", help="train dense, static sparse and DEEP R side by side"
+    )
+    p.add_argument(
+        "--configurations",
+        nargs="+",
+        choices=CONFIGURATIONS,
+        default=None,
+        help="train exactly these configurations (instead of --compare / --deep-r)",
     )
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="trials per batch")
@@ -526,6 +670,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def l1_arg(text: str) -> float | str:
+    """``--l1``: ``auto`` or a number."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+
+
 def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
     args = parser().parse_args(argv)
     try:
@@ -540,6 +694,9 @@ def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
             deep_r=args.deep_r,
             compare=args.compare,
             l1=args.l1,
+            l1_grid=args.l1_grid,
+            l1_epochs=args.l1_epochs,
+            validation_fraction=args.validation_fraction,
             regrow=args.regrow,
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -551,6 +708,7 @@ def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
             out=args.out,
             resume=args.resume,
             progress=not args.no_progress,
+            configurations=list(dict.fromkeys(args.configurations or [])),
         )
     except UsageError as err:
         parser().error(str(err))

@@ -22,6 +22,7 @@ from ..structural.log import RewiringLog
 from ..structural.runner import Clock, RuleRunner
 from ..structural.view import SynapseView
 from . import distributed as _dist
+from . import l1_selection as _l1
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
 from .forward import (
@@ -181,6 +182,9 @@ class EProp:
             ).to(self.device)
         self.step_count = 0
         self.stop_training = False
+        #: the :class:`~neurowire.learning.l1_selection.L1Selection` that resolved
+        #: ``DeepR(l1="auto")`` rules in :meth:`fit`, or None
+        self.l1_selection: _l1.L1Selection | None = None
         self.rewiring_log = RewiringLog()
         self._trained_ms = 0.0
         self._rules = self._check_rewiring(rewiring or {})
@@ -717,6 +721,11 @@ class EProp:
                 checkpoint): training runs epochs ``initial_epoch .. epochs - 1``, shuffled as
                 an uninterrupted run would be.
 
+        A ``nw.DeepR(l1="auto")`` rule whose L1 is not chosen yet is resolved first by
+        :func:`~neurowire.learning.l1_selection.select_l1` on a validation split held out of
+        ``train`` (a map-style dataset); the outcome is kept in :attr:`l1_selection`, and
+        training then starts from the unchanged initial state on the whole of ``train``.
+
         Each epoch's dict has ``epoch``, ``loss``, ``accuracy`` (classification), ``time_s``,
         ``spikes_per_neuron_per_s`` (hidden mean rate [Hz]) and ``trials``.
 
@@ -737,6 +746,8 @@ class EProp:
             raise ValueError(f"initial_epoch must be an int in [0, epochs], got {initial_epoch!r}")
         if self.world_size > 1:
             _dist.check_batches(train, batch_size, self.world_size)
+        if _l1.unresolved(self):
+            self.l1_selection = _l1.select_l1(self, train, batch_size=batch_size, progress=progress)
         callbacks = list(callbacks or [])
         history = []
         self.stop_training = False
