@@ -1001,33 +1001,33 @@ class RaggedSynapses:
         self,
         gone: Any,
         per_row: Any,
-        uniforms: Any,
+        key: int,
         values: Callable[[np.ndarray, np.ndarray], Mapping[str, Any]] | None = None,
-    ) -> NativeEdit | None:
+    ) -> NativeEdit:
         """Remove the live synapses where ``gone`` is True and add ``per_row[i]`` synapses to
         every row ``i`` at uniformly drawn unconnected columns, as one edit (CPU, numba).
 
         The result is what :meth:`remove` followed by :meth:`add` of the drawn pairs gives:
         survivors keep their order, new synapses are appended row by row, every variable moves
-        with its synapse. Columns are drawn per row as if the removal had happened:
-        candidates ``floor(u * n_post)`` from ``uniforms`` in order, rejected when already
-        connected, drawn before in the call or (without autapses) the row itself.
+        with its synapse. Columns are drawn row by row as if the removal had happened:
+        candidates ``floor(u * n_post)``, ``u`` the float64 numbers of the counter-based stream
+        ``key`` (:mod:`neurowire.rng`) in order, rejected when already connected, drawn before
+        in the call or (without autapses) the row itself.
 
         Args:
             gone: bool ``[n_pre, capacity]``; True on padding is ignored.
             per_row: int ``[n_pre]``, at most the free slots and the unconnected columns of
                 each row after the removal.
-            uniforms: float ``[m]`` in ``[0, 1)``.
+            key: the stream's key, an int in ``[0, 2**64)``.
             values: ``values(pre, post) -> {variable: [k]}`` for the new synapses (``pre``,
                 ``post`` as returned); called once their targets are drawn, before anything
                 changes. Variables it leaves out start at 0, as do all of them without it.
 
         Returns:
-            :class:`NativeEdit`, or None when ``uniforms`` ran out before every column was
-            drawn (then nothing changed: call again with a longer stream).
+            :class:`NativeEdit`.
 
-        Raises :class:`StoreError` (:class:`CapacityError` for a row without room) or
-        ``TypeError``/``ValueError`` for bad arguments, before changing anything. Only the
+        Raises :class:`StoreError` (:class:`CapacityError` for a row without room),
+        ``TypeError`` or ``ValueError`` for bad arguments, before changing anything. Only the
         last step changes the store, in one numba call, so an edit is never left half-done.
         """
         self._check_sealed()
@@ -1037,7 +1037,7 @@ class RaggedSynapses:
                 f"{self.name}: replace_native needs a CPU store with the numba kernels, native "
                 f"dtypes and contiguous variables (see native_edits)"
             )
-        gone, per_row, uniforms = self._edit_arguments(gone, per_row, uniforms)
+        gone, per_row, key = self._edit_arguments(gone, per_row, key)
         length = self._row_length.numpy()
         removed = np.zeros(self.n_pre, dtype=np.int64)
         kernels.removed_per_row(gone, length, removed)
@@ -1045,28 +1045,25 @@ class RaggedSynapses:
         pre = np.repeat(np.arange(self.n_pre, dtype=np.int64), per_row)
         post = np.empty(pre.size, dtype=np.int64)
         if pre.size:
-            used = kernels.draw_free_columns(
-                pre, self._ind.numpy(), length, gone, self.n_post, self.autapses, uniforms, post
-            )
-            if used == -2:
-                raise ValueError(f"{self.name}: uniforms must lie in [0, 1)")
-            if used < 0:
-                return None
+            ind = self._ind.numpy()
+            args = (pre, ind, length, gone, self.n_post, self.autapses, key, post)
+            if kernels.draw_free_columns(*args) < 0:  # excluded by _check_room
+                raise CapacityError(f"{self.name}: a row has no free column left")
         elif not removed.any():
             return NativeEdit(removed, pre, post)
         new = self._new_values(values(pre, post) if values is not None else {}, pre.size)
         shape = (-1, self.n_pre, self.capacity)
         arrays = ((self._ind.numpy()[None], post),) + tuple(
-            (var.view(shape).numpy(), new[key]) for key, var in self.vars.items()
+            (var.view(shape).numpy(), new[name]) for name, var in self.vars.items()
         )
         self._changed()  # first, so that no cache can outlive the edit below
         kernels.replace_rows(length, gone, removed, per_row, arrays)
         return NativeEdit(removed, pre, post)
 
     def _edit_arguments(
-        self, gone: Any, per_row: Any, uniforms: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        gone, per_row, uniforms = np.asarray(gone), np.asarray(per_row), np.asarray(uniforms)
+        self, gone: Any, per_row: Any, key: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.uint64]:
+        gone, per_row = np.asarray(gone), np.asarray(per_row)
         if gone.dtype != np.bool_ or gone.shape != (self.n_pre, self.capacity):
             raise TypeError(
                 f"{self.name}: gone must be bool {(self.n_pre, self.capacity)}, got "
@@ -1079,15 +1076,14 @@ class RaggedSynapses:
             )
         if per_row.size and per_row.min() < 0:
             raise ValueError(f"{self.name}: per_row must be >= 0")
-        if uniforms.dtype.kind != "f" or uniforms.ndim != 1:
-            raise TypeError(
-                f"{self.name}: uniforms must be a 1-D float array, got {uniforms.dtype} "
-                f"{uniforms.shape}"
-            )
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
+            raise TypeError(f"{self.name}: key must be an int, got {type(key).__name__}")
+        if not 0 <= int(key) < 2**64:
+            raise ValueError(f"{self.name}: key must lie in [0, 2**64), got {key}")
         return (
             np.ascontiguousarray(gone),
             np.ascontiguousarray(per_row, dtype=np.int64),
-            np.ascontiguousarray(uniforms, dtype=np.float64),
+            np.uint64(key),
         )
 
     def _check_room(self, length: np.ndarray, per_row: np.ndarray) -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 import neurowire as nw
 from neurowire.structural import transaction
@@ -239,8 +240,7 @@ def test_replace_native_is_remove_then_add_of_the_drawn_pairs():
     gone = np.zeros((5, 4), dtype=bool)
     gone[0, 0] = gone[2, 1] = gone[3, 3] = True  # (3, 3) is padding: ignored
     per_row = np.array([2, 1, 0, 3, 0])
-    uniforms = np.random.default_rng(0).random(200)
-    edit = a.replace_native(gone, per_row, uniforms, lambda pre, post: {"weight": -(post + 1.0)})
+    edit = a.replace_native(gone, per_row, 12345, lambda pre, post: {"weight": -(post + 1.0)})
     assert np.array_equal(edit.removed, [1, 0, 1, 0, 0])
     assert np.array_equal(edit.pre, [0, 0, 1, 3, 3, 3])
     assert not np.any(edit.pre == edit.post)  # no autapse
@@ -248,6 +248,21 @@ def test_replace_native_is_remove_then_add_of_the_drawn_pairs():
     b.add(torch.from_numpy(edit.pre), torch.from_numpy(edit.post), weight=-(edit.post + 1.0))
     a.validate()
     _assert_same_store(a, b)
+
+
+def test_replace_native_draws_uniformly_over_the_free_columns():
+    # row 0 keeps columns {4}, row 3 keeps {2}; without autapses row 0 may take 1, 2, 3 and
+    # row 3 may take 0, 1, 4 (column 3 is itself)
+    counts = np.zeros((5, 5))
+    trials = 3000
+    gone = np.zeros((5, 4), dtype=bool)
+    gone[0, 0] = True
+    for key in range(trials):
+        edit = _edit_store().replace_native(gone, np.array([1, 0, 0, 1, 0]), key)
+        counts[edit.pre, edit.post] += 1
+    assert counts[0, [0, 4]].sum() == 0 and counts[3, [2, 3]].sum() == 0
+    for row, cols in ((0, [1, 2, 3]), (3, [0, 1, 4])):
+        assert stats.chisquare(counts[row, cols]).pvalue > 1e-3
 
 
 def _state(s):
@@ -262,37 +277,29 @@ def _unchanged(s, before):
 
 
 @pytest.mark.parametrize(
-    ("per_row", "uniforms", "values", "error"),
+    ("per_row", "key", "values", "error"),
     [
-        ([0, 0, 0, 4, 0], None, None, nw.CapacityError),  # row 3 has room for 3
-        ([0, 0, 0, 0, 5], None, None, nw.CapacityError),  # row 4 has 4 free columns
-        ([1, 0, 0, 0, 0], [1.0, 0.5], None, ValueError),  # a uniform outside [0, 1)
-        ([1, 0, 0, 0, 0], None, lambda p, q: {"weight": [np.nan]}, ValueError),
-        ([1, 0, 0, 0, 0], None, lambda p, q: {"nope": [1.0]}, ValueError),
-        ([1, 0, 0, 0, 0], None, lambda p, q: {"weight": [1.0, 2.0]}, ValueError),
-        ([-1, 0, 0, 0, 0], None, None, ValueError),
-        ([1.0, 0, 0, 0, 0], None, None, TypeError),
+        ([0, 0, 0, 4, 0], 0, None, nw.CapacityError),  # row 3 has room for 3
+        ([0, 0, 0, 0, 5], 0, None, nw.CapacityError),  # row 4 has 4 free columns
+        ([1, 0, 0, 0, 0], -1, None, ValueError),
+        ([1, 0, 0, 0, 0], 2**64, None, ValueError),
+        ([1, 0, 0, 0, 0], 0.5, None, TypeError),
+        ([1, 0, 0, 0, 0], 0, lambda p, q: {"weight": [np.nan]}, ValueError),
+        ([1, 0, 0, 0, 0], 0, lambda p, q: {"nope": [1.0]}, ValueError),
+        ([1, 0, 0, 0, 0], 0, lambda p, q: {"weight": [1.0, 2.0]}, ValueError),
+        ([-1, 0, 0, 0, 0], 0, None, ValueError),
+        ([1.0, 0, 0, 0, 0], 0, None, TypeError),
     ],
 )
-def test_replace_native_raises_before_changing_anything(per_row, uniforms, values, error):
-    s = _edit_store()
-    before = _state(s)
-    gone = np.zeros((5, 4), dtype=bool)
-    gone[0, 0] = True
-    uniforms = np.random.default_rng(0).random(50) if uniforms is None else np.array(uniforms)
-    with pytest.raises(error):
-        s.replace_native(gone, np.array(per_row), uniforms, values)
-    assert _unchanged(s, before)
-    s.validate()
-
-
-def test_replace_native_returns_none_and_changes_nothing_when_uniforms_run_out():
+def test_replace_native_raises_before_changing_anything(per_row, key, values, error):
     s = _edit_store()
     before, version = _state(s), s.version
     gone = np.zeros((5, 4), dtype=bool)
     gone[0, 0] = True
-    assert s.replace_native(gone, np.array([2, 1, 0, 3, 0]), np.array([0.1, 0.2])) is None
+    with pytest.raises(error):
+        s.replace_native(gone, np.array(per_row), key, values)
     assert _unchanged(s, before) and s.version == version
+    s.validate()
 
 
 # ------------------------------------------------------------------ the runner's snapshot

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import literal_unroll, njit
 
+from .rng import uniform64
+
 
 @njit(cache=True, nogil=True)
 def removed_per_row(mask, length, out):
@@ -87,38 +89,40 @@ def empty_flags(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def draw_free_columns(rows, ind, length, gone, n_post, autapses, uniforms, post):
+def draw_free_columns(rows, ind, length, gone, n_post, autapses, key, post):
     """For each entry of ``rows`` (sorted, so a row's entries are contiguous), a column not
     connected in that row once the slots where ``gone`` is True are removed (the live slots
     ``ind[row, :length[row]]`` less those), not drawn before for the same row and not the row
-    itself without autapses: candidates ``floor(u * n_post)`` from ``uniforms`` in order,
-    rejected until one fits (uniform over the free columns). Returns how many uniforms were
-    used, -1 if they ran out (``post`` then holds -1 where nothing was drawn), or -2 if one
-    of them lies outside ``[0, 1)``."""
+    itself without autapses: candidates ``floor(u * n_post)``, ``u`` the numbers at positions
+    0, 1, 2, ... of the counter-based stream ``key`` (uint64; :mod:`neurowire.rng`), rejected
+    until one fits (uniform over the free columns). Returns how many numbers were used, or -1
+    if a row has no free column left for its next entry (the caller asked for too many)."""
     taken = np.full(n_post, -1, dtype=np.int64)  # taken[c] == i: column c is used in row i
-    used = 0
+    position = np.uint64(0)
+    free = 0
     for e in range(rows.shape[0]):
         i = rows[e]
+        post[e] = -1
         if e == 0 or rows[e - 1] != i:
+            free = n_post
             for s in range(length[i]):
                 if not gone[i, s]:
                     taken[ind[i, s]] = i
-            if not autapses:
+                    free -= 1
+            if not autapses and taken[i] != i:
                 taken[i] = i
-        post[e] = -1
-        while used < uniforms.shape[0]:
-            u = uniforms[used]
-            if not (u >= 0.0 and u < 1.0):
-                return -2
-            c = min(int(u * n_post), n_post - 1)
-            used += 1
+                free -= 1
+        if free <= 0:
+            return -1
+        while True:
+            c = min(int(uniform64(key, position) * n_post), n_post - 1)
+            position += np.uint64(1)
             if taken[c] != i:
                 taken[c] = i
                 post[e] = c
+                free -= 1
                 break
-        if post[e] < 0:
-            return -1
-    return used
+    return int(position)
 
 
 @njit(cache=True, nogil=True)

@@ -146,6 +146,12 @@ class SignBits:
         return (grouped * weights).sum(-1).to(torch.uint8)
 
 
+def column_key(rng: np.random.Generator) -> int:
+    """Key of the counter-based stream (:mod:`neurowire.rng`) that one call's new columns are
+    drawn from: one uint64 from ``rng``."""
+    return int(rng.integers(0, 2**64, dtype=np.uint64))
+
+
 def place_by_pair(
     rng: np.random.Generator, dormant: np.ndarray, room: np.ndarray, n: int
 ) -> tuple[np.ndarray, int]:
@@ -374,12 +380,8 @@ class DeepR(StructuralRule):
             pair_signs(bits, pre, post, out)
             return {"sign": out}
 
-        k = int(counts.sum())
-        size = 4 * k + 64
-        uniforms = ctx.rng.random(size) if k else np.empty(0)
-        while view.replace_native(gone, counts, uniforms, new_signs) is None:
-            size *= 4
-            uniforms = ctx.rng.random(size)
+        key = column_key(ctx.rng) if counts.any() else 0
+        view.replace_native(gone, counts, key, new_signs)
 
     def _langevin_step(self, view: SynapseView, ctx: RuleContext) -> None:
         lr = self.lr if self.lr is not None else ctx.learning_rate
@@ -421,21 +423,17 @@ class DeepR(StructuralRule):
         view.add(pre_t, post_t, weight=0.0, sign=self._sign_values(s.name, pre_t, post_t))
 
     @staticmethod
-    def _columns(rng, s, rows: np.ndarray) -> np.ndarray:
+    def _columns(rng: np.random.Generator, s, rows: np.ndarray) -> np.ndarray:
         """Distinct uniformly drawn unconnected columns for ``rows`` (sorted), by rejection in
-        the numba kernel :func:`~neurowire.native.store_kernels.draw_free_columns`; rows always
-        have a free column, so a longer stream of uniforms is drawn until it suffices."""
+        the numba kernel :func:`~neurowire.native.store_kernels.draw_free_columns` from the
+        stream :func:`column_key` draws."""
         from ..native.store_kernels import draw_free_columns
 
         ind, length = s.ind.cpu().numpy(), s.row_length.cpu().numpy()
         gone = np.zeros(ind.shape, dtype=np.bool_)  # no slot is being removed
         post = np.empty(rows.size, dtype=np.int64)
-        n = 4 * rows.size + 64
-        while (
-            draw_free_columns(rows, ind, length, gone, s.n_post, s.autapses, rng.random(n), post)
-            < 0
-        ):
-            n *= 4
+        key = np.uint64(column_key(rng))
+        draw_free_columns(rows, ind, length, gone, s.n_post, s.autapses, key, post)
         return post
 
     # ------------------------------------------------------------------ persistence

@@ -155,13 +155,10 @@ class SynapseView:
             self._record(pre_t[added], post_t[added], FORMATION)
         return added
 
-    def replace_native(
-        self, gone: Any, per_row: Any, uniforms: Any, values: Any = None
-    ) -> NativeEdit | None:
+    def replace_native(self, gone: Any, per_row: Any, key: int, values: Any = None) -> NativeEdit:
         """Remove and add in one edit (see :meth:`RaggedSynapses.replace_native`, CPU only);
-        counts and logs both parts. Returns None, changing nothing, when ``uniforms`` ran
-        out. Events are prepared before the store changes, so only a completed edit is
-        logged and nothing raises after it."""
+        counts and logs both parts. Events are prepared before the store changes, so only a
+        completed edit is logged and nothing raises after it."""
         s = self.store
         pending: list[tuple] = []
         hook = values
@@ -173,9 +170,7 @@ class SynapseView:
                 pending.append(self._event(pre, post, FORMATION))
                 return {} if values is None else values(pre, post)
 
-        edit = s.replace_native(gone, per_row, uniforms, hook)
-        if edit is None:
-            return None
+        edit = s.replace_native(gone, per_row, key, hook)
         self.removed += int(edit.removed.sum())
         self.added += edit.pre.size
         for event in pending:
