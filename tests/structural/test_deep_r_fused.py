@@ -184,6 +184,28 @@ def test_fused_pass_runs_only_on_cpu_stores_with_native_kernels():
     assert not nw.DeepR(mode="original").atomic(_view(s))
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    l1=st.floats(1e-6, 10.0),
+    batch=st.integers(1, 64),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_fused_l1_term_equals_the_torch_addition_bit_for_bit(seed, l1, batch, dtype):
+    s = _store(9, 11, 0.4, 3, True, [], seed=seed)
+    grads = []
+    for fused in (True, False):
+        rule = nw.DeepR(l1=l1, fused=fused)
+        rule.setup(_view(s), _ctx(s, seed))
+        ctx = RuleContext(torch.Generator(), 0, 0.0, 1.0, "p", batch_size=batch)
+        grad = torch.randn(s.n_pre, s.capacity, generator=torch.Generator().manual_seed(seed))
+        grad = torch.where(s.live, grad, -0.0).to(dtype)  # -0.0 on padding: + 0.0 flips it
+        grads.append(rule.adjust_gradient(_view(s), grad, ctx))
+    a, b = grads
+    assert a.dtype == b.dtype == dtype
+    assert torch.equal(a.view(-1).view(torch.uint8), b.view(-1).view(torch.uint8))
+
+
 # ------------------------------------------------------------------ GeNN's row placement
 def _place_by_row_vectorised(rng, room, n):
     """GeNN's row placement judged a whole block of draws at a time: a draw is accepted when

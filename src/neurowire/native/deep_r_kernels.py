@@ -53,3 +53,20 @@ def accept_rows(draws, room, counts, need):
         else:
             rejected += 1
     return accepted, rejected
+
+
+@njit(cache=True, nogil=True)
+def add_signed(grad, sign, alpha, out):
+    """``out = grad + alpha * sign`` on ``[n_pre, capacity]`` arrays (``sign`` int8 +1/-1/0,
+    ``alpha`` of ``grad``'s dtype): bit for bit what ``torch.add(grad, sign, alpha=alpha)``
+    gives, single-threaded."""
+    zero = alpha - alpha
+    for i in range(grad.shape[0]):
+        for j in range(grad.shape[1]):
+            s = sign[i, j]
+            if s > 0:
+                out[i, j] = grad[i, j] + alpha
+            elif s < 0:
+                out[i, j] = grad[i, j] - alpha
+            else:
+                out[i, j] = grad[i, j] + zero

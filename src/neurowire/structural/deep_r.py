@@ -79,6 +79,7 @@ from .view import SynapseView
 
 MODES = ("genn", "original")
 REGROW = ("pair", "row")
+_FLOATS = (torch.float32, torch.float64)
 
 
 def _non_negative(name: str, value: Any, kind: str) -> float:
@@ -339,8 +340,16 @@ class DeepR(StructuralRule):
         l1 = self._l1()
         if self.mode != "genn" or l1 == 0:
             return grad
-        # sign: +-1 on live synapses, 0 on padding; int8, promoted by the addition
-        return grad.add(view["sign"], alpha=l1 * ctx.batch_size)
+        sign = view["sign"]  # int8: +-1 on live synapses, 0 on padding
+        alpha = l1 * ctx.batch_size
+        if self._fused(view.store) and grad.dtype in _FLOATS and grad.is_contiguous():
+            from ..native.deep_r_kernels import add_signed
+
+            out = torch.empty_like(grad)
+            a = grad.numpy()
+            add_signed(a, sign.numpy(), a.dtype.type(alpha), out.numpy())
+            return out  # single-threaded, bit for bit the addition below
+        return grad.add(sign, alpha=alpha)
 
     def update(self, view: SynapseView, ctx: RuleContext) -> None:
         """Remove the synapses whose weight crossed zero against their sign, re-add as many."""
