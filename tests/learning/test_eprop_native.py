@@ -102,10 +102,14 @@ LAYOUTS = [  # (kind, sparse, cross_sparse): tables of every kind the fused kern
 
 
 @pytest.mark.parametrize(("kind", "sparse", "cross_sparse"), LAYOUTS)
-@pytest.mark.parametrize("block", [None, 8])  # 8: learning signal in blocks of 6 + 8 + 8 + 8
+# 8: learning signal in blocks of 6 + 8 + 8 + 8, each product in column strips of <= 4
+# neurons; dense gradients in tiles of 3 columns
+@pytest.mark.parametrize("block", [None, 8])
 def test_fused_forward_and_backward_kernels(kind, sparse, cross_sparse, block, monkeypatch):
     if block is not None:
         monkeypatch.setattr(native, "signal_block", lambda n_out, n: block)
+        monkeypatch.setattr(native, "BLAS_SINGLE_THREAD", block * 3 * 4)  # 3 readout neurons
+        monkeypatch.setattr(native, "tile_width", lambda *shape: 3)
     net, out = make_network(kind, sparse=sparse, cross_sparse=cross_sparse)
     enet = compile_network(net, out)
     w = gather_weights(enet, None)
@@ -119,7 +123,7 @@ def test_fused_forward_and_backward_kernels(kind, sparse, cross_sparse, block, m
     gen = torch.Generator().manual_seed(3)
     e_kappa = torch.randn(30, 3, enet.n_out, generator=gen, dtype=psi.dtype)
     reg = torch.randn(enet.hidden.n, generator=gen, dtype=psi.dtype)
-    task, unit = native.backward(psi, e_kappa, reg, ev, z_ev, w, enet, True)
+    task, unit = native.backward(psi.clone(), e_kappa, reg, ev, z_ev, w, enet, True)  # H over psi
     lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(psi.shape) + reg
     rec_ev = recurrent_events(enet, z_ev, 3)
     h = membrane_adjoint_(psi, lam, enet.hidden)
@@ -129,7 +133,7 @@ def test_fused_forward_and_backward_kernels(kind, sparse, cross_sparse, block, m
         assert set(got) == set(ref) == {p.name for p in enet.plastic}
         for name in ref:
             torch.testing.assert_close(got[name], ref[name], msg=name)
-    assert native.backward(psi, e_kappa, reg, ev, z_ev, w, enet, False)[1] == {}
+    assert native.backward(psi.clone(), e_kappa, reg, ev, z_ev, w, enet, False)[1] == {}
 
 
 def test_scan_kernel():
@@ -143,6 +147,19 @@ def test_scan_kernel():
 def test_signal_block_keeps_each_product_on_the_calling_thread():
     assert native.signal_block(20, 512) == 25  # 25 * 20 * 512 <= 2^18 < 26 * 20 * 512
     assert native.signal_block(1, 10) == 64 and native.signal_block(50, 4096) == 8
+    assert native.signal_strips(20, 512, 25) == 1
+    for n_out, n in ((20, 8192), (50, 4096), (3, 10**6)):
+        block = native.signal_block(n_out, n)
+        strips = native.signal_strips(n_out, n, block)
+        assert block * n_out * -(-n // strips) <= native.BLAS_SINGLE_THREAD
+        assert block * n_out * -(-n // (strips - 1)) > native.BLAS_SINGLE_THREAD
+
+
+def test_dense_gradient_tiles_fit_the_cache_and_cover_the_threads():
+    assert native.tile_width(8192, 8192, 4, 2) == 64  # one quantum, 2 MiB
+    assert native.tile_width(700, 8192, 4, 2) == 320  # 700 x 320 float32 = 875 KiB
+    assert native.tile_width(700, 100, 4, 2) == 64  # a tile for each thread
+    assert native.tile_width(5, 1, 8, 2) == 1
 
 
 @pytest.mark.parametrize(("kind", "sparse", "cross_sparse"), LAYOUTS[:3])

@@ -9,8 +9,9 @@ from the models)         :func:`.forward.input_currents`,
                          :func:`.forward.pseudo_derivative_`,
                          :func:`.forward.hidden_events`
 ``backward``             the learning signal ``E_kappa B^T``,            blocks of trials
-                         :func:`.factorized.membrane_adjoint_`,
-                         :func:`.factorized.spike_products`
+                         :func:`.factorized.membrane_adjoint_`,          (dense tables'
+                         :func:`.factorized.spike_products`              products: column
+                                                                         tiles)
 ``deliver_*``,           ``neurowire.propagate.deliver_dense/_slots``,   rows ``t * B + b``
 ``accumulate_*``         ``accumulate_dense/_slots`` (readout, outputs)  blocks of rows
 ``leaky_scan_``          :func:`.forward.leaky_scan_`                    trials
@@ -21,18 +22,21 @@ per-neuron term: the input and recurrent projections are read as :class:`Layout`
 stores' own slot rows when sparse, no ``N x N`` matrix); the forward kernel lists each step's
 input and hidden spikes as it goes and delivers them row by row; the backward kernel computes
 the learning signal, the recursions and the gradient products in one pass backwards in time
-without storing ``H``. Per neuron and step only ``psi`` is stored, in arrays kept from batch
-to batch (:meth:`.compiled.EPropNetwork.buffer`); spikes are kept only as events. The
-per-neuron loops have no branches, so they vectorise; spikes are listed afterwards, 8 neurons
-tested at once. The kernels let LLVM fuse multiply-adds (``fastmath={'contract'}``,
-nothing else), so they round slightly differently from PyTorch.
+without storing ``H``; a dense table's products instead read ``H``, written over ``psi``, one
+cache-sized column tile of the gradient at a time (a spike adds a whole row of an ``N x N``
+gradient: event by event, each row would come from memory). Per neuron and step only ``psi`` is
+stored, in arrays kept from batch to batch (:meth:`.compiled.EPropNetwork.buffer`); spikes are
+kept only as events. The per-neuron loops have no branches, so they vectorise; spikes are
+listed afterwards, 8 neurons tested at once. The kernels let LLVM fuse multiply-adds
+(``fastmath={'contract'}``, nothing else), so they round slightly differently from PyTorch.
 
 The delivery and accumulation kernels live in :mod:`neurowire.native.delivery`. Each kernel is
-one parallel region without races: a thread owns whole rows or trials, and accumulations sum
-one private copy per block (no sorting of events). Decaying state below the dtype's smallest
-normal number is set to zero (what flushing denormals does), so worker threads never compute on
-denormals. Numba uses as many threads as ``torch.get_num_threads()``.
-``tests/learning/test_eprop_native.py`` checks every kernel against its reference.
+one parallel region without races: a thread owns whole rows, trials or column tiles, and
+accumulations over rows or trials sum one private copy per block (no sorting of events).
+Decaying state below the dtype's smallest normal number is set to zero (what flushing denormals
+does), so worker threads never compute on denormals. Numba uses as many threads as
+``torch.get_num_threads()``. ``tests/learning/test_eprop_native.py`` checks every kernel against
+its reference.
 """
 
 from __future__ import annotations
@@ -183,7 +187,10 @@ class Layout:
         rows = [slice(pw.spec.pre_offset, pw.spec.pre_offset + pw.spec.n_pre) for pw in pws]
         if any(pw.dense is not None for pw in pws):
             cols = [slice(pw.spec.post_offset, pw.spec.post_offset + pw.spec.n_post) for pw in pws]
-            table = dense_table(pws, n_pre, n, torch.empty(0, dtype=dtype))
+            if len(pws) == 1 and pws[0].dense is not None and pws[0].dense.shape == (n_pre, n):
+                table = pws[0].dense.contiguous()  # the whole table: read it in place
+            else:
+                table = dense_table(pws, n_pre, n, torch.empty(0, dtype=dtype))
             placeholder = torch.zeros(1, 1, dtype=torch.int64)
             parts = list(zip(pws, rows, cols, strict=True))
             return cls(True, table, placeholder, torch.zeros(1, dtype=torch.int64), parts)
@@ -208,7 +215,9 @@ class Layout:
         out = {}
         for pw, rows, cols in self.parts:
             if pw.dense is not None:
-                block = g[rows, cols].clone()
+                block = g[rows, cols]
+                if block.shape != g.shape:  # a part of the table: its own tensor
+                    block = block.clone()
                 if pw.spec.self_loop:
                     block.fill_diagonal_(0.0)
             elif self.dense:
@@ -434,6 +443,13 @@ def forward_source(
 #: runs on the calling thread: larger ones would call for helper threads from each kernel thread
 BLAS_SINGLE_THREAD = 65536 * 4
 
+#: bytes of one column tile of a dense gradient ``[n_pre, width]`` (about a core's L2)
+TILE_BYTES = 1 << 20
+
+#: columns of a tile are a multiple of this: LLVM vectorises the row loop 64 floats at a time
+#: (a shorter row runs its scalar remainder loop: 16 columns measured 1.6x slower per column)
+TILE_QUANTUM = 64
+
 
 def signal_block(n_out: int, n: int) -> int:
     """Steps of the learning signal computed at once: one product ``[steps, K] @ [K, N]`` on
@@ -441,31 +457,54 @@ def signal_block(n_out: int, n: int) -> int:
     return max(8, min(64, BLAS_SINGLE_THREAD // max(1, n_out * n)))
 
 
+def signal_strips(n_out: int, n: int, block: int) -> int:
+    """Column strips of ``B^T [K, N]`` multiplied one by one, so that every product
+    ``[block, K] @ [K, width]`` stays within :data:`BLAS_SINGLE_THREAD` (1 while ``N`` allows)."""
+    strips = 1
+    while strips < n and block * n_out * -(-n // strips) > BLAS_SINGLE_THREAD:
+        strips += 1
+    return strips
+
+
+def tile_width(n_pre: int, n: int, itemsize: int, threads: int) -> int:
+    """Columns of one tile of a dense gradient ``[n_pre, n]``: a multiple of
+    :data:`TILE_QUANTUM` with ``n_pre x width`` within :data:`TILE_BYTES` where that allows
+    one quantum, and at least as many tiles as threads where ``n`` allows."""
+    q = TILE_QUANTUM
+    width = max(q, TILE_BYTES // max(1, n_pre * itemsize) // q * q)
+    tiles = max(threads, -(-n // width))
+    per_tile = -(-n // tiles)
+    return min(n, -(-per_tile // q) * q)
+
+
 @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
 def _backward(
-    psi, e_kappa, fb_t, reg, alpha, rho, beta, tiny, block,
+    psi, e_kappa, fb_strips, reg, alpha, rho, beta, tiny, block,
     in_crow, in_pre, in_dense, in_post, in_len,
     z_crow, z_pre, rec_dense, rec_post, rec_len,
-    unit, g_in, g_rec, g_in1, g_rec1,
+    unit, g_in, g_rec, g_in1, g_rec1, h_out, h1_out,
 ):  # fmt: skip
     """The pass of :func:`backward`: one thread per block of trials, each with its own gradient
-    copy (``g_* [parts, n_pre, width]``); ``psi [B, T, N]``, ``e_kappa [B, T, K]``,
-    ``fb_t [K, N]``.
+    copy of the slot tables (``g_* [parts, n_pre, width]``); ``psi [B, T, N]``,
+    ``e_kappa [B, T, K]``, ``fb_strips [S, K, width]`` (``B^T`` in column strips, zero-padded).
 
     Per trial, backwards in time: every ``block`` steps the learning signal
-    ``Lambda = E_kappa B^T`` of the block's steps (one BLAS product into a ``[block, N]``
-    array that stays in cache); per step the recursions of
+    ``Lambda = E_kappa B^T`` of the block's steps (one BLAS product per strip into a
+    ``[block, N]`` array that stays in cache); per step the recursions of
     :func:`.factorized.membrane_adjoint_` (and, if ``unit``, those for ``Lambda = 1``), then
     the input events of step ``t`` and the hidden events of step ``t - 1`` add ``H_t`` at
-    their rows' targets.
+    their rows' slots. A dense table's products are left to :func:`_accumulate_tiles`: ``H_t``
+    (and ``H1_t``) are written to ``h_out[b, t]`` (``h1_out``) instead, when a table is dense.
     """
     batch, steps, n = psi.shape
-    n_out = fb_t.shape[0]
+    n_strips, n_out, width = fb_strips.shape
+    store = in_dense or rec_dense
     zero = np.zeros(1, psi.dtype)[0]
     one = zero + 1
     n_parts = g_in.shape[0]
     for k in prange(n_parts):  # part k owns a block of trials and its own gradient copies
         lam = np.zeros((block, n), psi.dtype)
+        strip = np.zeros((block, width if n_strips > 1 else 1), psi.dtype)
         q = np.zeros(n, psi.dtype)
         h = np.zeros(n, psi.dtype)
         q1 = np.zeros(n, psi.dtype)
@@ -478,7 +517,13 @@ def _backward(
             for t in range(steps - 1, -1, -1):
                 s = t % block
                 if n_out and (s == block - 1 or t == steps - 1):  # steps t - s .. t
-                    np.dot(e_kappa[b, t - s : t + 1], fb_t, lam[: s + 1])
+                    if n_strips == 1:
+                        np.dot(e_kappa[b, t - s : t + 1], fb_strips[0], lam[: s + 1])
+                    else:
+                        for c in range(n_strips):
+                            np.dot(e_kappa[b, t - s : t + 1], fb_strips[c], strip[: s + 1])
+                            j1 = min(n, (c + 1) * width)
+                            lam[: s + 1, c * width : j1] = strip[: s + 1, : j1 - c * width]
                 for j in range(n):
                     lm = lam[s, j] + reg[j]  # Lambda_t + R
                     p = psi[b, t, j]
@@ -493,38 +538,75 @@ def _backward(
                         qj = p + (rho[j] - beta[j] * p) * q1[j]
                         h1[j] = zero if abs(hj) < tiny else hj
                         q1[j] = zero if abs(qj) < tiny else qj
+                if store:
+                    h_out[b, t] = h
+                    if unit:
+                        h1_out[b, t] = h1
                 r = t * batch + b  # input spikes of step t drive H_t
-                for e in range(in_crow[r], in_crow[r + 1]):
-                    i = in_pre[e]
-                    if in_dense:
-                        for j in range(n):
-                            g_in[k, i, j] += h[j]
-                        if unit:
-                            for j in range(n):
-                                g_in1[k, i, j] += h1[j]
-                    else:
+                if not in_dense:
+                    for e in range(in_crow[r], in_crow[r + 1]):
+                        i = in_pre[e]
                         for c in range(in_len[i]):
                             g_in[k, i, c] += h[in_post[i, c]]
                         if unit:
                             for c in range(in_len[i]):
                                 g_in1[k, i, c] += h1[in_post[i, c]]
-                if t == 0:
+                if t == 0 or rec_dense:
                     continue
                 r -= batch  # hidden spikes of step t - 1 drive H_t
                 for e in range(z_crow[r], z_crow[r + 1]):
                     i = z_pre[e]
-                    if rec_dense:
-                        for j in range(n):
-                            g_rec[k, i, j] += h[j]
-                        if unit:
-                            for j in range(n):
-                                g_rec1[k, i, j] += h1[j]
-                    else:
+                    for c in range(rec_len[i]):
+                        g_rec[k, i, c] += h[rec_post[i, c]]
+                    if unit:
                         for c in range(rec_len[i]):
-                            g_rec[k, i, c] += h[rec_post[i, c]]
-                        if unit:
-                            for c in range(rec_len[i]):
-                                g_rec1[k, i, c] += h1[rec_post[i, c]]
+                            g_rec1[k, i, c] += h1[rec_post[i, c]]
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
+def _accumulate_tiles(crow, pre, shift, h, g):
+    """``g[c, i, j - c w] += H[r + shift, j]`` for every event ``(r, i)`` and every column ``j``
+    of tile ``c`` (rows ``r = t * B + b``; ``h [B, T, N]`` trial-major; ``g [tiles, n_pre, w]``,
+    one contiguous block per tile, so that no power-of-two row stride maps a tile onto a few
+    cache sets), one thread per tile: a tile stays in cache while every event adds its row,
+    and every entry is summed in row order whatever the number of threads."""
+    batch, steps, n = h.shape
+    n_tiles, _, width = g.shape
+    rows = batch * steps - shift
+    for c in prange(n_tiles):
+        j0 = c * width
+        w = min(n, j0 + width) - j0
+        tile = g[c]
+        for r in range(rows):
+            hr = h[(r + shift) % batch, (r + shift) // batch, j0 : j0 + w]
+            for e in range(crow[r], crow[r + 1]):
+                row = tile[pre[e]]
+                for j in range(w):
+                    row[j] += hr[j]
+
+
+def _dense_product(events: SpikeEvents, shift: int, h: Tensor, n_pre: int) -> Tensor:
+    """``g [n_pre, N]``: every event ``(r, i)`` adds ``H`` of row ``r + shift`` (``h [B, T, N]``)
+    to row ``i``; see :func:`_accumulate_tiles`."""
+    batch, steps, n = h.shape
+    if not events.count:
+        return torch.zeros(n_pre, n, dtype=h.dtype)
+    width = tile_width(n_pre, n, h.element_size(), numba.get_num_threads())
+    tiles = torch.zeros(-(-n // width), n_pre, width, dtype=h.dtype)
+    crow = events.row_pointers()
+    _accumulate_tiles(_np(crow), _np(events.pre), shift, _np(h), _np(tiles))
+    return tiles.transpose(0, 1).reshape(n_pre, -1)[:, :n].contiguous()
+
+
+def _strips(feedback: Tensor, n: int, block: int, dtype: torch.dtype) -> Tensor:
+    """``B^T [K, N]`` (``feedback [N, K]``) as ``[S, K, width]`` column strips, zero-padded; see
+    :func:`signal_strips`."""
+    n_out = feedback.shape[1]
+    strips = signal_strips(n_out, n, block)
+    width = -(-n // strips)
+    out = torch.zeros(strips * width, n_out, dtype=dtype)
+    out[:n] = feedback
+    return out.view(strips, width, n_out).transpose(1, 2).contiguous()
 
 
 def backward(
@@ -543,11 +625,12 @@ def backward(
     the learning signal ``Lambda_t = B E_kappa,t`` (``e_kappa [T, B, K]``, the
     kappa-filtered error; ``B^T = w.feedback``) plus ``reg [N]`` (``R``, or None), the
     recursions of :func:`.factorized.membrane_adjoint_` giving ``H_t [N]``, and at once the
-    products of
-    :func:`.factorized.spike_products`: input events of step ``t`` and hidden events
-    (``z_events``, not delayed) of step ``t - 1`` add ``H_t`` at their rows' targets. ``H`` is
-    never stored. Returns ``(task, unit)`` gradients by projection name (``unit``: the part for
-    ``Lambda = 1``, empty unless ``unit``); trials are split into one block per thread.
+    products of :func:`.factorized.spike_products` for slot tables: input events of step ``t``
+    and hidden events (``z_events``, not delayed) of step ``t - 1`` add ``H_t`` at their rows'
+    targets. A dense table instead gets ``H`` written over ``psi`` (which is consumed) and
+    its products from :func:`_dense_product`, column tile by column tile. Returns
+    ``(task, unit)`` gradients by projection name (``unit``: the part for ``Lambda = 1``,
+    empty unless ``unit``); trials are split into one block per thread.
     """
     _threads()
     layer = enet.hidden
@@ -555,28 +638,39 @@ def backward(
     steps, batch, n = psi.shape
     psi = psi.transpose(0, 1)  # [B, T, N], contiguous when it comes from forward()
     parts = _parts(batch)
-    g_in = torch.zeros(parts, *inp.weight.shape, dtype=psi.dtype)
-    g_rec = torch.zeros(parts, *rec.weight.shape, dtype=psi.dtype)
     none = torch.zeros(1, 1, 1, dtype=psi.dtype)
-    g_in1 = torch.zeros_like(g_in) if unit else none
-    g_rec1 = torch.zeros_like(g_rec) if unit else none
+
+    def slot_grad(lay: Layout, on: bool) -> Tensor:
+        return torch.zeros(parts, *lay.weight.shape, dtype=psi.dtype) if on else none
+
+    g_in, g_rec = slot_grad(inp, not inp.dense), slot_grad(rec, not rec.dense)
+    g_in1, g_rec1 = slot_grad(inp, unit and not inp.dense), slot_grad(rec, unit and not rec.dense)
+    dense = inp.dense or rec.dense
+    h1 = enet.buffer("h1", tuple(psi.shape), psi.dtype) if dense and unit else none
     reg = torch.zeros(n, dtype=psi.dtype) if reg is None else reg.to(psi.dtype).contiguous()
-    fb_t = w.feedback.t().contiguous().to(psi.dtype)
+    block = signal_block(w.feedback.shape[1], n)
+    fb = _strips(w.feedback.to(psi.dtype), n, block, psi.dtype)
     e_kappa = e_kappa.to(psi.dtype).transpose(0, 1).contiguous()  # [B, T, K]: one run per trial
     _backward(
-        _np(psi), _np(e_kappa), _np(fb_t), _np(reg),
-        _np(layer.alpha), _np(layer.rho), _np(layer.beta), _tiny(psi),
-        signal_block(fb_t.shape[0], n),
+        _np(psi), _np(e_kappa), _np(fb), _np(reg),
+        _np(layer.alpha), _np(layer.rho), _np(layer.beta), _tiny(psi), block,
         _np(x_events.row_pointers()), _np(x_events.pre), inp.dense, _np(inp.post),
         _np(inp.length),
         _np(z_events.row_pointers()), _np(z_events.pre), rec.dense, _np(rec.post),
         _np(rec.length),
-        unit, _np(g_in), _np(g_rec), _np(g_in1), _np(g_rec1),
+        unit, _np(g_in), _np(g_rec), _np(g_in1), _np(g_rec1), _np(psi if dense else none),
+        _np(h1),
     )  # fmt: skip
-    task = {**inp.split(g_in.sum(0)), **rec.split(g_rec.sum(0))}
+
+    def grads(lay: Layout, g: Tensor, h: Tensor, events: SpikeEvents, shift: int) -> dict:
+        if lay.dense:
+            return lay.split(_dense_product(events, shift, h, lay.weight.shape[0]))
+        return lay.split(g.sum(0))
+
+    task = {**grads(inp, g_in, psi, x_events, 0), **grads(rec, g_rec, psi, z_events, batch)}
     if not unit:
         return task, {}
-    return task, {**inp.split(g_in1.sum(0)), **rec.split(g_rec1.sum(0))}
+    return task, {**grads(inp, g_in1, h1, x_events, 0), **grads(rec, g_rec1, h1, z_events, batch)}
 
 
 def leaky_scan_(u: Tensor, decay: float, reverse: bool = False) -> Tensor:
