@@ -39,19 +39,18 @@ from . import gpu
 from .errors import CapacityError, DuplicateSynapseError, StoreError
 from .initializers import Initializer
 
-#: dtypes the numba store kernels handle (others take the PyTorch path)
-_NATIVE_DTYPES = frozenset(
-    {
-        torch.float32,
-        torch.float64,
-        torch.int8,
-        torch.int16,
-        torch.int32,
-        torch.int64,
-        torch.uint8,
-        torch.bool,
-    }
-)
+#: numpy dtype of each torch dtype the numba store kernels handle (others take the PyTorch path)
+_NUMPY_DTYPES = {
+    torch.float32: np.dtype(np.float32),
+    torch.float64: np.dtype(np.float64),
+    torch.int8: np.dtype(np.int8),
+    torch.int16: np.dtype(np.int16),
+    torch.int32: np.dtype(np.int32),
+    torch.int64: np.dtype(np.int64),
+    torch.uint8: np.dtype(np.uint8),
+    torch.bool: np.dtype(np.bool_),
+}
+_NATIVE_DTYPES = frozenset(_NUMPY_DTYPES)
 
 
 def _store_kernels():
@@ -1039,9 +1038,10 @@ class RaggedSynapses:
             )
         gone, per_row, key = self._edit_arguments(gone, per_row, key)
         length = self._row_length.numpy()
-        removed = np.zeros(self.n_pre, dtype=np.int64)
-        kernels.removed_per_row(gone, length, removed)
-        self._check_room(length - removed, per_row)
+        removed = np.empty(self.n_pre, dtype=np.int64)
+        bad = kernels.check_edit(gone, length, per_row, self.n_post, self.autapses, removed)
+        if bad >= 0:
+            self._refuse_row(bad, int(per_row[bad]), int(length[bad] - removed[bad]))
         pre = np.repeat(np.arange(self.n_pre, dtype=np.int64), per_row)
         post = np.empty(pre.size, dtype=np.int64)
         if pre.size:
@@ -1074,8 +1074,6 @@ class RaggedSynapses:
                 f"{self.name}: per_row must be integer ({self.n_pre},), got {per_row.dtype} "
                 f"{per_row.shape}"
             )
-        if per_row.size and per_row.min() < 0:
-            raise ValueError(f"{self.name}: per_row must be >= 0")
         if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
             raise TypeError(f"{self.name}: key must be an int, got {type(key).__name__}")
         if not 0 <= int(key) < 2**64:
@@ -1086,19 +1084,16 @@ class RaggedSynapses:
             np.uint64(key),
         )
 
-    def _check_room(self, length: np.ndarray, per_row: np.ndarray) -> None:
-        """Raise :class:`CapacityError` if a row of ``length`` synapses cannot take its
-        ``per_row`` new ones (free slots, unconnected columns)."""
-        columns = self.n_post - length - (0 if self.autapses else 1)
-        limit = np.minimum(self.capacity - length, columns)
-        over = np.flatnonzero(per_row > limit)
-        if over.size:
-            row = int(over[0])
-            raise CapacityError(
-                f"{self.name}: row {row} gets {int(per_row[row])} new synapses but has room "
-                f"for {max(int(limit[row]), 0)} after the removal (free slots and unconnected "
-                f"columns; capacity {self.capacity})"
-            )
+    def _refuse_row(self, row: int, count: int, kept: int) -> None:
+        """Raise for ``count`` new synapses in ``row`` keeping ``kept`` synapses."""
+        if count < 0:
+            raise ValueError(f"{self.name}: per_row must be >= 0, got {count} for row {row}")
+        columns = self.n_post - kept - (0 if self.autapses else 1)
+        limit = min(self.capacity - kept, columns)
+        raise CapacityError(
+            f"{self.name}: row {row} gets {count} new synapses but has room for {limit} after "
+            f"the removal (free slots and unconnected columns; capacity {self.capacity})"
+        )
 
     def _new_values(self, given: Mapping[str, Any], k: int) -> dict[str, np.ndarray]:
         """Every variable's values ``[k]`` for :meth:`replace_native` (given, or 0), checked
@@ -1107,7 +1102,7 @@ class RaggedSynapses:
             self._var(key)
         new = {}
         for key, var in self.vars.items():
-            dtype = var.numpy().dtype
+            dtype = _NUMPY_DTYPES[var.dtype]
             if key not in given:
                 new[key] = np.zeros(k, dtype=dtype)
                 continue

@@ -213,23 +213,35 @@ def test_regrowth_distribution_is_uniform_over_eligible_places(device, regrow, n
 
 
 def test_place_by_pair_is_exact_when_rows_fill_up():
-    rng = np.random.default_rng(0)
     dormant = np.array([100, 1, 5])
     room = np.array([1, 1, 3])
-    for _ in range(50):
-        counts, failed = place_by_pair(rng, dormant, room, 5)
+    for key in range(50):
+        counts, failed = place_by_pair(key, dormant, room, 5)
         assert failed == 0 and np.array_equal(counts, room)  # every slot must be used
-    counts, failed = place_by_pair(rng, dormant, room, 7)
+    counts, failed = place_by_pair(7, dormant, room, 7)
     assert failed == 2 and counts.sum() == 5
 
 
+def test_place_by_pair_draws_one_at_a_time_among_rows_with_room():
+    # two placements, rows of 3, 1 and 2 unconnected pairs and room for 1, 1 and 2: drawn one
+    # at a time (a full row drops out), counts (1,1,0), (1,0,1), (0,1,1), (0,0,2) have
+    # probabilities 4/15, 8/15, 2/15 and 1/15
+    outcomes = {(1, 1, 0): 0, (1, 0, 1): 0, (0, 1, 1): 0, (0, 0, 2): 0}
+    trials = 3000
+    for key in range(trials):
+        counts, failed = place_by_pair(key, np.array([3, 1, 2]), np.array([1, 1, 2]), 2)
+        assert failed == 0
+        outcomes[tuple(int(c) for c in counts)] += 1
+    expected = np.array([4, 8, 2, 1]) / 15 * trials
+    assert stats.chisquare(list(outcomes.values()), expected).pvalue > 1e-3
+
+
 def test_place_by_row_counts_retries_on_full_rows_as_failures():
-    rng = np.random.default_rng(1)
     room = np.array([0, 0, 0, 10])
-    counts, failed = place_by_row(rng, room, 10)
+    counts, failed = place_by_row(1, room, 10)
     assert np.array_equal(counts, room)
     assert failed > 10  # three of four rows are full: ~30 rejected draws expected
-    counts, failed = place_by_row(rng, np.zeros(4, dtype=np.int64), 3)
+    counts, failed = place_by_row(2, np.zeros(4, dtype=np.int64), 3)
     assert failed == 3 and counts.sum() == 0
 
 

@@ -1,7 +1,8 @@
 """DEEP R's fused CPU pass gives exactly the store of the reference path (``fused=False``:
 ``view.remove`` then ``regrow_synapses`` through the store's add), from the same generators:
-connectivity, signs, moved and zeroed state, removed/added/failed counts, events. Also the
-store's one-call edit (``replace_native``) and the runner skipping the snapshot of atomic calls.
+connectivity, signs, moved and zeroed state, removed/added/failed counts, events, the L1 term.
+Also: both placements equal plain-Python references of the same algorithms, the store's
+one-call edit (``replace_native``), and the runner skipping the snapshot of atomic calls.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import neurowire as nw
+from neurowire import rng as nw_rng
 from neurowire.structural import transaction
 from neurowire.structural.base import RuleContext
-from neurowire.structural.deep_r import place_by_row
+from neurowire.structural.deep_r import place_by_pair, place_by_row
 from neurowire.structural.log import RewiringLog
 from neurowire.structural.runner import Clock, RuleRunner
 from neurowire.structural.view import SynapseView
@@ -206,44 +208,67 @@ def test_fused_l1_term_equals_the_torch_addition_bit_for_bit(seed, l1, batch, dt
     assert torch.equal(a.view(-1).view(torch.uint8), b.view(-1).view(torch.uint8))
 
 
-# ------------------------------------------------------------------ GeNN's row placement
-def _place_by_row_vectorised(rng, room, n):
-    """GeNN's row placement judged a whole block of draws at a time: a draw is accepted when
-    fewer draws of its row came before it in the block than the row has room left."""
-    counts = np.zeros(room.size, dtype=np.int64)
-    need, failed = int(n), 0
+# ------------------------------------------------------------------ placements
+class _Stream:
+    """The numbers of a counter-based stream in order, from the PyTorch reference."""
+
+    def __init__(self, key):
+        self.key, self.position = key, 0
+
+    def next(self):
+        u = nw_rng.uniform(self.key, torch.tensor([self.position]), torch.float64)
+        self.position += 1
+        return float(u[0])
+
+
+def _place_pairs_reference(key, dormant, room, n):
+    """One placement at a time: a uniform ticket (one per unconnected pair of a row with
+    room), accepted if still free and its row has room."""
+    start = np.concatenate([[0], np.cumsum(np.where(room > 0, dormant, 0))])
+    tickets, counts = int(start[-1]), np.zeros(room.size, dtype=np.int64)
+    free = tickets
+    stream, need = _Stream(key), n
+    while need > 0 and free > 0:
+        t = min(int(stream.next() * tickets), tickets - 1)
+        row = int(np.searchsorted(start, t, side="right")) - 1
+        if counts[row] < room[row] and t - start[row] >= counts[row]:
+            counts[row] += 1
+            need -= 1
+            free -= 1 + (dormant[row] - counts[row] if counts[row] == room[row] else 0)
+    return counts, need
+
+
+def _place_rows_reference(key, room, n):
+    counts, failed, need = np.zeros(room.size, dtype=np.int64), 0, n
+    stream = _Stream(key)
     while need > 0:
-        if int(room.sum() - counts.sum()) <= 0:
+        if (room - counts).sum() <= 0:
             return counts, failed + need
-        draws = rng.integers(0, room.size, size=max(2 * need, 64))
-        order = np.argsort(draws, kind="stable")
-        sorted_draws = draws[order]
-        start = np.ones(draws.size, dtype=bool)
-        start[1:] = sorted_draws[1:] != sorted_draws[:-1]
-        idx = np.arange(draws.size)
-        rank = np.empty_like(idx)
-        rank[order] = idx - np.maximum.accumulate(np.where(start, idx, 0))
-        ok = (rank + counts[draws]) < room[draws]
-        accepted = np.cumsum(ok)
-        if accepted[-1] >= need:
-            stop = int(np.searchsorted(accepted, need)) + 1
-            draws, ok = draws[:stop], ok[:stop]
-        counts += np.bincount(draws[ok], minlength=room.size)
-        failed += int((~ok).sum())
-        need -= int(ok.sum())
+        row = min(int(stream.next() * room.size), room.size - 1)
+        if counts[row] < room[row]:
+            counts[row] += 1
+            need -= 1
+        else:
+            failed += 1
     return counts, failed
 
 
-@settings(max_examples=80, deadline=None)
-@given(
-    room=st.lists(st.integers(0, 6), min_size=1, max_size=30),
-    n=st.integers(0, 120),
-    seed=st.integers(0, 2**31 - 1),
-)
-def test_row_placement_equals_the_vectorised_formula(room, n, seed):
-    room = np.array(room, dtype=np.int64)
-    a = place_by_row(np.random.default_rng(seed), room, n)
-    b = _place_by_row_vectorised(np.random.default_rng(seed), room, n)
+@st.composite
+def rows(draw):
+    dormant = np.array(draw(st.lists(st.integers(0, 12), min_size=1, max_size=20)))
+    room = np.array([draw(st.integers(0, d)) for d in dormant], dtype=np.int64)
+    return dormant, room
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=rows(), n=st.integers(0, 60), key=st.integers(0, 2**64 - 1))
+def test_placements_equal_plain_python_references(case, n, key):
+    dormant, room = case
+    a = place_by_pair(key, dormant, room, n)
+    b = _place_pairs_reference(key, dormant, room, n)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    a = place_by_row(key, room, n)
+    b = _place_rows_reference(key, room, n)
     assert np.array_equal(a[0], b[0]) and a[1] == b[1]
 
 

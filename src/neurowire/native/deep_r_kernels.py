@@ -1,14 +1,18 @@
 """Numba kernels of DEEP R's fused CPU pass (:class:`~neurowire.DeepR`).
 
-The sign test, GeNN's row placement and the sign look-up of new synapses, loop by loop on
-numpy views of the store's arrays; the removal and the append themselves are the store's
-:meth:`~neurowire.RaggedSynapses.replace_native`. ``tests/structural/test_deep_r_fused.py``
+The sign test, the placements of new synapses (both ``regrow`` modes, from counter-based
+streams of :mod:`neurowire.rng`), the sign look-up of new synapses and the L1 term, loop by
+loop on numpy views of the store's arrays; the removal and the append themselves are the
+store's :meth:`~neurowire.RaggedSynapses.replace_native`. ``tests/structural/test_deep_r_fused.py``
 checks that the fused pass gives exactly the stores of the reference path.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
+
+from .rng import uniform64
 
 
 @njit(cache=True, nogil=True)
@@ -38,21 +42,67 @@ def pair_signs(bits, pre, post, out):
 
 
 @njit(cache=True, nogil=True)
-def accept_rows(draws, room, counts, need):
-    """GeNN's row placement over drawn rows, in order: a draw is accepted if its row has
-    room left (``counts[row] < room[row]``; ``counts`` is updated), else rejected, until
-    ``need`` draws are accepted or the draws run out. Returns ``(accepted, rejected)``."""
-    accepted = rejected = 0
-    for e in range(draws.shape[0]):
-        if accepted == need:
-            break
-        row = draws[e]
-        if counts[row] < room[row]:
-            counts[row] += 1
-            accepted += 1
+def place_pairs(key, dormant, room, n, counts):
+    """DEEP R's ``"pair"`` placement: ``n`` placements one at a time, each uniform over the
+    unconnected pairs of the rows that still have room (``counts[row] < room[row]``;
+    ``counts`` is updated). Row ``i`` holds ``dormant[i]`` tickets (0 if it has no room), of
+    which the first ``counts[i]`` are taken; a ticket ``floor(u * tickets)``, ``u`` from the
+    counter-based stream ``key``, is accepted if it is still free and its row has room, so
+    accepted tickets are uniform over the free ones. Returns the placements that found no
+    free ticket."""
+    n_pre = dormant.shape[0]
+    start = np.zeros(n_pre + 1, dtype=np.int64)
+    for i in range(n_pre):
+        start[i + 1] = start[i] + (dormant[i] if room[i] > 0 else 0)
+    tickets = start[n_pre]
+    if tickets == 0:
+        return n
+    guide = np.empty(n_pre, dtype=np.int64)  # guide[b]: row of ticket b * tickets // n_pre
+    i = 0
+    for b in range(n_pre):
+        while start[i + 1] <= b * tickets // n_pre:
+            i += 1
+        guide[b] = i
+    free, need, position = tickets, n, np.uint64(0)
+    while need > 0 and free > 0:
+        t = min(int(uniform64(key, position) * tickets), tickets - 1)
+        position += np.uint64(1)
+        i = guide[t * n_pre // tickets]
+        while start[i + 1] <= t:
+            i += 1
+        if counts[i] < room[i] and t - start[i] >= counts[i]:
+            counts[i] += 1
+            need -= 1
+            free -= 1
+            if counts[i] == room[i]:
+                free -= dormant[i] - counts[i]
+    return need
+
+
+@njit(cache=True, nogil=True)
+def place_rows(key, room, n, counts):
+    """GeNN's ``"row"`` placement: per draw a uniform row ``floor(u * n_pre)``, ``u`` from the
+    counter-based stream ``key``, accepted if it has room left (``counts[row] < room[row]``;
+    ``counts`` is updated), else one failure and the draw is repeated, until ``n`` are
+    accepted or no row has room. Returns the failures (rejected draws, plus the placements
+    left when no row has room)."""
+    n_pre = room.shape[0]
+    left = 0
+    for i in range(n_pre):
+        left += room[i] - counts[i]
+    failed, need, position = 0, n, np.uint64(0)
+    while need > 0:
+        if left <= 0:
+            return failed + need
+        i = min(int(uniform64(key, position) * n_pre), n_pre - 1)
+        position += np.uint64(1)
+        if counts[i] < room[i]:
+            counts[i] += 1
+            need -= 1
+            left -= 1
         else:
-            rejected += 1
-    return accepted, rejected
+            failed += 1
+    return failed
 
 
 @njit(cache=True, nogil=True)

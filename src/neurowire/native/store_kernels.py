@@ -89,6 +89,25 @@ def empty_flags(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
+def check_edit(gone, length, per_row, n_post, autapses, removed):
+    """``removed[i]`` = live slots of row ``i`` where ``gone`` is True; returns the first row
+    whose ``per_row`` entry is negative or exceeds its room once those are removed (free
+    slots, unconnected columns), or -1."""
+    cap = gone.shape[1]
+    bad = -1
+    for i in range(length.shape[0]):
+        c = 0
+        for j in range(length[i]):
+            c += gone[i, j]
+        removed[i] = c
+        kept = length[i] - c
+        limit = min(cap - kept, n_post - kept - (0 if autapses else 1))
+        if bad < 0 and (per_row[i] < 0 or per_row[i] > limit):
+            bad = i
+    return bad
+
+
+@njit(cache=True, nogil=True)
 def draw_free_columns(rows, ind, length, gone, n_post, autapses, key, post):
     """For each entry of ``rows`` (sorted, so a row's entries are contiguous), a column not
     connected in that row once the slots where ``gone`` is True are removed (the live slots

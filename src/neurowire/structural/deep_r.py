@@ -47,13 +47,15 @@ Where re-added synapses go (``regrow``):
 
 * ``"pair"``: uniformly over all unconnected pairs in rows with free capacity, one at a time
   (Bellec's "uniformly from all dormant connections", limited by the row capacity). Drawn
-  exactly with multivariate hypergeometric row counts (rows weighted by their unconnected
-  pairs), then uniform free columns per row.
+  exactly, by rejection over one ticket per unconnected pair (rows weighted by their
+  unconnected pairs), then uniform free columns per row.
 * ``"row"``: GeNN's placement: a uniformly random row, accepted if it has a free slot (a full
   row counts as one failed placement and the draw is repeated), then a uniform free column.
 
 Both count failed placements per call (``removed - added``, plus GeNN's retries in ``"row"``
-mode); with the removed synapses' slots free, both always place every synapse.
+mode); with the removed synapses' slots free, both always place every synapse. A call's
+placements and its new columns come from two counter-based streams (:mod:`neurowire.rng`)
+keyed by raw draws of the rule's seeded numpy generator (:func:`stream_key`).
 
 On the CPU, removal and re-addition are one fused pass per call: a numba sign test, the row
 placements, then a single numba edit of the store
@@ -147,65 +149,51 @@ class SignBits:
         return (grouped * weights).sum(-1).to(torch.uint8)
 
 
-def column_key(rng: np.random.Generator) -> int:
-    """Key of the counter-based stream (:mod:`neurowire.rng`) that one call's new columns are
-    drawn from: one uint64 from ``rng``."""
-    return int(rng.integers(0, 2**64, dtype=np.uint64))
+def stream_key(rng: np.random.Generator) -> int:
+    """Key of a counter-based stream (:mod:`neurowire.rng`): one raw 64-bit draw of ``rng``.
+    A call draws one for its placements and one for the columns of its new synapses."""
+    return int(rng.bit_generator.random_raw())
 
 
 def place_by_pair(
-    rng: np.random.Generator, dormant: np.ndarray, room: np.ndarray, n: int
+    key: int, dormant: np.ndarray, room: np.ndarray, n: int
 ) -> tuple[np.ndarray, int]:
     """Row counts of ``n`` placements drawn one at a time uniformly over the unconnected pairs
-    of rows that still have room.
+    of rows that still have room, from the stream ``key``
+    (:func:`~neurowire.native.deep_r_kernels.place_pairs`).
 
     Args:
         dormant: int ``[n_pre]`` unconnected (eligible) pairs per row.
-        room: int ``[n_pre]`` free slots per row.
+        room: int ``[n_pre]`` free slots per row (at most ``dormant``).
 
-    Returns ``(counts [n_pre], failed)``. Exact: taking the first ``n`` pairs of a uniformly
-    random order of all dormant pairs and skipping those whose row has filled up is the same as
-    drawing hypergeometric row counts, capping full rows and redrawing the excess among the
-    pairs not yet drawn of the other rows.
+    Returns ``(counts [n_pre], failed)``; ``failed`` placements found no row with room.
     """
-    pool = np.where(room > 0, dormant, 0).astype(np.int64)
-    counts = np.zeros_like(pool)
-    need = int(n)
-    while need > 0 and pool.sum() > 0:
-        draw = rng.multivariate_hypergeometric(pool, min(need, int(pool.sum())), method="marginals")
-        take = np.minimum(draw, room - counts)
-        counts += take
-        need -= int(take.sum())
-        pool -= draw
-        pool[counts >= room] = 0
-    return counts, need
+    from ..native.deep_r_kernels import place_pairs
+
+    dormant = np.ascontiguousarray(dormant, dtype=np.int64)
+    room = np.ascontiguousarray(room, dtype=np.int64)
+    counts = np.zeros(room.size, dtype=np.int64)
+    failed = place_pairs(np.uint64(key), dormant, room, int(n), counts)
+    return counts, int(failed)
 
 
-def place_by_row(rng: np.random.Generator, room: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+def place_by_row(key: int, room: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     """Row counts of ``n`` placements by GeNN's rule: draw a uniform row, accept it if it has
-    room left, else count a failure and draw again.
+    room left, else count a failure and draw again, from the stream ``key``
+    (:func:`~neurowire.native.deep_r_kernels.place_rows`).
 
     Args:
         room: int ``[n_pre]`` places left per row (free slots, at most the unconnected pairs).
 
     Returns ``(counts [n_pre], failed)``, ``failed`` the rejected draws (plus any placements
-    impossible because no row has room). Rows are drawn ``max(2 * need, 64)`` at a time and
-    judged in order (:func:`~neurowire.native.deep_r_kernels.accept_rows`); draws after the
-    last needed acceptance are unused.
+    impossible because no row has room).
     """
-    from ..native.deep_r_kernels import accept_rows
+    from ..native.deep_r_kernels import place_rows
 
     room = np.ascontiguousarray(room, dtype=np.int64)
     counts = np.zeros(room.size, dtype=np.int64)
-    need, failed = int(n), 0
-    while need > 0:
-        if int(room.sum() - counts.sum()) <= 0:
-            return counts, failed + need
-        draws = rng.integers(0, room.size, size=max(2 * need, 64))
-        accepted, rejected = accept_rows(draws, room, counts, need)
-        need -= accepted
-        failed += rejected
-    return counts, failed
+    failed = place_rows(np.uint64(key), room, int(n), counts)
+    return counts, int(failed)
 
 
 class DeepR(StructuralRule):
@@ -389,7 +377,7 @@ class DeepR(StructuralRule):
             pair_signs(bits, pre, post, out)
             return {"sign": out}
 
-        key = column_key(ctx.rng) if counts.any() else 0
+        key = stream_key(ctx.rng) if counts.any() else 0
         view.replace_native(gone, counts, key, new_signs)
 
     def _langevin_step(self, view: SynapseView, ctx: RuleContext) -> None:
@@ -413,8 +401,8 @@ class DeepR(StructuralRule):
         dormant = np.maximum(s.n_post - length - (0 if s.autapses else 1), 0)
         room = np.minimum(s.capacity - length, dormant)
         if self.regrow == "pair":
-            return place_by_pair(rng, dormant, room, n)
-        return place_by_row(rng, room, n)
+            return place_by_pair(stream_key(rng), dormant, room, n)
+        return place_by_row(stream_key(rng), room, n)
 
     def regrow_synapses(self, view: SynapseView, n: int, ctx: RuleContext) -> None:
         """Add ``n`` synapses at weight 0 (every other variable 0, ``sign`` from the pair's
@@ -434,14 +422,14 @@ class DeepR(StructuralRule):
     @staticmethod
     def _columns(rng: np.random.Generator, s, rows: np.ndarray) -> np.ndarray:
         """Distinct uniformly drawn unconnected columns for ``rows`` (sorted), by rejection in
-        the numba kernel :func:`~neurowire.native.store_kernels.draw_free_columns` from the
-        stream :func:`column_key` draws."""
+        the numba kernel :func:`~neurowire.native.store_kernels.draw_free_columns` from a
+        stream of :func:`stream_key`."""
         from ..native.store_kernels import draw_free_columns
 
         ind, length = s.ind.cpu().numpy(), s.row_length.cpu().numpy()
         gone = np.zeros(ind.shape, dtype=np.bool_)  # no slot is being removed
         post = np.empty(rows.size, dtype=np.int64)
-        key = np.uint64(column_key(rng))
+        key = np.uint64(stream_key(rng))
         draw_free_columns(rows, ind, length, gone, s.n_post, s.autapses, key, post)
         return post
 
