@@ -65,8 +65,8 @@ class ClassifyConfig:
     data_dir: str = "data"
     hidden: int = 512
     model: str = "alif"
-    input_density: float = 0.1
-    recurrent_density: float = 0.1
+    input_density: float = 0.01
+    recurrent_density: float = 0.01
     padding: float = 2.0
     deep_r: bool = False
     compare: bool = False

@@ -26,9 +26,10 @@ from torch.utils.data import Dataset, Subset
 if TYPE_CHECKING:
     from .eprop import EProp
 
-#: The default grid: a decade in half-decade steps from 1e-3 to 1 (the paper's cross-validated
-#: values 0.01-0.5 lie inside it).
-L1_GRID: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+#: The default grid: half-decade steps from 1e-4 to 0.1 per trial. On the built-in task the
+#: best values lay at 1e-3 and below, and 1.0 trained to chance; the paper's cross-validated
+#: values (0.01-0.5, on DVS Gesture and N-MNIST) are reached with ``grid=``.
+L1_GRID: tuple[float, ...] = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 #: Training epochs per grid value.
 SWEEP_EPOCHS = 3
 #: Share of the training set held out for validation.
