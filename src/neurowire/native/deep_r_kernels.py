@@ -1,10 +1,11 @@
 """Numba kernels of DEEP R's fused CPU pass (:class:`~neurowire.DeepR`).
 
-The sign test, the placements of new synapses (both ``regrow`` modes, from counter-based
-streams of :mod:`neurowire.rng`), the sign look-up of new synapses and the L1 term, loop by
-loop on numpy views of the store's arrays; the removal and the append themselves are the
-store's :meth:`~neurowire.RaggedSynapses.replace_native`. ``tests/structural/test_deep_r_fused.py``
-checks that the fused pass gives exactly the stores of the reference path.
+The sign test with the placements of new synapses (both ``regrow`` modes, from counter-based
+streams of :mod:`neurowire.rng`) in one call, the sign look-up of new synapses and the L1
+term, loop by loop on numpy views of the store's arrays; the removal and the append
+themselves are the store's :meth:`~neurowire.RaggedSynapses.replace_native`.
+``tests/structural/test_deep_r_fused.py`` checks that the fused pass gives exactly the
+stores of the reference path.
 """
 
 from __future__ import annotations
@@ -13,23 +14,6 @@ import numpy as np
 from numba import njit
 
 from .rng import uniform64
-
-
-@njit(cache=True, nogil=True)
-def crossed_slots(weight, sign, length, gone, removed):
-    """DEEP R's sign test on ``[n_pre, capacity]`` arrays: ``gone[i, j]`` is True where the
-    live slot ``j < length[i]`` has ``weight * sign < 0`` (False elsewhere, padding too);
-    ``removed[i]`` counts them per row. Returns the total."""
-    total = 0
-    for i in range(weight.shape[0]):
-        c = 0
-        for j in range(weight.shape[1]):
-            hit = j < length[i] and weight[i, j] * sign[i, j] < 0
-            gone[i, j] = hit
-            c += hit
-        removed[i] = c
-        total += c
-    return total
 
 
 @njit(cache=True, nogil=True)
@@ -103,6 +87,37 @@ def place_rows(key, room, n, counts):
         else:
             failed += 1
     return failed
+
+
+@njit(cache=True, nogil=True)
+def plan_rewiring(weight, sign, length, n_post, autapses, pair_mode, key, gone, counts):
+    """The sign test and the placements of one DEEP R call on ``[n_pre, capacity]`` arrays.
+
+    ``gone[i, j]`` is True where the live slot ``j < length[i]`` has ``weight * sign < 0``
+    (False elsewhere, padding too). As many synapses as were crossed are then placed among
+    the rows as they are without them (:func:`place_pairs` if ``pair_mode``, else
+    :func:`place_rows`, from the stream ``key``): ``counts[i]`` per row. Returns
+    ``(removed, failed)``."""
+    n_pre, cap = weight.shape
+    dormant = np.empty(n_pre, dtype=np.int64)
+    room = np.empty(n_pre, dtype=np.int64)
+    removed = 0
+    for i in range(n_pre):
+        c = 0
+        for j in range(cap):
+            hit = j < length[i] and weight[i, j] * sign[i, j] < 0
+            gone[i, j] = hit
+            c += hit
+        removed += c
+        kept = length[i] - c
+        dormant[i] = max(n_post - kept - (0 if autapses else 1), 0)
+        room[i] = min(cap - kept, dormant[i])
+        counts[i] = 0
+    if removed == 0:
+        return 0, 0
+    if pair_mode:
+        return removed, place_pairs(key, dormant, room, removed, counts)
+    return removed, place_rows(key, room, removed, counts)
 
 
 @njit(cache=True, nogil=True)

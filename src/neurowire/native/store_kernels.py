@@ -153,12 +153,16 @@ def _edit_array(arr, new, length, gone, removed, per_row):
         if removed[i] == 0 and k == 0:
             continue
         drop = gone[i]
+        first = 0  # slots before the first removed one stay where they are
+        if removed[i] > 0:
+            while not drop[first]:
+                first += 1
         for b in range(arr.shape[0]):
             row = arr[b, i]
             w = length[i]
             if removed[i] > 0:
-                w = 0
-                for j in range(length[i]):  # branch-free: write always, advance if kept
+                w = first
+                for j in range(first, length[i]):  # branch-free: write always, advance if kept
                     row[w] = row[j]
                     w += not drop[j]
                 row[w:] = 0

@@ -340,35 +340,45 @@ class DeepR(StructuralRule):
         return grad.add(sign, alpha=alpha)
 
     def update(self, view: SynapseView, ctx: RuleContext) -> None:
-        """Remove the synapses whose weight crossed zero against their sign, re-add as many."""
+        """Remove the synapses whose weight crossed zero against their sign, re-add as many.
+
+        Every call draws two stream keys from ``ctx.rng`` (:func:`stream_key`: placements,
+        then columns), used or not, so both paths consume it alike."""
         self._l1()
         s = view.store
         signs = self._bits(s)
         if self.mode == "original":
             self._langevin_step(view, ctx)
+        keys = (stream_key(ctx.rng), stream_key(ctx.rng))
         if self._fused(s):
-            self._rewire_fused(view, ctx, signs)
+            self._rewire_fused(view, signs, keys)
             return
         crossed = (s.vars["weight"] * view["sign"]) < 0  # padding: sign 0, never crossed
         if not bool(crossed.any()):
             return
         removed = int(view.remove(crossed).sum())
-        self.regrow_synapses(view, removed, ctx)
+        self.regrow_synapses(view, removed, ctx, keys)
 
-    def _rewire_fused(self, view: SynapseView, ctx: RuleContext, signs: SignBits) -> None:
-        """The fused pass: sign test (numba), placements (:meth:`_placements`), then removal
-        and re-addition in one :meth:`SynapseView.replace_native`; it consumes ``ctx.rng``
-        exactly as the reference path does."""
-        from ..native.deep_r_kernels import crossed_slots, pair_signs
+    def _rewire_fused(self, view: SynapseView, signs: SignBits, keys: tuple[int, int]) -> None:
+        """The fused pass: the sign test and the placements in one numba call
+        (:func:`~neurowire.native.deep_r_kernels.plan_rewiring`), then removal and
+        re-addition in one :meth:`SynapseView.replace_native`."""
+        from ..native.deep_r_kernels import pair_signs, plan_rewiring
 
         s = view.store
-        length = s.row_length.numpy()
         gone = np.empty((s.n_pre, s.capacity), dtype=np.bool_)
-        removed = np.empty(s.n_pre, dtype=np.int64)
-        n = crossed_slots(s.vars["weight"].numpy(), s.vars["sign"].numpy(), length, gone, removed)
-        if n == 0:
+        counts = np.empty(s.n_pre, dtype=np.int64)
+        weight, sign, length = (
+            s.vars["weight"].numpy(),
+            s.vars["sign"].numpy(),
+            s.row_length.numpy(),
+        )
+        pair = self.regrow == "pair"
+        removed, failed = plan_rewiring(
+            weight, sign, length, s.n_post, s.autapses, pair, np.uint64(keys[0]), gone, counts
+        )
+        if removed == 0:
             return
-        counts, failed = self._placements(ctx.rng, s, length - removed, n)
         view.failed += failed
         bits = signs.bits.numpy()
 
@@ -377,8 +387,7 @@ class DeepR(StructuralRule):
             pair_signs(bits, pre, post, out)
             return {"sign": out}
 
-        key = stream_key(ctx.rng) if counts.any() else 0
-        view.replace_native(gone, counts, key, new_signs)
+        view.replace_native(gone, counts, keys[1], new_signs)
 
     def _langevin_step(self, view: SynapseView, ctx: RuleContext) -> None:
         lr = self.lr if self.lr is not None else ctx.learning_rate
@@ -393,44 +402,46 @@ class DeepR(StructuralRule):
         w.addcmul_(sign, step)  # theta = sign * w moves by step; padding (sign 0) untouched
         view.store.values_changed()
 
-    def _placements(
-        self, rng: np.random.Generator, s, length: np.ndarray, n: int
-    ) -> tuple[np.ndarray, int]:
-        """Row counts ``[n_pre]`` and failures of ``n`` placements by :attr:`regrow`, for
-        rows of ``length`` live synapses."""
+    def _placements(self, key: int, s, length: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+        """Row counts ``[n_pre]`` and failures of ``n`` placements by :attr:`regrow` from the
+        stream ``key``, for rows of ``length`` live synapses."""
         dormant = np.maximum(s.n_post - length - (0 if s.autapses else 1), 0)
         room = np.minimum(s.capacity - length, dormant)
         if self.regrow == "pair":
-            return place_by_pair(stream_key(rng), dormant, room, n)
-        return place_by_row(stream_key(rng), room, n)
+            return place_by_pair(key, dormant, room, n)
+        return place_by_row(key, room, n)
 
-    def regrow_synapses(self, view: SynapseView, n: int, ctx: RuleContext) -> None:
+    def regrow_synapses(
+        self, view: SynapseView, n: int, ctx: RuleContext, keys: tuple[int, int] | None = None
+    ) -> None:
         """Add ``n`` synapses at weight 0 (every other variable 0, ``sign`` from the pair's
-        bit) where :attr:`regrow` says; failed placements are added to ``view.failed``
-        (the reference path's second half)."""
+        bit) where :attr:`regrow` says; failed placements are added to ``view.failed`` (the
+        reference path's second half). ``keys``: the streams of the placements and of the
+        columns (:func:`stream_key`); None draws both from ``ctx.rng``."""
+        if keys is None:
+            keys = (stream_key(ctx.rng), stream_key(ctx.rng))
         s = view.store
-        counts, failed = self._placements(ctx.rng, s, s.row_length.cpu().numpy(), n)
+        counts, failed = self._placements(keys[0], s, s.row_length.cpu().numpy(), n)
         view.failed += failed
         rows = np.repeat(np.arange(s.n_pre), counts)
         if rows.size == 0:
             return
-        post = self._columns(ctx.rng, s, rows)
+        post = self._columns(keys[1], s, rows)
         pre_t = torch.from_numpy(rows).to(s.device)
         post_t = torch.from_numpy(post).to(s.device)
         view.add(pre_t, post_t, weight=0.0, sign=self._sign_values(s.name, pre_t, post_t))
 
     @staticmethod
-    def _columns(rng: np.random.Generator, s, rows: np.ndarray) -> np.ndarray:
+    def _columns(key: int, s, rows: np.ndarray) -> np.ndarray:
         """Distinct uniformly drawn unconnected columns for ``rows`` (sorted), by rejection in
-        the numba kernel :func:`~neurowire.native.store_kernels.draw_free_columns` from a
-        stream of :func:`stream_key`."""
+        the numba kernel :func:`~neurowire.native.store_kernels.draw_free_columns` from the
+        stream ``key``."""
         from ..native.store_kernels import draw_free_columns
 
         ind, length = s.ind.cpu().numpy(), s.row_length.cpu().numpy()
         gone = np.zeros(ind.shape, dtype=np.bool_)  # no slot is being removed
         post = np.empty(rows.size, dtype=np.int64)
-        key = np.uint64(stream_key(rng))
-        draw_free_columns(rows, ind, length, gone, s.n_post, s.autapses, key, post)
+        draw_free_columns(rows, ind, length, gone, s.n_post, s.autapses, np.uint64(key), post)
         return post
 
     # ------------------------------------------------------------------ persistence
