@@ -268,3 +268,26 @@ def test_gradients_do_not_depend_on_the_per_neuron_budget(kind, sparse, cross_sp
         grads[budget] = trainer.compute_gradients(x, labels)
     errors = max_rel_error(grads[1], grads[eprop.CPU_CHUNK_BUDGET])
     assert max(errors.values()) < 1e-12, errors
+
+
+def test_native_tables_are_the_stores_rows_and_ignore_what_padding_holds():
+    x, labels = random_input(4, 40, 5, seed=7)
+    grads = {}
+    for engine in ("torch", "native"):
+        net, out = make_network("lif", sparse=True)
+        for proj in net.projections.values():
+            if proj.sparse:  # stale values past each row's length, as removals leave them
+                s = proj.synapses
+                with s.mutation():
+                    s.vars["weight"][~s.live] = 7.0
+                    s.ind[~s.live] = s.n_post - 1
+        trainer = EProp(net, out, engine=engine)
+        if engine == "native":
+            inp, rec = native.layouts(gather_weights(trainer.network, None), trainer.network)
+            for layout in (inp, rec):
+                ((pw, _, _),) = layout.parts
+                s = pw.store
+                assert pw.own_rows and layout.weight is s.vars["weight"] and layout.post is s.ind
+        grads[engine] = trainer.compute_gradients(x, labels)
+    errors = max_rel_error(grads["native"], grads["torch"])
+    assert max(errors.values()) < 1e-12, errors

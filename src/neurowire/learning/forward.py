@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import SimpleNamespace
 
 import torch
@@ -36,6 +37,7 @@ from torch import Tensor
 from ..codegen import Constants, recording_spike_tests
 from ..denormals import flush_denormals
 from ..propagate import SpikeEvents, deliver_dense, deliver_slots
+from ..synapses import RaggedSynapses
 from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
 
 #: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)
@@ -71,15 +73,50 @@ class ProjectionWeights:
     sparse store ``post [n_pre, capacity]`` (global hidden index of each slot's target),
     ``weight [n_pre, capacity]`` and ``mask [n_pre, capacity]`` (True on live synapses that
     e-prop trains; ``weight`` is 0 and ``post`` a valid index elsewhere), ``length [n_pre]``
-    (the store's row lengths: slots beyond are padding).
+    (the store's row lengths: slots beyond are padding). ``post`` and ``weight`` are copies
+    made on first use; an engine that visits only each row's first ``length`` slots may read
+    the store's own rows instead where :attr:`own_rows` allows.
     """
 
     spec: PlasticProjection
     dense: Tensor | None = None
-    post: Tensor | None = None
-    weight: Tensor | None = None
-    mask: Tensor | None = None
-    length: Tensor | None = None
+
+    @property
+    def store(self) -> RaggedSynapses | None:
+        return None if self.dense is not None else self.spec.projection.synapses
+
+    @cached_property
+    def mask(self) -> Tensor | None:
+        s = self.store
+        if s is None:
+            return None
+        if self.spec.self_loop and s.autapses:  # a stored i -> i is not trained
+            rows = torch.arange(s.n_pre, device=s.device)[:, None]
+            return s.live & (s.ind != rows)
+        return s.live
+
+    @cached_property
+    def post(self) -> Tensor | None:
+        s = self.store
+        return None if s is None else torch.where(self.mask, s.ind + self.spec.post_offset, 0)
+
+    @cached_property
+    def weight(self) -> Tensor | None:
+        s = self.store
+        return None if s is None else torch.where(self.mask, s.vars["weight"], 0.0)
+
+    @property
+    def length(self) -> Tensor | None:
+        s = self.store
+        return None if s is None else s.row_length
+
+    @property
+    def own_rows(self) -> bool:
+        """The store's ``ind``, ``weight`` and ``row_length`` serve as this projection's table
+        for the first ``length`` slots of each row: its targets need no offset and it holds
+        no synapse that e-prop excludes."""
+        s, spec = self.store, self.spec
+        return s is not None and spec.post_offset == 0 and not (spec.self_loop and s.autapses)
 
 
 @dataclass(eq=False)
@@ -111,20 +148,13 @@ class Weights:
 
 def projection_weights(spec: PlasticProjection) -> ProjectionWeights:
     proj = spec.projection
-    if not proj.sparse:
-        w = proj.weight
-        if spec.self_loop:
-            w = w.clone()
-            w.fill_diagonal_(0.0)
-        return ProjectionWeights(spec, dense=w)
-    s = proj.synapses
-    mask = s.live
+    if proj.sparse:
+        return ProjectionWeights(spec)
+    w = proj.weight
     if spec.self_loop:
-        rows = torch.arange(s.n_pre, device=s.device)[:, None]
-        mask = mask & (s.ind != rows)
-    post = torch.where(mask, s.ind + spec.post_offset, 0)
-    weight = torch.where(mask, s.vars["weight"], 0.0)
-    return ProjectionWeights(spec, post=post, weight=weight, mask=mask, length=s.row_length)
+        w = w.clone()
+        w.fill_diagonal_(0.0)
+    return ProjectionWeights(spec, dense=w)
 
 
 def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:

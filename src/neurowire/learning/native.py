@@ -194,10 +194,13 @@ class Layout:
             placeholder = torch.zeros(1, 1, dtype=torch.int64)
             parts = list(zip(pws, rows, cols, strict=True))
             return cls(True, table, placeholder, torch.zeros(1, dtype=torch.int64), parts)
-        if len(pws) == 1 and rows[0] == slice(0, n_pre):  # the store's own rows
+        if len(pws) == 1 and rows[0] == slice(0, n_pre):  # one store's rows
             (pw,) = pws
-            cols = slice(0, pw.post.shape[1])
-            return cls(False, pw.weight, pw.post, pw.length, [(pw, rows[0], cols)])
+            s = pw.store
+            parts = [(pw, rows[0], slice(0, s.capacity))]
+            if pw.own_rows:  # read in place: the kernels visit each row's first length slots
+                return cls(False, s.vars["weight"], s.ind, s.row_length, parts)
+            return cls(False, pw.weight, pw.post, pw.length, parts)
         cap = sum(pw.post.shape[1] for pw in pws)
         w = torch.zeros(n_pre, cap, dtype=dtype)
         post = torch.zeros(n_pre, cap, dtype=torch.int64)
