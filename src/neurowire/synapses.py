@@ -992,9 +992,12 @@ class RaggedSynapses:
         """Whether :meth:`replace_native` can run: a CPU store using its numba kernels
         (:attr:`native_ops`, numba importable) whose variables all have native dtypes and are
         contiguous."""
-        return self._native_kernels() is not None and all(
-            v.is_contiguous() for v in self.vars.values()
-        )
+        if not (self.native_ops and self.device.type == "cpu") or _store_kernels() is None:
+            return False
+        for var in self.vars.values():
+            if var.dtype not in _NATIVE_DTYPES or not var.is_contiguous():
+                return False
+        return True
 
     def replace_native(
         self,
@@ -1030,12 +1033,12 @@ class RaggedSynapses:
         last step changes the store, in one numba call, so an edit is never left half-done.
         """
         self._check_sealed()
-        kernels = self._native_kernels()
-        if kernels is None or not self.native_edits:
+        if not self.native_edits:
             raise StoreError(
                 f"{self.name}: replace_native needs a CPU store with the numba kernels, native "
                 f"dtypes and contiguous variables (see native_edits)"
             )
+        kernels = _store_kernels()
         gone, per_row, key = self._edit_arguments(gone, per_row, key)
         length = self._row_length.numpy()
         removed = np.empty(self.n_pre, dtype=np.int64)
