@@ -122,6 +122,11 @@ def _stamp(value: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _parts(array: np.ndarray) -> np.ndarray:
+    """A variable's numpy view as ``[parts, n_pre, capacity]`` (one part unless batched)."""
+    return array if array.ndim == 3 else array[None]
+
+
 def _resolve_device(device: str | torch.device) -> torch.device:
     """``torch.device`` with its index filled in (``"cuda"`` -> ``cuda:0``) as tensors report."""
     dev = torch.device(device)
@@ -1055,9 +1060,8 @@ class RaggedSynapses:
         elif not removed.any():
             return NativeEdit(removed, pre, post)
         new = self._new_values(values(pre, post) if values is not None else {}, pre.size)
-        shape = (-1, self.n_pre, self.capacity)
         arrays = ((self._ind.numpy()[None], post),) + tuple(
-            (var.view(shape).numpy(), new[name]) for name, var in self.vars.items()
+            (_parts(var.numpy()), new[name]) for name, var in self.vars.items()
         )
         self._changed()  # first, so that no cache can outlive the edit below
         kernels.replace_rows(length, gone, removed, per_row, arrays)

@@ -57,8 +57,8 @@ mode); with the removed synapses' slots free, both always place every synapse. A
 placements and its new columns come from two counter-based streams (:mod:`neurowire.rng`)
 keyed by raw draws of the rule's seeded numpy generator (:func:`stream_key`).
 
-On the CPU, removal and re-addition are one fused pass per call: a numba sign test, the row
-placements, then a single numba edit of the store
+On the CPU, removal and re-addition are one fused pass per call: the sign test with the
+placements in one numba call, then a single numba edit of the store
 (:meth:`~neurowire.RaggedSynapses.replace_native`) that compacts the rows and appends the new
 synapses with all their variables. It draws from the rule's generators exactly as the
 reference path (``fused=False``, and CUDA stores: ``view.remove``, then
@@ -333,10 +333,10 @@ class DeepR(StructuralRule):
         if self._fused(view.store) and grad.dtype in _FLOATS and grad.is_contiguous():
             from ..native.deep_r_kernels import add_signed
 
-            out = torch.empty_like(grad)
             a = grad.numpy()
-            add_signed(a, sign.numpy(), a.dtype.type(alpha), out.numpy())
-            return out  # single-threaded, bit for bit the addition below
+            out = np.empty_like(a)
+            add_signed(a, sign.numpy(), a.dtype.type(alpha), out)
+            return torch.from_numpy(out)  # single-threaded, bit for bit the addition below
         return grad.add(sign, alpha=alpha)
 
     def update(self, view: SynapseView, ctx: RuleContext) -> None:
