@@ -1055,7 +1055,7 @@ class RaggedSynapses:
         if pre.size:
             ind = self._ind.numpy()
             args = (pre, ind, length, gone, self.n_post, self.autapses, key, post)
-            if kernels.draw_free_columns(*args) < 0:  # excluded by _check_room
+            if kernels.draw_free_columns(*args) < 0:  # excluded by check_edit
                 raise CapacityError(f"{self.name}: a row has no free column left")
         elif not removed.any():
             return NativeEdit(removed, pre, post)
