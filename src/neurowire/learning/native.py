@@ -501,7 +501,7 @@ def _backward(
     """
     batch, steps, n = psi.shape
     n_strips, n_out, width = fb_strips.shape
-    store = in_dense or rec_dense
+    keep_h = in_dense or rec_dense
     zero = np.zeros(1, psi.dtype)[0]
     one = zero + 1
     n_parts = g_in.shape[0]
@@ -541,7 +541,7 @@ def _backward(
                         qj = p + (rho[j] - beta[j] * p) * q1[j]
                         h1[j] = zero if abs(hj) < tiny else hj
                         q1[j] = zero if abs(qj) < tiny else qj
-                if store:
+                if keep_h:
                     h_out[b, t] = h
                     if unit:
                         h1_out[b, t] = h1
@@ -591,7 +591,7 @@ def _accumulate_tiles(crow, pre, shift, h, g):
 def _dense_product(events: SpikeEvents, shift: int, h: Tensor, n_pre: int) -> Tensor:
     """``g [n_pre, N]``: every event ``(r, i)`` adds ``H`` of row ``r + shift`` (``h [B, T, N]``)
     to row ``i``; see :func:`_accumulate_tiles`."""
-    batch, steps, n = h.shape
+    n = h.shape[2]
     if not events.count:
         return torch.zeros(n_pre, n, dtype=h.dtype)
     width = tile_width(n_pre, n, h.element_size(), numba.get_num_threads())
