@@ -115,9 +115,7 @@ def build_trainer(n: int, config: str, lr: float, seed: int = 0):
     p_rec = net.connect(hid, hid, conn, weight=nw.Normal(0.0, (p * n) ** -0.5), **extra)
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0.0, n**-0.5))
     rewiring = {p_in: nw.DeepR(l1=0.01), p_rec: nw.DeepR(l1=0.01)} if cfg.deep_r else None
-    trainer = nw.EProp(
-        net, output=out, optimizer=nw.Adam(lr=lr), rewiring=rewiring, step_threads=None
-    )
+    trainer = nw.EProp(net, output=out, optimizer=nw.Adam(lr=lr), rewiring=rewiring)
     return trainer, p_in, p_rec
 
 
@@ -362,6 +360,10 @@ def available_gib() -> float | None:
     return None
 
 
+def run_key(n: int, config: str, threads: int) -> str:
+    return f"{n}/{config}/t{threads}"
+
+
 def plan_runs(args) -> tuple[list[dict], list[dict]]:
     """The runs to make and the dense ones skipped for memory (with their estimate)."""
     limit = args.max_memory_gib
@@ -370,104 +372,114 @@ def plan_runs(args) -> tuple[list[dict], list[dict]]:
         limit = min(limit, 0.6 * avail)
     runs, skipped = [], []
     for n in args.sizes:
-        for config in args.configs:
-            spec = {
-                "n": n,
-                "config": config,
-                "batch": args.batch,
-                "steps": args.steps,
-                "warmup": args.warmup,
-                "batches": args.batches,
-                "threads": args.threads,
-                "lr": args.lr,
-                "rate_hz": args.rate_hz,
-                "seed": args.seed,
-            }
-            if config == "dense":
-                est = dense_estimate_gib(n, args.batch, args.steps)
-                spec["memory_estimate_gib"] = est
-                if est > limit:
+        estimate = dense_estimate_gib(n, args.batch, args.steps)
+        for threads in args.threads:
+            for config in args.configs:
+                spec = {
+                    "n": n,
+                    "config": config,
+                    "batch": args.batch,
+                    "steps": args.steps,
+                    "warmup": args.warmup,
+                    "batches": args.batches,
+                    "threads": threads,
+                    "lr": args.lr,
+                    "rate_hz": args.rate_hz,
+                    "seed": args.seed,
+                }
+                if config != "dense":
+                    runs.append(spec)
+                elif estimate <= limit:
+                    runs.append({**spec, "memory_estimate_gib": estimate})
+                else:
                     skipped.append(
                         {
                             "n": n,
                             "config": config,
-                            "memory_estimate_gib": est,
+                            "threads": threads,
+                            "memory_estimate_gib": estimate,
                             "limit_gib": limit,
                             "available_gib": avail,
                             "reason": "estimated peak above the limit (--max-memory-gib, "
                             "60 % of MemAvailable)",
                         }
                     )
-                    continue
-            runs.append(spec)
     return runs, skipped
 
 
 def ratios(results: dict[str, dict]) -> dict[str, dict]:
-    """Per size: dense time / sparse time, and dense synapse-scaled memory / sparse."""
+    """Per size and thread count (``"<N>/t<threads>"``), every sparse configuration against
+    dense: time (dense / sparse), synapse-scaled memory and peak RSS (dense / sparse)."""
     out = {}
-    for key, dense in results.items():
-        n, config = key.split("/")
-        if config != "dense":
+    for dense in results.values():
+        if dense["config"] != "dense":
             continue
-        t = dense["s_per_sample"]["median"]
-        mem = dense["memory_mib"]["synapse_scaled"]["total"]
-        out[n] = {
-            c: {
-                "time": t / results[f"{n}/{c}"]["s_per_sample"]["median"],
-                "synapse_memory": mem
-                / results[f"{n}/{c}"]["memory_mib"]["synapse_scaled"]["total"],
-                "peak_rss": dense["peak_rss_mib"] / results[f"{n}/{c}"]["peak_rss_mib"],
-            }
+        n, threads = dense["n"], dense["threads"]["requested"]
+        out[f"{n}/t{threads}"] = {
+            c: _ratio(dense, results[key])
             for c in CONFIGS
-            if c != "dense" and f"{n}/{c}" in results
+            if c != "dense" and (key := run_key(n, c, threads)) in results
         }
     return out
 
 
-def targets(ratio: dict[str, dict]) -> dict:
-    """The targets at the largest size with a dense run: DEEP R >= 40x faster, synapse-scaled
-    memory >= 20x smaller."""
-    if not ratio:
-        return {"size": None, "note": "no dense run"}
-    n = max(ratio, key=int)
-    deepr = ratio[n].get("deepr1", {})
-    time_ratio, mem_ratio = deepr.get("time"), deepr.get("synapse_memory")
+def _ratio(dense: dict, sparse: dict) -> dict[str, float]:
+    syn = "synapse_scaled"
     return {
-        "size": int(n),
-        "deepr1_speed_up": time_ratio,
-        "deepr1_speed_up_at_least_40": None if time_ratio is None else time_ratio >= 40,
-        "deepr1_synapse_memory_ratio": mem_ratio,
-        "deepr1_synapse_memory_at_least_20": None if mem_ratio is None else mem_ratio >= 20,
+        "time": dense["s_per_sample"]["median"] / sparse["s_per_sample"]["median"],
+        "synapse_memory": dense["memory_mib"][syn]["total"] / sparse["memory_mib"][syn]["total"],
+        "peak_rss": dense["peak_rss_mib"] / sparse["peak_rss_mib"],
     }
+
+
+def targets(ratio: dict[str, dict]) -> dict[str, dict]:
+    """Per thread count (``"t<threads>"``), at the largest size with a dense run: DEEP R 1 %
+    >= 40x faster than dense, synapse-scaled memory >= 20x smaller."""
+    largest: dict[str, int] = {}
+    for key in ratio:
+        n, threads = key.split("/")
+        largest[threads] = max(largest.get(threads, 0), int(n))
+    out = {}
+    for threads, n in largest.items():
+        deepr = ratio[f"{n}/{threads}"].get("deepr1", {})
+        time_ratio, mem_ratio = deepr.get("time"), deepr.get("synapse_memory")
+        out[threads] = {
+            "size": n,
+            "deepr1_speed_up": time_ratio,
+            "deepr1_speed_up_at_least_40": None if time_ratio is None else time_ratio >= 40,
+            "deepr1_synapse_memory_ratio": mem_ratio,
+            "deepr1_synapse_memory_at_least_20": None if mem_ratio is None else mem_ratio >= 20,
+        }
+    return out
 
 
 def print_table(results: dict[str, dict], skipped: list[dict], ratio: dict) -> None:
     print(
-        f"{'N':>5s} {'config':8s} {'s/sample':>9s} {'range':>17s} {'Hz':>11s} {'chunk':>5s} "
-        f"{'peak MiB':>8s} {'syn MiB':>8s} {'neur MiB':>8s} {'fgn':>4s} {'x dense':>7s}"
+        f"{'N':>5s} {'config':8s} {'thr':>3s} {'s/sample':>9s} {'range':>17s} {'Hz':>11s} "
+        f"{'chunk':>5s} {'peak MiB':>8s} {'syn MiB':>8s} {'neur MiB':>8s} {'fgn':>4s} "
+        f"{'x dense':>7s}"
     )
     for r in results.values():
-        s, mem = r["s_per_sample"], r["memory_mib"]
-        rates = r["hidden_rate_hz"]
-        n = str(r["n"])
-        x = ratio.get(n, {}).get(r["config"], {}).get("time")
+        s, mem, rates = r["s_per_sample"], r["memory_mib"], r["hidden_rate_hz"]
+        threads = r["threads"]["requested"]
+        x = ratio.get(f"{r['n']}/t{threads}", {}).get(r["config"], {}).get("time")
         fgn = r["foreign_cores_timed"] if r["foreign_cores_timed"] is not None else 0.0
         print(
-            f"{r['n']:5d} {r['config']:8s} {s['median']:9.4f} {s['min']:8.4f}-{s['max']:<8.4f} "
-            f"{min(rates):5.1f}-{max(rates):<5.1f} {r['chunk_size']:5d} "
-            f"{r['peak_rss_mib']:8.0f} {mem['synapse_scaled']['total']:8.1f} "
-            f"{mem['per_neuron']['total']:8.1f} {fgn:4.2f} "
-            f"{'' if x is None else f'{x:7.1f}'}{' *' if _contended(r) else ''}"
+            f"{r['n']:5d} {r['config']:8s} {threads:3d} {s['median']:9.4f} "
+            f"{s['min']:8.4f}-{s['max']:<8.4f} {min(rates):5.1f}-{max(rates):<5.1f} "
+            f"{r['chunk_size']:5d} {r['peak_rss_mib']:8.0f} "
+            f"{mem['synapse_scaled']['total']:8.1f} {mem['per_neuron']['total']:8.1f} "
+            f"{fgn:4.2f} {'' if x is None else f'{x:7.1f}'}{' *' if _contended(r) else ''}"
         )
     for s in skipped:
         print(
-            f"{s['n']:5d} {s['config']:8s} skipped: estimated peak {s['memory_estimate_gib']:.1f} "
-            f"GiB > limit {s['limit_gib']:.1f} GiB"
+            f"{s['n']:5d} {s['config']:8s} {s['threads']:3d} skipped: estimated peak "
+            f"{s['memory_estimate_gib']:.1f} GiB > limit {s['limit_gib']:.1f} GiB"
         )
     print(
-        "(Hz: hidden rate range over the timed batches; syn: synapse-scaled memory; neur: "
-        "per-neuron arrays of one chunk; fgn: foreign cores while timing; * contended)"
+        "(thr: threads; Hz: hidden rate range over the timed batches; peak: RSS while "
+        "training; syn: synapse-scaled memory; neur: per-neuron arrays of one chunk; fgn: "
+        "foreign cores while timing; * contended)"
     )
 
 
@@ -477,42 +489,59 @@ def _contended(r: dict) -> bool:
 
 
 def plot(results: dict[str, dict], path: Path) -> None:
-    """Log-log figure: seconds per sample and memory against hidden neurons."""
+    """Log-log figure against hidden neurons: seconds per sample (a line per configuration and
+    thread count), and peak RSS while training and synapse-scaled memory (one thread count)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    threads = sorted({r["threads"]["requested"] for r in results.values()}, reverse=True)
     for i, config in enumerate(CONFIGS):
-        rs = sorted((r for r in results.values() if r["config"] == config), key=lambda r: r["n"])
-        if not rs:
-            continue
-        ns = [r["n"] for r in rs]
-        med = [r["s_per_sample"]["median"] for r in rs]
-        err = [
-            [m - r["s_per_sample"]["min"] for m, r in zip(med, rs, strict=True)],
-            [r["s_per_sample"]["max"] - m for m, r in zip(med, rs, strict=True)],
-        ]
-        color = f"C{i}"
-        ax_t.errorbar(ns, med, yerr=err, marker="o", color=color, label=config, capsize=3)
-        peak = [r["peak_rss_mib"] / 1024 for r in rs]
-        syn = [r["memory_mib"]["synapse_scaled"]["total"] / 1024 for r in rs]
-        ax_m.plot(ns, peak, marker="o", color=color, label=f"{config}: peak RSS")
-        ax_m.plot(ns, syn, marker="s", ls="--", color=color, label=f"{config}: synapse-scaled")
+        for k, th in enumerate(threads):
+            rs = sorted(
+                (
+                    r
+                    for r in results.values()
+                    if r["config"] == config and r["threads"]["requested"] == th
+                ),
+                key=lambda r: r["n"],
+            )
+            if rs:
+                _plot_runs(ax_t, ax_m if k == 0 else None, rs, f"C{i}", ("-", ":", "-.")[k % 3])
     for ax, label in ((ax_t, "seconds per sample"), (ax_m, "memory [GiB]")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("hidden ALIF neurons")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    ax_t.legend()
+    ax_t.legend(fontsize=8)
     ax_m.legend(fontsize=7)
-    ax_t.set_title("e-prop training time (batch 16, T = 1,400)")
-    ax_m.set_title("peak RSS and memory that scales with synapses")
+    first = next(iter(results.values()))
+    ax_t.set_title(f"e-prop training time (batch {first['batch']}, T = {first['steps']:,})")
+    ax_m.set_title(f"peak RSS while training; synapse-scaled ({threads[0]} threads)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _plot_runs(ax_t, ax_m, rs: list[dict], color: str, ls: str) -> None:
+    ns = [r["n"] for r in rs]
+    med = [r["s_per_sample"]["median"] for r in rs]
+    err = [
+        [m - r["s_per_sample"]["min"] for m, r in zip(med, rs, strict=True)],
+        [r["s_per_sample"]["max"] - m for m, r in zip(med, rs, strict=True)],
+    ]
+    label = f"{rs[0]['config']}, {rs[0]['threads']['requested']} threads"
+    ax_t.errorbar(ns, med, yerr=err, marker="o", color=color, ls=ls, label=label, capsize=3)
+    if ax_m is None:
+        return
+    config = rs[0]["config"]
+    peak = [r["peak_rss_mib"] / 1024 for r in rs]
+    syn = [r["memory_mib"]["synapse_scaled"]["total"] / 1024 for r in rs]
+    ax_m.plot(ns, peak, marker="o", color=color, label=f"{config}: peak RSS")
+    ax_m.plot(ns, syn, marker="s", ls="--", color=color, label=f"{config}: synapse-scaled")
 
 
 # ---------------------------------------------------------------------- main
@@ -524,7 +553,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=1400)
     ap.add_argument("--batches", type=int, default=3, help="timed batches per run")
     ap.add_argument("--warmup", type=int, default=1, help="untimed batches first")
-    ap.add_argument("--threads", type=int, default=2, help="torch (and numba) threads")
+    ap.add_argument(
+        "--threads", type=int, nargs="+", default=[2], help="torch (and numba) threads, swept"
+    )
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     ap.add_argument("--rate-hz", type=float, default=10.0, help="Poisson rate per input")
     ap.add_argument("--seed", type=int, default=1, help="seed of the input batches")
@@ -560,9 +591,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     for i, spec in enumerate(runs):
         r = run(spec)
         r["load_average_after"] = list(os.getloadavg())
-        results[f"{spec['n']}/{spec['config']}"] = r
+        results[run_key(spec["n"], spec["config"], spec["threads"])] = r
         print(
-            f"[{i + 1}/{len(runs)}] N = {spec['n']} {spec['config']}: "
+            f"[{i + 1}/{len(runs)}] N = {spec['n']} {spec['config']} {spec['threads']} threads: "
             f"{r['s_per_sample']['median']:.4f} s/sample, peak {r['peak_rss_mib']:.0f} MiB, "
             f"load {r['load_average_after'][0]:.2f}",
             file=sys.stderr,

@@ -58,7 +58,7 @@ def test_quick_mode_writes_every_key(tmp_path):
     for key in ("workload", "configurations", "machine", "load_average_before", "targets"):
         assert key in written
     assert written["quick"] and written["sizes"] == [64, 128] and written["skipped"] == []
-    expected = {f"{n}/{c}" for n in (64, 128) for c in ("dense", "static1", "deepr1")}
+    expected = {f"{n}/{c}/t2" for n in (64, 128) for c in ("dense", "static1", "deepr1")}
     assert set(written["results"]) == expected
     for key, run in written["results"].items():
         assert RUN_KEYS <= set(run), key
@@ -70,26 +70,31 @@ def test_quick_mode_writes_every_key(tmp_path):
         parts = ("weights", "optimizer_moments", "gradients", "structure", "other_vars")
         assert synapse["total"] >= sum(synapse[k] for k in parts) > 0
         assert memory["per_neuron"]["psi"] > 0
-    assert written["results"]["64/deepr1"]["memory_mib"]["synapse_scaled"]["other_vars"] > 0
-    assert set(written["ratios_vs_dense"]) == {"64", "128"}
+    assert written["results"]["64/deepr1/t2"]["memory_mib"]["synapse_scaled"]["other_vars"] > 0
+    assert set(written["ratios_vs_dense"]) == {"64/t2", "128/t2"}
     for ratio in written["ratios_vs_dense"].values():
         assert set(ratio) == {"static1", "deepr1"}
         assert set(ratio["deepr1"]) == {"time", "synapse_memory", "peak_rss"}
-    assert written["targets"]["size"] == 128
+    assert set(written["targets"]) == {"t2"} and written["targets"]["t2"]["size"] == 128
 
 
 def test_dense_runs_above_the_memory_limit_are_skipped_and_listed():
     bench = load()
-    args = bench.parse_args(["--sizes", "512", "8192", "--max-memory-gib", "2"])
+    args = bench.parse_args(
+        ["--sizes", "512", "8192", "--max-memory-gib", "2", "--threads", "2", "1"]
+    )
     runs, skipped = bench.plan_runs(args)
-    assert [(r["n"], r["config"]) for r in runs] == [
-        (512, "dense"),
-        (512, "static1"),
-        (512, "deepr1"),
-        (8192, "static1"),
-        (8192, "deepr1"),
+    assert [(r["n"], r["config"], r["threads"]) for r in runs] == [
+        (n, c, t)
+        for n in (512, 8192)
+        for t in (2, 1)
+        for c in ("dense", "static1", "deepr1")
+        if (n, c) != (8192, "dense")
     ]
-    (entry,) = skipped
-    assert entry["n"] == 8192 and entry["config"] == "dense"
+    assert [(s["n"], s["config"], s["threads"]) for s in skipped] == [
+        (8192, "dense", 2),
+        (8192, "dense", 1),
+    ]
+    entry = skipped[0]
     assert entry["memory_estimate_gib"] > 2.0 >= entry["limit_gib"]
     assert runs[0]["memory_estimate_gib"] < 1.0
