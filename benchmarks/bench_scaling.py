@@ -146,8 +146,6 @@ def _same_storage(a, b) -> bool:
 def synapse_memory(trainer) -> dict[str, int]:
     """Bytes that scale with the synapses of every projection, from the stores and tensors
     (see the module docstring); ``total`` is their sum."""
-    from neurowire.learning.forward import gather_weights
-
     mem = dict.fromkeys(
         ("weights", "optimizer_moments", "gradients", "structure", "other_vars", "engine_tables"),
         0,
@@ -169,13 +167,27 @@ def synapse_memory(trainer) -> dict[str, int]:
             mem["optimizer_moments"] += sum(t.nbytes for t in state.values())
             mem["gradients"] += w.nbytes
             owned.append(w)
-    tables = gather_weights(trainer.network, trainer.feedback_matrix)
-    for pw in tables.inputs + tables.recurrent:
-        for t in (pw.dense, pw.post, pw.weight, pw.mask):
-            if t is not None and not any(_same_storage(t, o) for o in owned):
-                mem["engine_tables"] += t.nbytes
+    for t in engine_tables(trainer):
+        if not any(_same_storage(t, o) for o in owned):
+            mem["engine_tables"] += t.nbytes
     mem["total"] = sum(mem.values())
     return mem
+
+
+def engine_tables(trainer) -> list:
+    """The per-synapse tensors the trainer's engine reads in a batch: the native engine's
+    input and recurrent tables (a store's own rows where it reads them in place) and the masks
+    its gradients are multiplied by; the torch engine's masked copies."""
+    from neurowire.learning.forward import gather_weights
+
+    w = gather_weights(trainer.network, trainer.feedback_matrix)
+    pws = w.inputs + w.recurrent
+    if trainer.engine != "native":
+        return [t for pw in pws for t in (pw.dense, pw.post, pw.weight, pw.mask) if t is not None]
+    from neurowire.learning.native import layouts
+
+    tables = [t for lay in layouts(w, trainer.network) for t in (lay.weight, lay.post)]
+    return tables + [pw.mask for pw in pws if pw.mask is not None]
 
 
 def per_neuron_memory(trainer, events_per_trial: float, chunk: int, steps: int) -> dict:
