@@ -174,8 +174,8 @@ def plot_l1_selection(selection: Mapping[str, Any], path: PathLike) -> Path:
     ax.set_xscale("log")
     n_val = selection.get("n_validation")
     ax.set(
-        title="DEEP R L1 chosen on validation data"
-        + (f" ({n_val} held-out training samples)" if n_val else ""),
+        title="DEEP R's L1 chosen on validation data"
+        + (f"\n({n_val} held-out training samples)" if n_val else ""),
         xlabel="L1 strength per trial",
         ylabel="validation accuracy [%]",
     )
