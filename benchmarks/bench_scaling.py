@@ -553,7 +553,8 @@ def _plot_runs(ax_t, ax_m, rs: list[dict], color: str, ls: str) -> None:
         [m - r["s_per_sample"]["min"] for m, r in zip(med, rs, strict=True)],
         [r["s_per_sample"]["max"] - m for m, r in zip(med, rs, strict=True)],
     ]
-    label = f"{rs[0]['config']}, {rs[0]['threads']['requested']} threads"
+    threads = rs[0]["threads"]["requested"]
+    label = f"{rs[0]['config']}, {threads} thread{'s' if threads > 1 else ''}"
     ax_t.errorbar(ns, med, yerr=err, marker="o", color=color, ls=ls, label=label, capsize=3)
     if ax_m is None:
         return
@@ -616,11 +617,17 @@ def main(argv: list[str] | None = None) -> dict | None:
     for i, spec in enumerate(runs):
         r = run(spec)
         r["load_average_after"] = list(os.getloadavg())
+        r["memory_estimate_gib"] = spec.get("memory_estimate_gib")
         results[run_key(spec["n"], spec["config"], spec["threads"])] = r
+        estimate = (
+            ""
+            if r["memory_estimate_gib"] is None
+            else f" (est. {r['memory_estimate_gib']:.1f} GiB)"
+        )
         print(
             f"[{i + 1}/{len(runs)}] N = {spec['n']} {spec['config']} {spec['threads']} threads: "
-            f"{r['s_per_sample']['median']:.4f} s/sample, peak {r['peak_rss_mib']:.0f} MiB, "
-            f"load {r['load_average_after'][0]:.2f}",
+            f"{r['s_per_sample']['median']:.4f} s/sample, peak {r['peak_rss_mib']:.0f} MiB"
+            f"{estimate}, load {r['load_average_after'][0]:.2f}",
             file=sys.stderr,
         )
     ratio = ratios(results)

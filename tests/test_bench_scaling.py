@@ -70,6 +70,7 @@ def test_quick_mode_writes_every_key(tmp_path):
         parts = ("weights", "optimizer_moments", "gradients", "structure", "other_vars")
         assert synapse["total"] >= sum(synapse[k] for k in parts) > 0
         assert memory["per_neuron"]["psi"] > 0
+        assert (run["memory_estimate_gib"] is None) == (run["config"] != "dense")
     assert written["results"]["64/deepr1/t2"]["memory_mib"]["synapse_scaled"]["other_vars"] > 0
     assert set(written["ratios_vs_dense"]) == {"64/t2", "128/t2"}
     for ratio in written["ratios_vs_dense"].values():
