@@ -52,7 +52,9 @@ def check_number(
     x = _real(name, value)
     lo = "-inf" if low is None else f"{low:g}"
     hi = "inf" if high is None else f"{high:g}"
-    span = f"{'(' if low is None or low_open else '['}{lo}, {hi}{')' if high is None or high_open else ']'}"
+    left = "(" if low is None or low_open else "["
+    right = ")" if high is None or high_open else "]"
+    span = f"{left}{lo}, {hi}{right}"
     inside = math.isfinite(x)
     if inside and low is not None:
         inside = x > low if low_open else x >= low
