@@ -7,7 +7,15 @@ import pickle
 import pytest
 import torch
 
-from neurowire.io import CheckpointError, load_checkpoint, save_checkpoint
+from neurowire.io import (
+    PARTIAL_PREFIX,
+    CheckpointError,
+    atomic_path,
+    load_checkpoint,
+    partial_files,
+    save_checkpoint,
+    write_text,
+)
 
 
 def test_round_trip_keeps_tensors_numbers_and_nested_data(tmp_path):
@@ -67,8 +75,9 @@ def test_a_crafted_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path):
     payload = {"format": "neurowire-checkpoint", "version": 1, "payload": _Exploit(marker)}
     torch.save(payload, evil)  # a valid torch archive whose pickle would call open()
     assert not marker.exists()
-    with pytest.raises(CheckpointError, match="refusing to load"):
+    with pytest.raises(CheckpointError, match="refusing to load") as info:
         load_checkpoint(evil)
+    assert "weights_only" not in str(info.value) and "succeed" not in str(info.value)
     assert not marker.exists()
     raw = tmp_path / "raw.pt"
     raw.write_bytes(pickle.dumps(_Exploit(marker)))  # a bare pickle, not a torch archive
@@ -80,3 +89,24 @@ def test_a_crafted_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path):
 def test_saving_over_a_directory_is_an_error(tmp_path):
     with pytest.raises(CheckpointError, match="is a directory"):
         save_checkpoint(tmp_path, {})
+
+
+@pytest.mark.parametrize("fault", [RuntimeError("disk"), KeyboardInterrupt()])
+def test_atomic_path_leaves_the_old_file_and_no_temporary_on_failure(tmp_path, fault):
+    target = write_text(tmp_path / "summary.json", "old")
+    with pytest.raises(type(fault)), atomic_path(target) as tmp:
+        assert tmp.suffix == ".json" and tmp.parent == tmp_path
+        tmp.write_text("half")
+        raise fault
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    assert partial_files(tmp_path) == []
+
+
+def test_partial_files_finds_temporaries_left_by_a_kill(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    left = tmp_path / "checkpoints" / f"{PARTIAL_PREFIX}0a1b2c3d-dense.pt"
+    left.write_bytes(b"")
+    save_checkpoint(tmp_path / "checkpoints" / "static.pt", {"epoch": 1})
+    assert partial_files(tmp_path) == [left]
+    assert partial_files(tmp_path / "absent") == []

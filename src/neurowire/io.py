@@ -1,9 +1,14 @@
-"""Checkpoints: tensors and plain data in one file, written atomically, loaded without pickle code.
+"""Files written atomically, and checkpoints: tensors and plain data in one file, loaded without
+pickle code.
+
+Every output goes through :func:`atomic_path`: it is written under a temporary name beginning
+with :data:`PARTIAL_PREFIX` in the target's folder, flushed, then renamed over the target, so a
+crash leaves either the old file or the new one, never half a file. A temporary left behind by a
+killed process is found by :func:`partial_files`.
 
 A checkpoint is a ``torch.save`` archive of a dict holding only tensors, numbers, strings,
 lists and dicts, with a header ``{"format": "neurowire-checkpoint", "version": 1}``. It is
-written to a temporary file in the same folder, flushed to disk, then renamed over the target,
-so a crash leaves either the old checkpoint or the new one, never half a file. Loading uses
+written through :func:`atomic_path`. Loading uses
 ``torch.load(weights_only=True)``, whose unpickler accepts only those types: a file crafted to
 run code when unpickled is refused with :class:`CheckpointError` instead.
 """
@@ -12,7 +17,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
+import secrets
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +29,51 @@ import torch
 FORMAT = "neurowire-checkpoint"
 VERSION = 1
 
+#: Name prefix of the temporary files :func:`atomic_path` writes before renaming them.
+PARTIAL_PREFIX = ".partial-"
+
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, foreign or unsafe."""
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` to write to; on success it is flushed to disk and
+    renamed to ``path``, on any exception (Ctrl-C included) it is removed and ``path`` is left
+    as it was.
+
+    The temporary name keeps ``path``'s suffix (writers that pick a format from it still work)
+    and begins with :data:`PARTIAL_PREFIX`. The folder must exist.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a directory")
+    tmp = path.with_name(f"{PARTIAL_PREFIX}{secrets.token_hex(4)}-{path.name}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def partial_files(folder: str | Path) -> list[Path]:
+    """Temporaries of :func:`atomic_path` left in ``folder`` or its subfolders by a process that
+    was killed while writing (sorted)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob(f"{PARTIAL_PREFIX}*") if p.is_file())
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -33,16 +83,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         raise CheckpointError(f"checkpoint path {str(path)!r} is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "version": VERSION, "payload": payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
     return path
 
 
@@ -56,11 +98,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
+        with warnings.catch_warnings():  # torch's notes on foreign pickles: the error says it
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
         raise CheckpointError(
-            f"{str(path)!r} holds objects other than tensors and plain data; refusing to load "
-            f"it ({str(err).splitlines()[0]})"
+            f"{str(path)!r} holds objects other than tensors and plain data, which could run "
+            "code when loaded; refusing to load it"
         ) from None
     except Exception as err:  # torch raises many kinds for a damaged archive  # noqa: BLE001
         raise CheckpointError(

@@ -98,8 +98,8 @@ def _cli(*args):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--epochs", "0"], "--epochs must be an integer >= 1"),
-        (["--input-density", "1.5"], "--input-density must lie in"),
+        (["--epochs", "0"], "--epochs must be an integer in [1,"),
+        (["--input-density", "1.5"], "--input-density must be a finite number in (0, 1]"),
         (["--device", "tpu:7"], "--device"),
         (["--device", "cuda:3"], "--device"),
         (["--dataset", "imagenet"], "invalid choice"),

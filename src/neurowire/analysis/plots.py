@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..io import atomic_path
 from .rewiring import (
     ConnectivityTimeline,
     DisplacementMaps,
@@ -33,9 +35,18 @@ __all__ = [
 PathLike = str | os.PathLike
 
 
+def save_figure(fig: Figure, path: PathLike) -> Path:
+    """Save ``fig`` at 100 dpi to ``path`` (format from its suffix), creating the folder and
+    writing atomically (:func:`neurowire.io.atomic_path`): a failed save leaves no file."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100)
+    return out
+
+
 def _save(fig: Figure, path: PathLike) -> Figure:
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     return fig
 
 

@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .plots import save_figure
+
 __all__ = [
     "connectivity_snapshot",
     "in_degree",
@@ -42,9 +44,7 @@ def _figure(figsize: tuple[float, float]) -> Figure:
 
 
 def _save(fig: Figure, path: PathLike) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    out = save_figure(fig, path)
     fig.clear()  # never registered with pyplot: clearing releases it, nothing else holds it
     return out
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -42,9 +41,12 @@ import numpy as np
 import torch
 
 import neurowire as nw
-from neurowire import analysis
+from neurowire import analysis, checks
+from neurowire.data.errors import DataFileError
+from neurowire.experiments import checkpoints as ckpt
 from neurowire.experiments import options
-from neurowire.io import CheckpointError, load_checkpoint, save_checkpoint
+from neurowire.experiments.outputs import OutputError, RunFolder
+from neurowire.io import CheckpointError, save_checkpoint
 from neurowire.learning import distributed
 from neurowire.learning import l1_selection as l1sel
 
@@ -86,6 +88,8 @@ class ClassifyConfig:
     reg_target_hz: float = 10.0
     out: str = "runs/classify"
     resume: bool = False
+    overwrite: bool = False
+    fresh: bool = False  # with resume: start a run when --out holds none
     progress: bool = True
     configurations: list[str] = field(default_factory=list)
 
@@ -106,45 +110,57 @@ class ClassifyConfig:
             )
         if self.model not in MODELS:
             raise UsageError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        for name in ("hidden", "epochs", "batch_size"):
+        for name, high in INTEGER_LIMITS.items():
             val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be an integer >= 1, got {val}")
-        for name in ("input_density", "recurrent_density"):
-            val = getattr(self, name)
-            if not (0.0 < val <= 1.0):
-                raise UsageError(f"--{name.replace('_', '-')} must lie in (0, 1], got {val}")
-        if not (self.padding >= 1.0 and math.isfinite(self.padding)):
-            raise UsageError(f"--padding must be a number >= 1, got {self.padding}")
-        if self.l1 != "auto":
-            if isinstance(self.l1, str) or not (math.isfinite(self.l1) and self.l1 >= 0):
-                raise UsageError(f"--l1 must be 'auto' or a finite number >= 0, got {self.l1}")
+            if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= high:
+                raise UsageError(f"{_flag(name)} must be an integer in [1, {high}], got {val}")
         try:
+            self.seed = checks.check_seed("--seed", self.seed)
+            for name, (low, high, low_open) in NUMBER_LIMITS.items():
+                limits = {"low": low, "high": high, "low_open": low_open}
+                setattr(self, name, checks.check_number(_flag(name), getattr(self, name), **limits))
+            if self.l1 != "auto":
+                if isinstance(self.l1, str):
+                    raise UsageError(f"--l1 must be 'auto' or a number, got {self.l1!r}")
+                self.l1 = checks.check_number("--l1", self.l1, low=0.0, high=L1_MAX)
             self.l1_grid = l1sel.check_grid(self.l1_grid)
+            for value in self.l1_grid:
+                checks.check_number("--l1-grid value", value, low=0.0, high=L1_MAX)
+        except checks.ParameterError as err:
+            raise UsageError(str(err)) from None
         except ValueError as err:
             raise UsageError(f"--l1-grid: {err}") from None
-        if isinstance(self.l1_epochs, bool) or not isinstance(self.l1_epochs, int):
-            raise UsageError(f"--l1-epochs must be an integer >= 1, got {self.l1_epochs}")
-        if self.l1_epochs < 1:
-            raise UsageError(f"--l1-epochs must be an integer >= 1, got {self.l1_epochs}")
-        if not (0.0 < self.validation_fraction < 1.0):
-            raise UsageError(
-                f"--validation-fraction must lie in (0, 1), got {self.validation_fraction}"
-            )
-        for name in ("lr", "reg_strength", "reg_target_hz"):
-            val = getattr(self, name)
-            if not (math.isfinite(val) and val >= 0):
-                raise UsageError(f"--{name.replace('_', '-')} must be finite and >= 0, got {val}")
         if self.regrow not in nw.structural.deep_r.REGROW:
             raise UsageError(f"--regrow must be 'pair' or 'row', got {self.regrow!r}")
         if self.method not in ("factorized", "online"):
             raise UsageError(f"--method must be 'factorized' or 'online', got {self.method!r}")
-        if not self.dt > 0:
-            raise UsageError(f"--dt must be > 0 ms, got {self.dt}")
         check_device(self.device)
-        out = Path(self.out)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"--out {self.out!r} is a file, not a directory")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+#: Upper limits of the integer settings (lower limit 1).
+INTEGER_LIMITS = {
+    "hidden": 1_000_000,
+    "epochs": 100_000,
+    "batch_size": 1_000_000,
+    "l1_epochs": 1000,
+}
+#: ``(low, high, low excluded)`` of the real-valued settings.
+NUMBER_LIMITS = {
+    "input_density": (0.0, 1.0, True),
+    "recurrent_density": (0.0, 1.0, True),
+    "padding": (1.0, 1000.0, False),
+    "validation_fraction": (0.0, 0.99, True),
+    "lr": (0.0, 1.0, True),
+    "dt": (1e-3, 100.0, False),
+    "reg_strength": (0.0, 1e3, False),
+    "reg_target_hz": (0.0, 1e4, False),
+}
+#: Largest L1 strength per trial accepted (beyond it every weight is pushed to zero at once).
+L1_MAX = 1e3
 
 
 def check_device(device: str) -> torch.device:
@@ -278,34 +294,65 @@ def snapshot(trainer: nw.EProp) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- training
-def _checkpoint_path(out: Path, configuration: str) -> Path:
-    return out / "checkpoints" / f"{configuration}.pt"
+@dataclass
+class Prepared:
+    """One configuration ready to train: a fresh trainer, or one restored from its checkpoint."""
+
+    name: str
+    trainer: nw.EProp
+    before: dict[str, dict[str, Any]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start: int = 0
+    selection: l1sel.L1Selection | None = None
+
+
+def prepare_configuration(
+    cfg: ClassifyConfig, configuration: str, info: dict[str, Any], saved: dict[str, Any] | None
+) -> Prepared:
+    """Build one configuration's trainer and restore it from ``saved`` (its checked checkpoint
+    payload, :func:`~neurowire.experiments.checkpoints.read_checkpoints`) if given."""
+    trainer = build(cfg, configuration, info)
+    if saved is None:
+        return Prepared(configuration, trainer, snapshot(trainer))
+    where = str(ckpt.checkpoint_path(cfg.out, configuration))
+    selection = None
+    if l1sel.unresolved(trainer):
+        if saved["l1_selection"] is None:
+            raise CheckpointError(f"{where!r} was trained with a fixed --l1, not --l1 auto")
+        selection = l1sel.L1Selection.from_dict(saved["l1_selection"])
+        l1sel.resolve(trainer, selection.chosen)
+    try:
+        trainer.load_state_dict(saved["trainer"])
+        before = {k: _from_tensors(v) for k, v in saved["before"].items()}
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise CheckpointError(f"{where!r} does not fit this network ({_one_line(err)})") from None
+    return Prepared(
+        configuration, trainer, before, list(saved["history"]), int(saved["epoch"]), selection
+    )
 
 
 def train_configuration(
-    cfg: ClassifyConfig, configuration: str, train, test, info: dict[str, Any], out: Path
+    cfg: ClassifyConfig, run: Prepared, train, test, folder: RunFolder
 ) -> dict[str, Any]:
-    """Train (or resume) one configuration; returns its summary entry."""
-    trainer = build(cfg, configuration, info)
+    """Train (or go on training) one prepared configuration; returns its summary entry."""
+    configuration, trainer, history, before = run.name, run.trainer, run.history, run.before
     writer = trainer.rank == 0
-    ckpt = _checkpoint_path(out, configuration)
-    history: list[dict[str, Any]] = []
-    before = snapshot(trainer)
-    start = 0
-    saved = load_checkpoint(ckpt) if cfg.resume and ckpt.exists() else None
-    if saved is not None and (
-        saved.get("configuration") != configuration or saved.get("seed") != cfg.seed
-    ):
-        raise CheckpointError(f"{str(ckpt)!r} belongs to another run")
-    selection = choose_l1(cfg, trainer, train, saved, ckpt)
-    if saved is not None:
-        trainer.load_state_dict(saved["trainer"])
-        history = list(saved["history"])
-        before = {k: _from_tensors(v) for k, v in saved["before"].items()}
-        start = int(saved["epoch"])
+    path = ckpt.checkpoint_path(folder.path, configuration)
+    if run.start == 0 and l1sel.unresolved(trainer):
+        run.selection = l1sel.select_l1(
+            trainer,
+            train,
+            grid=cfg.l1_grid,
+            epochs=cfg.l1_epochs,
+            validation_fraction=cfg.validation_fraction,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            progress=cfg.progress,
+        )
+    selection = run.selection
     initial = synapse_counts(trainer)
-    epochs = tqdm_epochs(cfg, configuration, start)
-    for epoch in range(start, cfg.epochs):
+    epochs = tqdm_epochs(cfg, configuration, run.start)
+    for epoch in range(run.start, cfg.epochs):
         calls_before = {n: len(trainer.rewiring_log.calls(n)["step"]) for n in _rewired(trainer)}
         rules_before = trainer.timers["rules"]
         m = trainer.fit(
@@ -332,21 +379,21 @@ def train_configuration(
         history.append(entry)
         distributed.check_consistent(trainer)
         if writer:
-            save_checkpoint(
-                ckpt,
-                {
-                    "configuration": configuration,
-                    "seed": cfg.seed,
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "before": {k: _to_tensors(v) for k, v in before.items()},
-                    "trainer": trainer.state_dict(),
-                    "l1_selection": None if selection is None else selection.to_dict(),
-                },
-            )
+            payload = {
+                "configuration": configuration,
+                "run": ckpt.run_settings(cfg),
+                "epoch": epoch + 1,
+                "history": history,
+                "before": {k: _to_tensors(v) for k, v in before.items()},
+                "trainer": trainer.state_dict(),
+                "l1_selection": None if selection is None else selection.to_dict(),
+            }
+            save_checkpoint(path, payload)
+            folder.last_checkpoint = f"{str(path)!r} ({configuration}, epoch {epoch + 1})"
         epochs.update(1)
         epochs.set_postfix(train=f"{m['accuracy']:.3f}", test=f"{ev['accuracy']:.3f}")
     epochs.close()
+    out = folder.path
     summary = _summarise(cfg, configuration, trainer, history, before, initial, train, out)
     if selection is not None:
         summary["l1"] = selection.chosen
@@ -360,30 +407,9 @@ def train_configuration(
     return summary
 
 
-def choose_l1(
-    cfg: ClassifyConfig, trainer: nw.EProp, train, saved: dict[str, Any] | None, ckpt: Path
-) -> l1sel.L1Selection | None:
-    """Resolve ``--l1 auto`` before training: from the checkpoint being resumed, or by a sweep
-    on a validation split of the training set (:func:`neurowire.learning.select_l1`)."""
-    if not l1sel.unresolved(trainer):
-        return None
-    if saved is not None:
-        record = saved.get("l1_selection")
-        if record is None:
-            raise CheckpointError(f"{str(ckpt)!r} was trained with a fixed --l1, not --l1 auto")
-        selection = l1sel.L1Selection.from_dict(record)
-        l1sel.resolve(trainer, selection.chosen)
-        return selection
-    return l1sel.select_l1(
-        trainer,
-        train,
-        grid=cfg.l1_grid,
-        epochs=cfg.l1_epochs,
-        validation_fraction=cfg.validation_fraction,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        progress=cfg.progress,
-    )
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
 
 
 def _to_tensors(snap: dict[str, Any]) -> dict[str, Any]:
@@ -542,22 +568,52 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(cfg: ClassifyConfig) -> dict[str, Any]:
-    """Load the data (failing before any output), train every configuration, write outputs."""
-    torch.manual_seed(cfg.seed)
-    train, test, info = load_data(cfg)
-    try:
-        distributed.check_batches(train, cfg.batch_size, distributed.world_size())
-    except ValueError as err:
-        raise UsageError(f"--batch-size {cfg.batch_size}: {err}") from None
-    out = Path(cfg.out)
+#: What ``neurowire classify`` writes into ``--out`` (deleted by ``--overwrite``).
+OUTPUTS = ("summary.json", "checkpoints", "*.png")
+
+
+def run_folder(cfg: ClassifyConfig) -> RunFolder:
+    """``--out`` as this run's :class:`~neurowire.experiments.outputs.RunFolder`."""
+    return RunFolder(cfg.out, "classify", ckpt.run_settings(cfg), OUTPUTS)
+
+
+def run(cfg: ClassifyConfig, folder: RunFolder | None = None) -> dict[str, Any]:
+    """Check ``--out`` and the checkpoints to resume, load the data, then train every
+    configuration and write the outputs; nothing is written before all checks have passed.
+
+    ``folder``: ``cfg.out`` as returned by :func:`run_folder` and already checked
+    (:meth:`~neurowire.experiments.outputs.RunFolder.check`); None: made and checked here. Its
+    ``last_checkpoint`` names the newest checkpoint written, for an interrupted run.
+    """
+    if folder is None:
+        folder = run_folder(cfg)
+        folder.check(resume=cfg.resume, overwrite=cfg.overwrite, fresh=cfg.fresh)
     writer = distributed.rank() == 0
+    try:
+        saved = {}
+        if cfg.resume:
+            saved = ckpt.read_checkpoints(
+                folder.path, cfg.configurations, folder.settings, cfg.epochs
+            )
+        torch.manual_seed(cfg.seed)
+        train, test, info = load_data(cfg)
+        try:
+            distributed.check_batches(train, cfg.batch_size, distributed.world_size())
+        except ValueError as err:
+            raise UsageError(f"--batch-size {cfg.batch_size}: {err}") from None
+        prepared = [
+            prepare_configuration(cfg, name, info, saved.get(name)) for name in cfg.configurations
+        ]
+    except BaseException:
+        if writer:
+            folder.abandon()
+        raise
     if writer:
-        out.mkdir(parents=True, exist_ok=True)
+        folder.start(overwrite=cfg.overwrite)
     tic = time.perf_counter()
     results = {}
-    for configuration in cfg.configurations:
-        results[configuration] = train_configuration(cfg, configuration, train, test, info, out)
+    for prep in prepared:
+        results[prep.name] = train_configuration(cfg, prep, train, test, folder)
     summary = {
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
         "dataset": info,
@@ -570,9 +626,9 @@ def run(cfg: ClassifyConfig) -> dict[str, Any]:
         "configurations": results,
     }
     if writer:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        folder.write_text("summary.json", json.dumps(summary, indent=2, default=float))
         analysis.plot_accuracy_history(
-            {name: r["history"] for name, r in results.items()}, out / "accuracy.png"
+            {name: r["history"] for name, r in results.items()}, folder.path / "accuracy.png"
         )
     return summary
 
@@ -665,8 +721,25 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dt", type=float, default=d.dt, help="time step [ms]")
     p.add_argument("--out", default=d.out, help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoints (same settings required)",
+    )
+    p.add_argument(
+        "--resume-or-start",
+        action="store_true",
+        help="as --resume, but start the run if --out holds none yet (for job scripts)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out: delete its summary, checkpoints and figures first",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error or Ctrl-C"
+    )
     return p
 
 
@@ -706,7 +779,9 @@ def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
             method=args.method,
             dt=args.dt,
             out=args.out,
-            resume=args.resume,
+            resume=args.resume or args.resume_or_start,
+            overwrite=args.overwrite,
+            fresh=args.resume_or_start,
             progress=not args.no_progress,
             configurations=list(dict.fromkeys(args.configurations or [])),
         )
@@ -715,29 +790,75 @@ def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
         raise  # unreachable: error() exits
 
 
+#: Errors caused by the user's input or environment: one line on stderr, exit status 2.
+USER_ERRORS = (
+    UsageError,
+    OutputError,
+    CheckpointError,
+    ckpt.ResumeError,
+    DataFileError,
+    checks.ParameterError,
+    ImportError,
+    OSError,
+)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run ``neurowire classify`` (one process, or one torchrun worker); returns the summary."""
+    """Run ``neurowire classify`` (one process, or one torchrun worker); returns the summary.
+
+    A user-caused error prints one line and exits with status 2; Ctrl-C prints one line naming
+    the last checkpoint and how to resume, and exits with status 130. ``--debug`` shows the
+    traceback instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     cfg = config_from_args(argv)
+    folder = run_folder(cfg)
     had_group = torch.distributed.is_available() and torch.distributed.is_initialized()
+    where = ""
     try:
+        # every rank checks --out before any rank can pass the rendezvous and write to it
+        folder.check(resume=cfg.resume, overwrite=cfg.overwrite, fresh=cfg.fresh)
         joined = distributed.init_process_group(cfg.device)
     except (ValueError, RuntimeError) as err:
-        print(f"neurowire classify: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    where = ""
+        _fail(err, "", debug)
     if joined:
         cfg.device = str(distributed.local_device(cfg.device))
         where = f" (rank {distributed.rank()})"
-    writer = distributed.rank() == 0
     try:
-        summary = run(cfg)
-    except (FileNotFoundError, ImportError, CheckpointError, UsageError) as err:
-        print(f"neurowire classify: error{where}: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        summary = run(cfg, folder)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"neurowire classify: interrupted{where}; {_resume_hint(folder)}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except USER_ERRORS as err:
+        _fail(err, where, debug)
     finally:
         if joined and not had_group:
             torch.distributed.destroy_process_group()
-    if writer:
+    if distributed.rank() == 0:
         print(table(summary))
         print(f"outputs in {cfg.out}")
     return summary
+
+
+def _fail(err: BaseException, where: str, debug: bool) -> None:
+    if debug:
+        raise err
+    print(f"neurowire classify: error{where}: {_one_line(err)}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def _resume_hint(folder: RunFolder) -> str:
+    if folder.last_checkpoint is None:
+        return (
+            f"no checkpoint was written yet; run the same command with --resume to start "
+            f"again in {str(folder.path)!r}"
+            if (folder.path / "run.json").exists()
+            else "nothing was written"
+        )
+    return (
+        f"the last checkpoint is {folder.last_checkpoint}; run the same command with --resume "
+        "to continue"
+    )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,11 +35,15 @@ import numpy as np
 import torch
 
 import neurowire as nw
-from neurowire import analysis
+from neurowire import analysis, checks
 from neurowire.analysis.plots import timing_fractions
 from neurowire.experiments import options
+from neurowire.experiments.outputs import OutputError, RunFolder
+from neurowire.io import atomic_path
 
 BLOCK = 16  # the stimulus pattern repeats on every 16 x 16 block
+MAX_SCALE = 64  # 1,024 x 1,024 neurons per sheet
+MAX_DURATION_S = 1e6  # model time
 STIMULUS_MS = 20.0
 G_MAX = 0.2
 WEIGHT_UNIT = "µS"  # ExpCond conductances (I [nA] = g [µS] * (E - V) [mV], R = 1 MOhm)
@@ -95,19 +99,29 @@ class TopomapConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"--variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
-        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 1:
-            raise ValueError(f"--scale must be an integer >= 1, got {self.scale!r}")
-        if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
-            raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int):
+            raise ValueError(f"--scale must be an integer in [1, {MAX_SCALE}], got {self.scale!r}")
+        if not 1 <= self.scale <= MAX_SCALE:
+            raise ValueError(f"--scale must be an integer in [1, {MAX_SCALE}], got {self.scale!r}")
+        self.seed = checks.check_seed("--seed", self.seed)
+        self.duration_s = checks.check_number(
+            "--duration [s]", self.duration_s, low=0.0, high=MAX_DURATION_S, low_open=True
+        )
         if self.steps < 1:
             raise ValueError(
                 f"--duration must be at least one step dt = {self.dt:g} ms "
                 f"({self.dt * 1e-3:g} s), got {self.duration_s:g} s"
             )
-        if not self.snapshot_every_ms > 0:
-            raise ValueError(f"--snapshot-every must be > 0 ms, got {self.snapshot_every_ms}")
-        if self.tau_refrac is not None and not (0 <= self.tau_refrac < math.inf):
-            raise ValueError(f"--tau-refrac must be >= 0 ms, got {self.tau_refrac}")
+        self.snapshot_every_ms = checks.check_number(
+            "--snapshot-every [ms]",
+            self.snapshot_every_ms,
+            low=self.dt,
+            high=MAX_DURATION_S * 1e3,
+        )
+        if self.tau_refrac is not None:
+            self.tau_refrac = checks.check_number(
+                "--tau-refrac [ms]", self.tau_refrac, low=0.0, high=1e3
+            )
         try:
             options.check_device(self.device)
         except options.DeviceError as err:
@@ -228,12 +242,18 @@ def _coo(proj: nw.Projection) -> dict[str, np.ndarray]:
     }
 
 
+def save_arrays(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed`` written atomically (:func:`neurowire.io.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
 def save_connectivity(path: Path, net: nw.Network, side: int) -> None:
     arrays = {}
     for name in ("ff", "lat"):
         for key, value in _coo(net.projections[name]).items():
             arrays[f"{name}_{key}"] = value
-    np.savez_compressed(path, grid=np.array([side, side]), **arrays)
+    save_arrays(path, grid=np.array([side, side]), **arrays)
 
 
 class Snapshots:
@@ -258,10 +278,37 @@ class Snapshots:
         self.seconds += time.perf_counter() - tic
 
 
-def run(cfg: TopomapConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Simulate, analyse and write every output; returns the summary."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+#: What ``neurowire topomap`` writes into ``--out`` (deleted by ``--overwrite``).
+OUTPUTS = ("summary.json", "*.npz", "*.png")
+
+
+def run_folder(cfg: TopomapConfig, out: str | Path) -> RunFolder:
+    """``out`` as the :class:`~neurowire.experiments.outputs.RunFolder` of this run."""
+    settings = {k: v for k, v in asdict(cfg).items() if k != "device"}
+    return RunFolder(out, "topomap", json.loads(json.dumps(settings, default=list)), OUTPUTS)
+
+
+def run(
+    cfg: TopomapConfig, out: str | Path | RunFolder, progress: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
+    """Simulate, analyse and write every output; returns the summary.
+
+    ``out``: a folder, refused if it holds a run unless ``overwrite``; or a
+    :class:`~neurowire.experiments.outputs.RunFolder` already checked. A run that fails or is
+    interrupted removes what it wrote (it cannot be resumed).
+    """
+    folder = out if isinstance(out, RunFolder) else run_folder(cfg, out)
+    if not isinstance(out, RunFolder):
+        folder.check(resume=False, overwrite=overwrite)
+    try:
+        folder.start(overwrite=overwrite)
+        return _simulate(cfg, folder, progress)
+    except BaseException:
+        folder.discard()
+        raise
+
+
+def _simulate(cfg: TopomapConfig, folder: RunFolder, progress: bool) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     build_start = time.perf_counter()
     net = build(cfg)
@@ -269,7 +316,7 @@ def run(cfg: TopomapConfig, out: str | Path, progress: bool = True) -> dict[str,
     snapshots = Snapshots(cfg, net)
     net.add_callback(stimulus, every=stimulus.every, name="stimulus")
     net.add_callback(snapshots, every=snapshots.every, name="snapshots")
-    save_connectivity(out / "connectivity_initial.npz", net, cfg.side)
+    save_connectivity(folder.file("connectivity_initial.npz"), net, cfg.side)
     sim = nw.Simulator(net, device=cfg.device, engine=cfg.engine)
     stimulus(sim)
     snapshots(sim, 0.0)
@@ -278,8 +325,8 @@ def run(cfg: TopomapConfig, out: str | Path, progress: bool = True) -> dict[str,
     result = sim.run(cfg.steps, progress=progress)
     # network construction, simulator, numba compilation (or cache load) up to the first step
     first_step_s = sim.first_step_at - build_start if sim.first_step_at is not None else None
-    save_connectivity(out / "connectivity_final.npz", net, cfg.side)
-    return _report(cfg, out, net, sim, result, snapshots, build_s, first_step_s)
+    save_connectivity(folder.file("connectivity_final.npz"), net, cfg.side)
+    return _report(cfg, folder, net, sim, result, snapshots, build_s, first_step_s)
 
 
 # simulator timers measured inside "steps" (numba compilation; per-phase timers with time_phases)
@@ -330,7 +377,7 @@ def timing_breakdown(
 
 def _report(
     cfg,
-    out: Path,
+    folder: RunFolder,
     net,
     sim,
     result,
@@ -338,13 +385,16 @@ def _report(
     build_s: float,
     first_step_s: float | None = None,
 ) -> dict[str, Any]:
+    out = folder.path
     events = {name: sim.rewiring.events(name) for name in ("ff", "lat")}
-    np.savez_compressed(
-        out / "events.npz", **{f"{p}_{k}": v for p, ev in events.items() for k, v in ev.items()}
+    save_arrays(
+        folder.file("events.npz"),
+        **{f"{p}_{k}": v for p, ev in events.items() for k, v in ev.items()},
     )
     tl = {name: t.arrays() for name, t in snapshots.timelines.items()}
-    np.savez_compressed(
-        out / "timeline.npz", **{f"{p}_{k}": v for p, a in tl.items() for k, v in a.items()}
+    save_arrays(
+        folder.file("timeline.npz"),
+        **{f"{p}_{k}": v for p, a in tl.items() for k, v in a.items()},
     )
     timing = timing_breakdown(result.timers_s, result.wall_s, snapshots.seconds)
     compile_s = timing["seconds"]["compile"]
@@ -403,19 +453,19 @@ def _report(
             for n, p, s in zip(("ff", "lat"), cfg.p_form, cfg.sigma_form, strict=True)
         },
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    _figures(cfg, out, snapshots, events, summary)
+    _figures(cfg, folder, snapshots, events, summary)
+    folder.write_text("summary.json", json.dumps(summary, indent=2, default=float))
     return summary
 
 
-def _figures(cfg, out: Path, snapshots: Snapshots, events, summary) -> None:
+def _figures(cfg, folder: RunFolder, snapshots: Snapshots, events, summary) -> None:
     duration_ms = max(cfg.steps, 1) * cfg.dt
     for i, name in enumerate(("ff", "lat")):
         tl = snapshots.timelines[name]
         analysis.plot_displacement_maps(
             tl.initial_maps,
             tl.final_maps,
-            out / f"displacement_{name}.png",
+            folder.file(f"displacement_{name}.png"),
             title=name,
             weight_unit=WEIGHT_UNIT,
         )
@@ -423,15 +473,15 @@ def _figures(cfg, out: Path, snapshots: Snapshots, events, summary) -> None:
             tl,
             events[name],
             duration_ms,
-            out / f"evolution_{name}.png",
+            folder.file(f"evolution_{name}.png"),
             sigma_form=cfg.sigma_form[i],
             expected_degree=summary["expected_degree"][name],
             title=name,
             weight_unit=WEIGHT_UNIT,
         )
-    analysis.plot_map_quality(snapshots.timelines["ff"], out / "map_quality.png")
+    analysis.plot_map_quality(snapshots.timelines["ff"], folder.file("map_quality.png"))
     analysis.plot_timing_breakdown(
-        summary["timing"]["seconds"], out / "timing.png", model_s=summary["model_s"]
+        summary["timing"]["seconds"], folder.file("timing.png"), model_s=summary["model_s"]
     )
 
 
@@ -498,11 +548,21 @@ def parser() -> argparse.ArgumentParser:
         help="flat 20 Hz input instead of the moving Gaussian bump",
     )
     p.add_argument("--out", default="runs/topomap", help="output directory")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out: delete its summary, arrays and figures first",
+    )
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error or Ctrl-C"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run ``neurowire topomap``; returns the summary. A user-caused error prints one line and
+    exits with status 2, Ctrl-C one line and status 130 (``--debug``: the traceback)."""
     args = parser().parse_args(argv)
     try:
         cfg = TopomapConfig(
@@ -516,9 +576,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             correlated=not args.uncorrelated,
             tau_refrac=args.tau_refrac,
         )
+        folder = run_folder(cfg, args.out)
+        folder.check(resume=False, overwrite=args.overwrite)
     except ValueError as err:
+        if args.debug:
+            raise
         parser().error(str(err))
-    summary = run(cfg, args.out, progress=not args.no_progress)
+    try:
+        summary = run(cfg, folder, progress=not args.no_progress, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(
+            "neurowire topomap: interrupted; the partial outputs were removed (a map run "
+            "cannot be resumed: run it again)",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    except (checks.ParameterError, OutputError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"neurowire topomap: error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
     print_summary(summary)
     print(f"  outputs in {args.out}")
     return summary

@@ -1,0 +1,118 @@
+"""Checkpoints of ``neurowire classify``: what each holds, and the checks before a resume.
+
+A checkpoint records the settings that determine its run's model and data
+(:data:`RUN_SETTINGS`), so that ``--resume`` with other sizes, model, densities, data set, time
+step, method, ... is refused in one line naming every differing setting, before any work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from neurowire.io import CheckpointError, load_checkpoint
+
+from .outputs import differences
+
+__all__ = [
+    "CHECKPOINT_KEYS",
+    "RUN_SETTINGS",
+    "ResumeError",
+    "checkpoint_path",
+    "read_checkpoints",
+    "run_settings",
+]
+
+#: Settings that a resumed run must share with the checkpoint (``--epochs``, ``--device``,
+#: ``--data-dir``, ``--out`` and progress bars may change).
+RUN_SETTINGS = (
+    "dataset",
+    "hidden",
+    "model",
+    "input_density",
+    "recurrent_density",
+    "padding",
+    "l1",
+    "l1_grid",
+    "l1_epochs",
+    "validation_fraction",
+    "regrow",
+    "batch_size",
+    "lr",
+    "seed",
+    "method",
+    "dt",
+    "reg_strength",
+    "reg_target_hz",
+    "configurations",
+)
+
+#: What every checkpoint payload holds.
+CHECKPOINT_KEYS = (
+    "configuration",
+    "run",
+    "epoch",
+    "history",
+    "before",
+    "trainer",
+    "l1_selection",
+)
+
+
+class ResumeError(ValueError):
+    """A resume that would continue a different run, or train fewer epochs than were done."""
+
+
+def run_settings(cfg: Any) -> dict[str, Any]:
+    """The :data:`RUN_SETTINGS` of a :class:`~neurowire.experiments.classify.ClassifyConfig`."""
+    values = asdict(cfg)
+    return {name: values[name] for name in RUN_SETTINGS}
+
+
+def checkpoint_path(out: str | Path, configuration: str) -> Path:
+    """Where configuration ``configuration``'s checkpoint lives in ``out``."""
+    return Path(out) / "checkpoints" / f"{configuration}.pt"
+
+
+def read_checkpoints(
+    out: str | Path, configurations: Iterable[str], settings: Mapping[str, Any], epochs: int
+) -> dict[str, dict[str, Any]]:
+    """The checkpoints in ``out`` of the given configurations (absent ones left out), each
+    checked: every key of :data:`CHECKPOINT_KEYS`, its configuration, the same
+    :data:`RUN_SETTINGS`, and at most ``epochs`` epochs done.
+
+    Raises :class:`~neurowire.io.CheckpointError` (damaged or foreign file) or
+    :class:`ResumeError` (another run, or ``--epochs`` below what was done).
+    """
+    found = {}
+    for configuration in configurations:
+        path = checkpoint_path(out, configuration)
+        if not path.exists():
+            continue
+        saved = load_checkpoint(path)
+        where = str(path)
+        missing = [key for key in CHECKPOINT_KEYS if key not in saved]
+        if missing:
+            raise CheckpointError(
+                f"{where!r} lacks {', '.join(missing)}: not a complete checkpoint of "
+                "neurowire classify"
+            )
+        if saved["configuration"] != configuration:
+            raise CheckpointError(
+                f"{where!r} holds configuration {saved['configuration']!r}, not {configuration!r}"
+            )
+        changed = differences(saved["run"], settings)
+        if changed:
+            raise ResumeError(
+                f"--resume: {where!r} was trained with other settings (" + "; ".join(changed) + ")"
+            )
+        done = int(saved["epoch"])
+        if done > epochs:
+            raise ResumeError(
+                f"--epochs {epochs}: {where!r} has already trained {done} epochs; pass "
+                f"--epochs {done} or more"
+            )
+        found[configuration] = saved
+    return found
