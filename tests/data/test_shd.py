@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from neurowire.data import DataFileError
 from neurowire.data.shd import shd, speaker_folds, ssc
 
 # A float16 spike time near the end of a digit: 1.3955078125 s = 1395.5078125 ms (bin 1395).
@@ -117,7 +118,7 @@ def test_archives_are_unpacked_once_without_leftovers(tmp_path):
 
 def test_a_broken_archive_leaves_no_truncated_file(tmp_path):
     (tmp_path / "shd_test.h5.gz").write_bytes(b"not gzip")
-    with pytest.raises(OSError):
+    with pytest.raises(DataFileError, match="shd_test.h5.gz'.*not a readable gzip archive"):
         shd(tmp_path, "test")
     assert not (tmp_path / "shd_test.h5").exists() and not list(tmp_path.glob("*.part"))
 
@@ -145,7 +146,7 @@ def test_foreign_files_name_the_offending_key(tmp_path):
     with pytest.raises(ValueError, match="has no 'labels'"):
         shd(tmp_path)
     write_heidelberg(path, SAMPLES[:2], [0, 1, 2])
-    with pytest.raises(ValueError, match=r"labels \(3\) must have one entry per sample"):
+    with pytest.raises(DataFileError, match=r"labels \(3\) need one entry per sample"):
         shd(tmp_path)
 
 

@@ -8,19 +8,31 @@ after ``steps * dt`` is dropped. :class:`EventDataset` keeps the events (memory 
 events, not with ``T x n_in``) and bins a sample when it is read, so a ``DataLoader`` with
 workers parallelises the binning. :func:`group_folds` makes group-wise (e.g. speaker-wise)
 validation folds for :meth:`EventDataset.split_by_group`.
+
+A dataset read from files carries its ``source``; then every check of the events, labels and
+groups raises :class:`~neurowire.data.errors.DataFileError` naming the file (and the sample at
+fault) instead of a bare ``ValueError`` / ``TypeError``.
 """
 
 from __future__ import annotations
 
 import math
 import operator
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from .errors import DataFileError
+
+#: Where a dataset's samples were read from: one file holding them all, one file per sample, or
+#: None (built in memory).
+Source = str | os.PathLike | Sequence[str | os.PathLike] | None
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -37,24 +49,60 @@ def _bin_width(dt: Any) -> float:
     return float(dt)
 
 
-def _check_events(t: np.ndarray, u: np.ndarray, n_units: int, where: str = "") -> None:
-    """Raise on mismatched shapes, wrong dtypes, bad times or out-of-range units."""
+def _as_source(source: Source) -> Path | list[Path] | None:
+    if source is None:
+        return None
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source)
+    return [Path(p) for p in source]
+
+
+def _fault(
+    problem: str,
+    source: Path | list[Path] | None,
+    sample: int | None = None,
+    kind: type[Exception] = ValueError,
+) -> Exception:
+    """The error for ``problem`` at ``sample`` (None: the dataset as a whole): ``kind`` naming
+    the sample for data built in memory, else a :class:`DataFileError` naming the file."""
+    if source is None:
+        return kind(problem if sample is None else f"sample {sample}: {problem}")
+    if isinstance(source, Path):
+        return DataFileError(source, problem, sample)
+    if sample is not None:  # one file per sample: the file names the sample
+        return DataFileError(source[sample], problem)
+    return DataFileError(os.path.commonpath(source) if source else ".", problem)
+
+
+def _check_events(
+    t: np.ndarray,
+    u: np.ndarray,
+    n_units: int,
+    sample: int | None = None,
+    source: Path | list[Path] | None = None,
+) -> None:
+    """Raise on mismatched shapes, wrong dtypes, bad times or out-of-range units (naming the
+    sample, and its file when ``source`` is given)."""
     if t.ndim != 1 or t.shape != u.shape:
-        raise ValueError(
-            f"{where}times and units must be 1-D of equal length, got shapes {t.shape} and "
-            f"{u.shape}"
+        raise _fault(
+            f"times and units must be 1-D of equal length, got shapes {t.shape} and {u.shape}",
+            source,
+            sample,
         )
     if not (np.issubdtype(t.dtype, np.floating) or np.issubdtype(t.dtype, np.integer)):
-        raise TypeError(f"{where}event times must be real numbers [ms], got dtype {t.dtype}")
+        problem = f"event times must be real numbers [ms], got dtype {t.dtype}"
+        raise _fault(problem, source, sample, TypeError)
     if not np.issubdtype(u.dtype, np.integer):
-        raise TypeError(f"{where}event units must be integers, got dtype {u.dtype}")
+        problem = f"event units must be integers, got dtype {u.dtype}"
+        raise _fault(problem, source, sample, TypeError)
     if t.size and np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all():
-        raise ValueError(f"{where}event times must be finite, got NaN or inf")
+        bad = t[~np.isfinite(t)][0]
+        raise _fault(f"event times must be finite, got {bad}", source, sample)
     if t.size and t.min() < 0:
-        raise ValueError(f"{where}event times must be >= 0 ms, got {t.min()}")
+        raise _fault(f"event times must be >= 0 ms, got {t.min()}", source, sample)
     if u.size and (u.min() < 0 or u.max() >= n_units):
         bad = u[(u < 0) | (u >= n_units)][0]
-        raise ValueError(f"{where}event unit {bad} is out of range [0, {n_units})")
+        raise _fault(f"event unit {bad} is out of range [0, {n_units})", source, sample)
 
 
 def bin_events(
@@ -151,9 +199,14 @@ class EventDataset(Dataset):
         groups: optional int per sample (speaker, user) for group-wise validation folds.
         classes: optional class names; labels must lie below their number.
         n_classes: number of classes when ``classes`` is None (default ``max(labels) + 1``).
+        source: where the samples were read from: one file (path) holding them all, or one
+            path per sample. Then a bad event, label or group raises
+            :class:`~neurowire.data.errors.DataFileError` naming the file (and the sample in a
+            file of many) instead of ``ValueError`` / ``TypeError``.
 
     Attributes ``n_in``, ``dt``, ``steps``, ``threshold``, ``labels`` (int64 tensor ``[n]``),
-    ``groups`` (array ``[n]`` or None), ``classes``, ``n_classes`` and ``max_time`` [ms].
+    ``groups`` (array ``[n]`` or None), ``classes``, ``n_classes``, ``max_time`` [ms] and
+    ``source`` (a ``Path``, a list of them or None).
     """
 
     def __init__(
@@ -168,20 +221,28 @@ class EventDataset(Dataset):
         groups: Any = None,
         classes: Sequence[str] | None = None,
         n_classes: int | None = None,
+        source: Source = None,
     ) -> None:
         labels = np.asarray(labels)
-        if len(times_ms) != len(units) or len(units) != len(labels):
-            raise ValueError(
-                f"times ({len(times_ms)}), units ({len(units)}) and labels ({len(labels)}) "
-                "need one entry per sample"
-            )
         self.n_in = _positive_int("n_in", n_in)
         self.dt = _bin_width(dt)
         self.threshold = _positive_int("threshold", threshold)
-        if labels.size and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
-            raise TypeError(f"labels must be one int per sample, got {labels.dtype} {labels.shape}")
+        self.source = source = _as_source(source)
+        if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+            problem = f"labels must be one int per sample, got {labels.dtype} {labels.shape}"
+            raise _fault(problem, source, kind=TypeError)
+        n = len(labels)
+        if len(times_ms) != len(units) or len(units) != n:
+            raise _fault(
+                f"times ({len(times_ms)}), units ({len(units)}) and labels ({n}) need one entry "
+                "per sample",
+                source,
+            )
+        if isinstance(source, list) and len(source) != n:
+            raise ValueError(f"source needs one path per sample ({n}), got {len(source)}")
         if labels.size and labels.min() < 0:
-            raise ValueError(f"labels must be >= 0, got {labels.min()}")
+            i = int(np.argmax(labels < 0))
+            raise _fault(f"label {labels[i]} is out of range: labels must be >= 0", source, i)
         self.labels = torch.as_tensor(labels.astype(np.int64).reshape(-1))
         self.times_ms: list[np.ndarray] = []
         self.units: list[np.ndarray] = []
@@ -189,7 +250,7 @@ class EventDataset(Dataset):
         unit_dtype = _unit_dtype(self.n_in)
         for i, (t, u) in enumerate(zip(times_ms, units, strict=True)):
             t, u = np.asarray(t), np.asarray(u)
-            _check_events(t, u, self.n_in, where=f"sample {i}: ")
+            _check_events(t, u, self.n_in, i, source)
             self.times_ms.append(_compact_times(t))
             self.units.append(u.astype(unit_dtype, copy=False))
             if t.size:
@@ -199,10 +260,9 @@ class EventDataset(Dataset):
             steps = max(1, math.ceil(latest / self.dt))
         self.steps = _positive_int("steps", steps)
         self.groups = None if groups is None else np.asarray(groups).reshape(-1)
-        if self.groups is not None and len(self.groups) != len(labels):
-            raise ValueError(
-                f"groups needs one entry per sample ({len(labels)}), got {len(groups)}"
-            )
+        if self.groups is not None and len(self.groups) != n:
+            problem = f"groups needs one entry per sample ({n}), got {len(self.groups)}"
+            raise _fault(problem, source)
         self.classes = None if classes is None else [str(c) for c in classes]
         if self.classes is not None:
             if n_classes is not None and n_classes != len(self.classes):
@@ -210,9 +270,11 @@ class EventDataset(Dataset):
             n_classes = len(self.classes)
         elif n_classes is not None:
             n_classes = _positive_int("n_classes", n_classes)
+        if n_classes is not None and labels.size and labels.max() >= n_classes:
+            i = int(np.argmax(labels >= n_classes))
+            problem = f"label {labels[i]} is out of range for {n_classes} classes"
+            raise _fault(problem, source, i)
         top = int(labels.max()) if labels.size else -1
-        if n_classes is not None and top >= n_classes:
-            raise ValueError(f"label {top} is out of range for {n_classes} classes")
         self.n_classes = n_classes if n_classes is not None else top + 1
 
     def __len__(self) -> int:
@@ -253,7 +315,13 @@ class EventDataset(Dataset):
             None if self.groups is None else self.groups[idx],
             self.classes,
             None if self.classes is not None else self.n_classes or None,
+            None if self.source is None else self._source_of(idx),
         )
+
+    def _source_of(self, idx: np.ndarray) -> Path | list[Path]:
+        if isinstance(self.source, Path):
+            return self.source
+        return [self.source[i] for i in idx]
 
     def split_by_group(self, held_out: Sequence[int]) -> tuple[EventDataset, EventDataset]:
         """``(train, validation)``: validation holds the samples whose group is in

@@ -14,6 +14,10 @@ Nothing is downloaded unless ``download=True`` (then tonic's own dataset class f
 Event ``(x, y, p)`` becomes input ``(y * W + x) * 2 + p``, the order of mlGeNN's
 ``preprocess_tonic_spikes`` (``p + x * P + y * W * P``) that Knight et al. 2025 used. Class
 names are tonic's.
+
+Every file is one sample. A file that cannot be read, or holds an event off the sensor, a bad
+time or a label outside the classes, raises :class:`~neurowire.data.errors.DataFileError`
+naming it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataFileError
 from .events import EventDataset
 
 
@@ -41,6 +46,42 @@ def _missing(folder: Path, what: str, cls: str, root: Path) -> FileNotFoundError
         f"let tonic.datasets.{cls}(save_to={str(root)!r}) download them, or extract the "
         f"published archive there"
     )
+
+
+def _sensor_units(
+    path: Path, x: np.ndarray, y: np.ndarray, p: np.ndarray, size: int, div: int = 1
+) -> np.ndarray:
+    """Input ids ``(y' * W' + x') * 2 + p`` of events on a ``size x size`` sensor with two
+    polarities, ``x' = x // div`` (likewise ``y'``) and ``W' = ceil(size / div)``; an event off
+    the sensor (it would alias to another input) raises :class:`DataFileError` naming ``path``."""
+    for name, col, top in (("x", x, size), ("y", y, size), ("polarity", p, 2)):
+        off = ~((col >= 0) & (col < top) & (col == np.floor(col)))
+        if off.any():
+            k = int(np.argmax(off))
+            problem = f"event {k}: {name} = {col[k]} is not a whole number in 0..{top - 1}"
+            raise DataFileError(path, problem)
+    x, y, p = x.astype(np.int64) // div, y.astype(np.int64) // div, p.astype(np.int64)
+    return (y * -(-size // div) + x) * 2 + p
+
+
+def _gesture_file(f: Path) -> tuple[np.ndarray, int, int]:
+    """``(events [n, 4], label, user)`` of one of tonic's DVS Gesture files."""
+    try:
+        label, user = int(f.stem), int(f.parent.name.split("_", 1)[0][4:])
+    except ValueError:
+        raise DataFileError(
+            f, "is not named user<NN>_<lighting>/<label>.npy with whole numbers"
+        ) from None
+    try:
+        ev = np.load(f, allow_pickle=False)
+    except (ValueError, EOFError) as err:
+        raise DataFileError(f, f"is not a readable .npy file ({err})") from None
+    if not isinstance(ev, np.ndarray) or ev.ndim != 2 or ev.shape[1] != 4:
+        got = ev.shape if isinstance(ev, np.ndarray) else type(ev).__name__
+        raise DataFileError(f, f"expected an [n, 4] array of x, y, p, t, got {got}")
+    if ev.dtype.kind not in "iuf":
+        raise DataFileError(f, f"expected numbers, got dtype {ev.dtype}")
+    return ev, label, user
 
 
 def dvs_gesture(
@@ -75,20 +116,19 @@ def dvs_gesture(
     files = sorted(folder.glob("user*_*/*.npy"))
     if not files:
         raise _missing(folder, "DVS Gesture", "DVSGesture", root)
-    width = height = -(-128 // div)
+    width = -(-128 // div)
     times, units, labels, users = [], [], [], []
     for f in files:
-        ev = np.load(f)
-        if ev.ndim != 2 or ev.shape[1] != 4:
-            raise ValueError(f"{f}: expected an [n, 4] array of x, y, p, t, got {ev.shape}")
-        x, y, p = ev[:, 0].astype(np.int64) // div, ev[:, 1].astype(np.int64) // div, ev[:, 2]
+        ev, label, user = _gesture_file(f)
+        units.append(_sensor_units(f, ev[:, 0], ev[:, 1], ev[:, 2], 128, div))
         times.append(ev[:, 3].astype(np.float64))
-        units.append((y * width + x) * 2 + p.astype(np.int64))
-        labels.append(int(f.stem))
-        users.append(int(f.parent.name.split("_", 1)[0][4:]))
+        labels.append(label)
+        users.append(user)
     classes = tonic.datasets.DVSGesture.classes
-    n_in = width * height * 2
-    return EventDataset(times, units, labels, n_in, dt, steps, threshold, users, classes)
+    n_in = width * width * 2
+    return EventDataset(
+        times, units, labels, n_in, dt, steps, threshold, users, classes, source=files
+    )
 
 
 def nmnist(
@@ -112,10 +152,17 @@ def nmnist(
     dtype = tonic.datasets.NMNIST.dtype
     times, units, labels = [], [], []
     for f in files:
+        size = f.stat().st_size
+        if size == 0 or size % 5:
+            raise DataFileError(
+                f, f"holds {size} bytes, not a whole number (>= 1) of 5-byte events: truncated?"
+            )
         ev = tonic.io.read_mnist_file(str(f), dtype=dtype)
-        x, y, p = (ev[k].astype(np.int64) for k in ("x", "y", "p"))
+        units.append(_sensor_units(f, ev["x"], ev["y"], ev["p"], 34))
         times.append(ev["t"].astype(np.float64) / 1000.0)  # us -> ms
-        units.append((y * 34 + x) * 2 + p)
         labels.append(int(f.parent.name))
     classes = tonic.datasets.NMNIST.classes
-    return EventDataset(times, units, labels, 34 * 34 * 2, dt, steps, threshold, None, classes)
+    n_in = 34 * 34 * 2
+    return EventDataset(
+        times, units, labels, n_in, dt, steps, threshold, None, classes, source=files
+    )
