@@ -205,8 +205,7 @@ def test_cli_auto_never_reads_the_test_set(tmp_path, monkeypatch):
 
 def test_cli_resume_keeps_the_selection(tmp_path):
     first = classify.main([*SMALL, "--out", str(tmp_path)])
-    args = [a if a != "1" else "2" for a in SMALL]  # --epochs 2 (and --l1-epochs 2: unused)
-    resumed = classify.main([*args, "--out", str(tmp_path), "--resume"])
+    resumed = classify.main([*SMALL, "--epochs", "2", "--out", str(tmp_path), "--resume"])
     a = first["configurations"]["deep_r"]["l1_selection"]
     b = resumed["configurations"]["deep_r"]["l1_selection"]
     assert a == b and len(resumed["configurations"]["deep_r"]["history"]) == 2
@@ -218,7 +217,7 @@ def test_cli_resume_keeps_the_selection(tmp_path):
         ("--l1", "lots", "expected 'auto' or a number"),
         ("--l1", "-1", "--l1 must be"),
         ("--l1-epochs", "0", "--l1-epochs must be"),
-        ("--validation-fraction", "1.5", "--validation-fraction must lie"),
+        ("--validation-fraction", "1.5", "--validation-fraction must be a finite number in"),
     ],
 )
 def test_cli_bad_l1_flags(flag, value, message, capsys, tmp_path):

@@ -35,6 +35,7 @@ from .loop import EpochTotals, call_hooks, iterate_batches
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
+from .undo import BatchUndo
 
 METHODS = ("factorized", "online")
 FEEDBACK = ("symmetric", "random")
@@ -204,12 +205,13 @@ class EProp:
             self.rewiring_log,
             known=sparse,
         )
-        #: wall-clock seconds: gradients (forward + backward), optimiser, rules (both hooks);
+        #: wall-clock seconds: gradients (forward + backward), optimiser, rules (both hooks),
+        #: undo (the copy that lets a failed batch of a rewired trainer be undone);
         #: within gradients (factorised method): forward (input events, hidden layer, readout,
         #: loss), backward (learning signal, recursions and, on the native engine, the spike
         #: products fused with them) and products (the torch engine's spike products)
         self.timers = dict.fromkeys(
-            ("gradients", "forward", "backward", "products", "optimizer", "rules"), 0.0
+            ("gradients", "forward", "backward", "products", "optimizer", "rules", "undo"), 0.0
         )
         self._rates: dict[str, Tensor] = {}
         self._batch_trials = 1
@@ -479,24 +481,38 @@ class EProp:
         (hidden spikes in total), ``trials`` and ``steps``. Distributed: ``spikes [B, T, n_in]``
         and ``labels`` are the global batch, the same on every rank, and the metrics are the
         global batch's.
+
+        With structural rules a batch is all or nothing: if anything raises after the gradients
+        (a rule's hook or update, the optimiser, Ctrl-C), the trainer is put back exactly as
+        before the call (weights, connectivity, Adam state and step, counters, the rules'
+        generators and log; :class:`~neurowire.learning.undo.BatchUndo`, timed as ``undo``)
+        and the exception propagates. Without rules nothing can fail there but an interrupt,
+        and no copy is taken.
         """
         params = self._parameters()
         with self._threads(spikes):
             tic = time.perf_counter()
             x, tgt = self._prepare(spikes, labels)
             out = self._run(x, tgt)
-            self._batch_trials = out.trials
-            if self._rules:
-                self._rates = self._batch_rates(out)
             tic = self._timed("gradients", tic)
-            grads = self._adjust_gradients(out.grads)
-            tic = self._timed("rules", tic)
-            self.optimizer.step({name: (params[name], g) for name, g in grads.items()})
-            tic = self._timed("optimizer", tic)
-            self.step_count += 1
-            self._trained_ms += out.steps * self.net.dt
-            self._rewire()
-            self._timed("rules", tic)
+            undo = BatchUndo(self) if self._rules else None
+            tic = self._timed("undo", tic)
+            try:
+                self._batch_trials = out.trials
+                if self._rules:
+                    self._rates = self._batch_rates(out)
+                grads = self._adjust_gradients(out.grads)
+                tic = self._timed("rules", tic)
+                self.optimizer.step({name: (params[name], g) for name, g in grads.items()})
+                tic = self._timed("optimizer", tic)
+                self.step_count += 1
+                self._trained_ms += out.steps * self.net.dt
+                self._rewire()
+                self._timed("rules", tic)
+            except BaseException:
+                if undo is not None:
+                    undo.restore()
+                raise
         return self._metrics(out, tgt)
 
     def _timed(self, key: str, tic: float) -> float:

@@ -30,7 +30,7 @@ from ..synapses import RaggedSynapses
 from .log import RewiringLog
 
 
-def _restore(store: RaggedSynapses, saved: dict[str, Any]) -> None:
+def restore_store(store: RaggedSynapses, saved: dict[str, Any]) -> None:
     """Load ``saved`` back in place, after dropping variables registered since (and putting
     back any that were dropped), so that the variable set matches."""
     for name in set(store.vars) - set(saved["vars"]):
@@ -56,7 +56,7 @@ class Transaction:
 
     def rollback(self) -> None:
         for store, state in self._saved.values():
-            _restore(store, state)
+            restore_store(store, state)
         if self.log is not None:
             self.log.rollback(self.mark)
 
