@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import neurowire as nw
 from neurowire.experiments import classify
-from neurowire.io import load_checkpoint
+from neurowire.io import PARTIAL_PREFIX, load_checkpoint
 from neurowire.learning import distributed
 
 WORKER = Path(worker.__file__)
@@ -252,7 +252,9 @@ def test_classify_under_torchrun_writes_on_rank_0_only_and_resumes_on_one_proces
     r0, r1 = (json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["status"] == r1["status"] == 0
     assert r1["writes"] == [] and r1["stdout"] == ""
-    written = {Path(w.split(" ", 1)[1]).name for w in r0["writes"] if w.startswith("open")}
+    opened = [Path(w.split(" ", 1)[1]).name for w in r0["writes"] if w.startswith("open")]
+    # written atomically: under a temporary name ".partial-<token>-<name>", then renamed
+    written = {n.split("-", 2)[2] if n.startswith(PARTIAL_PREFIX) else n for n in opened}
     assert {"summary.json", "accuracy.png", "connectivity_deep_r.png"} <= written
     assert r0["stdout"].count("outputs in") == 1
     summary = json.loads((out / "summary.json").read_text())

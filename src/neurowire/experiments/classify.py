@@ -818,9 +818,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     where = ""
     try:
         # every rank checks --out before any rank can pass the rendezvous and write to it
-        folder.check(resume=cfg.resume, overwrite=cfg.overwrite, fresh=cfg.fresh)
+        writer = distributed.launch_rank() == 0
+        folder.check(resume=cfg.resume, overwrite=cfg.overwrite, fresh=cfg.fresh, create=writer)
         joined = distributed.init_process_group(cfg.device)
     except (ValueError, RuntimeError) as err:
+        folder.abandon()
         _fail(err, "", debug)
     if joined:
         cfg.device = str(distributed.local_device(cfg.device))
@@ -837,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     finally:
         if joined and not had_group:
             torch.distributed.destroy_process_group()
-    if distributed.rank() == 0:
+    if writer:
         print(table(summary))
         print(f"outputs in {cfg.out}")
     return summary

@@ -85,7 +85,9 @@ class RunFolder:
             )
         return settings
 
-    def check(self, *, resume: bool, overwrite: bool, fresh: bool = False) -> None:
+    def check(
+        self, *, resume: bool, overwrite: bool, fresh: bool = False, create: bool = True
+    ) -> None:
         """Refuse, before any work, a folder this run may not use; create it if absent and
         prove it writable. Changes nothing in an existing folder.
 
@@ -93,6 +95,8 @@ class RunFolder:
             resume: continue the run in the folder; its record must hold the same settings.
             overwrite: replace the run in the folder (see :meth:`clear_previous`).
             fresh: with ``resume``, start from scratch if the folder holds no run yet.
+            create: create the folder and prove it writable (False: read-only checks, for
+                processes that never write, such as torchrun ranks other than 0).
         """
         where = str(self.path)
         if resume and overwrite:
@@ -126,7 +130,8 @@ class RunFolder:
                 f"--out {where!r} already holds a run; pass --resume to continue it or "
                 "--overwrite to replace it"
             )
-        self._create()
+        if create:
+            self._create()
 
     def _create(self) -> None:
         existed = self.path.is_dir()

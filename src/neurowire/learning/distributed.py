@@ -39,6 +39,7 @@ __all__ = [
     "check_consistent",
     "init_process_group",
     "is_active",
+    "launch_rank",
     "launched",
     "local_device",
     "rank",
@@ -58,6 +59,12 @@ def launched() -> bool:
     """True in a worker started by torchrun (or by hand with its variables) with
     ``WORLD_SIZE > 1``."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def launch_rank() -> int:
+    """This process's rank as torchrun's ``RANK`` gives it (0 when not launched), readable
+    before the process group is joined."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
 
 
 def local_device(device: str | torch.device) -> torch.device:
