@@ -401,6 +401,18 @@ def test_resume_with_nothing_to_resume_is_refused_unless_asked_to_start(tmp_path
     assert not out.exists()
     summary = classify.main([*SMALL, "--resume-or-start", "--epochs", "1", "--out", str(out)])
     assert len(summary["configurations"]["static"]["history"]) == 1
+    assert "warning" not in capsys.readouterr().err  # nothing to warn about: a new run
+
+
+def test_resume_of_a_configuration_without_checkpoint_warns_and_starts_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    classify.main([*SMALL, "--compare", "--epochs", "1", "--out", str(out)])
+    (out / "checkpoints" / "deep_r.pt").unlink()  # killed before deep_r's first checkpoint
+    capsys.readouterr()
+    summary = classify.main([*SMALL, "--compare", "--epochs", "2", "--out", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert "no checkpoint of 'deep_r' yet" in err and "'static'" not in err
+    assert [len(c["history"]) for c in summary["configurations"].values()] == [2, 2, 2]
 
 
 def test_resume_refuses_fewer_epochs_than_were_trained(run_copy, capsys):

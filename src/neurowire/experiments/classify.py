@@ -45,7 +45,7 @@ from neurowire import analysis, checks
 from neurowire.data.errors import DataFileError
 from neurowire.experiments import checkpoints as ckpt
 from neurowire.experiments import options
-from neurowire.experiments.outputs import OutputError, RunFolder
+from neurowire.experiments.outputs import OutputError, RunFolder, warn
 from neurowire.io import CheckpointError, save_checkpoint
 from neurowire.learning import distributed
 from neurowire.learning import l1_selection as l1sel
@@ -595,6 +595,12 @@ def run(cfg: ClassifyConfig, folder: RunFolder | None = None) -> dict[str, Any]:
             saved = ckpt.read_checkpoints(
                 folder.path, cfg.configurations, folder.settings, cfg.epochs
             )
+            if writer and folder.recorded() is not None:  # continuing, not starting
+                for name in cfg.configurations:
+                    if name not in saved:
+                        warn(
+                            "classify", f"no checkpoint of {name!r} yet: training it from the start"
+                        )
         torch.manual_seed(cfg.seed)
         train, test, info = load_data(cfg)
         try:
