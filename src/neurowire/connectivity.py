@@ -9,12 +9,15 @@ distribution, so that the chance that *any* row overflows is about 1e-4.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from scipy import stats
 from torch import Tensor
 
+from .checks import ParameterError
 from .grid import Grid, same_grid
 
 _CHUNK = 1 << 22  # pairs drawn at once when sampling pairwise
@@ -25,10 +28,55 @@ def row_quantile(n_pre: int) -> float:
     return 0.9999 ** (1.0 / n_pre)
 
 
+def _real(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real)
+
+
+def _probability(name: str, value: Any, *, zero: bool = True) -> None:
+    """``value`` in ``[0, 1]`` (``(0, 1]`` without ``zero``), else :class:`ParameterError`."""
+    inside = _real(value) and (0.0 <= value <= 1.0 if zero else 0.0 < value <= 1.0)
+    if not inside:
+        span = "[0, 1]" if zero else "(0, 1]"
+        raise ParameterError(f"{name} must lie in {span}, got {value!r}")
+
+
+def _count(name: str, value: Any) -> None:
+    """``value`` an int >= 0, else :class:`ParameterError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ParameterError(f"{name} must be an int >= 0, got {value!r}")
+    if value < 0:
+        raise ParameterError(f"{name} must be >= 0, got {value}")
+
+
+def _width(name: str, sigma: Any) -> None:
+    """A Gaussian width [grid spacings]: finite and > 0, with ``2 sigma^2`` a positive finite
+    float64 that stays positive in float32 (the distances' dtype): ``exp(-d^2 / (2 sigma^2))``
+    is then a number at every distance, 1 at distance 0."""
+    if not (_real(sigma) and math.isfinite(sigma) and sigma > 0):
+        raise ParameterError(f"{name} must be > 0 and finite [grid spacings], got {sigma}")
+    two_var = 2.0 * float(sigma) * float(sigma)
+    if not (math.isfinite(two_var) and float(torch.tensor(two_var, dtype=torch.float32)) > 0):
+        raise ParameterError(
+            f"{name} must be > 0 with 2 sigma^2 a finite number > 0 in float32 [grid spacings], "
+            f"got {sigma!r}"
+        )
+
+
+def check_padding(padding: Any) -> float:
+    """``padding`` (a capacity multiplier): a finite number >= 1."""
+    if not _real(padding) or not math.isfinite(padding):
+        raise ParameterError(
+            f"padding must be >= 1.0, got {padding!r}, which is not a finite number"
+        )
+    if padding < 1.0:
+        raise ParameterError(f"padding must be >= 1.0, got {padding}")
+    return float(padding)
+
+
 def default_capacity(max_row_length: int, padding: float, n_post: int) -> int:
     """Row stride ``min(n_post, int(max_row_length * padding))`` (padding >= 1)."""
-    if padding < 1.0:
-        raise ValueError(f"padding must be >= 1.0, got {padding}")
+    check_padding(padding)
     return min(n_post, int(max_row_length * padding))
 
 
@@ -91,8 +139,7 @@ class FixedProbability(Connectivity):
     autapses: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"FixedProbability p must lie in [0, 1], got {self.p}")
+        _probability("FixedProbability p", self.p)
 
     def build(
         self,
@@ -125,8 +172,7 @@ class FixedNumberPost(Connectivity):
     autapses: bool = False
 
     def __post_init__(self) -> None:
-        if self.k < 0:
-            raise ValueError(f"FixedNumberPost k must be >= 0, got {self.k}")
+        _count("FixedNumberPost k", self.k)
 
     def build(
         self,
@@ -225,10 +271,8 @@ class GaussianDistance(Connectivity):
     periodic: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.p_peak <= 1.0:
-            raise ValueError(f"GaussianDistance p_peak must lie in [0, 1], got {self.p_peak}")
-        if not self.sigma > 0 or not math.isfinite(self.sigma):
-            raise ValueError(f"GaussianDistance sigma must be > 0, got {self.sigma}")
+        _probability("GaussianDistance p_peak", self.p_peak)
+        _width("GaussianDistance sigma", self.sigma)
 
     def probability(self, distance: Tensor) -> Tensor:
         """Connection probability at ``distance`` [grid spacings]."""
@@ -370,12 +414,9 @@ class GaussianFanIn(Connectivity):
     periodic: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 0:
-            raise ValueError(f"GaussianFanIn k must be an int >= 0, got {self.k!r}")
-        if not 0.0 < self.p_peak <= 1.0:
-            raise ValueError(f"GaussianFanIn p_peak must lie in (0, 1], got {self.p_peak}")
-        if not (self.sigma > 0 and math.isfinite(self.sigma)):
-            raise ValueError(f"GaussianFanIn sigma must be > 0, got {self.sigma}")
+        _count("GaussianFanIn k", self.k)
+        _probability("GaussianFanIn p_peak", self.p_peak, zero=False)
+        _width("GaussianFanIn sigma", self.sigma)
 
     def _profile(self) -> GaussianDistance:
         return GaussianDistance(self.p_peak, self.sigma, self.periodic)

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .connectivity import Connectivity, Dense, FromArrays, default_capacity
+from .checks import ParameterError, check_seed, check_time
+from .connectivity import Connectivity, Dense, FromArrays, check_padding, default_capacity
 from .errors import CapacityError
 from .initializers import Initializer, as_initializer
 from .neurons import NeuronModel
@@ -110,18 +111,21 @@ class Network:
     """Populations and projections to be simulated or trained.
 
     Args:
-        dt: time step [ms].
-        seed: seeds connectivity and weight initialisation (and, by default, the simulator).
+        dt: time step [ms], a finite number > 0.
+        seed: seeds connectivity and weight initialisation (and, by default, the simulator);
+            an int in ``[0, 2**32 - 1]``.
         dtype: floating dtype of state and weights (float32 or float64).
+
+    Raises :class:`~neurowire.checks.ParameterError` (a ``ValueError``) naming a bad argument.
     """
 
     def __init__(self, dt: float = 1.0, seed: int = 0, dtype: torch.dtype = torch.float32):
-        if not dt > 0:
-            raise ValueError(f"dt must be > 0 ms, got {dt}")
+        dt = check_time("dt", dt)
+        seed = check_seed("seed", seed)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        self.dt = float(dt)
-        self.seed = int(seed)
+        self.dt = dt
+        self.seed = seed
         self.dtype = dtype
         self.populations: dict[str, Population] = {}
         self.projections: dict[str, Projection] = {}
@@ -161,7 +165,14 @@ class Network:
             raise ValueError(f"population {name!r} already exists")
         if not isinstance(model, NeuronModel):
             raise TypeError(f"model must be a neuron model, got {type(model).__name__}")
-        pop = Population(name, model, model.params(torch.device("cpu"), self.dtype, self.generator))
+        params = model.params(torch.device("cpu"), self.dtype, self.generator)
+        for key, value in params.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ParameterError(
+                    f"population {name!r} ({type(model).__name__}): parameter {key} is not "
+                    f"finite in {self.dtype} (a value too large for it?)"
+                )
+        pop = Population(name, model, params)
         self.populations[name] = pop
         return pop
 
@@ -216,6 +227,10 @@ class Network:
             isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0
         ):
             raise ValueError(f"{name}: capacity must be an int >= 0, got {capacity!r}")
+        try:
+            check_padding(padding)
+        except ParameterError as err:
+            raise ParameterError(f"{name}: {err}") from None
         if not pre.model.spiking:
             raise ValueError(f"{name}: presynaptic population {pre.name!r} does not spike")
 
@@ -255,7 +270,7 @@ class Network:
                 (n_pre, n_post), generator=self.generator, dtype=self.dtype
             )
         if not bool(torch.isfinite(w).all()):
-            raise ValueError(f"{name}: weight contains NaN or infinity")
+            raise ParameterError(f"{name}: weight contains NaN or infinity")
         return w
 
     def _build_store(self, name, pre, post, conn, weight, capacity, padding) -> RaggedSynapses:

@@ -24,34 +24,103 @@ in the spike step and holds ``V`` while refractory (GeNN's LIF).
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 
+from .checks import ParameterError, check_number, check_rate, check_time
 from .codegen import Constants, Definition, TorchState, maximum, spike, where
 from .grid import Grid
-from .initializers import as_initializer
+from .initializers import Initializer, as_initializer
+
+#: most refractory steps: the state's countdown ``r`` is an int32
+MAX_REFRACTORY_STEPS = 2**31 - 1
 
 
 def decay(tau: float, dt: float) -> float:
     """Per-step decay factor ``exp(-dt / tau)`` (tau, dt in ms); ``tau = inf`` gives 1."""
-    if tau <= 0:
-        raise ValueError(f"time constant must be > 0 ms, got {tau}")
+    if not tau > 0:
+        raise ParameterError(f"time constant must be > 0 ms, got {tau}")
     return math.exp(-dt / tau)
 
 
 def refractory_steps(tau_refrac: float, dt: float) -> int:
-    """Whole steps of refractoriness, ``round(tau_refrac / dt)``."""
-    if tau_refrac < 0:
-        raise ValueError(f"tau_refrac must be >= 0 ms, got {tau_refrac}")
-    return int(round(tau_refrac / dt))
+    """Whole steps of refractoriness, ``round(tau_refrac / dt)``; at most
+    :data:`MAX_REFRACTORY_STEPS` (the state's int32 countdown)."""
+    if not tau_refrac >= 0:
+        raise ParameterError(f"tau_refrac must be >= 0 ms, got {tau_refrac}")
+    ratio = tau_refrac / dt
+    if not (math.isfinite(ratio) and round(ratio) <= MAX_REFRACTORY_STEPS):
+        raise ParameterError(
+            f"dt={dt!r} ms is too small for tau_refrac={tau_refrac!r} ms: "
+            f"round(tau_refrac / dt) = {ratio:g} refractory steps do not fit the int32 "
+            f"countdown (at most {MAX_REFRACTORY_STEPS}); use a larger dt or a shorter "
+            "tau_refrac"
+        )
+    return int(round(ratio))
 
 
-def _positive(name: str, value: float) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+def _check_value(name: str, value: Any) -> None:
+    """A number (finite) or an :class:`~neurowire.Initializer` (a voltage, a bias)."""
+    if not isinstance(value, Initializer):
+        check_number(name, value)
+
+
+def _sample(name: str, init: Initializer, shape, device, generator, dtype) -> Tensor:
+    """``init.sample(...)``; a value the dtype cannot hold is refused naming ``name``."""
+    try:
+        return init.sample(shape, device=device, generator=generator, dtype=dtype)
+    except ParameterError as err:
+        raise ParameterError(f"{name}: {err}") from None
+
+
+def check_coefficients(
+    definition: Definition, dt: float, dtype: torch.dtype, owner: str | None = None
+) -> dict[str, Any]:
+    """``definition.cached_constants(dt)`` once every coefficient is representable.
+
+    A neuron, postsynaptic or plasticity model derives its per-step coefficients from ``dt``
+    and its time constants (``alpha = exp(-dt / tau_m)``, refractory steps, ...). Each must be
+    a finite number in ``dtype`` (integers: within the int32 state counters), or
+    :class:`~neurowire.checks.ParameterError` names ``owner``, ``dt``, the time constant the
+    coefficient comes from (the class's ``coefficient_sources``) and the coefficient.
+    """
+    owner = owner or type(definition).__name__
+    try:
+        consts = definition.cached_constants(dt)
+    except ParameterError as err:
+        raise ParameterError(f"{owner}: {err}") from None
+    sources: Mapping[str, str] = getattr(definition, "coefficient_sources", {})
+    float_kind = str(dtype).replace("torch.", "")
+    for key, value in consts.items():
+        if isinstance(value, bool):
+            continue
+        kind = "int32" if isinstance(value, numbers.Integral) else float_kind
+        if isinstance(value, numbers.Integral):
+            ok = abs(int(value)) <= MAX_REFRACTORY_STEPS
+        elif isinstance(value, numbers.Real):
+            ok = bool(torch.isfinite(torch.tensor(float(value), dtype=dtype)))
+        elif isinstance(value, Tensor) and value.is_floating_point():
+            ok = bool(torch.isfinite(value.to(dtype)).all())
+        else:
+            continue
+        if ok:
+            continue
+        source = sources.get(key)
+        if source is not None:
+            raise ParameterError(
+                f"{owner}: dt={dt!r} ms and {source}={getattr(definition, source)!r} ms give "
+                f"{key}={value!r}, which is not a finite {kind} number; choose dt and "
+                f"{source} closer together"
+            )
+        raise ParameterError(
+            f"{owner}: {key}={value!r} (with dt={dt!r} ms) is not a finite {kind} number"
+        )
+    return consts
 
 
 class LIFState(NamedTuple):
@@ -108,7 +177,7 @@ class NeuronModel(Definition):
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"{type(self).__name__}: n must be an int >= 1, got {self.n!r}")
+            raise ParameterError(f"{type(self).__name__}: n must be an int >= 1, got {self.n!r}")
         object.__setattr__(self, "grid", Grid.of(self.grid, self.n))
 
     def init_state(
@@ -200,14 +269,29 @@ class PoissonSource(NeuronModel):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        rate = torch.as_tensor(self.rate_hz, dtype=torch.float64)
-        if rate.dim() not in (0, 1) or (rate.dim() == 1 and rate.numel() != self.n):
-            raise ValueError(
-                f"PoissonSource rate_hz must be a number or [{self.n}], "
-                f"got shape {tuple(rate.shape)}"
+        name = "PoissonSource rate_hz"
+        if isinstance(self.rate_hz, (bool, numbers.Number)):
+            check_rate(name, self.rate_hz)
+            return
+        try:
+            rate = torch.as_tensor(self.rate_hz)
+        except (TypeError, ValueError, RuntimeError):
+            rate = None
+        if rate is None or rate.dtype == torch.bool or rate.is_complex():
+            raise ParameterError(
+                f"{name} must be a number or [{self.n}] of numbers, got {self.rate_hz!r}"
             )
-        if not bool(torch.isfinite(rate).all()) or bool((rate < 0).any()):
-            raise ValueError("PoissonSource rate_hz must be finite and >= 0")
+        rate = rate.to(torch.float64)
+        if rate.dim() not in (0, 1) or (rate.dim() == 1 and rate.numel() != self.n):
+            raise ParameterError(
+                f"{name} must be a number or [{self.n}], got shape {tuple(rate.shape)}"
+            )
+        bad = ~(torch.isfinite(rate) & (rate >= 0))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0]) if rate.dim() else None
+            value = float(rate[i] if i is not None else rate)
+            where = f" at neuron {i}" if i is not None else ""
+            raise ParameterError(f"{name} must be finite rates >= 0 Hz, got {value!r}{where}")
 
     def init_state(self, batch, device, dtype, generator=None):
         rate = torch.as_tensor(self.rate_hz, dtype=dtype).to(device)
@@ -239,6 +323,12 @@ class LIF(NeuronModel):
     """
 
     state_type = LIFState
+    coefficient_sources: ClassVar[dict[str, str]] = {
+        "alpha": "tau_m",
+        "one_minus_alpha": "tau_m",
+        "gain": "tau_m",
+        "n_ref": "tau_refrac",
+    }
 
     tau_m: float = 20.0
     v_th: float = 0.6
@@ -251,12 +341,17 @@ class LIF(NeuronModel):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("LIF tau_m", self.tau_m)
-        _positive("LIF resistance", self.resistance)
-        if self.tau_refrac < 0:
-            raise ValueError(f"LIF tau_refrac must be >= 0 ms, got {self.tau_refrac}")
+        check_time("LIF tau_m", self.tau_m)
+        check_time("LIF tau_refrac", self.tau_refrac, zero=True)
+        check_number("LIF v_th", self.v_th)
+        check_number("LIF v_rest", self.v_rest)
+        if self.v_reset is not None:
+            check_number("LIF v_reset", self.v_reset)
+        check_number("LIF resistance", self.resistance, low=0.0, low_open=True)
+        if self.v_init is not None:
+            _check_value("LIF v_init", self.v_init)
         if self.v_reset is None and self.v_th <= self.v_rest:
-            raise ValueError(f"LIF v_th ({self.v_th}) must exceed v_rest ({self.v_rest})")
+            raise ParameterError(f"LIF v_th ({self.v_th}) must exceed v_rest ({self.v_rest})")
 
     @classmethod
     def biophysical(
@@ -288,11 +383,21 @@ class LIF(NeuronModel):
 
     def input_gain(self, dt: float) -> float:
         """Factor on the input inside ``(1 - alpha) * gain * I`` (reset-to-value form)."""
-        return self.resistance if self.scaled_input else 1.0 / (1.0 - decay(self.tau_m, dt))
+        if self.scaled_input:
+            return self.resistance
+        alpha = decay(self.tau_m, dt)
+        if alpha == 1.0:
+            raise ParameterError(
+                f"dt={dt!r} ms is too small for tau_m={self.tau_m!r} ms: exp(-dt / tau_m) "
+                "rounds to 1, so the input gain 1 / (1 - exp(-dt / tau_m)) is infinite; "
+                "use a larger dt"
+            )
+        return 1.0 / (1.0 - alpha)
 
     def _initial_v(self, batch, device, dtype, generator):
+        name = "LIF v_rest" if self.v_init is None else "LIF v_init"
         init = as_initializer(self.v_rest if self.v_init is None else self.v_init)
-        return init.sample((batch, self.n), device=device, generator=generator, dtype=dtype)
+        return _sample(name, init, (batch, self.n), device, generator, dtype)
 
     def init_state(self, batch, device, dtype, generator=None):
         return LIFState(
@@ -361,6 +466,11 @@ class ALIF(NeuronModel):
     """
 
     state_type = ALIFState
+    coefficient_sources: ClassVar[dict[str, str]] = {
+        "alpha": "tau_m",
+        "rho": "tau_a",
+        "n_ref": "tau_refrac",
+    }
 
     tau_m: float = 20.0
     tau_a: float = 2000.0
@@ -370,11 +480,11 @@ class ALIF(NeuronModel):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("ALIF tau_m", self.tau_m)
-        _positive("ALIF tau_a", self.tau_a)
-        _positive("ALIF v_th", self.v_th)
-        if self.tau_refrac < 0 or self.beta < 0:
-            raise ValueError("ALIF tau_refrac and beta must be >= 0")
+        check_time("ALIF tau_m", self.tau_m)
+        check_time("ALIF tau_a", self.tau_a)
+        check_number("ALIF beta", self.beta, low=0.0)
+        check_number("ALIF v_th", self.v_th, low=0.0, low_open=True)
+        check_time("ALIF tau_refrac", self.tau_refrac, zero=True)
 
     def init_state(self, batch, device, dtype, generator=None):
         zeros = torch.zeros(batch, self.n, dtype=dtype, device=device)
@@ -417,6 +527,7 @@ class LeakyIntegrator(NeuronModel):
     """
 
     state_type = ReadoutState
+    coefficient_sources: ClassVar[dict[str, str]] = {"kappa": "tau"}
 
     tau: float = 20.0
     bias: Any = 0.0
@@ -425,12 +536,13 @@ class LeakyIntegrator(NeuronModel):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("LeakyIntegrator tau", self.tau)
-        as_initializer(self.bias)
+        check_time("LeakyIntegrator tau", self.tau)
+        _check_value("LeakyIntegrator bias", self.bias)
 
     def params(self, device, dtype, generator=None):
         init = as_initializer(self.bias)
-        return {"bias": init.sample((self.n,), device=device, generator=generator, dtype=dtype)}
+        bias = _sample("LeakyIntegrator bias", init, (self.n,), device, generator, dtype)
+        return {"bias": bias}
 
     def init_state(self, batch, device, dtype, generator=None):
         return ReadoutState(

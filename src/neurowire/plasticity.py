@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from . import gpu
+from .checks import ParameterError, check_number, check_time
 from .codegen import Constants, Definition, clip
 from .neurons import decay
 from .propagate import SpikeEvents
@@ -32,6 +33,8 @@ class STDP(Definition):
         w_min, w_max: weight bounds.
     """
 
+    coefficient_sources: ClassVar[dict[str, str]] = {"k_plus": "tau_plus", "k_minus": "tau_minus"}
+
     tau_plus: float = 20.0
     tau_minus: float = 64.0
     a_plus: float = 0.02
@@ -40,15 +43,17 @@ class STDP(Definition):
     w_max: float = 0.2
 
     def __post_init__(self) -> None:
-        decay(self.tau_plus, 1.0)
-        decay(self.tau_minus, 1.0)
-        for name in ("a_plus", "a_minus", "w_min", "w_max"):
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"STDP {name} must be finite")
-        if self.a_plus < 0 or self.a_minus < 0:
-            raise ValueError("STDP amplitudes a_plus and a_minus must be >= 0")
+        check_time("STDP tau_plus", self.tau_plus)
+        check_time("STDP tau_minus", self.tau_minus)
+        for name in ("a_plus", "a_minus"):
+            value = getattr(self, name)
+            check_number(f"STDP {name}", value)
+            if value < 0:
+                raise ParameterError(f"STDP {name} must be a finite number >= 0, got {value!r}")
+        check_number("STDP w_min", self.w_min)
+        check_number("STDP w_max", self.w_max)
         if self.w_max < self.w_min:
-            raise ValueError(f"STDP needs w_min <= w_max, got {self.w_min}, {self.w_max}")
+            raise ParameterError(f"STDP needs w_min <= w_max, got {self.w_min}, {self.w_max}")
 
     def constants(self, dt):
         return {

@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from .checks import check_number, check_time
 from .codegen import Constants, Definition, TorchState
 from .neurons import decay
 
@@ -79,9 +80,10 @@ class ExpCurr(PostsynapticModel):
 
     tau: float = 5.0
     state_var = "x"
+    coefficient_sources: ClassVar[dict[str, str]] = {"k": "tau"}
 
     def __post_init__(self) -> None:
-        decay(self.tau, 1.0)
+        check_time("ExpCurr tau", self.tau)
 
     def constants(self, dt):
         return {"k": decay(self.tau, dt)}
@@ -101,9 +103,11 @@ class ExpCond(PostsynapticModel):
     e_rev: float = 0.0
     needs_voltage = True
     state_var = "g"
+    coefficient_sources: ClassVar[dict[str, str]] = {"k": "tau"}
 
     def __post_init__(self) -> None:
-        decay(self.tau, 1.0)
+        check_time("ExpCond tau", self.tau)
+        check_number("ExpCond e_rev", self.e_rev)
 
     def constants(self, dt):
         return {"k": decay(self.tau, dt), "e_rev": float(self.e_rev)}

@@ -14,11 +14,12 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .checks import ParameterError, check_number, check_seed
 from .denormals import flush_denormals
 from .graphs import GraphedBlock
 from .native import unsupported
 from .network import Network, Population, Projection
-from .neurons import PoissonState, SourceState
+from .neurons import PoissonState, SourceState, check_coefficients
 from .plasticity import stdp_depress_rows, stdp_potentiate_columns
 from .propagate import (
     SpikeEvents,
@@ -136,11 +137,14 @@ class Simulator:
         threads: int | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        if not 0 < event_fraction <= 1:
-            raise ValueError(f"event_fraction must lie in (0, 1], got {event_fraction}")
-        if block_steps is not None and block_steps < 1:
-            raise ValueError(f"block_steps must be >= 1, got {block_steps}")
+            raise ParameterError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if seed is not None:
+            check_seed("seed", seed)
+        check_number("event_fraction", event_fraction, low=0.0, low_open=True, high=1.0)
+        if block_steps is not None and (
+            isinstance(block_steps, bool) or not isinstance(block_steps, int) or block_steps < 1
+        ):
+            raise ParameterError(f"block_steps must be None or an int >= 1, got {block_steps!r}")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if engine in ("compile", "graph") and time_phases:
@@ -254,6 +258,18 @@ class Simulator:
         return 1000 if self._native is not None else 10
 
     def _check_network(self) -> None:
+        # every coefficient derived from dt (decays, refractory steps, ...) must be a number
+        for pop in self._populations:
+            owner = f"population {pop.name!r} ({type(pop.model).__name__})"
+            check_coefficients(pop.model, self.dt, self.dtype, owner)
+        for proj in self._projections:
+            owner = f"projection {proj.name!r}"
+            check_coefficients(
+                proj.psc, self.dt, self.dtype, f"{owner} ({type(proj.psc).__name__})"
+            )
+            if proj.synapse is not None:
+                rule = proj.synapse
+                check_coefficients(rule, self.dt, self.dtype, f"{owner} ({type(rule).__name__})")
         for proj in self._projections:
             if proj.psc.needs_voltage and not hasattr(
                 proj.post.model.init_state(1, torch.device("cpu"), self.dtype), "v"
@@ -307,6 +323,12 @@ class Simulator:
         neurons = {}
         for pop in self._populations:
             st = pop.model.init_state(self.batch_size, torch.device("cpu"), self.dtype, gen)
+            for var, x in st._asdict().items():
+                if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                    raise ParameterError(
+                        f"population {pop.name!r} ({type(pop.model).__name__}): initial {var} "
+                        f"is not finite in {self.dtype} (a parameter too large for it?)"
+                    )
             neurons[pop.name] = type(st)(*(x.to(self.device) for x in st))
         psc = {
             p.name: p.psc.init_state(self.batch_size, p.post.n, self.device, self.dtype)
@@ -344,7 +366,7 @@ class Simulator:
                 f"[{self.batch_size}, {n}], got {tuple(rate.shape)}"
             )
         if check and (not bool((rate >= 0).all()) or not bool(torch.isfinite(rate).all())):
-            raise ValueError(f"rates for {population!r} must be finite and >= 0 Hz")
+            raise ParameterError(f"rates for {population!r} must be finite and >= 0 Hz")
         self.state["neurons"][population] = PoissonState(rate.clone(), st.z)
 
     def _neuron_state(self, population: str):
@@ -394,7 +416,7 @@ class Simulator:
             progress: show a progress bar.
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+            raise ParameterError(f"steps must be an int >= 0, got {steps!r}")
         record = self._check_record(record or {})
         inputs = self._check_inputs(inputs or {}, steps)
         before = dict(self.timers)

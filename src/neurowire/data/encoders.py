@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import ParameterError, check_number
+
 
 def level_crossing(
     signals: np.ndarray | Tensor,
@@ -44,9 +46,11 @@ def level_crossing(
         raise ValueError("signals contain NaN or infinity")
     for name, val in (("n_levels", n_levels), ("steps_per_point", steps_per_point)):
         if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {val!r}")
+            raise ParameterError(f"{name} must be an int >= 1, got {val!r}")
+    check_number("low", low)
+    check_number("high", high)
     if not high > low:
-        raise ValueError(f"need high > low, got low={low}, high={high}")
+        raise ParameterError(f"need high > low, got low={low}, high={high}")
     n, points = x.shape
     steps = (points - 1) * steps_per_point + 1
     frac = np.arange(steps) / steps_per_point

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..checks import ParameterError
 from ..network import Network, Population, Projection
-from ..neurons import LeakyIntegrator, NeuronModel, SpikeSource
+from ..neurons import LeakyIntegrator, NeuronModel, SpikeSource, check_coefficients
 from ..psc import Delta
 
 INPUT, RECURRENT, OUTPUT = "input", "recurrent", "output"
@@ -169,6 +170,24 @@ def _check_hidden(pop: Population, dt: float) -> None:
         raise NotImplementedError(f"population {pop.name!r} ({cls.__name__}): {err}") from None
 
 
+def _check_coefficients(net: Network, pop: Population) -> None:
+    """Every coefficient a population's model derives from ``dt`` (``alpha``, ``rho``,
+    ``kappa``, refractory steps, ...) is a finite number in the network's dtype, and for a
+    hidden population so is the pseudo-derivative's ``1 / v_th``: else a
+    :class:`~neurowire.checks.ParameterError` names the population, ``dt`` and the time
+    constant."""
+    owner = f"population {pop.name!r} ({type(pop.model).__name__})"
+    consts = check_coefficients(pop.model, net.dt, net.dtype, owner)
+    v_th = consts.get("v_th")
+    if pop.model.spiking and isinstance(v_th, (int, float)):
+        inverse = 1.0 / torch.tensor(float(v_th), dtype=net.dtype)
+        if not bool(torch.isfinite(inverse)):
+            raise ParameterError(
+                f"{owner}: v_th={v_th!r} is too small for {net.dtype}: the pseudo-derivative's "
+                "1 / v_th is not finite"
+            )
+
+
 def _resolve_output(net: Network, output: Population | str) -> Population:
     if isinstance(output, str):
         if output not in net.populations:
@@ -209,6 +228,7 @@ def compile_network(
         if isinstance(model, SpikeSource):
             inputs.append(pop)
         elif model.spiking and not model.external and not model.stochastic:
+            _check_coefficients(net, pop)
             _check_hidden(pop, net.dt)
             hidden.append(pop)
         else:
@@ -224,6 +244,7 @@ def compile_network(
     if not hidden:
         raise ValueError("e-prop needs at least one spiking hidden population (LIF, ALIF)")
     (inp,) = inputs
+    _check_coefficients(net, output)
     layer = _hidden_layer(net, hidden)
     roles: dict[str, list[PlasticProjection]] = {INPUT: [], RECURRENT: [], OUTPUT: []}
     for proj in net.projections.values():

@@ -15,11 +15,12 @@ Reported loss values are ``E / (B * T)``, the mean per trial and step.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from ..checks import check_number, check_rate
 
 LOSSES = ("sce", "mse")
 READOUTS = ("sum", "avg", "max", "last")
@@ -175,20 +176,16 @@ class RateRegularizer:
     Its e-prop gradient adds ``R_j * sum_{b,t} e_ji,t`` with ``R_j = c (fbar_j - f_target)/(B T)``.
 
     Args:
-        c: strength.
-        f_target_hz: target rate [Hz].
+        c: strength, a finite number >= 0.
+        f_target_hz: target rate [Hz], finite and >= 0.
     """
 
     c: float = 1e-3
     f_target_hz: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("c", "f_target_hz"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, (int, float)):
-                raise TypeError(f"RateRegularizer {name} must be a number, got {val!r}")
-            if not (math.isfinite(val) and val >= 0):
-                raise ValueError(f"RateRegularizer {name} must be finite and >= 0, got {val}")
+        check_number("RateRegularizer c", self.c, low=0.0)
+        check_rate("RateRegularizer f_target_hz", self.f_target_hz)
 
     def factor(self, spike_counts: Tensor, trials: int, steps: int, dt: float) -> Tensor:
         """``R [N]`` from spike counts per hidden neuron summed over ``trials`` and ``steps``."""

@@ -9,13 +9,13 @@ Dense parameters (``Dense()`` weights, the readout bias) keep their moments in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..checks import ParameterError, check_number
 from ..synapses import RaggedSynapses
 
 #: names of the moment variables registered in each sparse store
@@ -32,23 +32,28 @@ class Adam:
         w <- w - lr / (1 - beta1^k) * m / (sqrt(v) / sqrt(1 - beta2^k) + eps)
 
     Args:
-        lr: learning rate.
+        lr: learning rate, a finite number > 0.
         betas: ``(beta1, beta2)`` moment decay rates, each in [0, 1).
-        eps: added to the denominator.
+        eps: added to the denominator, a finite number > 0 (with 0, a weight whose gradients
+            were all 0 would get ``0 / 0``).
     """
 
     def __init__(
         self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
     ) -> None:
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"Adam lr must be a finite number >= 0, got {lr!r}")
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"Adam betas must be two numbers in [0, 1), got {betas!r}")
-        if not (isinstance(eps, (int, float)) and eps >= 0):
-            raise ValueError(f"Adam eps must be >= 0, got {eps!r}")
-        self.lr = float(lr)
-        self.betas = (float(betas[0]), float(betas[1]))
-        self.eps = float(eps)
+        lr = check_number("Adam lr", lr, low=0.0, low_open=True)
+        try:
+            pair = tuple(betas)
+        except TypeError:
+            pair = ()
+        if len(pair) != 2:
+            raise ParameterError(f"Adam betas must be two numbers in [0, 1), got {betas!r}")
+        beta1 = check_number("Adam betas[0]", pair[0], low=0.0, high=1.0, high_open=True)
+        beta2 = check_number("Adam betas[1]", pair[1], low=0.0, high=1.0, high_open=True)
+        eps = check_number("Adam eps", eps, low=0.0, low_open=True)
+        self.lr = lr
+        self.betas = (beta1, beta2)
+        self.eps = eps
         self.step_count = 0
         self.state: dict[str, dict[str, Tensor]] = {}
 
