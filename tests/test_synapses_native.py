@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -120,3 +124,67 @@ def test_slot_columns_are_the_column_index_in_fixed_buffers_cached_by_the_store(
     kept = s.slot_columns()
     s._changed(rebuilt=("slot_columns",))
     assert s.slot_columns()[0] is kept[0]
+
+
+def _shares_memory(view, tensor) -> bool:
+    return view.size and np.shares_memory(view, tensor.numpy())
+
+
+def test_native_layout_views_every_array_and_is_cached():
+    pytest.importorskip("numba")
+    s, _ = _pair(autapses=True, seed=0)
+    layout = s.native_layout()
+    assert s.native_layout() is layout  # cached
+    assert layout.ind.shape == (1, s.n_pre, s.capacity) and _shares_memory(layout.ind, s.ind)
+    assert _shares_memory(layout.length, s.row_length)
+    assert list(layout.vars) == list(s.vars)
+    assert layout.vars["trace"].shape == (2, s.n_pre, s.capacity)
+    assert layout.vars["weight"].shape == (1, s.n_pre, s.capacity)
+    for name, var in s.vars.items():
+        assert _shares_memory(layout.vars[name], var)
+    s.grow(torch.full((s.n_pre,), 2), generator=torch.Generator().manual_seed(0))
+    assert s.native_layout() is layout  # structural changes edit the same tensors
+
+
+def test_native_layout_follows_variables_added_dropped_and_replaced():
+    pytest.importorskip("numba")
+    s, _ = _pair(autapses=True, seed=0)
+    first = s.native_layout()
+    s.add_var("age", dtype=torch.int32)
+    assert list(s.native_layout().vars) == list(s.vars)
+    del s.vars["age"]
+    assert list(s.native_layout().vars) == ["weight", "trace", "flag"]
+    for _ in range(20):  # a new tensor may reuse a dropped one's address
+        del s.vars["weight"]
+        s.vars["weight"] = torch.zeros(s.n_pre, s.capacity)
+        assert _shares_memory(s.native_layout().vars["weight"], s.vars["weight"])
+    assert s.native_layout() is not first
+    s.set_values("flag", torch.ones(s.nnz, dtype=torch.int8))  # replaces the tensor object
+    assert _shares_memory(s.native_layout().vars["flag"], s.vars["flag"])
+
+
+def test_native_layout_is_none_where_native_edits_cannot_run():
+    pytest.importorskip("numba")
+    s, _ = _pair(autapses=True, seed=0)
+    assert s.native_edits
+    s.native_ops = False
+    assert s.native_layout() is None and not s.native_edits
+    s.native_ops = True
+    assert s.native_edits
+    s.vars["strided"] = torch.zeros(s.capacity, s.n_pre).t()  # not contiguous
+    assert s.native_layout() is None and not s.native_edits
+    del s.vars["strided"]
+    s.vars["half"] = torch.zeros(s.n_pre, s.capacity, dtype=torch.float16)  # no numba dtype
+    assert not s.native_edits
+    del s.vars["half"]
+    assert s.native_edits
+
+
+def test_a_copied_store_gets_views_of_its_own_arrays():
+    pytest.importorskip("numba")
+    s, _ = _pair(autapses=True, seed=0)
+    s.native_layout()
+    for twin in (copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
+        layout = twin.native_layout()
+        assert _shares_memory(layout.vars["weight"], twin.vars["weight"])
+        assert not np.shares_memory(layout.vars["weight"], s.vars["weight"].numpy())

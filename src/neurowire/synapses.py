@@ -97,6 +97,20 @@ class ColumnIndex(NamedTuple):
     length: Tensor
 
 
+class NativeLayout(NamedTuple):
+    """numpy views of a CPU store's arrays, as the numba edits take them
+    (:meth:`RaggedSynapses.native_layout`).
+
+    Shapes: ``ind`` int64 ``[1, n_pre, capacity]``, ``length`` int64 ``[n_pre]`` (the row
+    lengths), ``vars`` every variable as ``[parts, n_pre, capacity]`` (one part unless batched),
+    in the store's order.
+    """
+
+    ind: np.ndarray
+    length: np.ndarray
+    vars: dict[str, np.ndarray]
+
+
 class NativeEdit(NamedTuple):
     """What :meth:`RaggedSynapses.replace_native` did (numpy int64 arrays).
 
@@ -206,6 +220,7 @@ class RaggedSynapses:
         self._cache: dict[str, tuple[Any, Any, tuple[int, ...]]] = {}
         self._col_capacity = 0
         self._mutating = 0  # depth of open mutation() blocks
+        self._layout: tuple[tuple, tuple, NativeLayout | None] | None = None
         self._seal()
         #: use the numba kernels for remove/add on the CPU (False: the PyTorch reference path)
         self.native_ops = True
@@ -393,7 +408,11 @@ class RaggedSynapses:
 
     # ------------------------------------------------------------------ seal, mutation
     def _fingerprint(self) -> tuple[Any, ...]:
-        return (id(self._ind), id(self._row_length), *_stamp((self._ind, self._row_length)))
+        ind, length = self._ind, self._row_length
+        try:  # checked before every derived view and edit: no loop in the common case
+            return (id(ind), id(length), ind._version, length._version)
+        except RuntimeError:  # a tensor without a version counter: as _stamp says
+            return (id(ind), id(length), *_stamp((ind, length)))
 
     def _seal(self) -> None:
         """Record the structure as the store's own (after the store itself changed it)."""
@@ -997,12 +1016,33 @@ class RaggedSynapses:
         """Whether :meth:`replace_native` can run: a CPU store using its numba kernels
         (:attr:`native_ops`, numba importable) whose variables all have native dtypes and are
         contiguous."""
+        return self.native_layout() is not None
+
+    def native_layout(self) -> NativeLayout | None:
+        """numpy views of ``ind``, ``row_length`` and every variable for numba edits, or None
+        where :attr:`native_edits` is False.
+
+        Cached until :attr:`native_ops` changes or ``ind``, ``row_length`` or an entry of
+        ``vars`` is another tensor object (added, dropped, replaced, moved): the cache holds
+        those tensors, so their ids stay unique while it does. Reshaping a tensor in place
+        (``resize_``, ``set_``) is not seen. A numba kernel writing through these views changes
+        the store behind torch's back: call ``_changed()`` first when it edits the structure.
+        """
+        tensors = (self._ind, self._row_length, *self.vars.values())
+        key = (self.native_ops, tuple(self.vars), tuple(map(id, tensors)))
+        cached = self._layout
+        if cached is None or cached[0] != key:
+            cached = self._layout = (key, tensors, self._build_layout())
+        return cached[2]
+
+    def _build_layout(self) -> NativeLayout | None:
         if not (self.native_ops and self.device.type == "cpu") or _store_kernels() is None:
-            return False
+            return None
         for var in self.vars.values():
             if var.dtype not in _NATIVE_DTYPES or not var.is_contiguous():
-                return False
-        return True
+                return None
+        views = {name: _parts(var.numpy()) for name, var in self.vars.items()}
+        return NativeLayout(self._ind.numpy()[None], self._row_length.numpy(), views)
 
     def replace_native(
         self,
@@ -1038,14 +1078,15 @@ class RaggedSynapses:
         last step changes the store, in one numba call, so an edit is never left half-done.
         """
         self._check_sealed()
-        if not self.native_edits:
+        layout = self.native_layout()
+        if layout is None:
             raise StoreError(
                 f"{self.name}: replace_native needs a CPU store with the numba kernels, native "
                 f"dtypes and contiguous variables (see native_edits)"
             )
         kernels = _store_kernels()
         gone, per_row, key = self._edit_arguments(gone, per_row, key)
-        length = self._row_length.numpy()
+        length = layout.length
         removed = np.empty(self.n_pre, dtype=np.int64)
         bad = kernels.check_edit(gone, length, per_row, self.n_post, self.autapses, removed)
         if bad >= 0:
@@ -1053,16 +1094,13 @@ class RaggedSynapses:
         pre = np.repeat(np.arange(self.n_pre, dtype=np.int64), per_row)
         post = np.empty(pre.size, dtype=np.int64)
         if pre.size:
-            ind = self._ind.numpy()
-            args = (pre, ind, length, gone, self.n_post, self.autapses, key, post)
+            args = (pre, layout.ind[0], length, gone, self.n_post, self.autapses, key, post)
             if kernels.draw_free_columns(*args) < 0:  # excluded by check_edit
                 raise CapacityError(f"{self.name}: a row has no free column left")
         elif not removed.any():
             return NativeEdit(removed, pre, post)
         new = self._new_values(values(pre, post) if values is not None else {}, pre.size)
-        arrays = ((self._ind.numpy()[None], post),) + tuple(
-            (_parts(var.numpy()), new[name]) for name, var in self.vars.items()
-        )
+        arrays = ((layout.ind, post),) + tuple((layout.vars[name], new[name]) for name in self.vars)
         self._changed()  # first, so that no cache can outlive the edit below
         kernels.replace_rows(length, gone, removed, per_row, arrays)
         return NativeEdit(removed, pre, post)
@@ -1246,6 +1284,7 @@ class RaggedSynapses:
         self._ind = self._ind.to(dev)
         self.vars = {k: v.to(dev) for k, v in self.vars.items()}
         self._cache.clear()
+        self._layout = None  # let the arrays it views go
         self._seal()
         return self
 
@@ -1254,4 +1293,9 @@ class RaggedSynapses:
         # drop the caches (whose recorded counters no longer apply)
         self.__dict__.update(state)
         self._cache = {}
+        self._layout = None
         self._seal()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # numpy views would travel as copies of the arrays they view
+        return {**self.__dict__, "_layout": None}

@@ -145,8 +145,12 @@ def draw_free_columns(rows, ind, length, gone, n_post, autapses, key, post):
 
 
 @njit(cache=True, nogil=True)
-def _edit_array(arr, new, length, gone, removed, per_row):
-    """One array's part of :func:`replace_rows`; ``arr`` is ``[parts, n_pre, capacity]``."""
+def edit_rows(arr, new, length, gone, removed, per_row):
+    """One array's part of :func:`replace_rows` (``length`` not yet updated): in every row
+    with ``removed[i] > 0`` the live slots where ``gone`` is True are dropped, the rest keep
+    their order and the tail up to the capacity becomes 0; then ``new``'s next ``per_row[i]``
+    values (``new`` holds every row's in row order) are appended. ``arr`` is
+    ``[parts, n_pre, capacity]``; every part gets the same values."""
     offset = 0
     for i in range(length.shape[0]):
         k = per_row[i]
@@ -171,18 +175,24 @@ def _edit_array(arr, new, length, gone, removed, per_row):
 
 
 @njit(cache=True, nogil=True)
+def settle_lengths(length, removed, per_row):
+    """The row lengths after an edit by :func:`edit_rows` (the last step of one)."""
+    for i in range(length.shape[0]):
+        length[i] += per_row[i] - removed[i]
+
+
+@njit(cache=True, nogil=True)
 def replace_rows(length, gone, removed, per_row, arrays):
     """Remove and append in one call (the edit of :meth:`RaggedSynapses.replace_native`).
 
     In every row with ``removed[i] > 0`` the live slots where ``gone`` is True are dropped
     (order kept, the tail up to the capacity zeroed, as :func:`compact_rows`); then
-    ``per_row[i]`` synapses are appended to row ``i``. ``arrays`` is a tuple of
-    ``(target [parts, n_pre, capacity], new [k])`` pairs, ``new`` holding the appended values
-    of every row in row order; ``length`` is updated last. The caller has checked that every
-    row has room.
+    ``per_row[i]`` synapses are appended to row ``i`` (:func:`edit_rows`). ``arrays`` is a
+    tuple of ``(target [parts, n_pre, capacity], new [k])`` pairs, ``new`` holding the appended
+    values of every row in row order; ``length`` is updated last
+    (:func:`settle_lengths`). The caller has checked that every row has room.
     """
     for pair in literal_unroll(arrays):
         arr, new = pair
-        _edit_array(arr, new, length, gone, removed, per_row)
-    for i in range(length.shape[0]):
-        length[i] += per_row[i] - removed[i]
+        edit_rows(arr, new, length, gone, removed, per_row)
+    settle_lengths(length, removed, per_row)
