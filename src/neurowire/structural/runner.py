@@ -5,15 +5,22 @@ It owns each rule's seeded generators (:func:`~.base.rule_generators`), builds i
 :class:`~.base.RuleContext` (seeded ``rng``, views of other projections through ``ctx.view``,
 neuron state, time and step, batch size, learning rate) and its :class:`~.view.SynapseView`
 from the engine's ``make_view``, and makes every :meth:`~.base.StructuralRule.update` call
-all-or-nothing (:func:`~.transaction.rule_transaction`): if the rule raises, every store it
+all-or-nothing (as :func:`~.transaction.rule_transaction`): if the rule raises, every store it
 touched through a view and the rewiring log are restored, so store, per-call log and event log
 agree. A store is copied when its view is handed out, unless the rule declares the call
 :meth:`~.base.StructuralRule.atomic` for it (it then raises only before changing anything).
 Engines differ only in ``make_view`` (which neuron state a view carries) and the clock.
+
+Rules run once per batch or every few steps, and a call's own work can be a few microseconds,
+so the runner makes each context and view once and renews it for later calls (a context and
+its views are valid during one call): a renewed view asks ``make_view`` again only when the
+rule reads neuron state (:meth:`~.view.SynapseView.renew`), and a call whose views are all
+atomic and log no events marks the log only if it records more than one projection.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +29,11 @@ import torch
 
 from .base import RuleContext, StructuralRule, rule_generators
 from .log import RewiringLog
-from .transaction import rule_transaction
+from .transaction import Transaction
 from .view import SynapseView
 
-#: ``make_view(projection, generator, log_events) -> SynapseView``
+#: ``make_view(projection, generator, log_events) -> SynapseView``: a view at the engine's
+#: current step and time (those of its :class:`Clock`), of the same store and grids every time
 ViewMaker = Callable[[str, torch.Generator, bool], SynapseView]
 
 
@@ -67,6 +75,9 @@ class RuleRunner:
         self.make_view = make_view
         self.log = log
         self.known = None if known is None else set(known)
+        #: (rule, projection, log_events, through ctx.view) -> (view, its make_view call)
+        self._views: dict[tuple[int, str, bool, bool], tuple[SynapseView, Callable]] = {}
+        self._contexts: dict[int, RuleContext] = {}
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -74,33 +85,46 @@ class RuleRunner:
     def context(
         self, i: int, clock: Clock, log_events: bool = False, on_view=None
     ) -> tuple[SynapseView, RuleContext]:
-        """Rule ``i``'s view of its projection and its context; ``on_view(view)`` is called for
-        every view handed out (a transaction protects its store)."""
+        """Rule ``i``'s view of its projection and its context for a call at ``clock`` (made on
+        the first call, renewed later); ``on_view(view)`` is called for every view handed out
+        (a transaction protects its store)."""
         name, _ = self.rules[i]
-        gen = self.generators[i]
 
-        def view_of(projection: str) -> SynapseView:
+        def view_of(projection: str, own: bool = False) -> SynapseView:
             if self.known is not None and projection not in self.known:
                 raise ValueError(
                     f"no sparse projection {projection!r} for rules; known: {sorted(self.known)}"
                 )
-            view = self.make_view(projection, gen, log_events)
+            view = self._view(i, projection, clock, log_events, own)
             if on_view is not None:
                 on_view(view)
             return view
 
-        ctx = RuleContext(
-            gen,
-            clock.step,
-            clock.t_ms,
-            clock.dt,
-            name,
-            view_of,
-            rng=self.rngs[i],
-            batch_size=clock.batch_size,
-            learning_rate=clock.learning_rate,
-        )
-        return view_of(name), ctx
+        ctx = self._contexts.get(i)
+        if ctx is None:
+            ctx = self._contexts[i] = RuleContext(
+                self.generators[i], 0, 0.0, 0.0, name, rng=self.rngs[i]
+            )
+        ctx.step, ctx.t, ctx.dt = clock.step, clock.t_ms, clock.dt
+        ctx.batch_size, ctx.learning_rate = clock.batch_size, clock.learning_rate
+        ctx.view_factory, ctx.views = view_of, {}
+        return view_of(name, own=True), ctx
+
+    def _view(
+        self, i: int, projection: str, clock: Clock, log_events: bool, own: bool
+    ) -> SynapseView:
+        """Rule ``i``'s view of ``projection`` for a call at ``clock``: made by ``make_view``
+        the first time, renewed afterwards. A call's own view (``own``) and the views it asks
+        for through ``ctx.view`` are distinct objects, as ``ctx.view`` may name its own
+        projection."""
+        key = (i, projection, log_events, own)
+        cached = self._views.get(key)
+        if cached is None:
+            make = functools.partial(self.make_view, projection, self.generators[i], log_events)
+            cached = self._views[key] = (make(), make)
+        else:
+            cached[0].renew(clock.step, clock.t_ms, cached[1])
+        return cached[0]
 
     def setup(self, clock: Clock) -> None:
         """Every rule's :meth:`~.base.StructuralRule.setup`, once before the first step."""
@@ -110,16 +134,32 @@ class RuleRunner:
     def update(self, i: int, clock: Clock, log_events: bool = False) -> None:
         """One all-or-nothing call of rule ``i``'s update, recorded per projection touched."""
         _, rule = self.rules[i]
-        with rule_transaction([], self.log) as tx:
+        tx = Transaction(self.log) if log_events else None
 
-            def protect(v: SynapseView) -> None:
-                if not rule.atomic(v):
-                    tx.protect(v.store)
+        def opened() -> Transaction:
+            # without events the log changes only with the records below: a transaction
+            # opened later marks it as it was on entry
+            nonlocal tx
+            if tx is None:
+                tx = Transaction(self.log)
+            return tx
 
+        def protect(v: SynapseView) -> None:
+            if not rule.atomic(v):
+                opened().protect(v.store)
+
+        try:
             view, ctx = self.context(i, clock, log_events, on_view=protect)
             rule.update(view, ctx)
-            for name, v in [(ctx.projection, view), *ctx.views.items()]:
+            records = [(ctx.projection, view), *ctx.views.items()]
+            if len(records) > 1:
+                opened()  # all of the call's records or none
+            for name, v in records:
                 self.log.record_call(name, clock.step, clock.t_ms, v.removed, v.added, v.failed)
+        except BaseException:
+            if tx is not None:
+                tx.rollback()
+            raise
 
     def adjust_gradient(self, i: int, grad: torch.Tensor, clock: Clock) -> torch.Tensor:
         """Rule ``i``'s gradient hook; the result is checked to keep the gradient's shape."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,9 @@ class SynapseView:
     it may be written in place (then call ``view.store.values_changed()``). The structure changes
     through :meth:`remove`, :meth:`add`, :meth:`grow` and :meth:`replace_native`, which count and
     log what they do.
+
+    A view is valid for one rule call: the :class:`~.runner.RuleRunner` hands the same object
+    out again for later calls (:meth:`renew`).
     """
 
     def __init__(
@@ -47,12 +50,44 @@ class SynapseView:
         generator: torch.Generator | None = None,
     ) -> None:
         self.store = store
-        self.pre_state = dict(pre_state)
-        self.post_state = dict(post_state)
+        self._pre_state, self._post_state = dict(pre_state), dict(post_state)
+        self._state_source: Callable[[], SynapseView] | None = None
         self.pre_grid, self.post_grid = pre_grid, post_grid
         self._log, self._step, self._t, self._log_events = log, step, t_ms, log_events
         self._generator = generator
         self.removed = self.added = self.failed = 0
+
+    def renew(self, step: int, t_ms: float, state: Callable[[], SynapseView]) -> None:
+        """Make this view the view of a new call at ``step`` (``t_ms`` [ms]): counts back to 0,
+        neuron state taken from ``state()`` (a new view of the same projection, store and
+        grids) when the rule first reads it."""
+        self._step, self._t = step, t_ms
+        self.removed = self.added = self.failed = 0
+        self._state_source = state
+
+    def _state(self) -> None:
+        """Take the neuron state of a call that renewed this view (:meth:`renew`)."""
+        source, self._state_source = self._state_source, None
+        if source is not None:
+            fresh = source()
+            self._pre_state, self._post_state = fresh.pre_state, fresh.post_state
+
+    @property
+    def pre_state(self) -> dict[str, Tensor]:
+        """Presynaptic neuron state variables by name, ``[B, n_pre]``."""
+        self._state()
+        return self._pre_state
+
+    @property
+    def post_state(self) -> dict[str, Tensor]:
+        """Postsynaptic neuron state variables by name, ``[B, n_post]``."""
+        self._state()
+        return self._post_state
+
+    @property
+    def log_events(self) -> bool:
+        """Whether this view records every formation and elimination in a log."""
+        return self._log_events and self._log is not None
 
     # ------------------------------------------------------------------ reading
     def __getitem__(self, name: str) -> Tensor:
@@ -162,7 +197,7 @@ class SynapseView:
         s = self.store
         pending: list[tuple] = []
         hook = values
-        if self._log_events and self._log is not None:
+        if self.log_events:
             rows, slots = np.nonzero(np.asarray(gone) & s.live.numpy())
             pending.append(self._event(rows, s.ind.numpy()[rows, slots], ELIMINATION))
 
