@@ -85,19 +85,21 @@ def _new_weights(s, seed, zeros):
     s.set_values("weight", w)
 
 
-def _run_both(make, rule_kw, rounds, seed):
+def _run_both(make, rule_kw, rounds, seed, log_events=False):
     """The same case through the fused and the reference pass; returns both stores and views
-    per round."""
+    per round. ``log_events``: the fused pass's views log events (its
+    ``SynapseView.replace_native`` edit rather than the one-call ``rewire_rows``)."""
     out = []
     for fused in (True, False):
         s = make()
         rule = nw.DeepR(fused=fused, **rule_kw)
         rule.setup(_view(s), _ctx(s, seed))
         ctx = _ctx(s, seed + 1)
+        log = RewiringLog() if log_events and fused else None
         views = []
         for r in range(rounds):
             _new_weights(s, seed + 10 + r, zeros=0.1)
-            view = _view(s, ctx.generator)
+            view = _view(s, ctx.generator, log=log, log_events=log is not None)
             rule.update(view, ctx)
             s.validate()
             views.append((view.removed, view.added, view.failed))
@@ -135,23 +137,27 @@ def cases(draw):
     case=cases(),
     regrow=st.sampled_from(["pair", "row"]),
     mode=st.sampled_from(["genn", "original"]),
+    log_events=st.booleans(),
 )
-def test_fused_pass_equals_the_reference_exactly(case, regrow, mode):
+def test_fused_pass_equals_the_reference_exactly(case, regrow, mode, log_events):
     seed = case.pop("seed")
     rule_kw = {"l1": 0.01, "regrow": regrow, "mode": mode}
     if mode == "original":
         rule_kw["temperature"] = 0.05
-    (a, views_a), (b, views_b) = _run_both(lambda: _store(**case, seed=seed), rule_kw, 3, seed)
+    (a, views_a), (b, views_b) = _run_both(
+        lambda: _store(**case, seed=seed), rule_kw, 3, seed, log_events
+    )
     _assert_same_store(a, b)
     assert views_a == views_b  # removed, added, failed of every call
 
 
+@pytest.mark.parametrize("log_events", [False, True])
 @pytest.mark.parametrize("regrow", ["pair", "row"])
-def test_fused_pass_equals_the_reference_when_rows_fill_up(regrow):
+def test_fused_pass_equals_the_reference_when_rows_fill_up(regrow, log_events):
     # no slack and dense rows: placements fail and rows run out of free columns
     case = {"n_pre": 12, "n_post": 12, "density": 0.9, "slack": 0, "autapses": False}
     (a, views_a), (b, views_b) = _run_both(
-        lambda: _store(**case, extra=["trace"], seed=3), {"regrow": regrow}, 4, 7
+        lambda: _store(**case, extra=["trace"], seed=3), {"regrow": regrow}, 4, 7, log_events
     )
     _assert_same_store(a, b)
     assert views_a == views_b
@@ -173,6 +179,75 @@ def test_fused_pass_logs_the_same_events_as_the_reference():
     assert a.keys() == b.keys() and a["pre"].size > 0
     for key in a:
         assert np.array_equal(a[key], b[key], equal_nan=True), key
+
+
+def test_fused_pass_follows_variables_added_after_setup():
+    # the fused pass keeps numpy views of the store between calls: a variable registered
+    # later (an optimiser's moments, say) must move and start at 0 like the others
+    stores = []
+    for fused in (True, False):
+        s = _store(16, 16, 0.4, 3, True, [], seed=8)
+        rule = nw.DeepR(fused=fused)
+        rule.setup(_view(s), _ctx(s, 8))
+        ctx = _ctx(s, 9)
+        for r in range(3):
+            if r == 1:
+                s.add_var("late", init=torch.rand(s.nnz, generator=torch.Generator()) + 1)
+            _new_weights(s, 20 + r, zeros=0.0)
+            rule.update(_view(s, ctx.generator), ctx)
+        stores.append(s)
+    _assert_same_store(*stores)
+
+
+def test_fused_edit_that_finds_no_room_changes_nothing(monkeypatch):
+    # rewire_rows checks the edit before it writes: a plan asking a row for more synapses
+    # than it has room for (which plan_rewiring never makes) is refused whole
+    from neurowire.native import deep_r_kernels
+
+    real = deep_r_kernels.plan_rewiring
+
+    def overfull(weight, sign, length, n_post, autapses, pair, key, gone, counts):
+        removed, failed = real(weight, sign, length, n_post, autapses, pair, key, gone, counts)
+        counts[0] = weight.shape[1] + 1
+        return removed, failed
+
+    s = _store(10, 10, 0.5, 2, True, [], seed=4)
+    log = RewiringLog()
+    runner = _runner(s, nw.DeepR(l1=0.5), log)
+    runner.setup(Clock(0, 0.0, 1.0))
+    monkeypatch.setattr(deep_r_kernels, "plan_rewiring", overfull)
+    _new_weights(s, 5, zeros=0.0)
+    before = _state(s)
+    with pytest.raises(nw.CapacityError):
+        runner.update(0, Clock(1, 1.0, 1.0))
+    assert _unchanged(s, before) and log.calls("p")["removed"].size == 0
+    s.validate()
+
+
+def test_setup_loads_the_kernels_of_the_first_calls():
+    # numba specialises per argument type: set-up compiles (or loads from the cache) what the
+    # first adjust_gradient and update run, so that the first batch does not
+    from neurowire.native import deep_r_kernels as kernels
+
+    g = torch.Generator().manual_seed(0)
+    s = nw.RaggedSynapses.from_coo(8, 8, [0, 1, 2, 3, 4], [1, 2, 3, 4, 5], capacity=4, name="p")
+    s.add_var(
+        "weight", init=torch.randn(s.nnz, generator=g, dtype=torch.float64), dtype=torch.float64
+    )
+    s.add_var("age", dtype=torch.int16, batched=3)  # a variable set no other test uses
+    names = ("plan_rewiring", "rewire_rows", "add_signed")
+    versions = {n: len(getattr(kernels, n).overloads) for n in names}
+    rule = nw.DeepR(l1=0.5)
+    rule.setup(_view(s), _ctx(s, 1))
+    assert len(kernels.rewire_rows.overloads) == versions["rewire_rows"] + 1
+    versions = {n: len(getattr(kernels, n).overloads) for n in names}
+    ctx = RuleContext(torch.Generator(), 0, 0.0, 1.0, "p", batch_size=2)
+    rule.adjust_gradient(_view(s), torch.zeros(s.n_pre, s.capacity, dtype=torch.float64), ctx)
+    _new_weights(s, 2, zeros=0.0)
+    view = _view(s)
+    rule.update(view, _ctx(s, 3))
+    assert view.removed > 0
+    assert {n: len(getattr(kernels, n).overloads) for n in names} == versions
 
 
 def test_fused_pass_runs_only_on_cpu_stores_with_native_kernels():

@@ -1,19 +1,30 @@
 """Numba kernels of DEEP R's fused CPU pass (:class:`~neurowire.DeepR`).
 
 The sign test with the placements of new synapses (both ``regrow`` modes, from counter-based
-streams of :mod:`neurowire.rng`) in one call, the sign look-up of new synapses and the L1
-term, loop by loop on numpy views of the store's arrays; the removal and the append
-themselves are the store's :meth:`~neurowire.RaggedSynapses.replace_native`.
-``tests/structural/test_deep_r_fused.py`` checks that the fused pass gives exactly the
-stores of the reference path.
+streams of :mod:`neurowire.rng`) in one call (:func:`plan_rewiring`), the sign look-up of new
+synapses and the L1 term, loop by loop on numpy views of the store's arrays. The removal and
+the append are the store's edit: :func:`rewire_rows` composes the kernels of
+:meth:`~neurowire.RaggedSynapses.replace_native` (its checks, its column draws, its row
+edits) with the sign look-up in one call. ``tests/structural/test_deep_r_fused.py`` checks
+that the fused pass gives exactly the stores of the reference path.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numba
 import numpy as np
-from numba import njit
+from numba import literal_unroll, njit
 
 from .rng import uniform64
+from .store_kernels import check_edit, draw_free_columns, edit_rows, settle_lengths
+
+
+def load(kernel: Any, *args: Any) -> None:
+    """Compile ``kernel`` for the types of ``args``, or load that version from numba's cache,
+    without running it (numba specialises a kernel per argument type on its first call)."""
+    kernel.compile(tuple(numba.typeof(arg) for arg in args))
 
 
 @njit(cache=True, nogil=True)
@@ -104,10 +115,11 @@ def plan_rewiring(weight, sign, length, n_post, autapses, pair_mode, key, gone, 
     removed = 0
     for i in range(n_pre):
         c = 0
-        for j in range(cap):
-            hit = j < length[i] and weight[i, j] * sign[i, j] < 0
+        for j in range(length[i]):
+            hit = weight[i, j] * sign[i, j] < 0
             gone[i, j] = hit
             c += hit
+        gone[i, length[i] :] = False
         removed += c
         kept = length[i] - c
         dormant[i] = max(n_post - kept - (0 if autapses else 1), 0)
@@ -121,17 +133,53 @@ def plan_rewiring(weight, sign, length, n_post, autapses, pair_mode, key, gone, 
 
 
 @njit(cache=True, nogil=True)
-def add_signed(grad, sign, alpha, out):
-    """``out = grad + alpha * sign`` on ``[n_pre, capacity]`` arrays (``sign`` int8 +1/-1/0,
-    ``alpha`` of ``grad``'s dtype): bit for bit what ``torch.add(grad, sign, alpha=alpha)``
-    gives, single-threaded."""
-    zero = alpha - alpha
+def rewire_rows(bits, ind, sign, others, length, gone, counts, removed, n_post, autapses, key):
+    """Remove the live slots where ``gone`` is True and add ``counts[i]`` synapses to every row
+    ``i`` (the store edit of one fused DEEP R call, after :func:`plan_rewiring`): exactly
+    :meth:`~neurowire.RaggedSynapses.replace_native` with the new synapses' ``sign`` from the
+    packed ``bits`` (:func:`pair_signs`) and every other variable 0.
+
+    Args:
+        ind: int64 ``[1, n_pre, capacity]``; ``sign``: int8 ``[1, n_pre, capacity]``;
+            ``others``: a tuple of the other variables, each ``[parts, n_pre, capacity]``.
+        length: int64 ``[n_pre]`` row lengths, updated last.
+        removed: int64 ``[n_pre]`` scratch: synapses removed per row.
+        key: uint64 key of the columns' counter-based stream.
+
+    Returns the synapses added, or -1 if a row lacks room (then nothing has changed).
+    """
+    if check_edit(gone, length, counts, n_post, autapses, removed) >= 0:
+        return -1
+    rows = np.repeat(np.arange(length.shape[0]), counts)
+    k = rows.shape[0]
+    post = np.empty(k, np.int64)
+    if draw_free_columns(rows, ind[0], length, gone, n_post, autapses, key, post) < 0:
+        return -1
+    signs = np.empty(k, np.int8)
+    pair_signs(bits, rows, post, signs)
+    edit_rows(ind, post, length, gone, removed, counts)
+    edit_rows(sign, signs, length, gone, removed, counts)
+    for arr in literal_unroll(others):
+        edit_rows(arr, np.zeros(k, arr.dtype), length, gone, removed, counts)
+    settle_lengths(length, removed, counts)
+    return k
+
+
+@njit(cache=True, nogil=True)
+def add_signed(grad, sign, alpha):
+    """``grad + alpha * sign``, a new array, on ``[n_pre, capacity]`` arrays (``sign`` int8
+    +1/-1/0, ``alpha`` a float cast to ``grad``'s dtype first): bit for bit what
+    ``torch.add(grad, sign, alpha=alpha)`` gives, single-threaded."""
+    out = np.empty_like(grad)
+    a = out.dtype.type(alpha)
+    zero = a - a
     for i in range(grad.shape[0]):
         for j in range(grad.shape[1]):
             s = sign[i, j]
             if s > 0:
-                out[i, j] = grad[i, j] + alpha
+                out[i, j] = grad[i, j] + a
             elif s < 0:
-                out[i, j] = grad[i, j] - alpha
+                out[i, j] = grad[i, j] - a
             else:
                 out[i, j] = grad[i, j] + zero
+    return out

@@ -58,30 +58,45 @@ placements and its new columns come from two counter-based streams (:mod:`neurow
 keyed by raw draws of the rule's seeded numpy generator (:func:`stream_key`).
 
 On the CPU, removal and re-addition are one fused pass per call: the sign test with the
-placements in one numba call, then a single numba edit of the store
-(:meth:`~neurowire.RaggedSynapses.replace_native`) that compacts the rows and appends the new
-synapses with all their variables. It draws from the rule's generators exactly as the
-reference path (``fused=False``, and CUDA stores: ``view.remove``, then
-:meth:`DeepR.regrow_synapses` through the store's ``add``), so both give the same store. A
-fused call raises only before it changes anything, so the runner copies no store for it
-(:meth:`~neurowire.structural.base.StructuralRule.atomic`).
+placements in one numba call (:func:`~neurowire.native.deep_r_kernels.plan_rewiring`), then a
+single numba edit of the store that compacts the rows and appends the new synapses with all
+their variables: :func:`~neurowire.native.deep_r_kernels.rewire_rows`, which checks the edit
+before it writes as :meth:`~neurowire.RaggedSynapses.replace_native` does and gives the same
+store, on the numpy views of :meth:`~neurowire.RaggedSynapses.native_layout` (a view that logs
+events goes through :meth:`SynapseView.replace_native`, which records them). It draws from
+the rule's generators exactly as the reference path (``fused=False``, and CUDA stores:
+``view.remove``, then :meth:`DeepR.regrow_synapses` through the store's ``add``), so both give
+the same store. A fused call raises only before it changes anything, so the runner copies no
+store for it (:meth:`~neurowire.structural.base.StructuralRule.atomic`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import CapacityError
+from ..synapses import NativeLayout, RaggedSynapses
 from .base import RuleContext, StructuralRule
 from .view import SynapseView
 
 MODES = ("genn", "original")
 REGROW = ("pair", "row")
 _FLOATS = (torch.float32, torch.float64)
+
+
+@functools.cache
+def _kernels() -> ModuleType:
+    """:mod:`neurowire.native.deep_r_kernels` (imported on first use: numba is optional)."""
+    from ..native import deep_r_kernels
+
+    return deep_r_kernels
 
 
 def _non_negative(name: str, value: Any, kind: str) -> float:
@@ -149,10 +164,37 @@ class SignBits:
         return (grouped * weights).sum(-1).to(torch.uint8)
 
 
+class FusedArrays(NamedTuple):
+    """What the fused pass reads and writes of one store, kept between calls
+    (:meth:`DeepR.fused_arrays`): numpy views of the store's
+    :meth:`~neurowire.RaggedSynapses.native_layout` and of the sign bits, and scratch.
+
+    ``signs`` is the bits tensor they were made for, ``bits`` its uint8
+    ``[n_pre, ceil(n_post / 8)]``; scratch ``gone`` bool ``[n_pre, capacity]`` and ``counts``
+    int64 ``[n_pre]``. ``plan`` holds the arguments of
+    :func:`~neurowire.native.deep_r_kernels.plan_rewiring` before ``pair_mode``, ``edit``
+    those of :func:`~neurowire.native.deep_r_kernels.rewire_rows` before ``key``.
+    """
+
+    layout: NativeLayout
+    signs: Tensor
+    bits: np.ndarray
+    gone: np.ndarray
+    counts: np.ndarray
+    plan: tuple
+    edit: tuple
+
+
 def stream_key(rng: np.random.Generator) -> int:
     """Key of a counter-based stream (:mod:`neurowire.rng`): one raw 64-bit draw of ``rng``.
     A call draws one for its placements and one for the columns of its new synapses."""
     return int(rng.bit_generator.random_raw())
+
+
+def stream_keys(rng: np.random.Generator) -> np.ndarray:
+    """uint64 ``[2]``: the keys of a call's two streams, placements then columns; the same
+    draws as two calls of :func:`stream_key`."""
+    return rng.bit_generator.random_raw(2)
 
 
 def place_by_pair(
@@ -256,6 +298,7 @@ class DeepR(StructuralRule):
         self.lr = None if lr is None else float(lr)
         self.fused = bool(fused)
         self._signs: dict[str, SignBits] = {}
+        self._arrays: dict[str, FusedArrays] = {}
 
     def resolve_l1(self, value: float) -> None:
         """Set the L1 strength (per trial, see :class:`DeepR`) of a rule made with
@@ -279,7 +322,8 @@ class DeepR(StructuralRule):
 
     # ------------------------------------------------------------------ hooks
     def setup(self, view: SynapseView, ctx: RuleContext) -> None:
-        """Draw the sign bits (unless restored) and register the store variable ``sign``."""
+        """Draw the sign bits (unless restored), register the store variable ``sign`` and
+        load the fused pass's kernels (:meth:`_load_kernels`)."""
         s = view.store
         if s.vars["weight"].dim() != 2:
             raise ValueError(f"DeepR: projection {s.name!r} has a batched weight")
@@ -291,14 +335,62 @@ class DeepR(StructuralRule):
         if "sign" not in s.vars:
             pre, post = s.coo()
             s.add_var("sign", init=self._sign_values(s.name, pre, post), dtype=torch.int8)
+        arrays = self.fused_arrays(s)
+        if arrays is not None:
+            self._load_kernels(arrays)
+
+    def _load_kernels(self, a: FusedArrays) -> None:
+        """Compile the fused pass's kernels for the types of its arrays ``a``, or load them from
+        numba's cache, now rather than in the first training batch (the gradient of
+        :meth:`adjust_gradient` has the weight's type)."""
+        k, key = _kernels(), np.uint64(0)
+        k.load(k.plan_rewiring, *a.plan, self.regrow == "pair", key, a.gone, a.counts)
+        k.load(k.rewire_rows, *a.edit, key)
+        if self.mode == "genn":
+            weight, sign = a.plan[:2]
+            k.load(k.add_signed, weight, sign, 0.0)
 
     def atomic(self, view: SynapseView) -> bool:
-        """True for the fused pass in ``"genn"`` mode: its only change is the store's single
-        :meth:`~neurowire.RaggedSynapses.replace_native` call."""
-        return self.mode == "genn" and self._fused(view.store)
+        """True for the fused pass in ``"genn"`` mode: its only change is one numba edit of the
+        store, made after every check (:meth:`_edit_fused`, or
+        :meth:`~neurowire.RaggedSynapses.replace_native` for a view that logs events)."""
+        return self.mode == "genn" and self.fused and view.store.native_edits
 
-    def _fused(self, store) -> bool:
-        return self.fused and store.native_edits
+    def fused_arrays(self, store: RaggedSynapses) -> FusedArrays | None:
+        """The fused pass's arrays of ``store``, or None where it takes the reference path
+        (``fused=False``, no native layout). Raises ``ValueError`` unless the rule was set up
+        on ``store`` (:meth:`_bits`). Rebuilt when the store's layout or the bits tensor is
+        another object."""
+        layout = store.native_layout() if self.fused else None
+        cached = self._arrays.get(store.name)
+        signs = self._signs.get(store.name)
+        if (
+            cached is not None
+            and cached.layout is layout
+            and signs is not None
+            and cached.signs is signs.bits
+        ):
+            return cached
+        signs = self._bits(store)
+        if layout is None:
+            self._arrays.pop(store.name, None)  # let the arrays it views go
+            return None
+        bits, sign, length = signs.bits.numpy(), layout.vars["sign"], layout.length
+        gone = np.empty((store.n_pre, store.capacity), dtype=np.bool_)
+        counts, removed = np.empty(store.n_pre, dtype=np.int64), np.empty_like(length)
+        others = tuple(v for name, v in layout.vars.items() if name != "sign")
+        n_post, autapses = store.n_post, store.autapses
+        arrays = FusedArrays(
+            layout,
+            signs.bits,
+            bits,
+            gone,
+            counts,
+            (layout.vars["weight"][0], sign[0], length, n_post, autapses),
+            (bits, layout.ind, sign, others, length, gone, counts, removed, n_post, autapses),
+        )
+        self._arrays[store.name] = arrays
+        return arrays
 
     def _bits(self, store) -> SignBits:
         signs = self._signs.get(store.name)
@@ -328,66 +420,68 @@ class DeepR(StructuralRule):
         l1 = self._l1()
         if self.mode != "genn" or l1 == 0:
             return grad
-        sign = view["sign"]  # int8: +-1 on live synapses, 0 on padding
         alpha = l1 * ctx.batch_size
-        if self._fused(view.store) and grad.dtype in _FLOATS and grad.is_contiguous():
-            from ..native.deep_r_kernels import add_signed
-
-            a = grad.numpy()
-            out = np.empty_like(a)
-            add_signed(a, sign.numpy(), a.dtype.type(alpha), out)
-            return torch.from_numpy(out)  # single-threaded, bit for bit the addition below
-        return grad.add(sign, alpha=alpha)
+        layout = view.store.native_layout() if self.fused else None
+        if layout is not None and grad.dtype in _FLOATS:
+            sign = layout.vars["sign"][0]  # int8: +-1 on live synapses, 0 on padding
+            a = grad.numpy()  # any strides: the kernel goes element by element
+            if a.shape == sign.shape:  # single-threaded, bit for bit the addition below
+                return torch.from_numpy(_kernels().add_signed(a, sign, alpha))
+        return grad.add(view["sign"], alpha=alpha)
 
     def update(self, view: SynapseView, ctx: RuleContext) -> None:
         """Remove the synapses whose weight crossed zero against their sign, re-add as many.
 
-        Every call draws two stream keys from ``ctx.rng`` (:func:`stream_key`: placements,
+        Every call draws two stream keys from ``ctx.rng`` (:func:`stream_keys`: placements,
         then columns), used or not, so both paths consume it alike."""
         self._l1()
         s = view.store
-        signs = self._bits(s)
+        arrays = self.fused_arrays(s)
         if self.mode == "original":
             self._langevin_step(view, ctx)
-        keys = (stream_key(ctx.rng), stream_key(ctx.rng))
-        if self._fused(s):
-            self._rewire_fused(view, signs, keys)
+        keys = stream_keys(ctx.rng)
+        if arrays is not None:
+            self._rewire_fused(view, arrays, keys)
             return
         crossed = (s.vars["weight"] * view["sign"]) < 0  # padding: sign 0, never crossed
         if not bool(crossed.any()):
             return
         removed = int(view.remove(crossed).sum())
-        self.regrow_synapses(view, removed, ctx, keys)
+        self.regrow_synapses(view, removed, ctx, (int(keys[0]), int(keys[1])))
 
-    def _rewire_fused(self, view: SynapseView, signs: SignBits, keys: tuple[int, int]) -> None:
+    def _rewire_fused(self, view: SynapseView, a: FusedArrays, keys: np.ndarray) -> None:
         """The fused pass: the sign test and the placements in one numba call
         (:func:`~neurowire.native.deep_r_kernels.plan_rewiring`), then removal and
-        re-addition in one :meth:`SynapseView.replace_native`."""
-        from ..native.deep_r_kernels import pair_signs, plan_rewiring
-
-        s = view.store
-        gone = np.empty((s.n_pre, s.capacity), dtype=np.bool_)
-        counts = np.empty(s.n_pre, dtype=np.int64)
-        weight, sign, length = (
-            s.vars["weight"].numpy(),
-            s.vars["sign"].numpy(),
-            s.row_length.numpy(),
-        )
-        pair = self.regrow == "pair"
-        removed, failed = plan_rewiring(
-            weight, sign, length, s.n_post, s.autapses, pair, np.uint64(keys[0]), gone, counts
-        )
+        re-addition in one (:meth:`_edit_fused`, or :meth:`SynapseView.replace_native` for a
+        view that logs events)."""
+        k = _kernels()
+        removed, failed = k.plan_rewiring(*a.plan, self.regrow == "pair", keys[0], a.gone, a.counts)
         if removed == 0:
             return
         view.failed += failed
-        bits = signs.bits.numpy()
+        if view.log_events:
 
-        def new_signs(pre: np.ndarray, post: np.ndarray) -> dict[str, np.ndarray]:
-            out = np.empty(pre.size, dtype=np.int8)
-            pair_signs(bits, pre, post, out)
-            return {"sign": out}
+            def new_signs(pre: np.ndarray, post: np.ndarray) -> dict[str, np.ndarray]:
+                out = np.empty(pre.size, dtype=np.int8)
+                k.pair_signs(a.bits, pre, post, out)
+                return {"sign": out}
 
-        view.replace_native(gone, counts, keys[1], new_signs)
+            view.replace_native(a.gone, a.counts, keys[1], new_signs)
+            return
+        view.added += self._edit_fused(view.store, a, keys[1])
+        view.removed += removed
+
+    @staticmethod
+    def _edit_fused(s: RaggedSynapses, a: FusedArrays, key: np.uint64) -> int:
+        """Remove the slots ``a.gone`` and add ``a.counts`` synapses per row in one numba call
+        (:func:`~neurowire.native.deep_r_kernels.rewire_rows`); returns the synapses added.
+        Raises (:class:`~neurowire.errors.StoreError`) only before it changes anything."""
+        s._check_sealed()
+        s._changed()  # first, so that no cache can outlive the edit below
+        added = _kernels().rewire_rows(*a.edit, key)
+        if added < 0:  # excluded by plan_rewiring
+            raise CapacityError(f"{s.name}: DeepR placed a synapse in a row without room")
+        return added
 
     def _langevin_step(self, view: SynapseView, ctx: RuleContext) -> None:
         lr = self.lr if self.lr is not None else ctx.learning_rate
