@@ -28,10 +28,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: $(VENV)/.core
-	$(BIN)/neurowire classify --compare --out runs/demo
+	$(BIN)/neurowire classify --compare --out runs/demo --overwrite
 
 topomap: $(VENV)/.core
-	$(BIN)/neurowire topomap --out runs/topomap
+	$(BIN)/neurowire topomap --out runs/topomap --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
