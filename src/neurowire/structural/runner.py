@@ -5,7 +5,7 @@ It owns each rule's seeded generators (:func:`~.base.rule_generators`), builds i
 :class:`~.base.RuleContext` (seeded ``rng``, views of other projections through ``ctx.view``,
 neuron state, time and step, batch size, learning rate) and its :class:`~.view.SynapseView`
 from the engine's ``make_view``, and makes every :meth:`~.base.StructuralRule.update` call
-all-or-nothing (as :func:`~.transaction.rule_transaction`): if the rule raises, every store it
+all-or-nothing (:func:`~.transaction.rule_transaction`): if the rule raises, every store it
 touched through a view and the rewiring log are restored, so store, per-call log and event log
 agree. A store is copied when its view is handed out, unless the rule declares the call
 :meth:`~.base.StructuralRule.atomic` for it (it then raises only before changing anything).
@@ -14,8 +14,7 @@ Engines differ only in ``make_view`` (which neuron state a view carries) and the
 Rules run once per batch or every few steps, and a call's own work can be a few microseconds,
 so the runner makes each context and view once and renews it for later calls (a context and
 its views are valid during one call): a renewed view asks ``make_view`` again only when the
-rule reads neuron state (:meth:`~.view.SynapseView.renew`), and a call whose views are all
-atomic and log no events marks the log only if it records more than one projection.
+rule reads neuron state (:meth:`~.view.SynapseView.renew`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import torch
 
 from .base import RuleContext, StructuralRule, rule_generators
 from .log import RewiringLog
-from .transaction import Transaction
+from .transaction import rule_transaction
 from .view import SynapseView
 
 #: ``make_view(projection, generator, log_events) -> SynapseView``: a view at the engine's
@@ -134,32 +133,16 @@ class RuleRunner:
     def update(self, i: int, clock: Clock, log_events: bool = False) -> None:
         """One all-or-nothing call of rule ``i``'s update, recorded per projection touched."""
         _, rule = self.rules[i]
-        tx = Transaction(self.log) if log_events else None
+        with rule_transaction([], self.log) as tx:
 
-        def opened() -> Transaction:
-            # without events the log changes only with the records below: a transaction
-            # opened later marks it as it was on entry
-            nonlocal tx
-            if tx is None:
-                tx = Transaction(self.log)
-            return tx
+            def protect(v: SynapseView) -> None:
+                if not rule.atomic(v):
+                    tx.protect(v.store)
 
-        def protect(v: SynapseView) -> None:
-            if not rule.atomic(v):
-                opened().protect(v.store)
-
-        try:
             view, ctx = self.context(i, clock, log_events, on_view=protect)
             rule.update(view, ctx)
-            records = [(ctx.projection, view), *ctx.views.items()]
-            if len(records) > 1:
-                opened()  # all of the call's records or none
-            for name, v in records:
+            for name, v in [(ctx.projection, view), *ctx.views.items()]:
                 self.log.record_call(name, clock.step, clock.t_ms, v.removed, v.added, v.failed)
-        except BaseException:
-            if tx is not None:
-                tx.rollback()
-            raise
 
     def adjust_gradient(self, i: int, grad: torch.Tensor, clock: Clock) -> torch.Tensor:
         """Rule ``i``'s gradient hook; the result is checked to keep the gradient's shape."""
