@@ -1101,9 +1101,16 @@ class RaggedSynapses:
             return NativeEdit(removed, pre, post)
         new = self._new_values(values(pre, post) if values is not None else {}, pre.size)
         arrays = ((layout.ind, post),) + tuple((layout.vars[name], new[name]) for name in self.vars)
-        self._changed()  # first, so that no cache can outlive the edit below
-        kernels.replace_rows(length, gone, removed, per_row, arrays)
+        self.run_native_edit(kernels.replace_rows, length, gone, removed, per_row, arrays)
         return NativeEdit(removed, pre, post)
+
+    def run_native_edit(self, kernel: Callable[..., Any], *args: Any) -> Any:
+        """Run ``kernel(*args)``, a numba edit of this store's :meth:`native_layout` arrays
+        that checks everything before it writes, as one step of the store; returns what the
+        kernel returns. The store's caches are dropped first, so none outlives the edit."""
+        self._check_sealed()
+        self._changed()
+        return kernel(*args)
 
     def _edit_arguments(
         self, gone: Any, per_row: Any, key: Any

@@ -55,7 +55,7 @@ Where re-added synapses go (``regrow``):
 Both count failed placements per call (``removed - added``, plus GeNN's retries in ``"row"``
 mode); with the removed synapses' slots free, both always place every synapse. A call's
 placements and its new columns come from two counter-based streams (:mod:`neurowire.rng`)
-keyed by raw draws of the rule's seeded numpy generator (:func:`stream_key`).
+keyed by raw draws of the rule's seeded numpy generator (:func:`stream_keys`).
 
 On the CPU, removal and re-addition are one fused pass per call: the sign test with the
 placements in one numba call (:func:`~neurowire.native.deep_r_kernels.plan_rewiring`), then a
@@ -185,15 +185,9 @@ class FusedArrays(NamedTuple):
     edit: tuple
 
 
-def stream_key(rng: np.random.Generator) -> int:
-    """Key of a counter-based stream (:mod:`neurowire.rng`): one raw 64-bit draw of ``rng``.
-    A call draws one for its placements and one for the columns of its new synapses."""
-    return int(rng.bit_generator.random_raw())
-
-
 def stream_keys(rng: np.random.Generator) -> np.ndarray:
-    """uint64 ``[2]``: the keys of a call's two streams, placements then columns; the same
-    draws as two calls of :func:`stream_key`."""
+    """uint64 ``[2]``: the keys of a call's two counter-based streams (:mod:`neurowire.rng`),
+    placements then columns: two raw 64-bit draws of ``rng``."""
     return rng.bit_generator.random_raw(2)
 
 
@@ -476,9 +470,7 @@ class DeepR(StructuralRule):
         """Remove the slots ``a.gone`` and add ``a.counts`` synapses per row in one numba call
         (:func:`~neurowire.native.deep_r_kernels.rewire_rows`); returns the synapses added.
         Raises (:class:`~neurowire.errors.StoreError`) only before it changes anything."""
-        s._check_sealed()
-        s._changed()  # first, so that no cache can outlive the edit below
-        added = _kernels().rewire_rows(*a.edit, key)
+        added = s.run_native_edit(_kernels().rewire_rows, *a.edit, key)
         if added < 0:  # excluded by plan_rewiring
             raise CapacityError(f"{s.name}: DeepR placed a synapse in a row without room")
         return added
@@ -511,9 +503,9 @@ class DeepR(StructuralRule):
         """Add ``n`` synapses at weight 0 (every other variable 0, ``sign`` from the pair's
         bit) where :attr:`regrow` says; failed placements are added to ``view.failed`` (the
         reference path's second half). ``keys``: the streams of the placements and of the
-        columns (:func:`stream_key`); None draws both from ``ctx.rng``."""
+        columns (:func:`stream_keys`); None draws both from ``ctx.rng``."""
         if keys is None:
-            keys = (stream_key(ctx.rng), stream_key(ctx.rng))
+            keys = tuple(int(k) for k in stream_keys(ctx.rng))
         s = view.store
         counts, failed = self._placements(keys[0], s, s.row_length.cpu().numpy(), n)
         view.failed += failed
