@@ -325,7 +325,8 @@ def prepare_configuration(
         trainer.load_state_dict(saved["trainer"])
         before = {k: _from_tensors(v) for k, v in saved["before"].items()}
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-        raise CheckpointError(f"{where!r} does not fit this network ({_one_line(err)})") from None
+        why = options.one_line(err)
+        raise CheckpointError(f"{where!r} does not fit this network ({why})") from None
     return Prepared(
         configuration, trainer, before, list(saved["history"]), int(saved["epoch"]), selection
     )
@@ -405,11 +406,6 @@ def train_configuration(
     elif configuration == "deep_r":
         summary["l1"] = float(cfg.l1)
     return summary
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 def _to_tensors(snap: dict[str, Any]) -> dict[str, Any]:
@@ -829,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         joined = distributed.init_process_group(cfg.device)
     except (ValueError, RuntimeError) as err:
         folder.abandon()
-        _fail(err, "", debug)
+        options.fail("classify", err, debug)
     if joined:
         cfg.device = str(distributed.local_device(cfg.device))
         where = f" (rank {distributed.rank()})"
@@ -841,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"neurowire classify: interrupted{where}; {_resume_hint(folder)}", file=sys.stderr)
         raise SystemExit(130) from None
     except USER_ERRORS as err:
-        _fail(err, where, debug)
+        options.fail("classify", err, debug, where)
     finally:
         if joined and not had_group:
             torch.distributed.destroy_process_group()
@@ -849,13 +845,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(table(summary))
         print(f"outputs in {cfg.out}")
     return summary
-
-
-def _fail(err: BaseException, where: str, debug: bool) -> None:
-    if debug:
-        raise err
-    print(f"neurowire classify: error{where}: {_one_line(err)}", file=sys.stderr)
-    raise SystemExit(2) from None
 
 
 def _resume_hint(folder: RunFolder) -> str:

@@ -1,14 +1,23 @@
-"""Command-line pieces shared by the experiments: the ``--device`` check and a parser whose
-errors are one line on stderr (exit status 2)."""
+"""Command-line pieces shared by the experiments: the ``--device`` check, a parser whose
+errors are one line on stderr (exit status 2), and the one-line report of any other error."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 import torch
 
-__all__ = ["DEVICE_FORMS", "ArgumentParser", "DeviceError", "check_device", "device_arg"]
+__all__ = [
+    "DEVICE_FORMS",
+    "ArgumentParser",
+    "DeviceError",
+    "check_device",
+    "device_arg",
+    "fail",
+    "one_line",
+]
 
 DEVICE_FORMS = "cpu, cuda, cuda:N"
 
@@ -63,3 +72,17 @@ def device_arg(value: str) -> str:
     except DeviceError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return value
+
+
+def one_line(err: BaseException) -> str:
+    """``err``'s message on one line (its type's name if it has none)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def fail(command: str, err: BaseException, debug: bool = False, where: str = "") -> NoReturn:
+    """Report ``err`` as ``neurowire <command>: error<where>: <message>`` on one line of stderr
+    and exit with status 2; with ``debug``, re-raise it (its traceback) instead."""
+    if debug:
+        raise err
+    print(f"neurowire {command}: error{where}: {one_line(err)}", file=sys.stderr)
+    raise SystemExit(2) from None

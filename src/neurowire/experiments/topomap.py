@@ -99,10 +99,9 @@ class TopomapConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"--variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
-        if isinstance(self.scale, bool) or not isinstance(self.scale, int):
-            raise ValueError(f"--scale must be an integer in [1, {MAX_SCALE}], got {self.scale!r}")
-        if not 1 <= self.scale <= MAX_SCALE:
-            raise ValueError(f"--scale must be an integer in [1, {MAX_SCALE}], got {self.scale!r}")
+        scale = self.scale
+        if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= MAX_SCALE:
+            raise ValueError(f"--scale must be an integer in [1, {MAX_SCALE}], got {scale!r}")
         self.seed = checks.check_seed("--seed", self.seed)
         self.duration_s = checks.check_number(
             "--duration [s]", self.duration_s, low=0.0, high=MAX_DURATION_S, low_open=True
@@ -289,17 +288,16 @@ def run_folder(cfg: TopomapConfig, out: str | Path) -> RunFolder:
 
 
 def run(
-    cfg: TopomapConfig, out: str | Path | RunFolder, progress: bool = True, overwrite: bool = False
+    cfg: TopomapConfig, out: str | Path, progress: bool = True, overwrite: bool = False
 ) -> dict[str, Any]:
-    """Simulate, analyse and write every output; returns the summary.
+    """Simulate, analyse and write every output into ``out``; returns the summary.
 
-    ``out``: a folder, refused if it holds a run unless ``overwrite``; or a
-    :class:`~neurowire.experiments.outputs.RunFolder` already checked. A run that fails or is
-    interrupted removes what it wrote (it cannot be resumed).
+    ``out`` is refused (:class:`~neurowire.experiments.outputs.OutputError`) before any work
+    if it holds a run, unless ``overwrite``. A run that fails or is interrupted removes what it
+    wrote (it cannot be resumed).
     """
-    folder = out if isinstance(out, RunFolder) else run_folder(cfg, out)
-    if not isinstance(out, RunFolder):
-        folder.check(resume=False, overwrite=overwrite)
+    folder = run_folder(cfg, out)
+    folder.check(resume=False, overwrite=overwrite)
     try:
         folder.start(overwrite=overwrite)
         return _simulate(cfg, folder, progress)
@@ -576,14 +574,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             correlated=not args.uncorrelated,
             tau_refrac=args.tau_refrac,
         )
-        folder = run_folder(cfg, args.out)
-        folder.check(resume=False, overwrite=args.overwrite)
     except ValueError as err:
         if args.debug:
             raise
         parser().error(str(err))
     try:
-        summary = run(cfg, folder, progress=not args.no_progress, overwrite=args.overwrite)
+        summary = run(cfg, args.out, progress=not args.no_progress, overwrite=args.overwrite)
     except KeyboardInterrupt:
         if args.debug:
             raise
@@ -594,10 +590,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         raise SystemExit(130) from None
     except (checks.ParameterError, OutputError, OSError) as err:
-        if args.debug:
-            raise
-        print(f"neurowire topomap: error: {' '.join(str(err).split())}", file=sys.stderr)
-        raise SystemExit(2) from None
+        options.fail("topomap", err, args.debug)
     print_summary(summary)
     print(f"  outputs in {args.out}")
     return summary
