@@ -16,4 +16,5 @@ class DataFileError(ValueError):
         where = f"{str(path)!r}" if sample is None else f"{str(path)!r}, sample {sample}"
         super().__init__(f"{where}: {problem}")
         self.path = Path(path)
+        self.problem = problem
         self.sample = sample

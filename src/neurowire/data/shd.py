@@ -236,8 +236,7 @@ def _load(name, root, split, dt, steps, threshold) -> EventDataset:
             raise
         # the archive holds a bad file: remove the copy, so a replaced archive is unpacked again
         path.unlink(missing_ok=True)
-        problem = str(err)[len(str(DataFileError(err.path, "", err.sample))) :]
-        problem = f"unpacks to a bad {path.name}: {problem}"
+        problem = f"unpacks to a bad {path.name}: {err.problem}"
         raise DataFileError(archive, problem, err.sample) from None
 
 
