@@ -24,29 +24,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_classify_experiment import SMALL  # the small classify run of that file
 
 import neurowire as nw
 from neurowire import cli
 from neurowire.experiments import classify, topomap
 from neurowire.io import PARTIAL_PREFIX, load_checkpoint, save_checkpoint
 
-SMALL = [
-    "--dataset",
-    "patterns",
-    "--hidden",
-    "12",
-    "--input-density",
-    "0.4",
-    "--recurrent-density",
-    "0.4",
-    "--batch-size",
-    "16",
-    "--lr",
-    "0.02",
-    "--l1",
-    "0.5",
-    "--no-progress",
-]
 TOPOMAP = ["--duration", "0.002", "--snapshot-every", "1", "--no-progress"]
 
 
