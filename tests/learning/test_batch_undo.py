@@ -83,12 +83,12 @@ def test_a_failing_rule_undoes_the_whole_batch(where):
     t = trainer(FailOnce(fail_on=2, where=where))
     t.train_step(*batch(0))
     before = t.state_dict()
-    rates = {k: v.clone() for k, v in t._rates.items()}
+    rates = {k: v.clone() for k, v in t._rates.to_dict().items()}
     with pytest.raises(Boom):
         t.train_step(*batch(1))
     assert_equal(before, t.state_dict())
     assert t.step_count == 1 and t.optimizer.step_count == 1
-    assert_equal(rates, t._rates)
+    assert_equal(rates, t._rates.to_dict())
     for p in t.net.projections.values():
         if p.sparse:
             p.synapses.validate()

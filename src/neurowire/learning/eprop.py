@@ -35,6 +35,7 @@ from .loop import EpochTotals, call_hooks, iterate_batches
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
+from .rates import BatchRates
 from .undo import BatchUndo
 
 METHODS = ("factorized", "online")
@@ -213,7 +214,8 @@ class EProp:
         self.timers = dict.fromkeys(
             ("gradients", "forward", "backward", "products", "optimizer", "rules", "undo"), 0.0
         )
-        self._rates: dict[str, Tensor] = {}
+        #: the last batch's spike counts, turned into rates only when a rule reads them
+        self._rates = BatchRates.none()
         self._batch_trials = 1
         for name, param in self._parameters().items():
             self.optimizer.attach(name, param)
@@ -284,7 +286,7 @@ class EProp:
         )
 
     def _population_state(self, pop: Population) -> dict[str, Tensor]:
-        rate = self._rates.get(pop.name)
+        rate = self._rates.of(pop.name)
         if rate is None:
             rate = torch.zeros(pop.n, dtype=self.network.dtype, device=self.device)
         return {"rate_hz": rate[None, :]}
@@ -520,19 +522,18 @@ class EProp:
         self.timers[key] += toc - tic
         return toc
 
-    def _batch_rates(self, out: BatchOutput) -> dict[str, Tensor]:
-        """Mean rate [Hz] of every input and hidden neuron over the global batch
-        (distributed: input counts of each rank's shard, summed exactly as integers)."""
-        per_s = 1000.0 / (out.trials * out.steps * self.net.dt)
+    def _batch_rates(self, out: BatchOutput) -> BatchRates:
+        """The mean rates of every input and hidden neuron over the global batch, computed when
+        first read (distributed: input counts of each rank's shard, summed exactly as integers
+        here, on every rank alike)."""
         counts = out.inputs
         if self.world_size > 1:
             (counts,) = _dist.sum_identical([counts])
-        rates = {self.network.input.name: counts.to(self.network.dtype) * per_s}
-        hidden = out.spikes.to(self.network.dtype) * per_s
-        for pop in self.network.hidden.populations:
-            start, stop = self.network.hidden.span(pop)
-            rates[pop.name] = hidden[start:stop]
-        return rates
+        per_s = 1000.0 / (out.trials * out.steps * self.net.dt)
+        spans = {pop.name: self.network.hidden.span(pop) for pop in self.network.hidden.populations}
+        return BatchRates(
+            self.network.input.name, counts, out.spikes, spans, per_s, self.network.dtype
+        )
 
     def _adjust_gradients(self, grads: dict[str, Tensor]) -> dict[str, Tensor]:
         """Let every rule change its projection's gradient before the optimiser step."""

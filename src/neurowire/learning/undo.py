@@ -48,7 +48,7 @@ class BatchUndo:
             trainer.step_count,
             trainer._trained_ms,
             trainer._batch_trials,
-            dict(trainer._rates),
+            trainer._rates,
         )
 
     def restore(self) -> None:
