@@ -14,12 +14,11 @@ at 1 % density a small fraction of the dense weights).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..structural.transaction import restore_store
-from ..synapses import RaggedSynapses
+from ..store import RaggedSynapses, StoreSnapshot
 
 if TYPE_CHECKING:
     from .eprop import EProp
@@ -32,11 +31,11 @@ class BatchUndo:
 
     def __init__(self, trainer: EProp) -> None:
         self.trainer = trainer
-        self.stores: list[tuple[RaggedSynapses, dict[str, Any]]] = []
+        self.stores: list[StoreSnapshot] = []
         self.tensors: list[tuple[torch.Tensor, torch.Tensor]] = []
         for param in trainer._parameters().values():
             if isinstance(param, RaggedSynapses):
-                self.stores.append((param, param.state_dict()))
+                self.stores.append(StoreSnapshot(param))
             else:
                 self.tensors.append((param, param.detach().clone()))
         self.optimizer = trainer.optimizer.state_dict()
@@ -54,8 +53,8 @@ class BatchUndo:
     def restore(self) -> None:
         """Put every saved part back in place (the same tensor objects)."""
         t = self.trainer
-        for store, saved in self.stores:
-            restore_store(store, saved)
+        for snapshot in self.stores:
+            snapshot.restore()
         for param, saved in self.tensors:
             with torch.no_grad():
                 param.copy_(saved)

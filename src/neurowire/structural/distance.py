@@ -13,21 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..store import rank_in_row
 from .base import RuleContext, StructuralRule
 from .view import SynapseView
-
-
-def rank_in_row(rows: Tensor) -> Tensor:
-    """Position of each entry among the entries with the same row value, in order."""
-    order = torch.argsort(rows, stable=True)
-    sorted_rows = rows[order]
-    start = torch.ones_like(sorted_rows, dtype=torch.bool)
-    start[1:] = sorted_rows[1:] != sorted_rows[:-1]
-    idx = torch.arange(rows.numel(), device=rows.device)
-    first = torch.cummax(torch.where(start, idx, 0), 0).values
-    rank = torch.empty_like(rows)
-    rank[order] = idx - first
-    return rank
 
 
 def candidate_pairs(

@@ -24,27 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
-from ..synapses import RaggedSynapses
+from ..store import RaggedSynapses, StoreSnapshot
 from .log import RewiringLog
-
-
-def restore_store(store: RaggedSynapses, saved: dict[str, Any]) -> None:
-    """Load ``saved`` back in place, after dropping variables registered since (and putting
-    back any that were dropped), so that the variable set matches."""
-    for name in set(store.vars) - set(saved["vars"]):
-        del store.vars[name]
-    for name in set(saved["vars"]) - set(store.vars):
-        store.vars[name] = saved["vars"][name].clone()
-    store.load_state_dict(saved)
 
 
 class Transaction:
     """The stores a rule call has touched so far, each saved as it was at entry."""
 
     def __init__(self, log: RewiringLog | None) -> None:
-        self._saved: dict[int, tuple[RaggedSynapses, dict[str, Any]]] = {}
+        self._saved: dict[int, StoreSnapshot] = {}
         self.log = log
         self.mark = log.mark() if log is not None else None
 
@@ -52,11 +41,11 @@ class Transaction:
         """Save ``store`` (once per transaction) so that a failure restores it; call before
         the block changes it (rule views do this when they are handed out)."""
         if id(store) not in self._saved:
-            self._saved[id(store)] = (store, store.state_dict())
+            self._saved[id(store)] = StoreSnapshot(store)
 
     def rollback(self) -> None:
-        for store, state in self._saved.values():
-            restore_store(store, state)
+        for snapshot in self._saved.values():
+            snapshot.restore()
         if self.log is not None:
             self.log.rollback(self.mark)
 
@@ -72,10 +61,10 @@ def rule_transaction(
             the block with ``tx.protect(store)`` on the yielded :class:`Transaction`.
         log: the log the block records into, or None.
 
-    On entry each store's :meth:`~neurowire.RaggedSynapses.state_dict` (copies of ``ind``,
+    On entry a :class:`~neurowire.store.StoreSnapshot` of each store (copies of ``ind``,
     ``row_length`` and every variable) and the log's :meth:`~neurowire.RewiringLog.mark` are
     taken. If the block raises anything (``KeyboardInterrupt`` too), each store is restored
-    in place with :meth:`~neurowire.RaggedSynapses.load_state_dict` (the same tensor objects,
+    in place with :meth:`~neurowire.store.StoreSnapshot.restore` (the same tensor objects,
     so views held elsewhere stay valid; ``version`` advances, so caches rebuild), variables
     registered inside the block are dropped, the log is rolled back to the mark (per-call
     records, totals and events alike), and the original exception is re-raised unchanged.
