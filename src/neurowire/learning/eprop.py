@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,7 +23,6 @@ from ..structural.log import RewiringLog
 from ..structural.runner import Clock, RuleRunner
 from ..structural.view import SynapseView
 from . import distributed as _dist
-from . import l1_selection as _l1
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
 from .forward import (
@@ -31,12 +31,15 @@ from .forward import (
     hot_loop,
     readout,
 )
-from .loop import EpochTotals, call_hooks, iterate_batches
+from .loop import Callback, TrainingLoop
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
 from .rates import BatchRates
 from .undo import BatchUndo
+
+if TYPE_CHECKING:
+    from .l1_selection import L1Selection
 
 METHODS = ("factorized", "online")
 FEEDBACK = ("symmetric", "random")
@@ -190,9 +193,10 @@ class EProp:
             ).to(self.device)
         self.step_count = 0
         self.stop_training = False
-        #: the :class:`~neurowire.learning.l1_selection.L1Selection` that resolved
-        #: ``DeepR(l1="auto")`` rules in :meth:`fit`, or None
-        self.l1_selection: _l1.L1Selection | None = None
+        #: the :class:`~neurowire.learning.l1_selection.L1Selection` that resolved the
+        #: ``DeepR(l1="auto")`` rules (:func:`~neurowire.learning.select_l1`, which :meth:`fit`
+        #: runs when needed), or None
+        self.l1_selection: L1Selection | None = None
         self.rewiring_log = RewiringLog()
         self._trained_ms = 0.0
         self._rules = self._check_rewiring(rewiring or {})
@@ -232,6 +236,12 @@ class EProp:
             f"feedback={self.feedback!r}, hidden={n.hidden.n}, inputs={n.n_in}, "
             f"outputs={n.n_out})"
         )
+
+    @property
+    def rules(self) -> Mapping[str, StructuralRule]:
+        """The structural rules, read-only: ``{projection name: rule}`` in ``rewiring=``
+        order."""
+        return MappingProxyType({spec.name: rule for spec, rule in self._rules})
 
     # ------------------------------------------------------------------ setup helpers
     def _check_rewiring(self, rewiring) -> list[tuple[PlasticProjection, StructuralRule]]:
@@ -685,51 +695,56 @@ class EProp:
         self._trained_ms = float(state["trained_ms"])
 
     # ------------------------------------------------------------------ loops
+    def evaluate_step(self, spikes: Tensor, labels: Tensor) -> dict[str, float]:
+        """One batch's metrics (as :meth:`train_step`'s) without changing anything.
+
+        Distributed: every rank passes the same batch and simulates its shard (a rank with no
+        trial of a small batch adds nothing); every rank returns the whole batch's metrics.
+        """
+        with self._threads(spikes):
+            x, tgt = self._prepare(spikes, labels)
+            batch, steps, _ = x.shape
+            own = _dist.shard(batch, self.rank, self.world_size, allow_empty=True)
+            offset = own.start
+            loss_sum, spk = 0.0, 0.0
+            empty = torch.zeros(0, self.network.n_out, dtype=self.network.dtype)
+            scores = [empty.to(self.device)]
+            for y, s in self._forward(x[own]):
+                sl = slice(offset, offset + y.shape[1])
+                offset += y.shape[1]
+                loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
+                spk += float(s)
+                scores.append(readout_value(y, self.readout))
+            score = torch.cat(scores)
+            if self.world_size > 1:
+                sums = torch.tensor([loss_sum, spk], dtype=torch.float64, device=self.device)
+                sums, score = _dist.sum_identical([sums, _dist.spread_rows(score, own, batch)])
+                loss_sum, spk = float(sums[0]), float(sums[1])
+        out = BatchOutput({}, loss_sum, score, torch.tensor(spk), batch, steps)
+        return self._metrics(out, tgt)
+
     def evaluate(self, data, batch_size: int = 64, progress: bool = False) -> dict[str, float]:
         """Loss, accuracy and firing rate on ``data`` without changing anything.
 
         ``data``: a :class:`SpikeDataset`, :class:`Batches` or an iterable of
         ``(spikes, labels)`` batches. Distributed: every rank passes the same ``data`` and
-        simulates its shard of each batch (a rank with no trial of a small batch adds nothing);
-        every rank returns the whole data's metrics.
+        returns the whole data's metrics (:meth:`evaluate_step`).
         """
-        tic = time.perf_counter()
-        totals = EpochTotals()
-        for spikes, labels in iterate_batches(data, batch_size, shuffle=False, seed=0, epoch=0):
-            with self._threads(spikes):
-                x, tgt = self._prepare(spikes, labels)
-                batch, steps, _ = x.shape
-                own = _dist.shard(batch, self.rank, self.world_size, allow_empty=True)
-                offset = own.start
-                loss_sum, spk = 0.0, 0.0
-                empty = torch.zeros(0, self.network.n_out, dtype=self.network.dtype)
-                scores = [empty.to(self.device)]
-                for y, s in self._forward(x[own]):
-                    sl = slice(offset, offset + y.shape[1])
-                    offset += y.shape[1]
-                    loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
-                    spk += float(s)
-                    scores.append(readout_value(y, self.readout))
-                score = torch.cat(scores)
-                if self.world_size > 1:
-                    sums = torch.tensor([loss_sum, spk], dtype=torch.float64, device=self.device)
-                    sums, score = _dist.sum_identical([sums, _dist.spread_rows(score, own, batch)])
-                    loss_sum, spk = float(sums[0]), float(sums[1])
-            out = BatchOutput({}, loss_sum, score, torch.tensor(spk), batch, steps)
-            totals.add(self._metrics(out, tgt))
-        return totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)
+        return TrainingLoop(self).evaluate(data, batch_size=batch_size)
 
     def fit(
         self,
         train,
         epochs: int,
         validation=None,
-        callbacks: Iterable[Any] | None = None,
+        callbacks: Iterable[Callback] | None = None,
         progress: bool = True,
         batch_size: int = 32,
         initial_epoch: int = 0,
     ) -> list[dict[str, float]]:
         """Train for ``epochs`` passes over ``train``; returns one metrics dict per epoch.
+
+        Runs a :class:`~neurowire.learning.loop.TrainingLoop`.
 
         Args:
             train: a :class:`SpikeDataset` (batched by ``batch_size`` and shuffled from the
@@ -737,14 +752,17 @@ class EProp:
                 any re-iterable of ``(spikes, labels)`` batches (used as given).
             epochs: passes over the data.
             validation: evaluated after every epoch (keys prefixed ``val_``), or None.
-            callbacks: objects with any of ``on_epoch_begin(epoch, trainer)``,
-                ``on_batch_end(batch, metrics, trainer)``, ``on_epoch_end(epoch, metrics,
-                trainer)``; setting ``trainer.stop_training = True`` ends training.
+            callbacks: :class:`~neurowire.learning.loop.Callback` objects, or any with some
+                of ``on_epoch_begin(epoch, trainer)``, ``on_batch_end(batch, metrics,
+                trainer)``, ``on_epoch_end(epoch, metrics, trainer)``; setting
+                ``trainer.stop_training = True`` ends training. A
+                :class:`~neurowire.learning.checkpoint.Checkpointer` saves checkpoints.
             progress: show a tqdm progress bar.
             batch_size: for a plain :class:`SpikeDataset`.
-            initial_epoch: epochs already trained (after :meth:`load_state_dict` from a
-                checkpoint): training runs epochs ``initial_epoch .. epochs - 1``, shuffled as
-                an uninterrupted run would be.
+            initial_epoch: epochs already trained (after
+                :meth:`Checkpointer.resume <neurowire.learning.checkpoint.Checkpointer.resume>`
+                or :meth:`load_state_dict`): training runs epochs ``initial_epoch .. epochs -
+                1``, shuffled as an uninterrupted run would be.
 
         A ``nw.DeepR(l1="auto")`` rule whose L1 is not chosen yet is resolved first by
         :func:`~neurowire.learning.l1_selection.select_l1` on a validation split held out of
@@ -759,54 +777,9 @@ class EProp:
         refused before training where the sizes are known. Only rank 0 shows progress; the
         callbacks run on every rank with the same (global) metrics and must decide alike.
         """
-        from tqdm.auto import tqdm
-
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-        if (
-            isinstance(initial_epoch, bool)
-            or not isinstance(initial_epoch, int)
-            or not (0 <= initial_epoch <= epochs)
-        ):
-            raise ValueError(f"initial_epoch must be an int in [0, epochs], got {initial_epoch!r}")
-        if self.world_size > 1:
-            _dist.check_batches(train, batch_size, self.world_size)
-        if _l1.unresolved(self):
-            self.l1_selection = _l1.select_l1(self, train, batch_size=batch_size, progress=progress)
-        callbacks = list(callbacks or [])
-        history = []
-        self.stop_training = False
-        for epoch in range(initial_epoch, epochs):
-            call_hooks(callbacks, "on_epoch_begin", epoch, self)
-            tic = time.perf_counter()
-            totals = EpochTotals()
-            batches = iterate_batches(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch)
-            total = len(batches) if hasattr(batches, "__len__") else None
-            with tqdm(
-                batches,
-                total=total,
-                disable=not progress or self.rank != 0,
-                desc=f"epoch {epoch + 1}/{epochs}",
-            ) as bar:
-                for i, (spikes, labels) in enumerate(bar):
-                    m = self.train_step(spikes, labels)
-                    totals.add(m)
-                    bar.set_postfix(totals.postfix())
-                    call_hooks(callbacks, "on_batch_end", i, m, self)
-                    if self.stop_training:
-                        break
-            metrics = {"epoch": epoch + 1}
-            metrics.update(
-                totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)
-            )
-            if validation is not None:
-                val = self.evaluate(validation, batch_size=batch_size)
-                metrics.update({f"val_{k}": v for k, v in val.items()})
-            history.append(metrics)
-            call_hooks(callbacks, "on_epoch_end", epoch, metrics, self)
-            if self.stop_training:
-                break
-        return history
+        return TrainingLoop(self).fit(
+            train, epochs, validation, callbacks, progress, batch_size, initial_epoch
+        )
 
 
 # ---------------------------------------------------------------------- helpers
