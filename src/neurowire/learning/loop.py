@@ -134,8 +134,39 @@ class TrainingLoop:
         batch_size: int = 32,
         initial_epoch: int = 0,
     ) -> list[dict[str, float]]:
-        """Epochs ``initial_epoch .. epochs - 1`` over ``train``; one history entry per epoch
-        (see :meth:`EProp.fit <neurowire.EProp.fit>`)."""
+        """Train for ``epochs`` passes over ``train``; returns one metrics dict per epoch.
+
+        Args:
+            train: a :class:`SpikeDataset` (batched by ``batch_size`` and shuffled from the
+                trainer's ``seed``), a :class:`Batches` (reshuffled per epoch from its own seed) or
+                any re-iterable of ``(spikes, labels)`` batches (used as given).
+            epochs: passes over the data.
+            validation: evaluated after every epoch (keys prefixed ``val_``), or None.
+            callbacks: :class:`Callback` objects, or any others with some
+                of ``on_epoch_begin(epoch, trainer)``, ``on_batch_end(batch, metrics,
+                trainer)``, ``on_epoch_end(epoch, metrics, trainer)``; setting
+                ``trainer.stop_training = True`` ends training. A
+                :class:`~neurowire.learning.checkpoint.Checkpointer` saves checkpoints.
+            progress: show a tqdm progress bar.
+            batch_size: for a plain :class:`SpikeDataset`.
+            initial_epoch: epochs already trained (after
+                :meth:`Checkpointer.resume <neurowire.learning.checkpoint.Checkpointer.resume>`
+                or ``load_state_dict``): training runs epochs ``initial_epoch .. epochs -
+                1``, shuffled as an uninterrupted run would be.
+
+        A ``nw.DeepR(l1="auto")`` rule whose L1 is not chosen yet is resolved first by
+        :func:`~neurowire.learning.l1_selection.select_l1` on a validation split held out of
+        ``train`` (a map-style dataset); the outcome is kept in ``trainer.l1_selection``, and
+        training then starts from the unchanged initial state on the whole of ``train``.
+
+        Each epoch's dict has ``epoch``, ``loss``, ``accuracy`` (classification), ``time_s``,
+        ``spikes_per_neuron_per_s`` (hidden mean rate [Hz]) and ``trials``.
+
+        Distributed: every rank passes the same ``train`` (not a ``DistributedSampler``: the
+        trainer splits each global batch itself); a batch with fewer trials than ranks is
+        refused before training where the sizes are known. Only rank 0 shows progress; the
+        callbacks run on every rank with the same (global) metrics and must decide alike.
+        """
         _check_epochs(epochs, initial_epoch)
         t = self.trainer
         if t.world_size > 1:

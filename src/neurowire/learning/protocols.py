@@ -1,5 +1,6 @@
 """What the training helpers need of a trainer, as protocols: :class:`~neurowire.EProp`
-satisfies them, and the helpers (the loop, L1 selection, batch undo) import nothing from it."""
+satisfies them, and the helpers (the loop, L1 selection, state, batch undo) import nothing
+from it."""
 
 from __future__ import annotations
 
@@ -52,17 +53,24 @@ class Trainer(Protocol):
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
-class Undoable(Protocol):
-    """The state of a trainer that one batch changes (:class:`~neurowire.learning.undo.
-    BatchUndo`): its parameters, optimiser, rules' runner and log, and batch counters."""
+class Stateful(Protocol):
+    """A trainer's state that training changes: its parameters, optimiser, random feedback,
+    rules with their runner and log, and batch counters (:mod:`~neurowire.learning.state`,
+    :class:`~neurowire.learning.undo.BatchUndo`)."""
 
+    net: Any  # the declared Network: its ``projections``
+    network: Any  # the compiled network: its readout ``bias``
     device: Any
     optimizer: Adam
+    feedback_matrix: Tensor | None
     rule_runner: RuleRunner
     rewiring_log: RewiringLog
     step_count: int
     _trained_ms: float
     _batch_trials: int
     _rates: Any
+
+    @property
+    def rules(self) -> Mapping[str, StructuralRule]: ...
 
     def _parameters(self) -> dict[str, Any]: ...

@@ -22,7 +22,7 @@ from ..structural.transaction import restore_store
 from ..synapses import RaggedSynapses
 
 if TYPE_CHECKING:
-    from .protocols import Undoable
+    from .protocols import Stateful
 
 __all__ = ["BatchUndo"]
 
@@ -30,7 +30,7 @@ __all__ = ["BatchUndo"]
 class BatchUndo:
     """The state of ``trainer`` that one batch may change, copied now (:meth:`restore`)."""
 
-    def __init__(self, trainer: Undoable) -> None:
+    def __init__(self, trainer: Stateful) -> None:
         self.trainer = trainer
         self.stores: list[tuple[RaggedSynapses, dict[str, Any]]] = []
         self.tensors: list[tuple[torch.Tensor, torch.Tensor]] = []
