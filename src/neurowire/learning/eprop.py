@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,8 +18,7 @@ from torch import Tensor
 from ..network import Network, Population, Projection
 from ..structural.base import StructuralRule
 from ..structural.log import RewiringLog
-from ..structural.runner import Clock, RuleRunner
-from ..structural.view import SynapseView
+from ..structural.runner import RuleRunner
 from . import distributed as _dist
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
@@ -28,12 +26,13 @@ from .forward import (
     gather_weights,
     hot_loop,
 )
-from .inference import Inference
+from .inference import Inference, batch_metrics
 from .loop import Callback, TrainingLoop
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
 from .rates import BatchRates
+from .rule_host import RuleHost
 from .state import load_trainer_state, trainer_state
 from .undo import BatchUndo
 
@@ -71,7 +70,7 @@ class BatchOutput:
     inputs: Tensor | None = None
 
 
-class EProp(Inference):
+class EProp(Inference, RuleHost):
     """Train a recurrent spiking network with e-prop (Bellec et al. 2020).
 
     The network is ``SpikeSource`` -> hidden ``LIF``/``ALIF`` populations (sparse or ``Dense()``
@@ -207,12 +206,6 @@ class EProp(Inference):
             f"outputs={n.n_out})"
         )
 
-    @property
-    def rules(self) -> Mapping[str, StructuralRule]:
-        """The structural rules, read-only: ``{projection name: rule}`` in ``rewiring=``
-        order."""
-        return MappingProxyType({spec.name: rule for spec, rule in self._rules})
-
     # ------------------------------------------------------------------ setup helpers
     def _parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -221,43 +214,6 @@ class EProp(Inference):
             params[spec.name] = proj.synapses if proj.sparse else proj.weight
         params[self.network.bias_name] = self.network.bias
         return params
-
-    def _make_view(self, name: str, generator: torch.Generator, log_events: bool) -> SynapseView:
-        """A rule's view of a sparse plastic projection after the last batch.
-
-        Neuron state: ``rate_hz`` ``[1, n]``, each neuron's mean firing rate over the last
-        training batch [Hz] (zeros before the first batch).
-        """
-        proj = self.net.projections[name]
-        return SynapseView(
-            proj.synapses,
-            pre_state=self._population_state(proj.pre),
-            post_state=self._population_state(proj.post),
-            pre_grid=proj.pre.grid,
-            post_grid=proj.post.grid,
-            log=self.rewiring_log,
-            step=self.step_count,
-            t_ms=self._trained_ms,
-            log_events=log_events,
-            generator=generator,
-        )
-
-    def _population_state(self, pop: Population) -> dict[str, Tensor]:
-        rate = self._rates.of(pop.name)
-        if rate is None:
-            rate = torch.zeros(pop.n, dtype=self.network.dtype, device=self.device)
-        return {"rate_hz": rate[None, :]}
-
-    def _clock(self) -> Clock:
-        """The rules' clock: ``step`` counts batches, ``t_ms`` the trained model time [ms],
-        ``batch_size`` the trials of the last batch, ``learning_rate`` the optimiser's."""
-        return Clock(
-            self.step_count,
-            self._trained_ms,
-            self.net.dt,
-            self._batch_trials,
-            self.optimizer.lr,
-        )
 
     # ------------------------------------------------------------------ input checks
     def _prepare(self, spikes: Any, labels: Any) -> tuple[Tensor, Tensor]:
@@ -464,29 +420,10 @@ class EProp(Inference):
             self.network.input.name, counts, out.spikes, spans, per_s, self.network.dtype
         )
 
-    def _adjust_gradients(self, grads: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Let every rule change its projection's gradient before the optimiser step."""
-        clock = self._clock()
-        for i, (spec, _) in enumerate(self._rules):
-            grads[spec.name] = self.rule_runner.adjust_gradient(i, grads[spec.name], clock)
-        return grads
-
-    def _rewire(self) -> None:
-        clock = self._clock()
-        for i in range(len(self._rules)):
-            self.rule_runner.update(i, clock)
-
     def _metrics(self, out: BatchOutput, tgt: Tensor) -> dict[str, float]:
-        m = {
-            "loss": out.loss / (out.trials * out.steps),
-            "spikes": float(out.spikes.sum()),
-            "trials": out.trials,
-            "steps": out.steps,
-        }
-        if self.loss.classification:
-            m["correct"] = int((out.scores.argmax(-1) == tgt).sum())
-            m["accuracy"] = m["correct"] / out.trials
-        return m
+        return batch_metrics(
+            self.loss, out.loss, out.scores, out.spikes, out.trials, out.steps, tgt
+        )
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -504,34 +441,6 @@ class EProp(Inference):
         load_trainer_state(self, state)
 
     # ------------------------------------------------------------------ loops
-    def evaluate_step(self, spikes: Tensor, labels: Tensor) -> dict[str, float]:
-        """One batch's metrics (as :meth:`train_step`'s) without changing anything.
-
-        Distributed: every rank passes the same batch and simulates its shard (a rank with no
-        trial of a small batch adds nothing); every rank returns the whole batch's metrics.
-        """
-        with self._threads(spikes):
-            x, tgt = self._prepare(spikes, labels)
-            batch, steps, _ = x.shape
-            own = _dist.shard(batch, self.rank, self.world_size, allow_empty=True)
-            offset = own.start
-            loss_sum, spk = 0.0, 0.0
-            empty = torch.zeros(0, self.network.n_out, dtype=self.network.dtype)
-            scores = [empty.to(self.device)]
-            for y, s in self._forward(x[own]):
-                sl = slice(offset, offset + y.shape[1])
-                offset += y.shape[1]
-                loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
-                spk += float(s)
-                scores.append(readout_value(y, self.readout))
-            score = torch.cat(scores)
-            if self.world_size > 1:
-                sums = torch.tensor([loss_sum, spk], dtype=torch.float64, device=self.device)
-                sums, score = _dist.sum_identical([sums, _dist.spread_rows(score, own, batch)])
-                loss_sum, spk = float(sums[0]), float(sums[1])
-        out = BatchOutput({}, loss_sum, score, torch.tensor(spk), batch, steps)
-        return self._metrics(out, tgt)
-
     def evaluate(self, data, batch_size: int = 64, progress: bool = False) -> dict[str, float]:
         """Loss, accuracy and firing rate on ``data`` without changing anything.
 

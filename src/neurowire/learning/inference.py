@@ -1,5 +1,5 @@
-"""Forward passes of an e-prop trainer without learning: predictions, readout summaries,
-hidden spikes and the readout trace, and the check of input spikes."""
+"""Forward passes of an e-prop trainer without learning: a batch's metrics, predictions,
+readout summaries, hidden spikes and the readout trace, and the check of input spikes."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import distributed as _dist
 from .forward import gather_weights, hidden_pass, readout
-from .losses import readout_value
+from .losses import Loss, readout_value
 
-__all__ = ["Inference"]
+__all__ = ["Inference", "batch_metrics"]
 
 
 class Inference:
     """The forward-only methods of :class:`~neurowire.EProp` (they change nothing).
 
-    Uses the trainer's compiled ``network``, ``device``, ``engine``, ``readout``,
-    ``feedback_matrix`` and its thread scope and chunking (``_threads``, ``_chunks``,
-    ``_chunk_size``).
+    Uses the trainer's compiled ``network``, ``device``, ``engine``, ``loss``, ``readout``,
+    ``feedback_matrix``, ``rank`` and ``world_size``, its input checks (``_prepare``), thread
+    scope and chunking (``_threads``, ``_chunks``, ``_chunk_size``).
     """
 
     def _check_spikes(self, spikes: Any) -> Tensor:
@@ -104,3 +105,54 @@ class Inference:
         for sl in self._chunks(batch, self._chunk_size(steps)):
             _, _, z_ev = hidden_pass(n, w, x[sl], self.engine)
             yield readout(z_ev, w, n.kappa, steps, n.step_threads, self.engine), z_ev.count
+
+    def evaluate_step(self, spikes: Tensor, labels: Tensor) -> dict[str, float]:
+        """One batch's metrics (as :meth:`train_step`'s) without changing anything.
+
+        Distributed: every rank passes the same batch and simulates its shard (a rank with no
+        trial of a small batch adds nothing); every rank returns the whole batch's metrics.
+        """
+        with self._threads(spikes):
+            x, tgt = self._prepare(spikes, labels)
+            batch, steps, _ = x.shape
+            own = _dist.shard(batch, self.rank, self.world_size, allow_empty=True)
+            offset = own.start
+            loss_sum, spk = 0.0, 0.0
+            empty = torch.zeros(0, self.network.n_out, dtype=self.network.dtype)
+            scores = [empty.to(self.device)]
+            for y, s in self._forward(x[own]):
+                sl = slice(offset, offset + y.shape[1])
+                offset += y.shape[1]
+                loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
+                spk += float(s)
+                scores.append(readout_value(y, self.readout))
+            score = torch.cat(scores)
+            if self.world_size > 1:
+                sums = torch.tensor([loss_sum, spk], dtype=torch.float64, device=self.device)
+                sums, score = _dist.sum_identical([sums, _dist.spread_rows(score, own, batch)])
+                loss_sum, spk = float(sums[0]), float(sums[1])
+        return batch_metrics(self.loss, loss_sum, score, torch.tensor(spk), batch, steps, tgt)
+
+
+def batch_metrics(
+    loss: Loss,
+    loss_sum: float,
+    scores: Tensor,
+    spikes: Tensor,
+    trials: int,
+    steps: int,
+    tgt: Tensor,
+) -> dict[str, float]:
+    """One batch's metrics: ``loss`` (``E / (B T)``), ``spikes`` (hidden spikes in total),
+    ``trials``, ``steps`` and, for classification, ``correct`` and ``accuracy`` (the argmax of
+    the readout summaries ``scores [B, n_out]`` against the labels ``tgt [B]``)."""
+    m = {
+        "loss": loss_sum / (trials * steps),
+        "spikes": float(spikes.sum()),
+        "trials": trials,
+        "steps": steps,
+    }
+    if loss.classification:
+        m["correct"] = int((scores.argmax(-1) == tgt).sum())
+        m["accuracy"] = m["correct"] / trials
+    return m
