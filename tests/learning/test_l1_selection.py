@@ -117,7 +117,7 @@ def test_select_l1_is_reproducible_and_restores_the_trainer():
     assert all(len(c) == 2 for c in sel.curves)
     assert sel.n_train + sel.n_validation == len(train)
     assert sum(sel.class_counts.values()) == sel.n_validation
-    assert {rule.l1 for _, rule in trainer._rules} == {sel.chosen}
+    assert {rule.l1 for rule in trainer.rules.values()} == {sel.chosen}
     again = nw.select_l1(_trainer(), train, grid=GRID, epochs=2, batch_size=16)
     assert again.to_dict() | {"wall_s": 0} == sel.to_dict() | {"wall_s": 0}
 

@@ -1,4 +1,6 @@
-"""Checkpoints of ``neurowire classify``: what each holds, and the checks before a resume.
+"""Checkpoints of ``neurowire classify``: where they live, what each holds besides the
+trainer's state (:class:`~neurowire.learning.checkpoint.Checkpointer`), and the checks before a
+resume.
 
 A checkpoint records the settings that determine its run's model and data
 (:data:`RUN_SETTINGS`), so that ``--resume`` with other sizes, model, densities, data set, time
@@ -12,7 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from neurowire.io import CheckpointError, load_checkpoint
+from neurowire.io import CheckpointError
+from neurowire.learning.checkpoint import Checkpointer
 
 from .outputs import differences
 
@@ -49,16 +52,9 @@ RUN_SETTINGS = (
     "configurations",
 )
 
-#: What every checkpoint payload holds.
-CHECKPOINT_KEYS = (
-    "configuration",
-    "run",
-    "epoch",
-    "history",
-    "before",
-    "trainer",
-    "l1_selection",
-)
+#: What every checkpoint of classify holds besides the trainer's epoch, state and L1 selection
+#: (:data:`neurowire.learning.checkpoint.CHECKPOINT_KEYS`).
+CHECKPOINT_KEYS = ("configuration", "run", "history", "before")
 
 
 class ResumeError(ValueError):
@@ -80,7 +76,7 @@ def read_checkpoints(
     out: str | Path, configurations: Iterable[str], settings: Mapping[str, Any], epochs: int
 ) -> dict[str, dict[str, Any]]:
     """The checkpoints in ``out`` of the given configurations (absent ones left out), each
-    checked: every key of :data:`CHECKPOINT_KEYS`, its configuration, the same
+    checked: every key of :data:`CHECKPOINT_KEYS` and the trainer's, its configuration, the same
     :data:`RUN_SETTINGS`, and at most ``epochs`` epochs done.
 
     Raises :class:`~neurowire.io.CheckpointError` (damaged or foreign file) or
@@ -89,16 +85,10 @@ def read_checkpoints(
     found = {}
     for configuration in configurations:
         path = checkpoint_path(out, configuration)
-        if not path.exists():
+        saved = Checkpointer(path).read(required=CHECKPOINT_KEYS)
+        if saved is None:
             continue
-        saved = load_checkpoint(path)
         where = str(path)
-        missing = [key for key in CHECKPOINT_KEYS if key not in saved]
-        if missing:
-            raise CheckpointError(
-                f"{where!r} lacks {', '.join(missing)}: not a complete checkpoint of "
-                "neurowire classify"
-            )
         if saved["configuration"] != configuration:
             raise CheckpointError(
                 f"{where!r} holds configuration {saved['configuration']!r}, not {configuration!r}"

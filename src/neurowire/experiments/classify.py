@@ -46,9 +46,11 @@ from neurowire.data.errors import DataFileError
 from neurowire.experiments import checkpoints as ckpt
 from neurowire.experiments import options
 from neurowire.experiments.outputs import OutputError, RunFolder, warn
-from neurowire.io import CheckpointError, save_checkpoint
+from neurowire.io import CheckpointError
 from neurowire.learning import distributed
 from neurowire.learning import l1_selection as l1sel
+from neurowire.learning.checkpoint import Checkpointer
+from neurowire.learning.loop import Callback
 
 DATASETS = ("mnist1d", "patterns", "shd", "ssc", "dvs_gesture", "nmnist")
 CONFIGURATIONS = ("dense", "static", "deep_r")
@@ -303,7 +305,6 @@ class Prepared:
     before: dict[str, dict[str, Any]]
     history: list[dict[str, Any]] = field(default_factory=list)
     start: int = 0
-    selection: l1sel.L1Selection | None = None
 
 
 def prepare_configuration(
@@ -314,33 +315,61 @@ def prepare_configuration(
     trainer = build(cfg, configuration, info)
     if saved is None:
         return Prepared(configuration, trainer, snapshot(trainer))
-    where = str(ckpt.checkpoint_path(cfg.out, configuration))
-    selection = None
-    if l1sel.unresolved(trainer):
-        if saved["l1_selection"] is None:
-            raise CheckpointError(f"{where!r} was trained with a fixed --l1, not --l1 auto")
-        selection = l1sel.L1Selection.from_dict(saved["l1_selection"])
-        l1sel.resolve(trainer, selection.chosen)
+    path = ckpt.checkpoint_path(cfg.out, configuration)
+    start = Checkpointer(path).resume(trainer, saved)
     try:
-        trainer.load_state_dict(saved["trainer"])
         before = {k: _from_tensors(v) for k, v in saved["before"].items()}
-    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         why = options.one_line(err)
-        raise CheckpointError(f"{where!r} does not fit this network ({why})") from None
-    return Prepared(
-        configuration, trainer, before, list(saved["history"]), int(saved["epoch"]), selection
-    )
+        raise CheckpointError(f"{str(path)!r} does not fit this network ({why})") from None
+    return Prepared(configuration, trainer, before, list(saved["history"]), start)
+
+
+class EpochReport(Callback):
+    """Appends each epoch's entry of ``history`` (training metrics, test accuracy and loss,
+    synapses rewired per projection, seconds in the rules), checks that all ranks agree, and
+    advances the run's progress bar."""
+
+    def __init__(self, cfg: ClassifyConfig, test, history: list[dict[str, Any]], bar) -> None:
+        self.cfg, self.test, self.history, self.bar = cfg, test, history, bar
+        self.calls_before: dict[str, int] = {}
+        self.rules_before = 0.0
+
+    def on_epoch_begin(self, epoch: int, trainer: nw.EProp) -> None:
+        log = trainer.rewiring_log
+        self.calls_before = {n: len(log.calls(n)["step"]) for n in trainer.rules}
+        self.rules_before = trainer.timers["rules"]
+
+    def on_epoch_end(self, epoch: int, m: dict[str, float], trainer: nw.EProp) -> None:
+        ev = trainer.evaluate(self.test, batch_size=max(self.cfg.batch_size, 64))
+        entry = {
+            "epoch": epoch + 1,
+            "loss": m["loss"],
+            "accuracy_train": m["accuracy"],
+            "accuracy_test": ev["accuracy"],
+            "loss_test": ev["loss"],
+            "time_s": m["time_s"],
+            "rate_hz": m["spikes_per_neuron_per_s"],
+            "rules_s": trainer.timers["rules"] - self.rules_before,
+        }
+        for name in trainer.rules:
+            removed = trainer.rewiring_log.calls(name)["removed"][self.calls_before[name] :]
+            entry[f"rewired_{name}"] = int(removed.sum())
+        self.history.append(entry)
+        distributed.check_consistent(trainer)
+        self.bar.update(1)
+        self.bar.set_postfix(train=f"{m['accuracy']:.3f}", test=f"{ev['accuracy']:.3f}")
 
 
 def train_configuration(
     cfg: ClassifyConfig, run: Prepared, train, test, folder: RunFolder
 ) -> dict[str, Any]:
-    """Train (or go on training) one prepared configuration; returns its summary entry."""
+    """Train (or go on training) one prepared configuration, checkpointing every epoch;
+    returns its summary entry."""
     configuration, trainer, history, before = run.name, run.trainer, run.history, run.before
     writer = trainer.rank == 0
-    path = ckpt.checkpoint_path(folder.path, configuration)
     if run.start == 0 and l1sel.unresolved(trainer):
-        run.selection = l1sel.select_l1(
+        l1sel.select_l1(
             trainer,
             train,
             grid=cfg.l1_grid,
@@ -350,49 +379,35 @@ def train_configuration(
             seed=cfg.seed,
             progress=cfg.progress,
         )
-    selection = run.selection
+    selection = trainer.l1_selection
     initial = synapse_counts(trainer)
+
+    def note(path: Path, done: int) -> None:
+        folder.last_checkpoint = f"{str(path)!r} ({configuration}, epoch {done})"
+
+    def extra(done: int) -> dict[str, Any]:
+        return {
+            "configuration": configuration,
+            "run": ckpt.run_settings(cfg),
+            "history": history,
+            "before": {k: _to_tensors(v) for k, v in before.items()},
+        }
+
+    path = ckpt.checkpoint_path(folder.path, configuration)
     epochs = tqdm_epochs(cfg, configuration, run.start)
+    callbacks = [
+        EpochReport(cfg, test, history, epochs),
+        Checkpointer(path, extra=extra, write=writer, on_save=note),
+    ]
     for epoch in range(run.start, cfg.epochs):
-        calls_before = {n: len(trainer.rewiring_log.calls(n)["step"]) for n in _rewired(trainer)}
-        rules_before = trainer.timers["rules"]
-        m = trainer.fit(
+        trainer.fit(
             train,
             epochs=epoch + 1,
             initial_epoch=epoch,
+            callbacks=callbacks,
             progress=cfg.progress,
             batch_size=cfg.batch_size,
-        )[-1]
-        ev = trainer.evaluate(test, batch_size=max(cfg.batch_size, 64))
-        entry = {
-            "epoch": epoch + 1,
-            "loss": m["loss"],
-            "accuracy_train": m["accuracy"],
-            "accuracy_test": ev["accuracy"],
-            "loss_test": ev["loss"],
-            "time_s": m["time_s"],
-            "rate_hz": m["spikes_per_neuron_per_s"],
-            "rules_s": trainer.timers["rules"] - rules_before,
-        }
-        for name in _rewired(trainer):
-            removed = trainer.rewiring_log.calls(name)["removed"][calls_before[name] :]
-            entry[f"rewired_{name}"] = int(removed.sum())
-        history.append(entry)
-        distributed.check_consistent(trainer)
-        if writer:
-            payload = {
-                "configuration": configuration,
-                "run": ckpt.run_settings(cfg),
-                "epoch": epoch + 1,
-                "history": history,
-                "before": {k: _to_tensors(v) for k, v in before.items()},
-                "trainer": trainer.state_dict(),
-                "l1_selection": None if selection is None else selection.to_dict(),
-            }
-            save_checkpoint(path, payload)
-            folder.last_checkpoint = f"{str(path)!r} ({configuration}, epoch {epoch + 1})"
-        epochs.update(1)
-        epochs.set_postfix(train=f"{m['accuracy']:.3f}", test=f"{ev['accuracy']:.3f}")
+        )
     epochs.close()
     out = folder.path
     summary = _summarise(cfg, configuration, trainer, history, before, initial, train, out)
@@ -428,10 +443,6 @@ def tqdm_epochs(cfg: ClassifyConfig, configuration: str, start: int):
     )
 
 
-def _rewired(trainer: nw.EProp) -> list[str]:
-    return [spec.name for spec, _ in trainer._rules]
-
-
 def _summarise(cfg, configuration, trainer, history, before, initial, train, out) -> dict:
     final_train = trainer.evaluate(train, batch_size=max(cfg.batch_size, 64))
     last = history[-1] if history else {}
@@ -439,7 +450,7 @@ def _summarise(cfg, configuration, trainer, history, before, initial, train, out
     rewired = {}
     failed = 0
     nominal = {}
-    for name in _rewired(trainer):
+    for name in trainer.rules:
         calls = trainer.rewiring_log.calls(name)
         rewired[name] = float(calls["removed"].mean()) if calls["removed"].size else 0.0
         failed += int(calls["failed"].sum())

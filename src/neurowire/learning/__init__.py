@@ -1,7 +1,10 @@
-"""Learning rules: e-prop (online reference and factorised fast path), Adam, losses."""
+"""Learning rules: e-prop (online reference and factorised fast path), Adam, losses, the
+training loop with its callbacks and checkpoints."""
 
+from .checkpoint import Checkpointer
 from .eprop import EProp
 from .l1_selection import L1Selection, select_l1
+from .loop import Callback, TrainingLoop
 from .losses import (
     Loss,
     MeanSquaredError,
@@ -12,11 +15,14 @@ from .optim import Adam
 
 __all__ = [
     "Adam",
+    "Callback",
+    "Checkpointer",
     "EProp",
     "L1Selection",
     "Loss",
     "MeanSquaredError",
     "RateRegularizer",
     "SparseCategoricalCrossEntropy",
+    "TrainingLoop",
     "select_l1",
 ]

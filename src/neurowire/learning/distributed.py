@@ -144,6 +144,22 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def placement(distributed: bool | None) -> tuple[int, int]:
+    """``(rank, world size)`` of a trainer given its ``distributed=`` (None: a group with more
+    than one rank when one is initialised; True: require one; False: never, ``(0, 1)``)."""
+    if distributed is not None and not isinstance(distributed, bool):
+        raise TypeError(f"distributed must be None, True or False, got {distributed!r}")
+    if distributed and not is_active():
+        raise ValueError(
+            "distributed=True needs an initialised torch.distributed process group with more "
+            "than one rank: launch with torchrun and call "
+            "neurowire.learning.distributed.init_process_group() first"
+        )
+    if distributed is not False and is_active():
+        return rank(), world_size()
+    return 0, 1
+
+
 # ---------------------------------------------------------------------- batch split
 def shard(batch: int, rank: int, world: int, allow_empty: bool = False) -> slice:
     """Trials of a global batch that ``rank`` of ``world`` simulates.

@@ -10,33 +10,34 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ..network import Network, Population, Projection
 from ..structural.base import StructuralRule
 from ..structural.log import RewiringLog
-from ..structural.runner import Clock, RuleRunner
-from ..structural.view import SynapseView
+from ..structural.runner import RuleRunner
 from . import distributed as _dist
-from . import l1_selection as _l1
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .factorized import ChunkResult, factorized_chunk
 from .forward import (
     gather_weights,
-    hidden_pass,
     hot_loop,
-    readout,
 )
-from .loop import EpochTotals, call_hooks, iterate_batches
+from .inference import Inference, batch_metrics
+from .loop import Callback, TrainingLoop
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
 from .rates import BatchRates
+from .rule_host import RuleHost
+from .state import load_trainer_state, trainer_state
 from .undo import BatchUndo
+
+if TYPE_CHECKING:
+    from .l1_selection import L1Selection
 
 METHODS = ("factorized", "online")
 FEEDBACK = ("symmetric", "random")
@@ -69,7 +70,7 @@ class BatchOutput:
     inputs: Tensor | None = None
 
 
-class EProp:
+class EProp(Inference, RuleHost):
     """Train a recurrent spiking network with e-prop (Bellec et al. 2020).
 
     The network is ``SpikeSource`` -> hidden ``LIF``/``ALIF`` populations (sparse or ``Dense()``
@@ -141,37 +142,13 @@ class EProp:
         _check_choice("method", method, METHODS)
         _check_choice("feedback", feedback, FEEDBACK)
         _check_choice("engine", engine, ENGINES)
-        if optimizer is None:
-            optimizer = Adam()
-        if not isinstance(optimizer, Adam):
-            raise TypeError(f"optimizer must be an Adam, got {type(optimizer).__name__}")
-        if regularization is not None and not isinstance(regularization, RateRegularizer):
-            raise TypeError(
-                f"regularization must be a RateRegularizer or None, got "
-                f"{type(regularization).__name__}"
-            )
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-        ):
-            raise ValueError(f"chunk_size must be None or an int >= 1, got {chunk_size!r}")
+        self.optimizer = _check_optimizer(optimizer)
+        self.regularization = _check_regularization(regularization)
+        _check_count("chunk_size", chunk_size)
+        _check_count("step_threads", step_threads)
         self.method, self.feedback, self.chunk_size = method, feedback, chunk_size
-        self.optimizer, self.regularization = optimizer, regularization
-        if step_threads is not None and (
-            isinstance(step_threads, bool) or not isinstance(step_threads, int) or step_threads < 1
-        ):
-            raise ValueError(f"step_threads must be None or an int >= 1, got {step_threads!r}")
-        if distributed is not None and not isinstance(distributed, bool):
-            raise TypeError(f"distributed must be None, True or False, got {distributed!r}")
-        if distributed and not _dist.is_active():
-            raise ValueError(
-                "distributed=True needs an initialised torch.distributed process group with more "
-                "than one rank: launch with torchrun and call "
-                "neurowire.learning.distributed.init_process_group() first"
-            )
         #: this process's rank and the number of ranks a global batch is split over
-        self.rank, self.world_size = 0, 1
-        if distributed is not False and _dist.is_active():
-            self.rank, self.world_size = _dist.rank(), _dist.world_size()
+        self.rank, self.world_size = _dist.placement(distributed)
         self.network: EPropNetwork = compile_network(net, output, device, step_threads)
         self.net = net
         self.seed = net.seed if seed is None else int(seed)
@@ -182,20 +159,16 @@ class EProp:
             # resets the thread count there, so the first batch would sum in another order
 
             native.prepare(self.network)
-        gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
-        self.feedback_matrix: Tensor | None = None
-        if feedback == "random":
-            self.feedback_matrix = torch.randn(
-                self.network.hidden.n, self.network.n_out, generator=gen, dtype=net.dtype
-            ).to(self.device)
+        self.feedback_matrix = _feedback_matrix(feedback, self.network, self.seed)
         self.step_count = 0
         self.stop_training = False
-        #: the :class:`~neurowire.learning.l1_selection.L1Selection` that resolved
-        #: ``DeepR(l1="auto")`` rules in :meth:`fit`, or None
-        self.l1_selection: _l1.L1Selection | None = None
+        #: the :class:`~neurowire.learning.l1_selection.L1Selection` that resolved the
+        #: ``DeepR(l1="auto")`` rules (:func:`~neurowire.learning.select_l1`, which :meth:`fit`
+        #: runs when needed), or None
+        self.l1_selection: L1Selection | None = None
         self.rewiring_log = RewiringLog()
         self._trained_ms = 0.0
-        self._rules = self._check_rewiring(rewiring or {})
+        self._rules = _check_rewiring(self.network, rewiring or {})
         sparse = [p.name for p in self.network.plastic if p.sparse]
         #: the rules' contexts and all-or-nothing calls (the Simulator's runner too)
         self.rule_runner = RuleRunner(
@@ -234,29 +207,6 @@ class EProp:
         )
 
     # ------------------------------------------------------------------ setup helpers
-    def _check_rewiring(self, rewiring) -> list[tuple[PlasticProjection, StructuralRule]]:
-        if not isinstance(rewiring, Mapping):
-            raise TypeError(f"rewiring must be a dict {{projection: rule}}, got {rewiring!r}")
-        by_name = {spec.name: spec for spec in self.network.plastic}
-        rules = []
-        for key, rule in rewiring.items():
-            name = key if isinstance(key, str) else getattr(key, "name", None)
-            if name not in by_name or (
-                not isinstance(key, str) and by_name[name].projection is not key
-            ):
-                raise ValueError(
-                    f"rewiring: {key!r} is not an input or recurrent projection of this "
-                    f"network; known: {sorted(by_name)}"
-                )
-            if not by_name[name].sparse:
-                raise ValueError(f"rewiring: projection {name!r} is dense; rules need a store")
-            if not isinstance(rule, StructuralRule):
-                raise TypeError(
-                    f"rewiring[{name!r}] must be a StructuralRule, got {type(rule).__name__}"
-                )
-            rules.append((by_name[name], rule))
-        return rules
-
     def _parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for spec in self.network.plastic + self.network.outputs:
@@ -265,72 +215,7 @@ class EProp:
         params[self.network.bias_name] = self.network.bias
         return params
 
-    def _make_view(self, name: str, generator: torch.Generator, log_events: bool) -> SynapseView:
-        """A rule's view of a sparse plastic projection after the last batch.
-
-        Neuron state: ``rate_hz`` ``[1, n]``, each neuron's mean firing rate over the last
-        training batch [Hz] (zeros before the first batch).
-        """
-        proj = self.net.projections[name]
-        return SynapseView(
-            proj.synapses,
-            pre_state=self._population_state(proj.pre),
-            post_state=self._population_state(proj.post),
-            pre_grid=proj.pre.grid,
-            post_grid=proj.post.grid,
-            log=self.rewiring_log,
-            step=self.step_count,
-            t_ms=self._trained_ms,
-            log_events=log_events,
-            generator=generator,
-        )
-
-    def _population_state(self, pop: Population) -> dict[str, Tensor]:
-        rate = self._rates.of(pop.name)
-        if rate is None:
-            rate = torch.zeros(pop.n, dtype=self.network.dtype, device=self.device)
-        return {"rate_hz": rate[None, :]}
-
-    def _clock(self) -> Clock:
-        """The rules' clock: ``step`` counts batches, ``t_ms`` the trained model time [ms],
-        ``batch_size`` the trials of the last batch, ``learning_rate`` the optimiser's."""
-        return Clock(
-            self.step_count,
-            self._trained_ms,
-            self.net.dt,
-            self._batch_trials,
-            self.optimizer.lr,
-        )
-
     # ------------------------------------------------------------------ input checks
-    def _check_spikes(self, spikes: Any) -> Tensor:
-        """Validate ``spikes [B, T, n_in]``; return them as a contiguous bool tensor."""
-        if isinstance(spikes, np.ndarray):
-            spikes = torch.from_numpy(spikes)
-        if not isinstance(spikes, Tensor):
-            raise TypeError(f"spikes must be a tensor [B, T, n_in], got {type(spikes).__name__}")
-        n_in = self.network.n_in
-        if spikes.dim() != 3:
-            raise ValueError(
-                f"spikes must have shape [B, T, n_in] (3-D), got {tuple(spikes.shape)}"
-            )
-        if spikes.shape[2] != n_in:
-            raise ValueError(
-                f"spikes have {spikes.shape[2]} channels but input population "
-                f"{self.network.input.name!r} has {n_in} neurons"
-            )
-        if spikes.shape[0] < 1 or spikes.shape[1] < 1:
-            raise ValueError(f"spikes need B >= 1 trials and T >= 1 steps, got {spikes.shape}")
-        if spikes.is_complex():
-            raise TypeError(f"spikes must be bool or 0/1 numbers, got dtype {spikes.dtype}")
-        if spikes.dtype != torch.bool:
-            if spikes.is_floating_point() and bool(torch.isnan(spikes).any()):
-                raise ValueError("spikes contain NaN")
-            if bool(((spikes != 0) & (spikes != 1)).any()):
-                raise ValueError("spikes must be bool or 0/1 numbers; got other values")
-            spikes = spikes != 0
-        return spikes.to(self.device).contiguous()
-
     def _prepare(self, spikes: Any, labels: Any) -> tuple[Tensor, Tensor]:
         x = self._check_spikes(spikes)
         batch, steps, _ = x.shape
@@ -535,83 +420,10 @@ class EProp:
             self.network.input.name, counts, out.spikes, spans, per_s, self.network.dtype
         )
 
-    def _adjust_gradients(self, grads: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Let every rule change its projection's gradient before the optimiser step."""
-        clock = self._clock()
-        for i, (spec, _) in enumerate(self._rules):
-            grads[spec.name] = self.rule_runner.adjust_gradient(i, grads[spec.name], clock)
-        return grads
-
-    def _rewire(self) -> None:
-        clock = self._clock()
-        for i in range(len(self._rules)):
-            self.rule_runner.update(i, clock)
-
     def _metrics(self, out: BatchOutput, tgt: Tensor) -> dict[str, float]:
-        m = {
-            "loss": out.loss / (out.trials * out.steps),
-            "spikes": float(out.spikes.sum()),
-            "trials": out.trials,
-            "steps": out.steps,
-        }
-        if self.loss.classification:
-            m["correct"] = int((out.scores.argmax(-1) == tgt).sum())
-            m["accuracy"] = m["correct"] / out.trials
-        return m
-
-    def predict(self, spikes: Tensor) -> Tensor:
-        """Class index ``[B]`` per trial: argmax of the readout summary (``readout=``)."""
-        return self.scores(spikes).argmax(-1)
-
-    def scores(self, spikes: Tensor) -> Tensor:
-        """Readout summary ``[B, n_out]`` (sum, avg, max or last of ``y`` over time)."""
-        with self._threads(spikes):
-            x = self._check_spikes(spikes)
-            return torch.cat([readout_value(y, self.readout) for y, _ in self._forward(x)])
-
-    def hidden_spikes(self, spikes: Tensor) -> Tensor:
-        """The trainer's forward pass: hidden spikes ``[B, T, N]`` (bool, hidden populations
-        concatenated in declaration order) for input spikes ``[B, T, n_in]``."""
-        with self._threads(spikes):
-            x = self._check_spikes(spikes)
-            n = self.network
-            w = gather_weights(n, self.feedback_matrix)
-            _, _, z_ev = hidden_pass(n, w, x, self.engine)
-            z = torch.zeros(z_ev.n_rows, z_ev.n, dtype=torch.bool, device=z_ev.pre.device)
-            z[z_ev.row, z_ev.pre] = True
-            return z.view(x.shape[1], x.shape[0], z_ev.n).transpose(0, 1)
-
-    def readout_trace(self, spikes: Tensor) -> Tensor:
-        """The trainer's readout ``y [B, T, n_out]`` for input spikes ``[B, T, n_in]``."""
-        with self._threads(spikes):
-            x = self._check_spikes(spikes)
-            return torch.cat([y for y, _ in self._forward(x)], dim=1).transpose(0, 1)
-
-    @staticmethod
-    def simulator_inputs(spikes: Tensor) -> Tensor:
-        """Inputs that make a :class:`~neurowire.Simulator` reproduce the trainer's timing.
-
-        The trainer feeds input spikes of step ``t`` into the hidden layer in step ``t``; the
-        Simulator delivers every spike one step later. Given these inputs (the same spikes and
-        one empty step at the end, ``[B, T + 1, n_in]``) and run for ``T + 1`` steps, the
-        Simulator's hidden spikes at step ``t + 1`` equal :meth:`hidden_spikes` at step ``t``
-        (step 0 of the Simulator is silent). Its readout lags one step more and its bias
-        enters from step 0: ``y_sim[t + 2] = y[t] + b (kappa^(t+1) + kappa^(t+2))`` with
-        ``y`` from :meth:`readout_trace` and ``kappa`` the readout's decay.
-        """
-        spikes = torch.as_tensor(spikes)
-        if spikes.dim() != 3:
-            raise ValueError(f"spikes must be [B, T, n_in], got shape {tuple(spikes.shape)}")
-        pad = torch.zeros_like(spikes[:, :1])
-        return torch.cat([spikes, pad], dim=1)
-
-    def _forward(self, x: Tensor):
-        n = self.network
-        w = gather_weights(n, self.feedback_matrix)
-        batch, steps, _ = x.shape
-        for sl in self._chunks(batch, self._chunk_size(steps)):
-            _, _, z_ev = hidden_pass(n, w, x[sl], self.engine)
-            yield readout(z_ev, w, n.kappa, steps, n.step_threads, self.engine), z_ev.count
+        return batch_metrics(
+            self.loss, out.loss, out.scores, out.spikes, out.trials, out.steps, tgt
+        )
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -619,70 +431,14 @@ class EProp:
         every projection (stores with their connectivity and Adam moments, dense weights),
         the readout bias, the optimiser, the random feedback, every rule's own state and
         random generators, the rewiring log and the batch counters."""
-        projections = {}
-        for proj in self.net.projections.values():
-            if proj.sparse:
-                projections[proj.name] = {"store": proj.synapses.state_dict()}
-            else:
-                projections[proj.name] = {"weight": proj.weight.detach().cpu().clone()}
-        return {
-            "projections": projections,
-            "bias": self.network.bias.detach().cpu().clone(),
-            "optimizer": self.optimizer.state_dict(),
-            "feedback": None if self.feedback_matrix is None else self.feedback_matrix.cpu(),
-            **self.rule_runner.state_dict(),
-            "rewiring_log": self.rewiring_log.state_dict(),
-            "step_count": self.step_count,
-            "trained_ms": self._trained_ms,
-        }
+        return trainer_state(self)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` into this trainer, built on the same network.
 
         Raises ``ValueError`` naming the first mismatch (projection names, shapes, rules).
         """
-        saved = state["projections"]
-        if set(saved) != set(self.net.projections):
-            raise ValueError(
-                f"checkpoint projections {sorted(saved)} differ from the network's "
-                f"{sorted(self.net.projections)}"
-            )
-        if set(state["rules"]) != {spec.name for spec, _ in self._rules}:
-            raise ValueError(
-                f"checkpoint rewires {sorted(state['rules'])}, this trainer "
-                f"{sorted(spec.name for spec, _ in self._rules)}"
-            )
-        for name, proj in self.net.projections.items():
-            entry = saved[name]
-            if proj.sparse != ("store" in entry):
-                raise ValueError(f"projection {name!r} is sparse in one and dense in the other")
-            if proj.sparse:
-                proj.synapses.load_state_dict(entry["store"])
-            else:
-                w = torch.as_tensor(entry["weight"])
-                if w.shape != proj.weight.shape:
-                    raise ValueError(
-                        f"projection {name!r}: saved weight {tuple(w.shape)}, network "
-                        f"{tuple(proj.weight.shape)}"
-                    )
-                proj.weight.copy_(w)
-        self.network.bias.copy_(torch.as_tensor(state["bias"]))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.optimizer.state = {
-            k: {n: t.to(self.device) for n, t in st.items()}
-            for k, st in self.optimizer.state.items()
-        }
-        if state["feedback"] is not None:
-            self.feedback_matrix = torch.as_tensor(state["feedback"]).to(self.device)
-        for spec, rule in self._rules:
-            rule.load_state_dict(state["rules"][spec.name])
-        for g, st in zip(self.rule_runner.generators, state["rule_generators"], strict=True):
-            g.set_state(st)
-        for r, st in zip(self.rule_runner.rngs, state["rule_rngs"], strict=True):
-            r.bit_generator.state = st
-        self.rewiring_log.load_state_dict(state["rewiring_log"])
-        self.step_count = int(state["step_count"])
-        self._trained_ms = float(state["trained_ms"])
+        load_trainer_state(self, state)
 
     # ------------------------------------------------------------------ loops
     def evaluate(self, data, batch_size: int = 64, progress: bool = False) -> dict[str, float]:
@@ -690,126 +446,95 @@ class EProp:
 
         ``data``: a :class:`SpikeDataset`, :class:`Batches` or an iterable of
         ``(spikes, labels)`` batches. Distributed: every rank passes the same ``data`` and
-        simulates its shard of each batch (a rank with no trial of a small batch adds nothing);
-        every rank returns the whole data's metrics.
+        returns the whole data's metrics (:meth:`evaluate_step`).
         """
-        tic = time.perf_counter()
-        totals = EpochTotals()
-        for spikes, labels in iterate_batches(data, batch_size, shuffle=False, seed=0, epoch=0):
-            with self._threads(spikes):
-                x, tgt = self._prepare(spikes, labels)
-                batch, steps, _ = x.shape
-                own = _dist.shard(batch, self.rank, self.world_size, allow_empty=True)
-                offset = own.start
-                loss_sum, spk = 0.0, 0.0
-                empty = torch.zeros(0, self.network.n_out, dtype=self.network.dtype)
-                scores = [empty.to(self.device)]
-                for y, s in self._forward(x[own]):
-                    sl = slice(offset, offset + y.shape[1])
-                    offset += y.shape[1]
-                    loss_sum += float(self.loss.value(y, self.loss.select(tgt, sl)))
-                    spk += float(s)
-                    scores.append(readout_value(y, self.readout))
-                score = torch.cat(scores)
-                if self.world_size > 1:
-                    sums = torch.tensor([loss_sum, spk], dtype=torch.float64, device=self.device)
-                    sums, score = _dist.sum_identical([sums, _dist.spread_rows(score, own, batch)])
-                    loss_sum, spk = float(sums[0]), float(sums[1])
-            out = BatchOutput({}, loss_sum, score, torch.tensor(spk), batch, steps)
-            totals.add(self._metrics(out, tgt))
-        return totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)
+        return TrainingLoop(self).evaluate(data, batch_size=batch_size)
 
     def fit(
         self,
         train,
         epochs: int,
         validation=None,
-        callbacks: Iterable[Any] | None = None,
+        callbacks: Iterable[Callback] | None = None,
         progress: bool = True,
         batch_size: int = 32,
         initial_epoch: int = 0,
     ) -> list[dict[str, float]]:
-        """Train for ``epochs`` passes over ``train``; returns one metrics dict per epoch.
+        """Train for ``epochs`` passes over ``train``; returns one metrics dict per epoch
+        (``epoch``, ``loss``, ``accuracy``, ``time_s``, ``spikes_per_neuron_per_s``, ``trials``
+        and, with ``validation``, the same prefixed ``val_``).
 
-        Args:
-            train: a :class:`SpikeDataset` (batched by ``batch_size`` and shuffled from the
-                trainer's seed), a :class:`Batches` (reshuffled per epoch from its own seed) or
-                any re-iterable of ``(spikes, labels)`` batches (used as given).
-            epochs: passes over the data.
-            validation: evaluated after every epoch (keys prefixed ``val_``), or None.
-            callbacks: objects with any of ``on_epoch_begin(epoch, trainer)``,
-                ``on_batch_end(batch, metrics, trainer)``, ``on_epoch_end(epoch, metrics,
-                trainer)``; setting ``trainer.stop_training = True`` ends training.
-            progress: show a tqdm progress bar.
-            batch_size: for a plain :class:`SpikeDataset`.
-            initial_epoch: epochs already trained (after :meth:`load_state_dict` from a
-                checkpoint): training runs epochs ``initial_epoch .. epochs - 1``, shuffled as
-                an uninterrupted run would be.
-
-        A ``nw.DeepR(l1="auto")`` rule whose L1 is not chosen yet is resolved first by
-        :func:`~neurowire.learning.l1_selection.select_l1` on a validation split held out of
-        ``train`` (a map-style dataset); the outcome is kept in :attr:`l1_selection`, and
-        training then starts from the unchanged initial state on the whole of ``train``.
-
-        Each epoch's dict has ``epoch``, ``loss``, ``accuracy`` (classification), ``time_s``,
-        ``spikes_per_neuron_per_s`` (hidden mean rate [Hz]) and ``trials``.
-
-        Distributed: every rank passes the same ``train`` (not a ``DistributedSampler``: the
-        trainer splits each global batch itself); a batch with fewer trials than ranks is
-        refused before training where the sizes are known. Only rank 0 shows progress; the
-        callbacks run on every rank with the same (global) metrics and must decide alike.
+        ``train``: a :class:`SpikeDataset`, :class:`Batches` or re-iterable of ``(spikes,
+        labels)`` batches; ``callbacks``: :class:`~neurowire.learning.loop.Callback` objects
+        (a :class:`~neurowire.learning.checkpoint.Checkpointer` saves checkpoints);
+        ``initial_epoch``: epochs already trained (after a resume). Resolves
+        ``DeepR(l1="auto")`` rules first (:attr:`l1_selection`). See
+        :meth:`TrainingLoop.fit <neurowire.learning.loop.TrainingLoop.fit>` for every argument
+        and the distributed case.
         """
-        from tqdm.auto import tqdm
-
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-        if (
-            isinstance(initial_epoch, bool)
-            or not isinstance(initial_epoch, int)
-            or not (0 <= initial_epoch <= epochs)
-        ):
-            raise ValueError(f"initial_epoch must be an int in [0, epochs], got {initial_epoch!r}")
-        if self.world_size > 1:
-            _dist.check_batches(train, batch_size, self.world_size)
-        if _l1.unresolved(self):
-            self.l1_selection = _l1.select_l1(self, train, batch_size=batch_size, progress=progress)
-        callbacks = list(callbacks or [])
-        history = []
-        self.stop_training = False
-        for epoch in range(initial_epoch, epochs):
-            call_hooks(callbacks, "on_epoch_begin", epoch, self)
-            tic = time.perf_counter()
-            totals = EpochTotals()
-            batches = iterate_batches(train, batch_size, shuffle=True, seed=self.seed, epoch=epoch)
-            total = len(batches) if hasattr(batches, "__len__") else None
-            with tqdm(
-                batches,
-                total=total,
-                disable=not progress or self.rank != 0,
-                desc=f"epoch {epoch + 1}/{epochs}",
-            ) as bar:
-                for i, (spikes, labels) in enumerate(bar):
-                    m = self.train_step(spikes, labels)
-                    totals.add(m)
-                    bar.set_postfix(totals.postfix())
-                    call_hooks(callbacks, "on_batch_end", i, m, self)
-                    if self.stop_training:
-                        break
-            metrics = {"epoch": epoch + 1}
-            metrics.update(
-                totals.summary(self.network.hidden.n, self.net.dt, time.perf_counter() - tic)
-            )
-            if validation is not None:
-                val = self.evaluate(validation, batch_size=batch_size)
-                metrics.update({f"val_{k}": v for k, v in val.items()})
-            history.append(metrics)
-            call_hooks(callbacks, "on_epoch_end", epoch, metrics, self)
-            if self.stop_training:
-                break
-        return history
+        return TrainingLoop(self).fit(
+            train, epochs, validation, callbacks, progress, batch_size, initial_epoch
+        )
 
 
 # ---------------------------------------------------------------------- helpers
+def _check_rewiring(
+    network: EPropNetwork, rewiring: Any
+) -> list[tuple[PlasticProjection, StructuralRule]]:
+    """``rewiring=`` as ``(projection spec, rule)`` pairs, checked."""
+    if not isinstance(rewiring, Mapping):
+        raise TypeError(f"rewiring must be a dict {{projection: rule}}, got {rewiring!r}")
+    by_name = {spec.name: spec for spec in network.plastic}
+    rules = []
+    for key, rule in rewiring.items():
+        name = key if isinstance(key, str) else getattr(key, "name", None)
+        if name not in by_name or (
+            not isinstance(key, str) and by_name[name].projection is not key
+        ):
+            raise ValueError(
+                f"rewiring: {key!r} is not an input or recurrent projection of this "
+                f"network; known: {sorted(by_name)}"
+            )
+        if not by_name[name].sparse:
+            raise ValueError(f"rewiring: projection {name!r} is dense; rules need a store")
+        if not isinstance(rule, StructuralRule):
+            raise TypeError(
+                f"rewiring[{name!r}] must be a StructuralRule, got {type(rule).__name__}"
+            )
+        rules.append((by_name[name], rule))
+    return rules
+
+
+def _check_optimizer(optimizer: Any) -> Adam:
+    if optimizer is None:
+        return Adam()
+    if not isinstance(optimizer, Adam):
+        raise TypeError(f"optimizer must be an Adam, got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _check_regularization(regularization: Any) -> RateRegularizer | None:
+    if regularization is not None and not isinstance(regularization, RateRegularizer):
+        raise TypeError(
+            f"regularization must be a RateRegularizer or None, got {type(regularization).__name__}"
+        )
+    return regularization
+
+
+def _check_count(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
+
+
+def _feedback_matrix(feedback: str, network: EPropNetwork, seed: int) -> Tensor | None:
+    """The fixed random feedback ``[n_hidden, n_out]`` (``N(0, 1)``, seeded), or None."""
+    if feedback != "random":
+        return None
+    gen = torch.Generator().manual_seed(seed * 7919 + 17)
+    b = torch.randn(network.hidden.n, network.n_out, generator=gen, dtype=network.dtype)
+    return b.to(network.device)
+
+
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")

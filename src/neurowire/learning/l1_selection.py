@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 if TYPE_CHECKING:
-    from .eprop import EProp
+    from .protocols import Trainer
 
 #: The default grid: half-decade steps from 1e-4 to 0.1 per trial. On the built-in task the
 #: best values lay at 1e-3 and below, and 1.0 trained to chance; the paper's cross-validated
@@ -142,17 +142,17 @@ def check_grid(grid: Sequence[float]) -> list[float]:
     return sorted(set(values))
 
 
-def auto_rules(trainer: EProp) -> list[Any]:
+def auto_rules(trainer: Trainer) -> list[Any]:
     """The trainer's rules that ask for ``l1="auto"`` (resolved or not)."""
-    return [rule for _, rule in trainer._rules if getattr(rule, "l1_auto", False)]
+    return [rule for rule in trainer.rules.values() if getattr(rule, "l1_auto", False)]
 
 
-def unresolved(trainer: EProp) -> bool:
+def unresolved(trainer: Trainer) -> bool:
     """Whether some rule of ``trainer`` still waits for its L1."""
     return any(rule.l1 is None for rule in auto_rules(trainer))
 
 
-def resolve(trainer: EProp, value: float) -> None:
+def resolve(trainer: Trainer, value: float) -> None:
     """Set ``value`` as the L1 of every ``l1="auto"`` rule of ``trainer`` (e.g. a selection
     restored from a checkpoint)."""
     for rule in auto_rules(trainer):
@@ -160,7 +160,7 @@ def resolve(trainer: EProp, value: float) -> None:
 
 
 def select_l1(
-    trainer: EProp,
+    trainer: Trainer,
     train: Any,
     grid: Sequence[float] = L1_GRID,
     epochs: int = SWEEP_EPOCHS,
@@ -185,7 +185,8 @@ def select_l1(
         seed: seeds the split; None takes the trainer's seed.
         progress: show progress bars.
 
-    Returns the :class:`L1Selection`; the same seed and data give the same selection.
+    Returns the :class:`L1Selection`, also kept in ``trainer.l1_selection``; the same seed and
+    data give the same selection.
     """
     rules = auto_rules(trainer)
     if not rules:
@@ -225,7 +226,7 @@ def select_l1(
     best = min(range(len(values)), key=lambda i: (-accuracy[i], loss[i], values[i]))
     resolve(trainer, values[best])
     classes = np.unique(dataset_labels(val_part), return_counts=True)
-    return L1Selection(
+    trainer.l1_selection = L1Selection(
         grid=values,
         val_accuracy=accuracy,
         val_loss=loss,
@@ -239,3 +240,4 @@ def select_l1(
         class_counts={str(c): int(n) for c, n in zip(*classes, strict=True)},
         wall_s=time.perf_counter() - tic,
     )
+    return trainer.l1_selection

@@ -21,7 +21,7 @@ import torch
 from ..store import RaggedSynapses, StoreSnapshot
 
 if TYPE_CHECKING:
-    from .eprop import EProp
+    from .protocols import Stateful
 
 __all__ = ["BatchUndo"]
 
@@ -29,7 +29,7 @@ __all__ = ["BatchUndo"]
 class BatchUndo:
     """The state of ``trainer`` that one batch may change, copied now (:meth:`restore`)."""
 
-    def __init__(self, trainer: EProp) -> None:
+    def __init__(self, trainer: Stateful) -> None:
         self.trainer = trainer
         self.stores: list[StoreSnapshot] = []
         self.tensors: list[tuple[torch.Tensor, torch.Tensor]] = []
