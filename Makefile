@@ -1,6 +1,7 @@
 # Two entry points on a fresh machine:
 #   make demo   - create .venv, install neurowire, run the main job on its built-in default
 #   make test   - create .venv, install neurowire with test extras, run the test suite
+# and: make docs (build the manual into site/), make topomap, make test-all, make lint
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo topomap test test-all lint install clean
+.PHONY: demo topomap test test-all lint docs install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +41,16 @@ test-all: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+# the manual: Markdown in docs/, API pages from the docstrings (mkdocstrings), into site/
+$(VENV)/.docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	touch $@ $(VENV)/.core
+
+docs: $(VENV)/.docs
+	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

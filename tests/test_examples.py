@@ -1,0 +1,43 @@
+"""Every script in examples/ runs at its tiny size and prints what it is about."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+#: a line each script must print (its result, not a fixed number)
+EXPECTED = {
+    "custom_neuron.py": "same spike trains:",
+    "custom_rule.py": "rule calls, totals",
+    "eprop_deep_r.py": "test accuracy",
+    "quickstart_simulation.py": "real-time factor",
+    "topographic_map.py": "sigma_aff",
+}
+
+
+def test_every_example_has_an_expected_line():
+    assert sorted(p.name for p in EXAMPLES) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs_tiny(script, tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    env["MPLBACKEND"] = "Agg"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--tiny"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert EXPECTED[script.name] in proc.stdout, proc.stdout
