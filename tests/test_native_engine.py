@@ -360,12 +360,12 @@ class _SyncHelper:
 
 
 def _threaded_run(threads, monkeypatch, helper=None):
-    from neurowire.native import engine
+    from neurowire.native import ahead
 
-    monkeypatch.setattr(engine, "AHEAD_MIN_DRAWS", 0)  # draw ahead however small the block
-    monkeypatch.setattr(engine, "spare_core", lambda threads: True)  # however busy the CPUs
+    monkeypatch.setattr(ahead, "AHEAD_MIN_DRAWS", 0)  # draw ahead however small the block
+    monkeypatch.setattr(ahead, "spare_core", lambda threads: True)  # however busy the CPUs
     if helper is not None:
-        monkeypatch.setattr(engine, "helper", lambda: helper)
+        monkeypatch.setattr(ahead, "helper", lambda: helper)
     net = topographic_fusable()[0]
     sim = nw.Simulator(net, engine="native", threads=threads)
     drawn_ahead = []
@@ -412,13 +412,13 @@ def test_the_generated_module_is_shared_by_seeds_and_scales():
         net = topomap.build(topomap.TopomapConfig(scale=scale, seed=seed, duration_s=0.01))
         sim = nw.Simulator(net, engine="native")
         sim.run(2)
-        paths.append(sim._native.sources[False])
+        paths.append(sim._native.builder.sources[False])
     assert paths[0] == paths[1] == paths[2]
     # while a change of the equations (a constant) gives another module
     cfg = topomap.TopomapConfig(scale=1, seed=1, duration_s=0.01, tau_refrac=3.0)
     sim = nw.Simulator(topomap.build(cfg), engine="native")
     sim.run(2)
-    assert sim._native.sources[False] != paths[0]
+    assert sim._native.builder.sources[False] != paths[0]
 
 
 def test_column_lists_follow_rule_events_and_grow():
