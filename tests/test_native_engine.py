@@ -360,12 +360,12 @@ class _SyncHelper:
 
 
 def _threaded_run(threads, monkeypatch, helper=None):
-    from neurowire.native import engine
+    from neurowire.native import ahead
 
-    monkeypatch.setattr(engine, "AHEAD_MIN_DRAWS", 0)  # draw ahead however small the block
-    monkeypatch.setattr(engine, "spare_core", lambda threads: True)  # however busy the CPUs
+    monkeypatch.setattr(ahead, "AHEAD_MIN_DRAWS", 0)  # draw ahead however small the block
+    monkeypatch.setattr(ahead, "spare_core", lambda threads: True)  # however busy the CPUs
     if helper is not None:
-        monkeypatch.setattr(engine, "helper", lambda: helper)
+        monkeypatch.setattr(ahead, "helper", lambda: helper)
     net = topographic_fusable()[0]
     sim = nw.Simulator(net, engine="native", threads=threads)
     drawn_ahead = []
@@ -412,13 +412,13 @@ def test_the_generated_module_is_shared_by_seeds_and_scales():
         net = topomap.build(topomap.TopomapConfig(scale=scale, seed=seed, duration_s=0.01))
         sim = nw.Simulator(net, engine="native")
         sim.run(2)
-        paths.append(sim._native.sources[False])
+        paths.append(sim._native.builder.sources[False])
     assert paths[0] == paths[1] == paths[2]
     # while a change of the equations (a constant) gives another module
     cfg = topomap.TopomapConfig(scale=1, seed=1, duration_s=0.01, tau_refrac=3.0)
     sim = nw.Simulator(topomap.build(cfg), engine="native")
     sim.run(2)
-    assert sim._native.sources[False] != paths[0]
+    assert sim._native.builder.sources[False] != paths[0]
 
 
 def test_column_lists_follow_rule_events_and_grow():
@@ -480,3 +480,49 @@ def test_fused_rule_on_crowded_rows_matches_the_host_rule():
     for key in calls_a:
         assert np.array_equal(calls_a[key], calls_b[key]), key
     assert calls_a["added"].sum() > 0 and calls_a["removed"].sum() > 0
+
+
+def test_a_rule_describes_its_fused_kernel_and_a_changed_rule_has_none():
+    from neurowire.native import rules
+
+    assert PruneAndRegrow().native_kernel() is None  # the base class's default
+    distance = nw.DistanceRewiring(0.5, 2.0, 1.0, 0.05, 0.1, 0.2, attempts=4)
+    kernel = distance.native_kernel()
+    assert hasattr(rules, kernel.kernel) and kernel.partner is None and not kernel.slot_columns
+    assert kernel.events_per_call == 4 and kernel.scratch_rows == 2
+    fan_in = nw.SharedFanInRewiring("other", attempts=3).native_kernel()
+    assert hasattr(rules, fan_in.kernel) and fan_in.partner == "other" and fan_in.slot_columns
+
+    class Louder(nw.DistanceRewiring):
+        def update(self, s, ctx):
+            super().update(s, ctx)
+
+    assert Louder(0.5, 2.0, 1.0, 0.05, 0.1, 0.2).native_kernel() is None
+
+
+@dataclass(frozen=True)
+class HalfDecaySTDP(nw.STDP):
+    """Presynaptic traces halve every step, whatever ``tau_plus``."""
+
+    def decay_pre(self, c, x_pre):
+        return x_pre * 0.5
+
+
+def test_both_stdp_steps_derive_from_the_rules_trace_methods():
+    from neurowire.native import codegen as gen
+    from neurowire.propagate import SpikeEvents
+
+    source = gen.stdp_kernel(HalfDecaySTDP(), 1.0, "stdp", "float64")
+    assert "x_pre[i] = (x_pre[i] * np.float64(0.5))" in source
+    rule, n = HalfDecaySTDP(), 3
+    w = torch.full((n, 1), 0.1)
+    ind = torch.zeros((n, 1), dtype=torch.int64)
+    live = torch.ones((n, 1), dtype=torch.bool)
+    columns = torch.arange(n).reshape(1, n)
+    none = torch.zeros(1, n, dtype=torch.bool)
+    events = SpikeEvents.fixed(none, 4)
+    x_pre, x_post = rule.torch_step(
+        w, ind, live, columns, events, events, torch.ones(n), torch.ones(1), none[0], none[0, :1]
+    )
+    assert torch.equal(x_pre, torch.full((n,), 0.5))
+    assert torch.equal(x_post, torch.full((1,), rule.cached_constants(1.0)["k_minus"]))

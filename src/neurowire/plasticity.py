@@ -26,6 +26,11 @@ class STDP(Definition):
     ``pre`` then ``post`` after ``dt_ms`` changes the weight by ``a_plus * exp(-dt_ms/tau_plus)``
     (``-a_minus * exp(-dt_ms/tau_minus)`` for the reverse order).
 
+    These dynamics are written once, in the model language (:meth:`decay_pre`,
+    :meth:`decay_post`, :meth:`depress`, :meth:`potentiate`, :meth:`count_spikes`):
+    :meth:`torch_step` runs them on tensors, and the native engine's kernel is generated from
+    them (:func:`neurowire.native.codegen.stdp_kernel`).
+
     Args:
         tau_plus: potentiation window [ms].
         tau_minus: depression window [ms].
@@ -65,7 +70,19 @@ class STDP(Definition):
             "w_max": float(self.w_max),
         }
 
-    # the rule's only definition: every engine applies these two per-synapse updates
+    # the rule's only definition: every engine derives its step from these methods
+    def decay_pre(self, c, x_pre):
+        """Presynaptic trace after one step's decay, before this step's spikes."""
+        return x_pre * c.k_plus
+
+    def decay_post(self, c, x_post):
+        """Postsynaptic trace after one step's decay, before this step's spikes."""
+        return x_post * c.k_minus
+
+    def count_spikes(self, c, x, z):
+        """A trace after the weight updates of a step: ``z`` its neuron's spikes (0 or 1)."""
+        return x + z
+
     def depress(self, c, w, x_post):
         """New weight of a synapse whose presynaptic neuron spiked."""
         return clip(w - c.a_minus * x_post, c.w_min, c.w_max)
@@ -76,6 +93,35 @@ class STDP(Definition):
 
     def constants_for(self, dt: float) -> Constants:
         return Constants(self.cached_constants(dt))
+
+    def torch_step(
+        self,
+        w: Tensor,
+        ind: Tensor,
+        live: Tensor,
+        columns: Tensor,
+        pre: SpikeEvents,
+        post: SpikeEvents,
+        x_pre: Tensor,
+        x_post: Tensor,
+        z_pre: Tensor,
+        z_post: Tensor,
+        dt: float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
+        """One step of the rule for batch 1: decay the traces, depress the rows of ``pre``'s
+        spikes, potentiate the columns of ``post``'s spikes (``w`` in place), count the spikes
+        into the traces.
+
+        Shapes: ``w, ind, live [n_pre, capacity]``; ``columns`` as for
+        :func:`stdp_potentiate_columns`; ``x_pre, z_pre [n_pre]``; ``x_post, z_post [n_post]``
+        (``z`` bool). Returns the new ``(x_pre, x_post)``.
+        """
+        c = self.constants_for(dt)
+        x_pre = self.decay_pre(c, x_pre)
+        x_post = self.decay_post(c, x_post)
+        stdp_depress_rows(w, ind, live, pre, x_post, self, dt)
+        stdp_potentiate_columns(w, columns, post, x_pre, self, dt)
+        return self.count_spikes(c, x_pre, z_pre), self.count_spikes(c, x_post, z_post)
 
 
 def stdp_reference(

@@ -20,7 +20,6 @@ from .graphs import GraphedBlock
 from .native import unsupported
 from .network import Network, Population, Projection
 from .neurons import PoissonState, SourceState, check_coefficients
-from .plasticity import stdp_depress_rows, stdp_potentiate_columns
 from .propagate import (
     SpikeEvents,
     csc_matrix,
@@ -702,18 +701,18 @@ class Simulator:
         for p in self._projections:
             if p.synapse is None:
                 continue
-            rule = p.synapse
-            x_pre, x_post = state["traces"][p.name]
-            c = rule.cached_constants(self.dt)
-            x_pre = x_pre * c["k_plus"]
-            x_post = x_post * c["k_minus"]
             st = structure[p.name]
-            w = weights[p.name]
-            stdp_depress_rows(w, st["ind"], st["live"], events[p.pre.name], x_post, rule, self.dt)
-            stdp_potentiate_columns(w, st["columns"], events[p.post.name], x_pre, rule, self.dt)
-            traces[p.name] = (
-                x_pre + new_neurons[p.pre.name].z[0],
-                x_post + new_neurons[p.post.name].z[0],
+            traces[p.name] = p.synapse.torch_step(
+                weights[p.name],
+                st["ind"],
+                st["live"],
+                st["columns"],
+                events[p.pre.name],
+                events[p.post.name],
+                *state["traces"][p.name],
+                new_neurons[p.pre.name].z[0],
+                new_neurons[p.post.name].z[0],
+                self.dt,
             )
         self._toc("plasticity", tic)
         return {"neurons": new_neurons, "psc": psc, "traces": traces, "weight": weights}, events

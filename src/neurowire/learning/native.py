@@ -51,7 +51,7 @@ from torch import Tensor
 
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
 from ..native import delivery
-from ..native.engine import kernels_fingerprint
+from ..native.builder import kernels_fingerprint
 from ..propagate import SpikeEvents
 from .forward import GAMMA_PD, ProjectionWeights, Weights, dense_table
 

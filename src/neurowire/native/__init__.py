@@ -11,6 +11,12 @@ from ..codegen import ModelCodeError
 from ..plasticity import STDP
 
 
+def plasticity_of(proj):
+    """The plasticity model of projection ``proj`` (None for static weights); the native
+    engine reads it only through here."""
+    return proj.synapse
+
+
 def unsupported(sim) -> str | None:
     """Why the native engine cannot run ``sim``'s network, or None if it can."""
     from . import codegen as gen
@@ -30,10 +36,11 @@ def unsupported(sim) -> str | None:
             )
         try:
             gen.psc_kernel(proj.psc, sim.dt, "probe", ftype)
-            if proj.synapse is not None:
-                if not isinstance(proj.synapse, STDP):
-                    raise ModelCodeError(f"synapse model {type(proj.synapse).__name__}")
-                gen.stdp_kernel(proj.synapse, sim.dt, "probe", ftype)
+            rule = plasticity_of(proj)
+            if rule is not None:
+                if not isinstance(rule, STDP):
+                    raise ModelCodeError(f"synapse model {type(rule).__name__}")
+                gen.stdp_kernel(rule, sim.dt, "probe", ftype)
         except ModelCodeError as err:
             return f"projection {proj.name!r}: {err}"
     return None

@@ -256,9 +256,10 @@ def synapse_expression(
 
 
 def stdp_kernel(rule: Any, dt: float, name: str, ftype: str, columns: str = "slots") -> str:
-    """Source of the trace-STDP step for batch 1 (see :class:`neurowire.STDP`): decay traces,
-    ``depress`` the rows of this step's presynaptic spikes, ``potentiate`` the synapses of its
-    postsynaptic spikes, then add the spikes to the traces.
+    """Source of the trace-STDP step for batch 1 (see :class:`neurowire.STDP`), derived from the
+    rule's methods as :meth:`~neurowire.STDP.torch_step` runs them: ``decay_pre``/``decay_post``
+    every trace, ``depress`` the rows of this step's presynaptic spikes, ``potentiate`` the
+    synapses of its postsynaptic spikes, then ``count_spikes`` into the traces.
 
     Arguments: ``w, ind, row_length, c0, c1, spk_pre, nspk_pre, spk_post, nspk_post, x_pre,
     x_post``, where ``c0, c1`` find a column's synapses: with ``columns="slots"`` the store's
@@ -268,14 +269,18 @@ def stdp_kernel(rule: Any, dt: float, name: str, ftype: str, columns: str = "slo
     searched for the column. Each synapse of a spiking column is potentiated once, whatever the
     order of the column's entries, so both give the same weights.
     """
-    c = rule.cached_constants(dt)
-    lit = f"np.{ftype}"
+    decay_pre = synapse_expression(rule, "decay_pre", dt, {"x_pre": "x_pre[i]"}, ftype)
+    decay_post = synapse_expression(rule, "decay_post", dt, {"x_post": "x_post[j]"}, ftype)
+    count_pre = synapse_expression(rule, "count_spikes", dt, {"x": "x_pre[i]", "z": "1"}, ftype)
+    count_post = synapse_expression(rule, "count_spikes", dt, {"x": "x_post[j]", "z": "1"}, ftype)
     dep = synapse_expression(
         rule, "depress", dt, {"w": "w[i, s]", "x_post": "x_post[ind[i, s]]"}, ftype
     )
     body = [
-        f"x_pre *= {lit}({c['k_plus']!r})",
-        f"x_post *= {lit}({c['k_minus']!r})",
+        "for i in range(x_pre.shape[0]):",
+        f"    x_pre[i] = {decay_pre}",
+        "for j in range(x_post.shape[0]):",
+        f"    x_post[j] = {decay_post}",
         "for e in range(nspk_pre[0]):",
         "    i = spk_pre[e]",
         "    for s in range(row_length[i]):",
@@ -312,9 +317,11 @@ def stdp_kernel(rule: Any, dt: float, name: str, ftype: str, columns: str = "slo
         raise ValueError(f"columns must be 'slots' or 'lists', got {columns!r}")
     body += [
         "for e in range(nspk_pre[0]):",
-        "    x_pre[spk_pre[e]] += 1",
+        "    i = spk_pre[e]",
+        f"    x_pre[i] = {count_pre}",
         "for e in range(nspk_post[0]):",
-        "    x_post[spk_post[e]] += 1",
+        "    j = spk_post[e]",
+        f"    x_post[j] = {count_post}",
     ]
     args = "w, ind, row_length, c0, c1, spk_pre, nspk_pre, spk_post, nspk_post, x_pre, x_post"
     return _function(name, args, body)

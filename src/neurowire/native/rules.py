@@ -158,17 +158,20 @@ def distance_rewiring(
     ev_kind,
     ev_dist,
     n_events,
-    head,
-    last,
+    counts,
+    scratch,
 ):
-    """One call of DistanceRewiring on a store whose only variable is ``w``.
+    """One call of DistanceRewiring on a store whose only variable is ``w`` (the calling
+    convention of :class:`.rule_kernel.RuleKernel`, one store).
 
     ``u [3, attempts]`` float64 are the call's random numbers. Events are appended to the
-    ``ev_*`` buffers from position ``n_events``. ``head`` and ``last`` are int64 ``[n_pre]``
-    scratch rows filled with -1 (and left so): the attempts of a row are found through them, so
-    a call costs in proportion to its attempts, not to ``n_pre``. Returns (removed, added,
-    failed, n_events).
+    ``ev_*`` buffers from position ``n_events[0]``, which the call advances; ``counts[0:3]``
+    receives removed, added, failed. ``scratch [2, n_pre]`` int64 are two rows filled with -1
+    (and left so): the attempts of a row are found through them, so a call costs in proportion
+    to its attempts, not to ``n_pre``.
     """
+    head, last = scratch[0], scratch[1]
+    events = n_events[0]
     n_pre, capacity = ind.shape
     attempts = min(u.shape[1], n_pre * n_post)
     # rows: first n_post attempts of a row stay, later ones move to the next row with room
@@ -235,11 +238,11 @@ def distance_rewiring(
         for s in range(row_length[i]):
             if o < n_elim and keys[o] == i * capacity + s:
                 o += 1
-                ev_pre[n_events] = i
-                ev_post[n_events] = ind[i, s]
-                ev_kind[n_events] = -1
-                ev_dist[n_events] = _grid_distance(i, ind[i, s], n_rows, n_cols, periodic)
-                n_events += 1
+                ev_pre[events] = i
+                ev_post[events] = ind[i, s]
+                ev_kind[events] = -1
+                ev_dist[events] = _grid_distance(i, ind[i, s], n_rows, n_cols, periodic)
+                events += 1
                 removed += 1
             else:
                 ind[i, keep] = ind[i, s]
@@ -262,13 +265,14 @@ def distance_rewiring(
         ind[i, row_length[i]] = post[a]
         w[i, row_length[i]] = w_init
         row_length[i] += 1
-        ev_pre[n_events] = i
-        ev_post[n_events] = post[a]
-        ev_kind[n_events] = 1
-        ev_dist[n_events] = dist[a]
-        n_events += 1
+        ev_pre[events] = i
+        ev_post[events] = post[a]
+        ev_kind[events] = 1
+        ev_dist[events] = dist[a]
+        events += 1
         added += 1
-    return removed, added, failed, n_events
+    counts[0], counts[1], counts[2] = removed, added, failed
+    n_events[0] = events
 
 
 @njit(cache=True, nogil=True)
@@ -316,17 +320,18 @@ def shared_fan_in_rewiring(
     ev1_post,
     ev1_kind,
     ev1_dist,
-    ne0,
-    ne1,
+    n_events,
     counts,
 ):
     """One call of SharedFanInRewiring on two stores (this projection 0, partner 1) whose only
-    variable is the weight, keeping both column indices current after every change.
+    variable is the weight, keeping both column indices current after every change (the
+    calling convention of :class:`.rule_kernel.RuleKernel`, two stores with their columns).
 
     ``u [attempts, 4]`` are the call's random numbers; events go to the ``ev*`` buffers from
-    ``ne0``/``ne1``; ``counts[6]`` receives removed/added/failed of projection 0 then 1.
-    Returns the new (ne0, ne1).
+    ``n_events[0]``/``n_events[1]``, which the call advances; ``counts[6]`` receives
+    removed/added/failed of projection 0 then 1.
     """
+    ne0, ne1 = n_events[0], n_events[1]
     n_pre0, n_pre1 = ind0.shape[0], ind1.shape[0]
     counts[:] = 0
     for a in range(u.shape[0]):
@@ -387,4 +392,4 @@ def shared_fan_in_rewiring(
             ne0 = ne + 1
         else:
             ne1 = ne + 1
-    return ne0, ne1
+    n_events[0], n_events[1] = ne0, ne1

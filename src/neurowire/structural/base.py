@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
+    from ..native.rule_kernel import RuleKernel
     from .view import SynapseView
 
 
@@ -118,11 +119,12 @@ class StructuralRule:
         Default False."""
         return False
 
-    def native(self) -> bool:
-        """Whether the native engine may run this rule inside its blocks, with a fused kernel
-        tested equal to :meth:`update`. Fusion is decided per rule: a rule that says no runs
-        on the host between blocks while fusable ones stay fused. Default False."""
-        return False
+    def native_kernel(self) -> RuleKernel | None:
+        """The numba kernel with which the native engine may run this rule inside its blocks,
+        tested equal to :meth:`update` (:class:`~neurowire.native.rule_kernel.RuleKernel`), or
+        None. Fusion is decided per rule: a rule without one runs on the host between blocks
+        while the others stay fused. Default None."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """The rule's own state beyond its hyperparameters (tensors, numbers, strings)."""

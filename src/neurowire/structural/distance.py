@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..native.rule_kernel import RuleKernel
 from ..store import rank_in_row
 from .base import RuleContext, StructuralRule
 from .view import SynapseView
@@ -109,11 +110,20 @@ class DistanceRewiring(StructuralRule):
         self.w_threshold, self.w_init = float(w_threshold), float(w_init)
         self.attempts = attempts
 
-    def native(self) -> bool:
-        """Fused in native blocks (``native/rules.py``, tested equal to :meth:`update`) unless a
-        subclass changes :meth:`update` or :meth:`draw`."""
+    def native_kernel(self) -> RuleKernel | None:
+        """:func:`neurowire.native.rules.distance_rewiring`, tested equal to :meth:`update`;
+        None for a subclass that changes :meth:`update` or :meth:`draw`."""
         cls = type(self)
-        return cls.update is DistanceRewiring.update and cls.draw is DistanceRewiring.draw
+        if cls.update is not DistanceRewiring.update or cls.draw is not DistanceRewiring.draw:
+            return None
+        return RuleKernel(
+            "distance_rewiring",
+            self.draw,
+            (self.p_peak, 2.0 * self.sigma**2, self.p_elim_dep, self.p_elim_pot),
+            (self.w_threshold, self.w_init),
+            events_per_call=self.attempts,
+            scratch_rows=2,
+        )
 
     def draw(self, rng: np.random.Generator, calls: int = 1) -> np.ndarray:
         """Random numbers of ``calls`` calls: float64 ``[calls, 3, attempts]`` (row, target,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..native.rule_kernel import RuleKernel
 from .base import RuleContext, StructuralRule
 from .view import SynapseView
 
@@ -78,11 +79,23 @@ class SharedFanInRewiring(StructuralRule):
                 f"{other.n_post} neurons, this one onto {s.n_post}"
             )
 
-    def native(self) -> bool:
-        """Fused in native blocks (``native/rules.py``, tested equal to :meth:`update`) unless a
-        subclass changes :meth:`update` or :meth:`draw`."""
+    def native_kernel(self) -> RuleKernel | None:
+        """:func:`neurowire.native.rules.shared_fan_in_rewiring`, tested equal to
+        :meth:`update`; None for a subclass that changes :meth:`update` or :meth:`draw`."""
         cls = type(self)
-        return cls.update is SharedFanInRewiring.update and cls.draw is SharedFanInRewiring.draw
+        if cls.update is not SharedFanInRewiring.update or cls.draw is not SharedFanInRewiring.draw:
+            return None
+        two_sigma_sq = tuple(2.0 * s**2 for s in self.sigma)
+        return RuleKernel(
+            "shared_fan_in_rewiring",
+            self.draw,
+            (self.max_fan_in, *self.p_peak, *two_sigma_sq)
+            + (self.p_elim_dep, self.p_elim_pot, self.w_threshold),
+            (self.w_init,),
+            events_per_call=self.attempts,
+            partner=self.partner,
+            slot_columns=True,
+        )
 
     def draw(self, rng: np.random.Generator, calls: int = 1) -> np.ndarray:
         """Random numbers of ``calls`` calls: float64 ``[calls, attempts, 4]`` (target, slot,
