@@ -29,6 +29,9 @@ from ..psc import Delta
 
 INPUT, RECURRENT, OUTPUT = "input", "recurrent", "output"
 
+#: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)
+GAMMA_PD = 0.3
+
 
 @dataclass(eq=False)
 class HiddenLayer:

@@ -24,23 +24,19 @@ from ..structural.view import SynapseView
 from . import distributed as _dist
 from . import l1_selection as _l1
 from .compiled import EPropNetwork, PlasticProjection, compile_network
+from .engine import EPropEngine, check_engine, resolve_engine
 from .factorized import ChunkResult, factorized_chunk
-from .forward import (
-    gather_weights,
-    hidden_pass,
-    hot_loop,
-    readout,
-)
+from .forward import hot_loop
 from .loop import EpochTotals, call_hooks, iterate_batches
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
 from .optim import Adam
 from .rates import BatchRates
+from .tables import gather_weights
 from .undo import BatchUndo
 
 METHODS = ("factorized", "online")
 FEEDBACK = ("symmetric", "random")
-ENGINES = ("auto", "torch", "native", "triton")
 
 #: default working-memory budget per chunk of trials [bytes] on the CPU
 CPU_CHUNK_BUDGET = 1 << 30
@@ -103,7 +99,8 @@ class EProp:
             rounding), ``"triton"`` (Triton kernels for the same steps; CUDA, or the CPU in
             Triton's interpreter with ``TRITON_INTERPRET=1``) or ``"auto"`` (native on the CPU
             when numba is installed, else torch; torch on CUDA until a GPU run has verified
-            the triton engine).
+            the triton engine), resolved once (:func:`~.engine.resolve_engine`); or an
+            :class:`~.engine.EPropEngine` object.
         distributed: data-parallel training over the default ``torch.distributed`` process
             group (:mod:`neurowire.learning.distributed`; start the workers with torchrun and
             call its ``init_process_group()`` first). None: whenever a group with more than one
@@ -133,14 +130,14 @@ class EProp:
         seed: int | None = None,
         device: str | torch.device | None = None,
         step_threads: int | None = 1,
-        engine: str = "auto",
+        engine: str | EPropEngine = "auto",
         distributed: bool | None = None,
     ) -> None:
         self.loss = get_loss(loss)
         self.readout = check_readout(readout)
         _check_choice("method", method, METHODS)
         _check_choice("feedback", feedback, FEEDBACK)
-        _check_choice("engine", engine, ENGINES)
+        check_engine(engine)
         if optimizer is None:
             optimizer = Adam()
         if not isinstance(optimizer, Adam):
@@ -176,12 +173,8 @@ class EProp:
         self.net = net
         self.seed = net.seed if seed is None else int(seed)
         self.device = self.network.device
-        self.engine = _resolve_engine(engine, self.device)
-        if self.engine == "native":  # start numba's thread pool and generate the forward
-            from . import native  # kernel now: starting the pool inside a batch's thread scope
-            # resets the thread count there, so the first batch would sum in another order
-
-            native.prepare(self.network)
+        self._engine = resolve_engine(engine, self.device)
+        self._engine.prepare(self.network)
         gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
         self.feedback_matrix: Tensor | None = None
         if feedback == "random":
@@ -232,6 +225,12 @@ class EProp:
             f"feedback={self.feedback!r}, hidden={n.hidden.n}, inputs={n.n_in}, "
             f"outputs={n.n_out})"
         )
+
+    @property
+    def engine(self) -> str:
+        """The name of the engine computing the factorised gradients (``"torch"``,
+        ``"native"``, ``"triton"``, or a given engine's own)."""
+        return self._engine.name
 
     # ------------------------------------------------------------------ setup helpers
     def _check_rewiring(self, rewiring) -> list[tuple[PlasticProjection, StructuralRule]]:
@@ -364,11 +363,8 @@ class EProp:
                 for p in n.plastic
             )
             per_trial = 5 * synapses * item
-        elif self.engine == "native":  # psi; readout, error, filtered error; the event lists
-            # at worst (every neuron spiking every step, int32)
-            per_trial = steps * ((n.hidden.n + 4 * n.n_out) * item + 4 * (n.n_in + n.hidden.n))
-        else:  # the torch engine's [T, B, N] tensors
-            per_trial = steps * ((7 * n.hidden.n + 4 * n.n_out) * item + 2 * n.n_in)
+        else:
+            per_trial = self._engine.trial_bytes(n, steps)
         if self.device.type == "cuda":
             budget = torch.cuda.mem_get_info(self.device)[0] // 2
         elif self.method == "factorized" and self.regularization is None:
@@ -416,7 +412,7 @@ class EProp:
                     self.loss,
                     self.regularization,
                     fold,
-                    self.engine,
+                    self._engine,
                     self.timers,
                     whole_batch,
                 )
@@ -576,7 +572,7 @@ class EProp:
             x = self._check_spikes(spikes)
             n = self.network
             w = gather_weights(n, self.feedback_matrix)
-            _, _, z_ev = hidden_pass(n, w, x, self.engine)
+            z_ev = self._engine.hidden_pass(n, w, x).z_events
             z = torch.zeros(z_ev.n_rows, z_ev.n, dtype=torch.bool, device=z_ev.pre.device)
             z[z_ev.row, z_ev.pre] = True
             return z.view(x.shape[1], x.shape[0], z_ev.n).transpose(0, 1)
@@ -610,8 +606,8 @@ class EProp:
         w = gather_weights(n, self.feedback_matrix)
         batch, steps, _ = x.shape
         for sl in self._chunks(batch, self._chunk_size(steps)):
-            _, _, z_ev = hidden_pass(n, w, x[sl], self.engine)
-            yield readout(z_ev, w, n.kappa, steps, n.step_threads, self.engine), z_ev.count
+            z_ev = self._engine.hidden_pass(n, w, x[sl]).z_events
+            yield self._engine.readout(z_ev, w, n.kappa, steps, n.step_threads), z_ev.count
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -815,31 +811,6 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def _resolve_engine(engine: str, device: torch.device) -> str:
-    if engine == "torch":
-        return engine
-    if engine == "auto" and device.type != "cpu":
-        return "torch"  # until a device run has verified the triton engine (README, GPU status)
-    if engine == "triton":
-        try:
-            from . import triton as triton_engine
-        except ImportError:
-            raise ValueError("engine='triton' needs triton; install it or use 'torch'") from None
-        triton_engine.check_device(device)
-        return "triton"
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        if engine == "native":
-            raise ValueError("engine='native' needs numba; install it or use 'torch'") from None
-        return "torch"
-    if device.type != "cpu":
-        if engine == "native":
-            raise ValueError(f"engine='native' runs on the CPU, not on {device}")
-        return "torch"
-    return "native"
 
 
 def _add(a: ChunkResult, b: ChunkResult) -> ChunkResult:

@@ -41,8 +41,6 @@ its reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 import torch
@@ -53,7 +51,8 @@ from ..codegen import ModelCodeError, Scalar, generated_module, translate
 from ..native import delivery
 from ..native.engine import kernels_fingerprint
 from ..propagate import SpikeEvents
-from .forward import GAMMA_PD, ProjectionWeights, Weights, dense_table
+from .compiled import GAMMA_PD
+from .tables import Layout, Weights, layouts
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -159,88 +158,6 @@ def _events(lists: Tensor, counts: Tensor, n: int) -> SpikeEvents:
     pre = torch.empty(int(crow[-1]), dtype=torch.int64)
     _gather_events(_np(lists), _np(crow), _np(pre))
     return SpikeEvents(None, pre, counts.numel(), n, crow=crow)
-
-
-# ---------------------------------------------------------------------- projections as layouts
-@dataclass(eq=False)
-class Layout:
-    """A group of projections onto the hidden layer (all inputs, or all recurrent ones) merged
-    into one weight table the fused kernels read, and how to split a gradient of that table.
-
-    ``dense``: ``weight [n_pre, N]`` over the whole hidden layer (used when any projection of
-    the group is ``Dense()``). Otherwise slots: ``weight``/``post [n_pre, C]`` (global hidden
-    index per slot; padding has weight 0 and a valid index) and ``length [n_pre]`` (slots to
-    visit per row); ``post``/``length`` are ``[1, 1]``/``[1]`` placeholders when dense.
-    ``parts``: per projection, ``(weights, rows, columns)`` of its block of the table.
-    """
-
-    dense: bool
-    weight: Tensor
-    post: Tensor
-    length: Tensor
-    parts: list[tuple[ProjectionWeights, slice, slice]]
-
-    @classmethod
-    def of(cls, pws: list[ProjectionWeights], n_pre: int, n: int, dtype: torch.dtype) -> Layout:
-        """Merge ``pws``; rows are their presynaptic indices (``pre_offset`` on), ``n`` is the
-        hidden layer's size."""
-        rows = [slice(pw.spec.pre_offset, pw.spec.pre_offset + pw.spec.n_pre) for pw in pws]
-        if any(pw.dense is not None for pw in pws):
-            cols = [slice(pw.spec.post_offset, pw.spec.post_offset + pw.spec.n_post) for pw in pws]
-            if len(pws) == 1 and pws[0].dense is not None and pws[0].dense.shape == (n_pre, n):
-                table = pws[0].dense.contiguous()  # the whole table: read it in place
-            else:
-                table = dense_table(pws, n_pre, n, torch.empty(0, dtype=dtype))
-            placeholder = torch.zeros(1, 1, dtype=torch.int64)
-            parts = list(zip(pws, rows, cols, strict=True))
-            return cls(True, table, placeholder, torch.zeros(1, dtype=torch.int64), parts)
-        if len(pws) == 1 and rows[0] == slice(0, n_pre):  # one store's rows
-            (pw,) = pws
-            s = pw.store
-            parts = [(pw, rows[0], slice(0, s.capacity))]
-            if pw.own_rows:  # read in place: the kernels visit each row's first length slots
-                return cls(False, s.vars["weight"], s.ind, s.row_length, parts)
-            return cls(False, pw.weight, pw.post, pw.length, parts)
-        cap = sum(pw.post.shape[1] for pw in pws)
-        w = torch.zeros(n_pre, cap, dtype=dtype)
-        post = torch.zeros(n_pre, cap, dtype=torch.int64)
-        parts, c = [], 0
-        for pw, r in zip(pws, rows, strict=True):
-            cols = slice(c, c + pw.post.shape[1])
-            w[r, cols], post[r, cols] = pw.weight, pw.post
-            parts.append((pw, r, cols))
-            c = cols.stop
-        return cls(False, w, post, torch.full((n_pre,), cap, dtype=torch.int64), parts)
-
-    def split(self, g: Tensor) -> dict[str, Tensor]:
-        """Each projection's gradient (dense ``[n_pre, n_post]`` or its slot layout, 0 off
-        live synapses) from a gradient ``g`` of the whole table."""
-        out = {}
-        for pw, rows, cols in self.parts:
-            if pw.dense is not None:
-                block = g[rows, cols]
-                if block.shape != g.shape:  # a part of the table: its own tensor
-                    block = block.clone()
-                if pw.spec.self_loop:
-                    block.fill_diagonal_(0.0)
-            elif self.dense:
-                pre = torch.arange(rows.start, rows.stop)[:, None]
-                block = g[pre, pw.post] * pw.mask
-            else:
-                block = g[rows, cols] * pw.mask
-            out[pw.spec.name] = block
-        return out
-
-
-def layouts(w: Weights, enet) -> tuple[Layout, Layout]:
-    """The input and recurrent :class:`Layout` of one batch's weights (built once per batch)."""
-    if "layouts" not in w.cache:
-        n = enet.hidden.n
-        w.cache["layouts"] = (
-            Layout.of(w.inputs, enet.n_in, n, enet.dtype),
-            Layout.of(w.recurrent, n, n, enet.dtype),
-        )
-    return w.cache["layouts"]
 
 
 def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEvents]:

@@ -22,14 +22,9 @@ from torch import Tensor
 
 from .compiled import EPropNetwork, HiddenLayer
 from .factorized import ChunkResult
-from .forward import (
-    HiddenDynamics,
-    ProjectionWeights,
-    Weights,
-    hot_loop,
-    pseudo_derivative_,
-)
+from .forward import HiddenDynamics, hot_loop, pseudo_derivative_
 from .losses import Loss, RateRegularizer
+from .tables import ProjectionWeights, Weights
 
 
 class SynapseTraces:

@@ -11,7 +11,7 @@ per dtype)                  :func:`.factorized.membrane_adjoint_`,      backward
                             :func:`.factorized.spike_products`
 ==========================  ==========================================  =====================
 
-Both kernels read the input and recurrent projections as the :class:`.native.Layout` tables
+Both kernels read the input and recurrent projections as the :class:`.tables.Layout` tables
 (built on the device), the hidden layer of ``N`` neurons as one vector of
 ``BLOCK_N = next_power_of_2(N)`` lanes. The forward kernel keeps every population's state, the
 previous spikes and the recurrent input from dense rows on chip for the whole trial, and the
@@ -43,8 +43,8 @@ from triton import knobs
 
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
 from ..propagate import SpikeEvents
-from .forward import GAMMA_PD, Weights
-from .native import Layout, layouts
+from .compiled import GAMMA_PD
+from .tables import Layout, Weights, layouts
 
 
 def check_device(device: torch.device) -> None:
@@ -57,7 +57,7 @@ def check_device(device: torch.device) -> None:
 
 
 def _tables(w: Weights, enet) -> tuple[Layout, Layout]:
-    """:func:`.native.layouts` with the tables on the network's device."""
+    """:func:`.tables.layouts` with the tables on the network's device."""
     with torch.device(enet.device):
         return layouts(w, enet)
 
@@ -98,7 +98,7 @@ def forward_kernel(
 
 
 def _scatter(prefix: str, target: str, dense: bool) -> list[str]:
-    """Lines adding row ``i`` of a :class:`.native.Layout` (``{prefix}_w/_post/_len``) to the
+    """Lines adding row ``i`` of a :class:`.tables.Layout` (``{prefix}_w/_post/_len``) to the
     register vector ``target`` (dense) or to the trial's scratch vector ``cur`` (slots)."""
     if dense:
         return [f"{target} += tl.load({prefix}_w + i * n + j, mask=live, other=0.0)"]
