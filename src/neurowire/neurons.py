@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .checks import ParameterError, check_number, check_rate, check_time
-from .codegen import Constants, Definition, TorchState, maximum, spike, where
+from .codegen import Constants, Definition, TorchState, absolute, maximum, spike, where
 from .grid import Grid
 from .initializers import Initializer, as_initializer
 
@@ -235,6 +235,11 @@ class NeuronModel(Definition):
         ``alpha`` (membrane decay), ``rho`` (adaptation decay), ``beta`` (adaptation strength),
         ``v_th`` (threshold, also the pseudo-derivative's width) and ``n_ref`` (steps)."""
         raise NotImplementedError(f"{type(self).__name__} declares no e-prop terms")
+
+    def pseudo_derivative(self, c: Constants, distance: Tensor) -> Tensor:
+        """e-prop's pseudo-derivative ``psi`` of the spike by the spike test's ``distance``
+        (model language; the caller sets it to 0 while refractory)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no pseudo-derivative")
 
 
 @dataclass(frozen=True)
@@ -451,6 +456,12 @@ class LIF(NeuronModel):
             "n_ref": c["n_ref"],
         }
 
+    def pseudo_derivative(self, c, distance):
+        """``psi = (gamma_pd / v_th) max(0, 1 - |distance| / v_th)`` (reference/algorithms.md
+        §1.2), from the per-neuron ``c.inv_v_th = 1 / v_th`` and ``c.psi_scale = gamma_pd /
+        v_th`` of :meth:`neurowire.learning.compiled.HiddenLayer.pseudo_derivative_constants`."""
+        return maximum(0.0, 1.0 - absolute(distance) * c.inv_v_th) * c.psi_scale
+
 
 @dataclass(frozen=True)
 class ALIF(NeuronModel):
@@ -515,6 +526,8 @@ class ALIF(NeuronModel):
         c = self.cached_constants(dt)
         return {k: c[k] for k in ("alpha", "rho", "beta", "v_th", "n_ref")}
 
+    pseudo_derivative = LIF.pseudo_derivative
+
 
 @dataclass(frozen=True)
 class LeakyIntegrator(NeuronModel):
@@ -555,3 +568,9 @@ class LeakyIntegrator(NeuronModel):
 
     def update(self, s, c, i_syn):
         s.y = c.kappa * s.y + i_syn + c.bias
+
+    def readout_decay(self, c):
+        """The coefficient of ``y_{t-1}`` in :meth:`update` (model language): e-prop's readout
+        is the leaky scan ``y_t = decay y_{t-1} + u_t``, and its error filter the same scan
+        backwards in time."""
+        return c.kappa

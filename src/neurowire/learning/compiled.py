@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..checks import ParameterError
+from ..codegen import Constants
 from ..network import Network, Population, Projection
 from ..neurons import LeakyIntegrator, NeuronModel, SpikeSource, check_coefficients
 from ..psc import Delta
@@ -61,6 +62,11 @@ class HiddenLayer:
     def span(self, pop: Population) -> tuple[int, int]:
         start = self.offsets[pop.name]
         return start, start + pop.n
+
+    def pseudo_derivative_constants(self) -> dict[str, Tensor]:
+        """The per-neuron ``[n]`` constants the models' ``pseudo_derivative`` reads:
+        ``inv_v_th = 1 / v_th`` and ``psi_scale = gamma_pd / v_th``."""
+        return {"inv_v_th": 1.0 / self.v_th, "psi_scale": GAMMA_PD / self.v_th}
 
 
 @dataclass(eq=False)
@@ -270,7 +276,7 @@ def compile_network(
         tuple(roles[INPUT]),
         tuple(roles[RECURRENT]),
         tuple(roles[OUTPUT]),
-        output.model.cached_constants(net.dt)["kappa"],
+        output.model.readout_decay(Constants(output.model.cached_constants(net.dt))),
         dev,
         step_threads if dev.type == "cpu" else None,
     )

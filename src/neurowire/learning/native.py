@@ -47,11 +47,11 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
-from ..codegen import ModelCodeError, Scalar, generated_module, translate
+from ..codegen import generated_module
 from ..native import delivery
 from ..native.engine import kernels_fingerprint
 from ..propagate import SpikeEvents
-from .compiled import GAMMA_PD
+from .segments import Dialect, segment
 from .tables import Layout, Weights, layouts
 
 
@@ -181,6 +181,7 @@ def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEven
     _threads()
     layer = enet.hidden
     inp, rec = layouts(w, enet)
+    pd = layer.pseudo_derivative_constants()
     batch, steps, n_in = x.shape
     x = _np(x.contiguous().view(torch.uint8) if x.dtype == torch.bool else x.contiguous())
     psi = enet.buffer("psi", (batch, steps, layer.n), enet.dtype)
@@ -200,8 +201,8 @@ def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEven
         _np(rec.weight),
         _np(rec.post),
         _np(rec.length),
-        _np(1.0 / layer.v_th),
-        _np(GAMMA_PD / layer.v_th),
+        _np(pd["inv_v_th"]),
+        _np(pd["psi_scale"]),
         _tiny(psi),
         _np(psi),
         _np(x_list),
@@ -281,45 +282,31 @@ def forward_source(
         "    xl, zl = x_list[b], z_list[b]",
         "    nx, nz = 0, 0",
     ]
+    dialect = Dialect(
+        target="numba",
+        i_syn="(acc[j] + rec[j])",
+        prev_z="zp[j]",
+        ref="k{k}_{f}[jj]",
+        alloc_float="    k{k}_{f} = np.zeros({n}, psi.dtype)",
+        alloc_int="    k{k}_{f} = np.zeros({n}, np.int32)",
+        store_float="{ref} = {final} if abs({final}) >= tiny else zero",
+        store_int="{ref} = {final}",
+        arrays={"inv_v_th": "inv_v_th[j]", "psi_scale": "scale[j]"},
+    )
     segments, lo = [], 0
     for k, model in enumerate(models):
-        hi = lo + model.n
-        probe = model.init_state(1, torch.device("cpu"), torch.float64)
-        fields = [f for f in model.state_type._fields if f != "z"]
-        for f in fields:
-            kind = "np.int32" if not getattr(probe, f).is_floating_point() else "psi.dtype"
-            body.append(f"    k{k}_{f} = np.zeros({model.n}, {kind})")
-        spec = Scalar(
-            state={f: f for f in model.state_type._fields},
-            inputs={"i_syn": "(acc[j] + rec[j])"},
-            constants=model.cached_constants(dt),
-            float_type=ftype,
-        )
-        tr = translate(model, "update", spec, prefix=f"k{k}_s_")
-        if tr.distance is None or "z" not in tr.assigned:
-            raise ModelCodeError(
-                f"{type(model).__name__}.update must set s.z = spike(distance, refractory) for "
-                "e-prop"
-            )
-        loop = [f"jj = j - {lo}", f"k{k}_s_z_0 = zp[j]"]
-        loop += [f"k{k}_s_{f}_0 = k{k}_{f}[jj]" for f in fields]
-        loop += tr.lines
-        for f in fields:
-            if f in tr.assigned:
-                final = tr.assigned[f]
-                if getattr(probe, f).is_floating_point():
-                    loop.append(f"k{k}_{f}[jj] = {final} if abs({final}) >= tiny else zero")
-                else:
-                    loop.append(f"k{k}_{f}[jj] = {final}")
+        seg = segment(k, model, dt, ftype, dialect)
+        body += seg.alloc
+        loop = [f"jj = j - {lo}", *seg.lines]
         loop += [  # no branches: the loop vectorises; the spikes are listed afterwards
-            f"p = max(zero, one - abs({tr.distance}) * inv_v_th[j]) * scale[j]",
-            f"psi[b, t, j] = zero if {tr.refractory} else p",
-            f"spiked = {tr.assigned['z']}",
+            f"p = {seg.psi}",
+            f"psi[b, t, j] = zero if {seg.refractory} else p",
+            f"spiked = {seg.spiked}",
             "zrow[j] = spiked",
             "zp[j] = one if spiked else zero",
         ]
-        segments.append((lo, hi, loop))
-        lo = hi
+        segments.append((lo, lo + model.n, loop))
+        lo += model.n
     body += [
         "    for t in range(steps):",
         "        acc[:] = 0.0",

@@ -41,9 +41,9 @@ import triton
 from torch import Tensor
 from triton import knobs
 
-from ..codegen import ModelCodeError, Scalar, generated_module, translate
+from ..codegen import generated_module
 from ..propagate import SpikeEvents
-from .compiled import GAMMA_PD
+from .segments import Dialect, segment
 from .tables import Layout, Weights, layouts
 
 
@@ -137,47 +137,32 @@ def forward_source(
         "rec = zero",
         "zp = zero",
     ]
+    dialect = Dialect(
+        target="triton",
+        i_syn="i_syn",
+        prev_z="zp",
+        ref="k{k}_{f}",
+        alloc_float=f"k{{k}}_{{f}} = tl.zeros([BLOCK_N], {dtype})",
+        alloc_int="k{k}_{f} = tl.zeros([BLOCK_N], tl.int32)",
+        store_float=f"{{ref}} = tl.where(tl.abs({{final}}) >= {_tiny(ftype)}, {{final}}, 0.0)"
+        f".to({dtype})",
+        store_int="{ref} = ({final}).to(tl.int32)",
+        arrays={"inv_v_th": "inv", "psi_scale": "sc"},
+    )
     segments, lo = [], 0
     for k, model in enumerate(models):
-        hi = lo + model.n
-        probe = model.init_state(1, torch.device("cpu"), torch.float64)
-        fields = [f for f in model.state_type._fields if f != "z"]
-        floating = {f: getattr(probe, f).is_floating_point() for f in fields}
-        for f in fields:
-            body.append(f"k{k}_{f} = tl.zeros([BLOCK_N], {dtype if floating[f] else 'tl.int32'})")
-        spec = Scalar(
-            state={f: f for f in model.state_type._fields},
-            inputs={"i_syn": "i_syn"},
-            constants=model.cached_constants(dt),
-            float_type=ftype,
-            target="triton",
+        seg = segment(k, model, dt, ftype, dialect)
+        body += seg.alloc
+        mine = "live" if len(models) == 1 else f"(j >= {lo}) & (j < {lo + model.n})"
+        segments.append(
+            seg.lines
+            + [
+                f"p = {seg.psi}",
+                f"psi_t = tl.where({mine}, tl.where({seg.refractory} != 0, 0.0, p), psi_t)",
+                f"z_t = tl.where({mine}, {seg.spiked} != 0, z_t)",
+            ]
         )
-        tr = translate(model, "update", spec, prefix=f"k{k}_s_")
-        if tr.distance is None or "z" not in tr.assigned:
-            raise ModelCodeError(
-                f"{type(model).__name__}.update must set s.z = spike(distance, refractory) for "
-                "e-prop"
-            )
-        lines = [f"k{k}_s_z_0 = zp"] + [f"k{k}_s_{f}_0 = k{k}_{f}" for f in fields] + tr.lines
-        for f in fields:
-            if f not in tr.assigned:
-                continue
-            final = tr.assigned[f]
-            if floating[f]:
-                lines.append(
-                    f"k{k}_{f} = tl.where(tl.abs({final}) >= {_tiny(ftype)}, {final}, 0.0)"
-                    f".to({dtype})"
-                )
-            else:
-                lines.append(f"k{k}_{f} = ({final}).to(tl.int32)")
-        mine = "live" if len(models) == 1 else f"(j >= {lo}) & (j < {hi})"
-        lines += [
-            f"p = tl.maximum(1.0 - tl.abs({tr.distance}) * inv, 0.0) * sc",
-            f"psi_t = tl.where({mine}, tl.where({tr.refractory} != 0, 0.0, p), psi_t)",
-            f"z_t = tl.where({mine}, {tr.assigned['z']} != 0, z_t)",
-        ]
-        segments.append(lines)
-        lo = hi
+        lo += model.n
     step = [
         "acc = zero",
         "r = t * batch + b",
@@ -241,6 +226,7 @@ def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, 
     check_device(enet.device)
     layer = enet.hidden
     inp, rec = _tables(w, enet)
+    pd = layer.pseudo_derivative_constants()
     batch, n = events.n_rows // steps, layer.n
     psi = enet.buffer("psi", (batch, steps, n), enet.dtype)
     z = enet.buffer("z", (batch, steps, n), torch.uint8)
@@ -252,7 +238,7 @@ def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, 
         events.row_pointers(), events.pre,
         inp.weight.contiguous(), inp.post, inp.length,
         rec.weight.contiguous(), rec.post, rec.length,
-        1.0 / layer.v_th, GAMMA_PD / layer.v_th,
+        pd["inv_v_th"], pd["psi_scale"],
         psi, z, cur, spk, batch, steps, n, _width(inp), _width(rec),
         BLOCK_N=_block(n), BLOCK_IN=_block(_width(inp)), BLOCK_REC=_block(_width(rec)),
     )  # fmt: skip

@@ -1,0 +1,94 @@
+"""One hidden population's part of a fused e-prop forward kernel, for numba and for Triton.
+
+Both fused forward kernels (:mod:`.native`, :mod:`.triton`) run each hidden population's
+``update`` and ``pseudo_derivative`` (the models' one definition, translated by
+:func:`neurowire.codegen.translate`) between loading and storing its state. :func:`segment`
+writes those lines once; a :class:`Dialect` says how a target names, loads, stores and flushes
+state, and each kernel adds its own lines that keep ``psi`` and the spikes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..codegen import ModelCodeError, Scalar, translate
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a target writes a population's state handling. Templates are formatted with ``k``
+    (population index), ``f`` (state variable), ``n`` (its neurons), ``final`` (the value to
+    store) and ``ref`` (the stored variable, from ``ref``).
+
+    ``target``: :class:`~neurowire.codegen.Scalar`'s target; ``i_syn``: the input current's
+    expression; ``prev_z``: the previous spikes as numbers; ``arrays``: per-neuron constants
+    (the pseudo-derivative's) -> expression.
+    """
+
+    target: str
+    i_syn: str
+    prev_z: str
+    ref: str
+    alloc_float: str
+    alloc_int: str
+    store_float: str
+    store_int: str
+    arrays: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Population ``k``'s lines: ``alloc`` (state storage, before the loops) and ``lines``
+    (load, ``update``, store with flushing below ``tiny``; per neuron or per block), and the
+    names of its spike test's ``distance``, ``refractory``, its new spikes ``spiked`` and its
+    pseudo-derivative ``psi`` (an expression, before the refractory test)."""
+
+    alloc: list[str]
+    lines: list[str]
+    distance: str
+    refractory: str
+    spiked: str
+    psi: str
+
+
+def segment(k: int, model, dt: float, ftype: str, dialect: Dialect) -> Segment:
+    """The lines of population ``k`` (``model``) for ``dialect``, floats of ``ftype``."""
+    probe = model.init_state(1, torch.device("cpu"), torch.float64)
+    fields = [f for f in model.state_type._fields if f != "z"]
+    floating = {f: getattr(probe, f).is_floating_point() for f in fields}
+    alloc = [
+        (dialect.alloc_float if floating[f] else dialect.alloc_int).format(k=k, f=f, n=model.n)
+        for f in fields
+    ]
+    spec = Scalar(
+        state={f: f for f in model.state_type._fields},
+        inputs={"i_syn": dialect.i_syn},
+        constants=model.cached_constants(dt),
+        float_type=ftype,
+        target=dialect.target,
+    )
+    tr = translate(model, "update", spec, prefix=f"k{k}_s_")
+    if tr.distance is None or "z" not in tr.assigned:
+        raise ModelCodeError(
+            f"{type(model).__name__}.update must set s.z = spike(distance, refractory) for e-prop"
+        )
+    pd_spec = Scalar(
+        state={},
+        inputs={"distance": tr.distance},
+        constants={},
+        arrays=dialect.arrays,
+        float_type=ftype,
+        target=dialect.target,
+    )
+    psi = translate(model, "pseudo_derivative", pd_spec, prefix=f"k{k}_pd_")
+    lines = [f"k{k}_s_z_0 = {dialect.prev_z}"]
+    lines += [f"k{k}_s_{f}_0 = {dialect.ref.format(k=k, f=f)}" for f in fields]
+    lines += tr.lines + psi.lines
+    for f in fields:
+        if f not in tr.assigned:
+            continue
+        store = dialect.store_float if floating[f] else dialect.store_int
+        lines.append(store.format(ref=dialect.ref.format(k=k, f=f), final=tr.assigned[f]))
+    return Segment(alloc, lines, tr.distance, tr.refractory, tr.assigned["z"], psi.result)

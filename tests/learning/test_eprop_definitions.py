@@ -1,0 +1,52 @@
+"""The e-prop quantities are the models' definitions: the kernels are generated from them and
+the torch engine's vectorised forms equal them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from eprop_testnets import make_network
+
+import neurowire as nw
+from neurowire.codegen import Constants
+from neurowire.learning.compiled import compile_network
+from neurowire.learning.forward import pseudo_derivative_
+
+
+@pytest.mark.parametrize("kind", ["lif", "alif", "mixed"])
+def test_torch_pseudo_derivative_equals_the_models_definition(kind):
+    net, out = make_network(kind, sparse=True)
+    layer = compile_network(net, out).hidden
+    d = torch.randn(6, 3, layer.n, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    d[0, 0, 0] = -torch.inf  # refractory
+    psi = pseudo_derivative_(d.clone(), layer)
+    consts = layer.pseudo_derivative_constants()
+    for pop in layer.populations:
+        cols = slice(*layer.span(pop))
+        c = Constants({k: v[cols] for k, v in consts.items()})
+        torch.testing.assert_close(
+            psi[..., cols], pop.model.pseudo_derivative(c, d[..., cols]), rtol=1e-12, atol=1e-15
+        )
+
+
+def test_the_readout_decay_is_the_integrators_own():
+    net, out = make_network("alif", sparse=False)
+    enet = compile_network(net, out)
+    model = out.model
+    c = Constants(model.cached_constants(net.dt))
+    s = SimpleNamespace(y=torch.ones(1, model.n, dtype=torch.float64))
+    model.update(s, c, torch.zeros(1, model.n, dtype=torch.float64))  # y_t = decay y_{t-1}
+    assert enet.kappa == model.readout_decay(c)
+    torch.testing.assert_close(s.y, torch.full_like(s.y, enet.kappa), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("target", ["native", "triton"])
+def test_forward_kernels_translate_the_pseudo_derivative(target):
+    module = pytest.importorskip(f"neurowire.learning.{target}")
+    models = (nw.ALIF(4), nw.LIF(3))
+    source = module.forward_source(models, 1.0, "float32")
+    call = "abs(" if target == "native" else "tl.abs("
+    for k in range(2):
+        assert f"{call}k{k}_s_distance)" in source
