@@ -12,7 +12,9 @@ from eprop_testnets import make_network
 import neurowire as nw
 from neurowire.codegen import Constants
 from neurowire.learning.compiled import compile_network
+from neurowire.learning.factorized import membrane_adjoint_
 from neurowire.learning.forward import pseudo_derivative_
+from neurowire.learning.segments import adjoint_groups
 
 
 @pytest.mark.parametrize("kind", ["lif", "alif", "mixed"])
@@ -50,3 +52,35 @@ def test_forward_kernels_translate_the_pseudo_derivative(target):
     call = "abs(" if target == "native" else "tl.abs("
     for k in range(2):
         assert f"{call}k{k}_s_distance)" in source
+
+
+@pytest.mark.parametrize("kind", ["lif", "alif", "mixed", "mixed_beta"])
+def test_torch_adjoint_equals_the_models_definition(kind):
+    net, out = make_network(kind, sparse=True)
+    layer = compile_network(net, out).hidden
+    gen = torch.Generator().manual_seed(2)
+    steps, batch = 12, 3
+    psi = torch.rand(steps, batch, layer.n, dtype=torch.float64, generator=gen) * 0.5
+    lam = torch.randn(steps, batch, layer.n, dtype=torch.float64, generator=gen)
+    h_ref = membrane_adjoint_(psi, lam.clone(), layer)
+    for pop in layer.populations:
+        cols = slice(*layer.span(pop))
+        c = Constants({k: getattr(layer, k)[cols] for k in ("alpha", "rho", "beta")})
+        zeros = torch.zeros(batch, pop.n, dtype=torch.float64)
+        s = SimpleNamespace(h=zeros, q=zeros)
+        for t in reversed(range(steps)):  # the definition, one step at a time
+            pop.model.eprop_adjoint(s, c, psi[t][:, cols], lam[t][:, cols])
+            torch.testing.assert_close(s.h, h_ref[t][:, cols], rtol=1e-12, atol=1e-14)
+
+
+def test_one_adjoint_definition_is_one_loop_over_the_layer():
+    models = (nw.ALIF(4), nw.LIF(3))  # ALIF's adjoint is LIF's, with beta and rho
+    assert [(lo, hi) for _, lo, hi in adjoint_groups(models)] == [(0, 7)]
+
+
+@pytest.mark.parametrize("target", ["native", "triton"])
+def test_backward_kernels_translate_the_adjoint(target):
+    module = pytest.importorskip(f"neurowire.learning.{target}")
+    source = module.backward_source((nw.ALIF(4), nw.LIF(3)), 1.0, "float64")
+    assert "a0_h_1 = " in source and "u0_q_1 = " in source  # with Lambda and with Lambda = 1
+    assert "eprop_adjoint" in source or target == "triton"

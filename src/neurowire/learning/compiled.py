@@ -1,10 +1,11 @@
 """Inspecting a declared network once: which population and projection plays which e-prop role.
 
 ``SpikeSource`` input -> hidden populations (any number, concatenated into one hidden layer) ->
-one ``LeakyIntegrator`` output. A hidden population's forward pass is its model's ``update``;
-the backward recursions read the per-neuron coefficients of ``model.eprop_terms(dt)`` (LIF and
-ALIF declare them; a model whose update differs from the one its terms were declared for is
-refused). Projections are
+one ``LeakyIntegrator`` output. A hidden population's forward pass is its model's ``update`` and
+``pseudo_derivative``, its backward recursion its ``eprop_adjoint`` over the per-neuron
+coefficients of ``model.eprop_terms(dt)`` (LIF and ALIF declare them; a model whose update
+differs from the one its terms were declared for is refused); the readout filter's decay is the
+output's ``readout_decay``. Projections are
 
 * *input*: input -> hidden, sparse or ``Dense()``;
 * *recurrent*: hidden -> hidden (the same or another hidden population), sparse or ``Dense()``;

@@ -64,7 +64,9 @@ class ChunkResult:
 def membrane_adjoint_(
     psi: Tensor, lam: Tensor, layer: HiddenLayer, threads: int | None = None
 ) -> Tensor:
-    """``H [T, B, N]`` from ``psi`` and ``Lambda`` (regulariser included), in place on ``lam``."""
+    """``H [T, B, N]`` from ``psi`` and ``Lambda`` (regulariser included), in place on ``lam``:
+    the hidden models' ``eprop_adjoint`` run backwards over all steps, vectorised over time
+    (tested equal to the definition)."""
     steps = lam.shape[0]
     p = lam.mul_(psi)  # P_t = psi_t Lambda_t
     if layer.adaptive:

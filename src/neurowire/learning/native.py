@@ -8,8 +8,8 @@ from the models)         :func:`.forward.input_currents`,
                          :class:`.forward.HiddenDynamics`,
                          :func:`.forward.pseudo_derivative_`,
                          :func:`.forward.hidden_events`
-``backward``             the learning signal ``E_kappa B^T``,            blocks of trials
-                         :func:`.factorized.membrane_adjoint_`,          (dense tables'
+``backward`` (generated the learning signal ``E_kappa B^T``,            blocks of trials
+from the models)         :func:`.factorized.membrane_adjoint_`,          (dense tables'
                          :func:`.factorized.spike_products`              products: column
                                                                          tiles)
 ``deliver_*``,           ``neurowire.propagate.deliver_dense/_slots``,   rows ``t * B + b``
@@ -51,7 +51,7 @@ from ..codegen import generated_module
 from ..native import delivery
 from ..native.engine import kernels_fingerprint
 from ..propagate import SpikeEvents
-from .segments import Dialect, segment
+from .segments import Dialect, adjoint_groups, adjoint_lines, segment
 from .tables import Layout, Weights, layouts
 
 
@@ -215,7 +215,8 @@ def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEven
 
 
 def prepare(enet) -> None:
-    """Start numba's thread pool and compile (or load) the network's forward kernel.
+    """Start numba's thread pool, compile (or load) the network's forward kernel and generate
+    its backward kernel.
 
     Starting numba's OpenMP pool resets the process-wide OpenMP thread count, which PyTorch
     reads too: the caller's ``torch.get_num_threads()`` is restored afterwards.
@@ -227,6 +228,7 @@ def prepare(enet) -> None:
     input_dense = any(not p.sparse for p in enet.inputs)
     recurrent_dense = any(not p.sparse for p in enet.recurrent)
     forward_kernel(models, enet.net.dt, enet.dtype, input_dense, recurrent_dense)
+    backward_kernel(models, enet.net.dt, enet.dtype)
 
 
 _FORWARD_KERNELS: dict[tuple, object] = {}
@@ -384,25 +386,14 @@ def tile_width(n_pre: int, n: int, itemsize: int, threads: int) -> int:
     return min(n, -(-per_tile // q) * q)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _backward(
+BACKWARD_TEMPLATE = """
+@njit(parallel=True, cache=True, nogil=True, fastmath={'contract'})
+def backward(
     psi, e_kappa, fb_strips, reg, alpha, rho, beta, tiny, block,
     in_crow, in_pre, in_dense, in_post, in_len,
     z_crow, z_pre, rec_dense, rec_post, rec_len,
     unit, g_in, g_rec, g_in1, g_rec1, h_out, h1_out,
-):  # fmt: skip
-    """The pass of :func:`backward`: one thread per block of trials, each with its own gradient
-    copy of the slot tables (``g_* [parts, n_pre, width]``); ``psi [B, T, N]``,
-    ``e_kappa [B, T, K]``, ``fb_strips [S, K, width]`` (``B^T`` in column strips, zero-padded).
-
-    Per trial, backwards in time: every ``block`` steps the learning signal
-    ``Lambda = E_kappa B^T`` of the block's steps (one BLAS product per strip into a
-    ``[block, N]`` array that stays in cache); per step the recursions of
-    :func:`.factorized.membrane_adjoint_` (and, if ``unit``, those for ``Lambda = 1``), then
-    the input events of step ``t`` and the hidden events of step ``t - 1`` add ``H_t`` at
-    their rows' slots. A dense table's products are left to :func:`_accumulate_tiles`: ``H_t``
-    (and ``H1_t``) are written to ``h_out[b, t]`` (``h1_out``) instead, when a table is dense.
-    """
+):
     batch, steps, n = psi.shape
     n_strips, n_out, width = fb_strips.shape
     keep_h = in_dense or rec_dense
@@ -431,20 +422,9 @@ def _backward(
                             np.dot(e_kappa[b, t - s : t + 1], fb_strips[c], strip[: s + 1])
                             j1 = min(n, (c + 1) * width)
                             lam[: s + 1, c * width : j1] = strip[: s + 1, : j1 - c * width]
-                for j in range(n):
-                    lm = lam[s, j] + reg[j]  # Lambda_t + R
-                    p = psi[b, t, j]
-                    hj = p * (lm - beta[j] * q[j]) + alpha[j] * h[j]  # G_t + alpha H_{t+1}
-                    qj = p * lm + (rho[j] - beta[j] * p) * q[j]  # Q_{t-1}
-                    h[j] = zero if abs(hj) < tiny else hj
-                    q[j] = zero if abs(qj) < tiny else qj
+@ADJOINT@
                 if unit:
-                    for j in range(n):
-                        p = psi[b, t, j]
-                        hj = p * (one - beta[j] * q1[j]) + alpha[j] * h1[j]
-                        qj = p + (rho[j] - beta[j] * p) * q1[j]
-                        h1[j] = zero if abs(hj) < tiny else hj
-                        q1[j] = zero if abs(qj) < tiny else qj
+@UNIT@
                 if keep_h:
                     h_out[b, t] = h
                     if unit:
@@ -468,6 +448,68 @@ def _backward(
                     if unit:
                         for c in range(rec_len[i]):
                             g_rec1[k, i, c] += h1[rec_post[i, c]]
+"""
+
+
+_BACKWARD_KERNELS: dict[tuple, object] = {}
+
+
+def backward_kernel(models: tuple, dt: float, dtype: torch.dtype):
+    """The compiled backward kernel of a hidden layer made of ``models`` (see
+    :func:`backward_source`), generated once per key and cached on disk by numba."""
+    key = (models, dt, dtype)
+    if key not in _BACKWARD_KERNELS:
+        ftype = "float32" if dtype == torch.float32 else "float64"
+        source = backward_source(models, dt, ftype)
+        _BACKWARD_KERNELS[key] = generated_module(source, "eprop_backward").backward
+    return _BACKWARD_KERNELS[key]
+
+
+def backward_source(models: tuple, dt: float, ftype: str) -> str:
+    """numba source of ``backward(psi, e_kappa, fb_strips, reg, alpha, rho, beta, tiny, block,
+    in_crow, in_pre, in_dense, in_post, in_len, z_crow, z_pre, rec_dense, rec_post, rec_len,
+    unit, g_in, g_rec, g_in1, g_rec1, h_out, h1_out)``, the pass of :func:`backward`: one
+    thread per block of trials, each with its own gradient copy of the slot tables
+    (``g_* [parts, n_pre, width]``); ``psi [B, T, N]``, ``e_kappa [B, T, K]``,
+    ``fb_strips [S, K, width]`` (``B^T`` in column strips, zero-padded).
+
+    Per trial, backwards in time: every ``block`` steps the learning signal
+    ``Lambda = E_kappa B^T`` of the block's steps (one BLAS product per strip into a
+    ``[block, N]`` array that stays in cache); per step and neuron the models' translated
+    ``eprop_adjoint`` with ``Lambda_t + R`` (and, if ``unit``, with ``Lambda = 1``), adjoint
+    state flushed below ``tiny``; then the input events of step ``t`` and the hidden events of
+    step ``t - 1`` add ``H_t`` at their rows' slots. A dense table's products are left to
+    :func:`_accumulate_tiles`: ``H_t`` (and ``H1_t``) are written to ``h_out[b, t]``
+    (``h1_out``) instead, when a table is dense.
+    """
+    arrays = {"alpha": "alpha[j]", "rho": "rho[j]", "beta": "beta[j]"}
+    store = "{ref} = zero if abs({final}) < tiny else {final}"
+    groups = adjoint_groups(models)
+    task, unit = [], []
+    for g, (model, lo, hi) in enumerate(groups):
+        # one definition for the whole layer: a loop over all neurons, the same for every size
+        loop = "for j in range(n):" if len(groups) == 1 else f"for j in range({lo}, {hi}):"
+        refs = {"h": "h[j]", "q": "q[j]"}
+        lines = ["lm = lam[s, j] + reg[j]  # Lambda_t + R", "p = psi[b, t, j]"]
+        lines += adjoint_lines(model, dt, ftype, "numba", refs, "p", "lm", arrays, store, f"a{g}_")
+        task += [loop] + [f"    {ln}" for ln in lines]
+        refs = {"h": "h1[j]", "q": "q1[j]"}
+        lines = ["p = psi[b, t, j]"]
+        lines += adjoint_lines(model, dt, ftype, "numba", refs, "p", "one", arrays, store, f"u{g}_")
+        unit += [loop] + [f"    {ln}" for ln in lines]
+    header = "\n".join(
+        f"# neurons {lo}..{hi - 1}: {type(m).eprop_adjoint.__qualname__}" for m, lo, hi in groups
+    )
+    if len(groups) == 1:
+        header = f"# all neurons: {type(groups[0][0]).eprop_adjoint.__qualname__}"
+    code = BACKWARD_TEMPLATE.lstrip("\n")
+    code = code.replace("@ADJOINT@", "\n".join(" " * 16 + ln for ln in task))
+    code = code.replace("@UNIT@", "\n".join(" " * 20 + ln for ln in unit))
+    return (
+        '"""Generated by neurowire.learning.native: factorised e-prop backward pass."""\n'
+        f"{header}\n"
+        "import numpy as np\nfrom numba import njit, prange\n\n\n" + code
+    )
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
@@ -558,7 +600,8 @@ def backward(
     block = signal_block(w.feedback.shape[1], n)
     fb = _strips(w.feedback.to(psi.dtype), n, block, psi.dtype)
     e_kappa = e_kappa.to(psi.dtype).transpose(0, 1).contiguous()  # [B, T, K]: one run per trial
-    _backward(
+    models = tuple(p.model for p in layer.populations)
+    backward_kernel(models, enet.net.dt, psi.dtype)(
         _np(psi), _np(e_kappa), _np(fb), _np(reg),
         _np(layer.alpha), _np(layer.rho), _np(layer.beta), _tiny(psi), block,
         _np(x_events.row_pointers()), _np(x_events.pre), inp.dense, _np(inp.post),

@@ -1,10 +1,12 @@
-"""One hidden population's part of a fused e-prop forward kernel, for numba and for Triton.
+"""Each hidden population's part of the fused e-prop kernels, for numba and for Triton.
 
 Both fused forward kernels (:mod:`.native`, :mod:`.triton`) run each hidden population's
 ``update`` and ``pseudo_derivative`` (the models' one definition, translated by
 :func:`neurowire.codegen.translate`) between loading and storing its state. :func:`segment`
 writes those lines once; a :class:`Dialect` says how a target names, loads, stores and flushes
-state, and each kernel adds its own lines that keep ``psi`` and the spikes.
+state, and each kernel adds its own lines that keep ``psi`` and the spikes. Both backward
+kernels likewise run the models' ``eprop_adjoint`` as :func:`adjoint_lines` writes it, once per
+run of populations sharing a definition (:func:`adjoint_groups`).
 """
 
 from __future__ import annotations
@@ -92,3 +94,59 @@ def segment(k: int, model, dt: float, ftype: str, dialect: Dialect) -> Segment:
         store = dialect.store_float if floating[f] else dialect.store_int
         lines.append(store.format(ref=dialect.ref.format(k=k, f=f), final=tr.assigned[f]))
     return Segment(alloc, lines, tr.distance, tr.refractory, tr.assigned["z"], psi.result)
+
+
+#: the state of e-prop's adjoint recursion (``eprop_adjoint``'s ``a``), in the order it is stored
+ADJOINT_STATE = ("h", "q")
+
+
+def adjoint_groups(models: tuple) -> list[tuple[object, int, int]]:
+    """``(model, lo, hi)``: runs of consecutive populations (neurons ``lo .. hi - 1`` of the
+    layer) whose models share one ``eprop_adjoint`` definition, each run translated once."""
+    groups: list[tuple[object, int, int]] = []
+    lo = 0
+    for model in models:
+        hi = lo + model.n
+        if groups and type(groups[-1][0]).eprop_adjoint is type(model).eprop_adjoint:
+            groups[-1] = (groups[-1][0], groups[-1][1], hi)
+        else:
+            groups.append((model, lo, hi))
+        lo = hi
+    return groups
+
+
+def adjoint_lines(
+    model,
+    dt: float,
+    ftype: str,
+    target: str,
+    refs: dict[str, str],
+    psi: str,
+    lam: str,
+    arrays: dict[str, str],
+    store: str,
+    prefix: str,
+) -> list[str]:
+    """One step of ``model.eprop_adjoint``: the translated statements with inputs ``psi`` and
+    ``lam`` and the per-neuron ``arrays`` (``alpha``, ``rho``, ``beta``), reading the adjoint
+    state from ``refs`` (``"h"``, ``"q"`` -> stored variable) where they read it (loads placed
+    elsewhere let the compiler contract other multiply-adds: other rounding), then a ``store``
+    (template of ``ref`` and ``final``) of every variable written."""
+    spec = Scalar(
+        state={f: f for f in ADJOINT_STATE},
+        inputs={"psi": psi, "lam": lam},
+        constants=model.cached_constants(dt),
+        arrays=arrays,
+        float_type=ftype,
+        target=target,
+    )
+    tr = translate(model, "eprop_adjoint", spec, prefix=prefix)
+    lines = []
+    for line in tr.lines:  # the state is read where the statements read it
+        for f in ADJOINT_STATE:
+            line = line.replace(f"{prefix}{f}_0", refs[f])
+        lines.append(line)
+    for f in ADJOINT_STATE:
+        if f in tr.assigned:
+            lines.append(store.format(ref=refs[f], final=tr.assigned[f]))
+    return lines
