@@ -14,7 +14,9 @@ from neurowire.codegen import Constants
 from neurowire.learning.compiled import compile_network
 from neurowire.learning.factorized import membrane_adjoint_
 from neurowire.learning.forward import pseudo_derivative_
+from neurowire.learning.online import SynapseTraces
 from neurowire.learning.segments import adjoint_groups
+from neurowire.learning.tables import gather_weights
 
 
 @pytest.mark.parametrize("kind", ["lif", "alif", "mixed"])
@@ -84,3 +86,28 @@ def test_backward_kernels_translate_the_adjoint(target):
     source = module.backward_source((nw.ALIF(4), nw.LIF(3)), 1.0, "float64")
     assert "a0_h_1 = " in source and "u0_q_1 = " in source  # with Lambda and with Lambda = 1
     assert "eprop_adjoint" in source or target == "triton"
+
+
+def test_online_traces_are_the_adjoint_definition_run_forwards():
+    # with h = 0 and lam = p, one step of eprop_adjoint gives e_t (in h) and eps_{t+1} (in q)
+    net, out = make_network("alif", sparse=False)
+    enet = compile_network(net, out)
+    w = gather_weights(enet, None)
+    (pw,) = w.recurrent
+    traces = SynapseTraces(pw, enet.hidden, batch=2)
+    gen = torch.Generator().manual_seed(4)
+    n, model = enet.hidden.n, enet.hidden.populations[0].model
+    c = Constants({"alpha": traces.alpha, "rho": traces.rho, "beta": traces.beta})
+    eps = torch.zeros_like(traces.eps)
+    p = torch.zeros_like(traces.p)
+    for _ in range(6):
+        pre = (torch.rand(2, n, generator=gen) < 0.4).double()
+        psi = torch.rand(2, n, dtype=torch.float64, generator=gen)
+        esum = traces.esum.clone()
+        traces.step(pre, psi, torch.zeros(2, n, dtype=torch.float64), enet.kappa)
+        p = p * traces.alpha + pre.unsqueeze(-1)
+        s = SimpleNamespace(h=torch.zeros_like(eps), q=eps)
+        model.eprop_adjoint(s, c, psi.unsqueeze(-2), p)
+        eps = s.q
+        torch.testing.assert_close(traces.esum - esum, s.h.sum(0), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(traces.eps, eps, rtol=1e-12, atol=1e-14)
