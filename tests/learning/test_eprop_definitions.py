@@ -10,7 +10,8 @@ import torch
 from eprop_testnets import make_network
 
 import neurowire as nw
-from neurowire.codegen import Constants
+from neurowire.codegen import Constants, absolute, maximum
+from neurowire.learning import EProp
 from neurowire.learning.compiled import compile_network
 from neurowire.learning.factorized import membrane_adjoint_
 from neurowire.learning.forward import pseudo_derivative_
@@ -111,3 +112,37 @@ def test_online_traces_are_the_adjoint_definition_run_forwards():
         eps = s.q
         torch.testing.assert_close(traces.esum - esum, s.h.sum(0), rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(traces.eps, eps, rtol=1e-12, atol=1e-14)
+
+
+class SteepALIF(nw.ALIF):
+    """An ALIF whose pseudo-derivative is twice as high."""
+
+    def pseudo_derivative(self, c, distance):
+        return maximum(0.0, 1.0 - absolute(distance) * c.inv_v_th) * (c.psi_scale * 2.0)
+
+
+def steep_network(model_class):
+    net = nw.Network(dt=1.0, seed=0, dtype=torch.float64)
+    inp = net.population("inp", nw.SpikeSource(5))
+    hid = net.population("hid", model_class(6, v_th=0.3))
+    out = net.population("out", nw.LeakyIntegrator(2))
+    net.connect(inp, hid, nw.Dense(), weight=nw.Normal(0.3, 0.3))
+    net.connect(hid, hid, nw.Dense(), weight=nw.Normal(0.0, 0.1))
+    net.connect(hid, out, nw.Dense(), weight=nw.Normal(0.0, 0.3))
+    return net, out
+
+
+def test_engines_run_a_models_own_pseudo_derivative_or_refuse_it():
+    net, out = steep_network(SteepALIF)
+    for kwargs in ({"engine": "torch"}, {"method": "online"}):
+        with pytest.raises(NotImplementedError, match="own pseudo_derivative"):
+            EProp(net, out, **kwargs)
+    native = pytest.importorskip("neurowire.learning.native")
+    x = torch.rand(2, 20, 5, generator=torch.Generator().manual_seed(1)) < 0.3
+    psi = {}
+    for cls in (SteepALIF, nw.ALIF):
+        net, out = steep_network(cls)
+        enet = EProp(net, out, engine="native").network
+        psi[cls] = native.forward(x, gather_weights(enet, None), enet)[1].clone()
+    assert psi[nw.ALIF].abs().sum() > 0
+    torch.testing.assert_close(psi[SteepALIF], 2.0 * psi[nw.ALIF], rtol=1e-15, atol=0)

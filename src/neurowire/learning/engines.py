@@ -21,7 +21,14 @@ from ..propagate import SpikeEvents, accumulate_dense
 from .compiled import EPropNetwork
 from .engine import ForwardPass
 from .factorized import reference_backward
-from .forward import hidden_events, hidden_pass, input_events, leaky_scan_, readout
+from .forward import (
+    check_vectorised,
+    hidden_events,
+    hidden_pass,
+    input_events,
+    leaky_scan_,
+    readout,
+)
 from .tables import Weights
 
 
@@ -38,7 +45,8 @@ class TorchEngine:
         pass
 
     def prepare(self, enet: EPropNetwork) -> None:
-        pass
+        """Refuse hidden models its vectorised forms do not implement."""
+        check_vectorised(enet.hidden)
 
     def trial_bytes(self, enet: EPropNetwork, steps: int) -> int:
         """The ``[T, B, N]`` tensors of the forward and backward passes."""
@@ -143,6 +151,9 @@ class TritonEngine(TorchEngine):
 
     def check_device(self, device: torch.device) -> None:
         self.kernels.check_device(device)
+
+    def prepare(self, enet: EPropNetwork) -> None:
+        pass  # the kernels are generated from the models' definitions, when first called
 
     def hidden_pass(self, enet: EPropNetwork, w: Weights, x: Tensor) -> ForwardPass:
         x_ev = input_events(x)

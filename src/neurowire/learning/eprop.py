@@ -26,7 +26,7 @@ from . import l1_selection as _l1
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .engine import EPropEngine, check_engine, resolve_engine
 from .factorized import ChunkResult, factorized_chunk
-from .forward import hot_loop
+from .forward import check_vectorised, hot_loop
 from .loop import EpochTotals, call_hooks, iterate_batches
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
 from .online import online_chunk
@@ -175,6 +175,8 @@ class EProp:
         self.device = self.network.device
         self._engine = resolve_engine(engine, self.device)
         self._engine.prepare(self.network)
+        if method == "online":
+            check_vectorised(self.network.hidden)
         gen = torch.Generator().manual_seed(self.seed * 7919 + 17)
         self.feedback_matrix: Tensor | None = None
         if feedback == "random":

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from ..codegen import Constants, recording_spike_tests
 from ..denormals import flush_denormals
+from ..neurons import LIF
 from ..propagate import SpikeEvents, deliver_dense, deliver_slots
 from .compiled import GAMMA_PD, EPropNetwork, HiddenLayer
 from .tables import Weights, gather_weights
@@ -43,6 +44,7 @@ from .tables import Weights, gather_weights
 __all__ = [
     "HiddenDynamics",
     "HiddenState",
+    "check_vectorised",
     "flush_denormals",
     "gather_weights",
     "hidden_events",
@@ -197,8 +199,27 @@ def simulate(enet: EPropNetwork, w: Weights, current: Tensor) -> tuple[Tensor, T
     return current, z
 
 
+def check_vectorised(layer: HiddenLayer) -> None:
+    """Refuse hidden models whose e-prop quantities differ from the ones the vectorised torch
+    forms implement (:func:`pseudo_derivative_`, :func:`.factorized.membrane_adjoint_`,
+    :class:`.online.SynapseTraces`: LIF's and ALIF's ``pseudo_derivative`` and
+    ``eprop_adjoint``), rather than run other equations."""
+    for pop in layer.populations:
+        cls = type(pop.model)
+        if cls.pseudo_derivative is LIF.pseudo_derivative and (
+            cls.eprop_adjoint is LIF.eprop_adjoint
+        ):
+            continue
+        raise NotImplementedError(
+            f"population {pop.name!r} ({cls.__name__}) defines its own pseudo_derivative or "
+            "eprop_adjoint; the torch engine and the online method implement LIF's and ALIF's: "
+            "use method='factorized' with engine='native' or 'triton'"
+        )
+
+
 def pseudo_derivative_(d: Tensor, layer: HiddenLayer) -> Tensor:
-    """``psi = (0.3/v_th) max(0, 1 - |d|/v_th)`` in place on ``d`` (``-inf`` gives 0)."""
+    """``psi = (0.3/v_th) max(0, 1 - |d|/v_th)`` in place on ``d`` (``-inf`` gives 0): LIF's
+    and ALIF's ``pseudo_derivative`` as vectorised ops (tested equal to the definition)."""
     return d.abs_().div_(layer.v_th).neg_().add_(1.0).clamp_(min=0.0).mul_(GAMMA_PD / layer.v_th)
 
 
