@@ -33,9 +33,9 @@ Three targets derive from the method:
   over whole blocks of neurons for a ``@triton.jit`` kernel: names are vectors (loaded state,
   inputs, per-neuron arrays), constants untyped literals (Triton gives them the dtype of the
   vector they meet), ``where`` ``tl.where`` on a boolean test, ``maximum``/``minimum``/``clip``
-  ``tl.maximum``/``tl.minimum``, ``exp`` ``tl.exp``, ``~`` a comparison with 0 (valid on int1
-  vectors); ``**`` has no Triton form and is refused. :mod:`neurowire.learning.triton` wraps
-  these lines in its kernels.
+  ``tl.maximum``/``tl.minimum``, ``exp`` ``tl.exp``, ``absolute`` ``tl.abs``, ``~`` a comparison
+  with 0 (valid on int1 vectors); ``**`` has no Triton form and is refused.
+  :mod:`neurowire.learning.triton` wraps these lines in its kernels.
 
 :func:`generated_module` writes generated source to a file in a cache directory and imports it,
 so numba can cache its compiled functions and the source can be read
@@ -63,7 +63,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-FUNCTIONS = ("where", "maximum", "minimum", "clip", "exp", "spike")
+FUNCTIONS = ("where", "maximum", "minimum", "clip", "exp", "absolute", "spike")
 
 
 # ---------------------------------------------------------------------- eager (torch) functions
@@ -101,6 +101,11 @@ def clip(x: Tensor, low: float, high: float) -> Tensor:
 
 def exp(x: Any) -> Any:
     return torch.exp(x) if isinstance(x, Tensor) else math.exp(x)
+
+
+def absolute(x: Any) -> Any:
+    """Elementwise ``|x|``."""
+    return torch.abs(x) if isinstance(x, Tensor) else abs(x)
 
 
 #: while set (by :func:`recording_spike_tests`), every :func:`spike` call appends its arguments
@@ -232,6 +237,7 @@ _CALLS = {
         "minimum": "min({0}, {1})",
         "clip": "min(max({0}, {1}), {2})",
         "exp": "math.exp({0})",
+        "absolute": "abs({0})",
     },
     "triton": {
         "where": "tl.where({0} != 0, {1}, {2})",
@@ -239,9 +245,10 @@ _CALLS = {
         "minimum": "tl.minimum({0}, {1})",
         "clip": "tl.minimum(tl.maximum({0}, {1}), {2})",
         "exp": "tl.exp({0})",
+        "absolute": "tl.abs({0})",
     },
 }
-_ARITY = {"where": 3, "maximum": 2, "minimum": 2, "clip": 3, "exp": 1}
+_ARITY = {"where": 3, "maximum": 2, "minimum": 2, "clip": 3, "exp": 1, "absolute": 1}
 _NOT = {"numba": "(not {0})", "triton": "({0} == 0)"}
 
 

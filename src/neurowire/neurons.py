@@ -2,9 +2,12 @@
 
 A model's equations exist once, in its :meth:`NeuronModel.update`, written in the model language
 of :mod:`neurowire.codegen`. The eager ``step`` runs it on tensors; the native simulator and the
-native e-prop forward pass translate it to numba; e-prop's backward recursions read the linear
-coefficients from :meth:`NeuronModel.eprop_terms`, which derives them from the same
-:meth:`NeuronModel.constants`.
+native e-prop forward pass translate it to numba (and Triton). Next to it, in the same language,
+a model trained by e-prop defines its quantities: :meth:`NeuronModel.pseudo_derivative`,
+:meth:`NeuronModel.eprop_adjoint` (one step of the backward recursion, translated into the
+native and Triton backward kernels) and, for the readout, :meth:`LeakyIntegrator.readout_decay`;
+the recursion's per-neuron coefficients come from :meth:`NeuronModel.eprop_terms`, which derives
+them from the same :meth:`NeuronModel.constants`.
 
 Times are in ms, voltages in the model's own unit (dimensionless in the e-prop convention, mV in
 the biophysical configuration), rates in Hz. States are NamedTuples of ``[B, n]`` tensors; ``z``
@@ -33,7 +36,7 @@ import torch
 from torch import Tensor
 
 from .checks import ParameterError, check_number, check_rate, check_time
-from .codegen import Constants, Definition, TorchState, maximum, spike, where
+from .codegen import Constants, Definition, TorchState, absolute, maximum, spike, where
 from .grid import Grid
 from .initializers import Initializer, as_initializer
 
@@ -235,6 +238,17 @@ class NeuronModel(Definition):
         ``alpha`` (membrane decay), ``rho`` (adaptation decay), ``beta`` (adaptation strength),
         ``v_th`` (threshold, also the pseudo-derivative's width) and ``n_ref`` (steps)."""
         raise NotImplementedError(f"{type(self).__name__} declares no e-prop terms")
+
+    def pseudo_derivative(self, c: Constants, distance: Tensor) -> Tensor:
+        """e-prop's pseudo-derivative ``psi`` of the spike by the spike test's ``distance``
+        (model language; the caller sets it to 0 while refractory)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no pseudo-derivative")
+
+    def eprop_adjoint(self, s: Any, c: Constants, psi: Tensor, lam: Tensor) -> None:
+        """One step backwards in time of e-prop's adjoint recursion (model language): the
+        adjoint state ``s`` of step ``t + 1`` becomes that of step ``t``, given ``psi_t`` and
+        the learning signal ``lam`` (``Lambda_t``)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no e-prop adjoint")
 
 
 @dataclass(frozen=True)
@@ -451,6 +465,20 @@ class LIF(NeuronModel):
             "n_ref": c["n_ref"],
         }
 
+    def pseudo_derivative(self, c, distance):
+        """``psi = (gamma_pd / v_th) max(0, 1 - |distance| / v_th)`` (reference/algorithms.md
+        §1.2), from the per-neuron ``c.inv_v_th = 1 / v_th`` and ``c.psi_scale = gamma_pd /
+        v_th`` of :meth:`neurowire.learning.compiled.HiddenLayer.pseudo_derivative_constants`."""
+        return maximum(0.0, 1.0 - absolute(distance) * c.inv_v_th) * c.psi_scale
+
+    def eprop_adjoint(self, s, c, psi, lam):
+        """``H_t = psi_t (Lambda_t - beta Q_t) + alpha H_{t+1}`` and
+        ``Q_{t-1} = psi_t Lambda_t + (rho - beta psi_t) Q_t`` (reference/algorithms.md §2) on
+        ``s.h`` and ``s.q``, with the per-neuron ``alpha``, ``rho``, ``beta`` of
+        :meth:`eprop_terms` (``rho = beta = 0`` for LIF: ``Q`` then never reaches ``H``)."""
+        s.h = psi * (lam - c.beta * s.q) + c.alpha * s.h
+        s.q = psi * lam + (c.rho - c.beta * psi) * s.q
+
 
 @dataclass(frozen=True)
 class ALIF(NeuronModel):
@@ -515,6 +543,9 @@ class ALIF(NeuronModel):
         c = self.cached_constants(dt)
         return {k: c[k] for k in ("alpha", "rho", "beta", "v_th", "n_ref")}
 
+    pseudo_derivative = LIF.pseudo_derivative
+    eprop_adjoint = LIF.eprop_adjoint
+
 
 @dataclass(frozen=True)
 class LeakyIntegrator(NeuronModel):
@@ -555,3 +586,9 @@ class LeakyIntegrator(NeuronModel):
 
     def update(self, s, c, i_syn):
         s.y = c.kappa * s.y + i_syn + c.bias
+
+    def readout_decay(self, c):
+        """The coefficient of ``y_{t-1}`` in :meth:`update` (model language): e-prop's readout
+        is the leaky scan ``y_t = decay y_{t-1} + u_t``, and its error filter the same scan
+        backwards in time."""
+        return c.kappa

@@ -99,7 +99,7 @@ def test_forward_and_backward_kernels_equal_the_torch_engine(kind, sparse, cross
     ev = input_events(x.to(DEVICE))
     psi, z = triton_engine.forward(ev, w, enet, STEPS)
     psi, z = psi.clone(), z.clone()
-    psi_ref, z_ref = hidden_forward(enet, w, ev, STEPS, "torch")
+    psi_ref, z_ref = hidden_forward(enet, w, ev, STEPS)
     assert z.dtype == torch.uint8 and torch.equal(z.to(dtype), z_ref) and z.sum() > 10
     assert_close_relative({"psi": psi}, {"psi": psi_ref}, dtype)
 

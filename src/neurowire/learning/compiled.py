@@ -1,10 +1,11 @@
 """Inspecting a declared network once: which population and projection plays which e-prop role.
 
 ``SpikeSource`` input -> hidden populations (any number, concatenated into one hidden layer) ->
-one ``LeakyIntegrator`` output. A hidden population's forward pass is its model's ``update``;
-the backward recursions read the per-neuron coefficients of ``model.eprop_terms(dt)`` (LIF and
-ALIF declare them; a model whose update differs from the one its terms were declared for is
-refused). Projections are
+one ``LeakyIntegrator`` output. A hidden population's forward pass is its model's ``update`` and
+``pseudo_derivative``, its backward recursion its ``eprop_adjoint`` over the per-neuron
+coefficients of ``model.eprop_terms(dt)`` (LIF and ALIF declare them; a model whose update
+differs from the one its terms were declared for is refused); the readout filter's decay is the
+output's ``readout_decay``. Projections are
 
 * *input*: input -> hidden, sparse or ``Dense()``;
 * *recurrent*: hidden -> hidden (the same or another hidden population), sparse or ``Dense()``;
@@ -23,11 +24,15 @@ import torch
 from torch import Tensor
 
 from ..checks import ParameterError
+from ..codegen import Constants
 from ..network import Network, Population, Projection
 from ..neurons import LeakyIntegrator, NeuronModel, SpikeSource, check_coefficients
 from ..psc import Delta
 
 INPUT, RECURRENT, OUTPUT = "input", "recurrent", "output"
+
+#: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)
+GAMMA_PD = 0.3
 
 
 @dataclass(eq=False)
@@ -58,6 +63,11 @@ class HiddenLayer:
     def span(self, pop: Population) -> tuple[int, int]:
         start = self.offsets[pop.name]
         return start, start + pop.n
+
+    def pseudo_derivative_constants(self) -> dict[str, Tensor]:
+        """The per-neuron ``[n]`` constants the models' ``pseudo_derivative`` reads:
+        ``inv_v_th = 1 / v_th`` and ``psi_scale = gamma_pd / v_th``."""
+        return {"inv_v_th": 1.0 / self.v_th, "psi_scale": GAMMA_PD / self.v_th}
 
 
 @dataclass(eq=False)
@@ -267,7 +277,7 @@ def compile_network(
         tuple(roles[INPUT]),
         tuple(roles[RECURRENT]),
         tuple(roles[OUTPUT]),
-        output.model.cached_constants(net.dt)["kappa"],
+        output.model.readout_decay(Constants(output.model.cached_constants(net.dt))),
         dev,
         step_threads if dev.type == "cpu" else None,
     )

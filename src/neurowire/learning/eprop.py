@@ -21,11 +21,9 @@ from ..structural.log import RewiringLog
 from ..structural.runner import RuleRunner
 from . import distributed as _dist
 from .compiled import EPropNetwork, PlasticProjection, compile_network
+from .engine import EPropEngine, check_engine, resolve_engine
 from .factorized import ChunkResult, factorized_chunk
-from .forward import (
-    gather_weights,
-    hot_loop,
-)
+from .forward import check_vectorised, hot_loop
 from .inference import Inference, batch_metrics
 from .loop import Callback, TrainingLoop
 from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
@@ -34,6 +32,7 @@ from .optim import Adam
 from .rates import BatchRates
 from .rule_host import RuleHost
 from .state import load_trainer_state, trainer_state
+from .tables import gather_weights
 from .undo import BatchUndo
 
 if TYPE_CHECKING:
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
 METHODS = ("factorized", "online")
 FEEDBACK = ("symmetric", "random")
-ENGINES = ("auto", "torch", "native", "triton")
 
 #: default working-memory budget per chunk of trials [bytes] on the CPU
 CPU_CHUNK_BUDGET = 1 << 30
@@ -104,7 +102,8 @@ class EProp(Inference, RuleHost):
             rounding), ``"triton"`` (Triton kernels for the same steps; CUDA, or the CPU in
             Triton's interpreter with ``TRITON_INTERPRET=1``) or ``"auto"`` (native on the CPU
             when numba is installed, else torch; torch on CUDA until a GPU run has verified
-            the triton engine).
+            the triton engine), resolved once (:func:`~.engine.resolve_engine`); or an
+            :class:`~.engine.EPropEngine` object.
         distributed: data-parallel training over the default ``torch.distributed`` process
             group (:mod:`neurowire.learning.distributed`; start the workers with torchrun and
             call its ``init_process_group()`` first). None: whenever a group with more than one
@@ -134,14 +133,14 @@ class EProp(Inference, RuleHost):
         seed: int | None = None,
         device: str | torch.device | None = None,
         step_threads: int | None = 1,
-        engine: str = "auto",
+        engine: str | EPropEngine = "auto",
         distributed: bool | None = None,
     ) -> None:
         self.loss = get_loss(loss)
         self.readout = check_readout(readout)
         _check_choice("method", method, METHODS)
         _check_choice("feedback", feedback, FEEDBACK)
-        _check_choice("engine", engine, ENGINES)
+        check_engine(engine)
         self.optimizer = _check_optimizer(optimizer)
         self.regularization = _check_regularization(regularization)
         _check_count("chunk_size", chunk_size)
@@ -153,12 +152,10 @@ class EProp(Inference, RuleHost):
         self.net = net
         self.seed = net.seed if seed is None else int(seed)
         self.device = self.network.device
-        self.engine = _resolve_engine(engine, self.device)
-        if self.engine == "native":  # start numba's thread pool and generate the forward
-            from . import native  # kernel now: starting the pool inside a batch's thread scope
-            # resets the thread count there, so the first batch would sum in another order
-
-            native.prepare(self.network)
+        self._engine = resolve_engine(engine, self.device)
+        self._engine.prepare(self.network)
+        if method == "online":
+            check_vectorised(self.network.hidden)
         self.feedback_matrix = _feedback_matrix(feedback, self.network, self.seed)
         self.step_count = 0
         self.stop_training = False
@@ -206,6 +203,12 @@ class EProp(Inference, RuleHost):
             f"outputs={n.n_out})"
         )
 
+    @property
+    def engine(self) -> str:
+        """The name of the engine computing the factorised gradients (``"torch"``,
+        ``"native"``, ``"triton"``, or a given engine's own)."""
+        return self._engine.name
+
     # ------------------------------------------------------------------ setup helpers
     def _parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -249,11 +252,8 @@ class EProp(Inference, RuleHost):
                 for p in n.plastic
             )
             per_trial = 5 * synapses * item
-        elif self.engine == "native":  # psi; readout, error, filtered error; the event lists
-            # at worst (every neuron spiking every step, int32)
-            per_trial = steps * ((n.hidden.n + 4 * n.n_out) * item + 4 * (n.n_in + n.hidden.n))
-        else:  # the torch engine's [T, B, N] tensors
-            per_trial = steps * ((7 * n.hidden.n + 4 * n.n_out) * item + 2 * n.n_in)
+        else:
+            per_trial = self._engine.trial_bytes(n, steps)
         if self.device.type == "cuda":
             budget = torch.cuda.mem_get_info(self.device)[0] // 2
         elif self.method == "factorized" and self.regularization is None:
@@ -301,7 +301,7 @@ class EProp(Inference, RuleHost):
                     self.loss,
                     self.regularization,
                     fold,
-                    self.engine,
+                    self._engine,
                     self.timers,
                     whole_batch,
                 )
@@ -540,31 +540,6 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def _resolve_engine(engine: str, device: torch.device) -> str:
-    if engine == "torch":
-        return engine
-    if engine == "auto" and device.type != "cpu":
-        return "torch"  # until a device run has verified the triton engine (README, GPU status)
-    if engine == "triton":
-        try:
-            from . import triton as triton_engine
-        except ImportError:
-            raise ValueError("engine='triton' needs triton; install it or use 'torch'") from None
-        triton_engine.check_device(device)
-        return "triton"
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        if engine == "native":
-            raise ValueError("engine='native' needs numba; install it or use 'torch'") from None
-        return "torch"
-    if device.type != "cpu":
-        if engine == "native":
-            raise ValueError(f"engine='native' runs on the CPU, not on {device}")
-        return "torch"
-    return "native"
 
 
 def _add(a: ChunkResult, b: ChunkResult) -> ChunkResult:

@@ -27,21 +27,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ..propagate import SpikeEvents, accumulate_dense, accumulate_slots
 from .compiled import EPropNetwork, HiddenLayer
-from .forward import (
-    Weights,
-    hidden_pass,
-    hot_loop,
-    leaky_scan_,
-    readout,
-    scan_,
-)
+from .forward import hot_loop, leaky_scan_
 from .losses import Loss, RateRegularizer
+from .tables import ProjectionWeights, Weights
+
+if TYPE_CHECKING:
+    from .engine import EPropEngine, ForwardPass
 
 
 @dataclass(eq=False)
@@ -66,7 +64,9 @@ class ChunkResult:
 def membrane_adjoint_(
     psi: Tensor, lam: Tensor, layer: HiddenLayer, threads: int | None = None
 ) -> Tensor:
-    """``H [T, B, N]`` from ``psi`` and ``Lambda`` (regulariser included), in place on ``lam``."""
+    """``H [T, B, N]`` from ``psi`` and ``Lambda`` (regulariser included), in place on ``lam``:
+    the hidden models' ``eprop_adjoint`` run backwards over all steps, vectorised over time
+    (tested equal to the definition)."""
     steps = lam.shape[0]
     p = lam.mul_(psi)  # P_t = psi_t Lambda_t
     if layer.adaptive:
@@ -89,7 +89,6 @@ def spike_products(
     adjoint: Tensor,
     x_events: SpikeEvents,
     z_events: list[SpikeEvents],
-    engine: str = "torch",
 ) -> dict[str, Tensor]:
     """Gradients of the plastic projections for one adjoint ``H [T, B, N]``.
 
@@ -98,23 +97,16 @@ def spike_products(
     flat = adjoint.reshape(-1, adjoint.shape[-1])
     out = {}
     for pw in w.inputs:
-        out[pw.spec.name] = _product(pw, x_events, flat, engine)
+        out[pw.spec.name] = _product(pw, x_events, flat)
     pops = enet.hidden.populations
     for pw in w.recurrent:
         k = pops.index(pw.spec.projection.pre)
-        out[pw.spec.name] = _product(pw, z_events[k], flat, engine)
+        out[pw.spec.name] = _product(pw, z_events[k], flat)
     return out
 
 
-def _product(pw, events: SpikeEvents, flat: Tensor, engine: str) -> Tensor:
-    if engine == "native":
-        from . import native
-
-        if pw.dense is not None:
-            g = native.accumulate_dense(events, flat, pw.spec.post_offset, pw.spec.n_post)
-        else:
-            g = native.accumulate_slots(events, flat, pw.post, pw.length)
-    elif pw.dense is not None:
+def _product(pw: ProjectionWeights, events: SpikeEvents, flat: Tensor) -> Tensor:
+    if pw.dense is not None:
         g = accumulate_dense(events, flat, pw.spec.post_offset, pw.spec.n_post)
     else:
         g = accumulate_slots(events, flat, pw.post)
@@ -125,19 +117,41 @@ def _product(pw, events: SpikeEvents, flat: Tensor, engine: str) -> Tensor:
     return g
 
 
-def _accumulate(events: SpikeEvents, values: Tensor, engine: str) -> Tensor:
-    if engine == "native":
-        from . import native
-
-        return native.accumulate_dense(events, values, 0, values.shape[1])
-    return accumulate_dense(events, values, 0, values.shape[1])
-
-
 def recurrent_events(enet: EPropNetwork, z: SpikeEvents, batch: int) -> list[SpikeEvents]:
     """Per hidden population, the events of ``z_{t-1}`` on the rows of step ``t``."""
     lay = enet.hidden
     delayed = z.delayed(batch)
     return [delayed.select(*lay.span(pop)) for pop in lay.populations]
+
+
+def reference_backward(
+    enet: EPropNetwork,
+    w: Weights,
+    fwd: ForwardPass,
+    e_kappa: Tensor,
+    reg: Tensor | None,
+    unit: bool,
+    lap: Callable[[str], None],
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The backward pass in PyTorch ops (see :meth:`.engine.EPropEngine.backward`): the
+    learning signal ``Lambda = E_kappa B^T (+ R)``, :func:`membrane_adjoint_` and
+    :func:`spike_products`; consumes ``fwd.psi``."""
+    steps, batch, _ = e_kappa.shape
+    lay, threads = enet.hidden, enet.step_threads
+    lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(steps, batch, lay.n)
+    if reg is not None:
+        lam.add_(reg)
+    rec_ev = recurrent_events(enet, fwd.z_events, batch)
+    psi, fwd.psi = fwd.psi, None
+    h = membrane_adjoint_(psi, lam, lay, threads)  # psi is kept, lam becomes H
+    h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay, threads) if unit else None
+    del psi
+    lap("backward")
+    task = spike_products(enet, w, h, fwd.x_events, rec_ev)
+    del h, lam
+    unit_part = spike_products(enet, w, h1, fwd.x_events, rec_ev) if unit else {}
+    lap("products")
+    return task, unit_part
 
 
 def factorized_chunk(
@@ -148,7 +162,7 @@ def factorized_chunk(
     loss: Loss,
     regularizer: RateRegularizer | None,
     fold: bool,
-    engine: str = "torch",
+    engine: EPropEngine,
     timers: dict[str, float] | None = None,
     whole_batch: Callable[[Tensor], tuple[Tensor, int]] | None = None,
 ) -> ChunkResult:
@@ -161,28 +175,27 @@ def factorized_chunk(
         fold: ``R`` is known after the forward pass and folded into ``Lambda``: the chunk is
             the whole batch, or ``whole_batch`` gives the batch's spike counts; otherwise the
             unit-``Lambda`` part is returned in ``ChunkResult.unit``.
-        engine: ``"torch"`` (reference, any device), ``"native"`` (numba kernels, CPU) or
-            ``"triton"`` (Triton kernels, CUDA; their events and readout are the torch ones).
+        engine: the :class:`~.engine.EPropEngine` that runs the steps.
         timers: if given, wall-clock seconds are added to its ``forward``, ``backward`` and
-            ``products`` entries.
+            ``products`` entries (``products``: where the engine runs them apart).
         whole_batch: maps this chunk's spike counts ``[N]`` to the whole batch's and its
             number of trials (data-parallel training: a sum over processes); None when the
             chunk is the batch.
     """
     clock = _Stopwatch(timers)
     batch, steps, _ = x.shape
-    lay = enet.hidden
     res = ChunkResult()
-    x_ev, psi, z_ev = hidden_pass(enet, w, x, engine)
+    fwd = engine.hidden_pass(enet, w, x)
     threads = enet.step_threads
-    y = readout(z_ev, w, enet.kappa, steps, threads, engine)
+    y = engine.readout(fwd.z_events, w, enet.kappa, steps, threads)
     err = loss.error(y, targets)
     res.y, res.loss = y, loss.value(y, targets)
-    res.spikes, res.inputs = z_ev.counts().to(y.dtype), x_ev.counts()
+    res.spikes, res.inputs = fwd.z_events.counts().to(y.dtype), fwd.x_events.counts()
     res.task[enet.bias_name] = err.sum((0, 1))
     clock.lap("forward")
-    e_kappa = scan_(err, enet.kappa, True, threads, engine)  # sum_t'>=t kappa^(t'-t) err_t'
-    g_out = _accumulate(z_ev, e_kappa.reshape(-1, enet.n_out), engine)  # z^T E_kappa
+    e_kappa = engine.scan_(err, enet.kappa, True, threads)  # sum_t'>=t kappa^(t'-t) err_t'
+    del err  # e_kappa is err, filtered in place
+    g_out = engine.accumulate(fwd.z_events, e_kappa.reshape(-1, enet.n_out))  # z^T E_kappa
     for spec in enet.outputs:
         res.task[spec.name] = g_out[spec.pre_offset : spec.pre_offset + spec.n_pre].clone()
     reg = None
@@ -190,31 +203,9 @@ def factorized_chunk(
         counts, trials = (res.spikes, batch) if whole_batch is None else whole_batch(res.spikes)
         reg = regularizer.factor(counts, trials, steps, enet.net.dt)
     unit = regularizer is not None and not fold
-    if engine in ("native", "triton"):
-        if engine == "native":
-            from . import native as fused
-        else:
-            from . import triton as fused
-
-        task, unit_part = fused.backward(psi, e_kappa, reg, x_ev, z_ev, w, enet, unit)
-        res.task.update(task)
-        res.unit.update(unit_part)
-        clock.lap("backward")
-        return res
-    lam = (e_kappa.reshape(-1, enet.n_out) @ w.feedback.t()).view(steps, batch, lay.n)
-    del e_kappa, err
-    if reg is not None:
-        lam.add_(reg)
-    rec_ev = recurrent_events(enet, z_ev, batch)
-    h = membrane_adjoint_(psi, lam, lay, threads)  # psi is kept, lam becomes H
-    h1 = membrane_adjoint_(psi, torch.ones_like(psi), lay, threads) if unit else None
-    del psi
-    clock.lap("backward")
-    res.task.update(spike_products(enet, w, h, x_ev, rec_ev, engine))
-    del h, lam
-    if unit:
-        res.unit.update(spike_products(enet, w, h1, x_ev, rec_ev, engine))
-    clock.lap("products")
+    task, unit_part = engine.backward(enet, w, fwd, e_kappa, reg, unit, clock.lap)
+    res.task.update(task)
+    res.unit.update(unit_part)
     return res
 
 

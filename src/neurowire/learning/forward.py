@@ -20,15 +20,15 @@ Only per-neuron quantities are stored, time-major: ``d = v - A`` ``[T, B, N]`` (
 refractory, so that ``psi`` and ``z`` vanish there; it becomes ``psi`` in place), spikes
 ``z [T, B, N]`` and ``y [T, B, K]``. Input currents for all steps are computed before the step
 loop from the input spike events, the readout after it from the hidden spike events.
-:mod:`.native` holds numba versions of the same steps for the CPU.
+:mod:`.native` and :mod:`.triton` hold fused kernels of the same steps; :mod:`.engines`
+chooses between them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
@@ -36,12 +36,28 @@ from torch import Tensor
 
 from ..codegen import Constants, recording_spike_tests
 from ..denormals import flush_denormals
+from ..neurons import LIF
 from ..propagate import SpikeEvents, deliver_dense, deliver_slots
-from ..synapses import RaggedSynapses
-from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
+from .compiled import GAMMA_PD, EPropNetwork, HiddenLayer
+from .tables import Weights, gather_weights
 
-#: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)
-GAMMA_PD = 0.3
+__all__ = [
+    "HiddenDynamics",
+    "HiddenState",
+    "check_vectorised",
+    "flush_denormals",
+    "gather_weights",
+    "hidden_events",
+    "hidden_forward",
+    "hidden_pass",
+    "hot_loop",
+    "input_currents",
+    "input_events",
+    "leaky_scan_",
+    "pseudo_derivative_",
+    "readout",
+    "simulate",
+]
 
 
 @contextmanager
@@ -62,132 +78,6 @@ def hot_loop(threads: int | None = None) -> Iterator[None]:
     finally:
         if change:
             torch.set_num_threads(old)
-
-
-# ---------------------------------------------------------------------- weights of one batch
-@dataclass(eq=False)
-class ProjectionWeights:
-    """One plastic projection's weights as read from its store (or tensor) for one batch.
-
-    Shapes: ``dense [n_pre, n_post]`` for ``Dense()`` (diagonal zeroed for a self loop), or for a
-    sparse store ``post [n_pre, capacity]`` (global hidden index of each slot's target),
-    ``weight [n_pre, capacity]`` and ``mask [n_pre, capacity]`` (True on live synapses that
-    e-prop trains; ``weight`` is 0 and ``post`` a valid index elsewhere), ``length [n_pre]``
-    (the store's row lengths: slots beyond are padding). ``post`` and ``weight`` are copies
-    made on first use; an engine that visits only each row's first ``length`` slots may read
-    the store's own rows instead where :attr:`own_rows` allows.
-    """
-
-    spec: PlasticProjection
-    dense: Tensor | None = None
-
-    @property
-    def store(self) -> RaggedSynapses | None:
-        return None if self.dense is not None else self.spec.projection.synapses
-
-    @cached_property
-    def mask(self) -> Tensor | None:
-        s = self.store
-        if s is None:
-            return None
-        if self.spec.self_loop and s.autapses:  # a stored i -> i is not trained
-            rows = torch.arange(s.n_pre, device=s.device)[:, None]
-            return s.live & (s.ind != rows)
-        return s.live
-
-    @cached_property
-    def post(self) -> Tensor | None:
-        s = self.store
-        return None if s is None else torch.where(self.mask, s.ind + self.spec.post_offset, 0)
-
-    @cached_property
-    def weight(self) -> Tensor | None:
-        s = self.store
-        return None if s is None else torch.where(self.mask, s.vars["weight"], 0.0)
-
-    @property
-    def length(self) -> Tensor | None:
-        s = self.store
-        return None if s is None else s.row_length
-
-    @property
-    def own_rows(self) -> bool:
-        """The store's ``ind``, ``weight`` and ``row_length`` serve as this projection's table
-        for the first ``length`` slots of each row: its targets need no offset and it holds
-        no synapse that e-prop excludes."""
-        s, spec = self.store, self.spec
-        return s is not None and spec.post_offset == 0 and not (spec.self_loop and s.autapses)
-
-
-@dataclass(eq=False)
-class Weights:
-    """Everything the forward and backward passes read, gathered once per batch.
-
-    ``w_out [N, K]``, ``bias [K]``, ``feedback [N, K]`` (``B^T`` of the learning signal
-    ``L = err B^T``). ``w_rec [N, N]``, the recurrent matrix ``W_rec^T`` in ``[pre, post]``
-    layout (autapses excluded: its diagonal is 0; the reset is the neuron model's own), is built
-    on first use: the torch engine's step needs it, the native engine reads the stores' rows.
-    ``cache`` holds what an engine derives from these weights for the batch.
-    """
-
-    inputs: list[ProjectionWeights]
-    recurrent: list[ProjectionWeights]
-    n_hidden: int
-    w_out: Tensor
-    bias: Tensor
-    feedback: Tensor
-    cache: dict = field(default_factory=dict)
-
-    @property
-    def w_rec(self) -> Tensor:
-        if "w_rec" not in self.cache:
-            n = self.n_hidden
-            self.cache["w_rec"] = dense_table(self.recurrent, n, n, self.w_out)
-        return self.cache["w_rec"]
-
-
-def projection_weights(spec: PlasticProjection) -> ProjectionWeights:
-    proj = spec.projection
-    if proj.sparse:
-        return ProjectionWeights(spec)
-    w = proj.weight
-    if spec.self_loop:
-        w = w.clone()
-        w.fill_diagonal_(0.0)
-    return ProjectionWeights(spec, dense=w)
-
-
-def gather_weights(enet: EPropNetwork, feedback: Tensor | None) -> Weights:
-    """Read the current weights; ``feedback=None`` means symmetric (``B = W_out^T``)."""
-    n, k = enet.hidden.n, enet.n_out
-    dev, dtype = enet.device, enet.dtype
-    inputs = [projection_weights(p) for p in enet.inputs]
-    recurrent = [projection_weights(p) for p in enet.recurrent]
-    w_out = torch.zeros(n, k, dtype=dtype, device=dev)
-    for spec in enet.outputs:
-        w_out[spec.pre_offset : spec.pre_offset + spec.n_pre] += spec.projection.weight
-    fb = w_out if feedback is None else feedback
-    return Weights(inputs, recurrent, n, w_out, enet.bias, fb)
-
-
-def dense_table(pws: list[ProjectionWeights], n_pre: int, n: int, like: Tensor) -> Tensor:
-    """``[n_pre, n]`` (``[pre, post]``, hidden-layer columns) sum of the projections ``pws``,
-    dense or sparse, each at its ``pre_offset``/``post_offset``; dtype and device of ``like``.
-    For the recurrent projections this is ``W_rec^T``."""
-    table = torch.zeros(n_pre, n, dtype=like.dtype, device=like.device)
-    for pw in pws:
-        spec = pw.spec
-        rows = slice(spec.pre_offset, spec.pre_offset + spec.n_pre)
-        if pw.dense is not None:
-            table[rows, spec.post_offset : spec.post_offset + spec.n_post] += pw.dense
-        else:
-            pre = torch.arange(rows.start, rows.stop, device=like.device)[:, None]
-            table.index_put_(
-                (pre.expand_as(pw.post)[pw.mask], pw.post[pw.mask]),
-                pw.weight[pw.mask],
-                accumulate=True,
-            )
-    return table
 
 
 # ---------------------------------------------------------------------- hidden dynamics
@@ -262,21 +152,12 @@ def input_events(x: Tensor) -> SpikeEvents:
     return SpikeEvents.from_dense(x.transpose(0, 1).reshape(t * b, n))
 
 
-def input_currents(
-    enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int, engine: str = "torch"
-) -> Tensor:
+def input_currents(enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int) -> Tensor:
     """``I [T, B, N]``: the input projections' drive for every step, from the input events."""
     rows = events.n_rows
     out = torch.zeros(rows, enet.hidden.n, dtype=enet.dtype, device=enet.device)
     for pw in w.inputs:
-        if engine == "native":
-            from . import native
-
-            if pw.dense is not None:
-                native.deliver_dense(out, events, pw.dense, pw.spec.post_offset)
-            else:
-                native.deliver_slots(out, events, pw.post, pw.length, pw.weight)
-        elif pw.dense is not None:
+        if pw.dense is not None:
             deliver_dense(out, events, pw.dense, pw.spec.post_offset)
         else:
             deliver_slots(out, events, pw.post, pw.weight)
@@ -284,31 +165,22 @@ def input_currents(
 
 
 def hidden_pass(
-    enet: EPropNetwork, w: Weights, x: Tensor, engine: str = "torch"
+    enet: EPropNetwork, w: Weights, x: Tensor
 ) -> tuple[SpikeEvents, Tensor, SpikeEvents]:
     """``(input events, psi [T, B, N], hidden spike events)`` for input spikes
     ``x [B, T, n_in]`` (one chunk of trials): :func:`input_events`, :func:`hidden_forward` and
-    :func:`hidden_events`, which the native engine fuses into one kernel."""
-    if engine == "native":
-        from . import native
-
-        return native.forward(x, w, enet)
+    :func:`hidden_events`."""
     x_ev = input_events(x)
-    psi, z = hidden_forward(enet, w, x_ev, x.shape[1], engine)
+    psi, z = hidden_forward(enet, w, x_ev, x.shape[1])
     return x_ev, psi, hidden_events(z)
 
 
 def hidden_forward(
-    enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int, engine: str = "torch"
+    enet: EPropNetwork, w: Weights, events: SpikeEvents, steps: int
 ) -> tuple[Tensor, Tensor]:
     """``(psi, z)`` ``[T, B, N]`` of the hidden layer for input events (one chunk of trials);
-    ``z`` holds 0/1 (floats on the torch engine, uint8 on the triton one). The torch and
-    triton engines; the native one runs :func:`hidden_pass` as one kernel."""
-    if engine == "triton":
-        from . import triton
-
-        return triton.forward(events, w, enet, steps)
-    d, z = simulate(enet, w, input_currents(enet, w, events, steps, engine))
+    ``z`` holds 0/1 floats."""
+    d, z = simulate(enet, w, input_currents(enet, w, events, steps))
     return pseudo_derivative_(d, enet.hidden), z
 
 
@@ -327,8 +199,27 @@ def simulate(enet: EPropNetwork, w: Weights, current: Tensor) -> tuple[Tensor, T
     return current, z
 
 
+def check_vectorised(layer: HiddenLayer) -> None:
+    """Refuse hidden models whose e-prop quantities differ from the ones the vectorised torch
+    forms implement (:func:`pseudo_derivative_`, :func:`.factorized.membrane_adjoint_`,
+    :class:`.online.SynapseTraces`: LIF's and ALIF's ``pseudo_derivative`` and
+    ``eprop_adjoint``), rather than run other equations."""
+    for pop in layer.populations:
+        cls = type(pop.model)
+        if cls.pseudo_derivative is LIF.pseudo_derivative and (
+            cls.eprop_adjoint is LIF.eprop_adjoint
+        ):
+            continue
+        raise NotImplementedError(
+            f"population {pop.name!r} ({cls.__name__}) defines its own pseudo_derivative or "
+            "eprop_adjoint; the torch engine and the online method implement LIF's and ALIF's: "
+            "use method='factorized' with engine='native' or 'triton'"
+        )
+
+
 def pseudo_derivative_(d: Tensor, layer: HiddenLayer) -> Tensor:
-    """``psi = (0.3/v_th) max(0, 1 - |d|/v_th)`` in place on ``d`` (``-inf`` gives 0)."""
+    """``psi = (0.3/v_th) max(0, 1 - |d|/v_th)`` in place on ``d`` (``-inf`` gives 0): LIF's
+    and ALIF's ``pseudo_derivative`` as vectorised ops (tested equal to the definition)."""
     return d.abs_().div_(layer.v_th).neg_().add_(1.0).clamp_(min=0.0).mul_(GAMMA_PD / layer.v_th)
 
 
@@ -350,29 +241,15 @@ def leaky_scan_(
 
 
 def readout(
-    z: SpikeEvents, w: Weights, kappa: float, steps: int, threads=None, engine: str = "torch"
+    z: SpikeEvents, w: Weights, kappa: float, steps: int, threads: int | None = None
 ) -> Tensor:
     """``y [T, B, K]`` with ``y_t = kappa y_{t-1} + W_out z_t + b``, from hidden spike events."""
     y = w.bias.expand(z.n_rows, w.bias.shape[0]).clone()
-    if engine == "native":
-        from . import native
-
-        native.deliver_dense(y, z, w.w_out, 0)
-    else:
-        deliver_dense(y, z, w.w_out, 0)
-    return scan_(y.view(steps, z.n_rows // steps, -1), kappa, False, threads, engine)
+    deliver_dense(y, z, w.w_out, 0)
+    return leaky_scan_(y.view(steps, z.n_rows // steps, -1), kappa, False, threads)
 
 
 def hidden_events(z: Tensor) -> SpikeEvents:
     """Events of hidden spikes ``z [T, B, N]``."""
     steps, batch, n = z.shape
     return SpikeEvents.from_dense(z.reshape(-1, n))
-
-
-def scan_(u: Tensor, decay: float, reverse: bool, threads: int | None, engine: str) -> Tensor:
-    """:func:`leaky_scan_` with a scalar decay on the chosen engine."""
-    if engine == "native":
-        from . import native
-
-        return native.leaky_scan_(u, decay, reverse)
-    return leaky_scan_(u, decay, reverse, threads)

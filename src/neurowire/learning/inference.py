@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from . import distributed as _dist
-from .forward import gather_weights, hidden_pass, readout
 from .losses import Loss, readout_value
+from .tables import gather_weights
 
 __all__ = ["Inference", "batch_metrics"]
 
@@ -19,9 +19,9 @@ __all__ = ["Inference", "batch_metrics"]
 class Inference:
     """The forward-only methods of :class:`~neurowire.EProp` (they change nothing).
 
-    Uses the trainer's compiled ``network``, ``device``, ``engine``, ``loss``, ``readout``,
-    ``feedback_matrix``, ``rank`` and ``world_size``, its input checks (``_prepare``), thread
-    scope and chunking (``_threads``, ``_chunks``, ``_chunk_size``).
+    Uses the trainer's compiled ``network``, ``device``, engine object (``_engine``),
+    ``loss``, ``readout``, ``feedback_matrix``, ``rank`` and ``world_size``, its input checks
+    (``_prepare``), thread scope and chunking (``_threads``, ``_chunks``, ``_chunk_size``).
     """
 
     def _check_spikes(self, spikes: Any) -> Tensor:
@@ -69,7 +69,7 @@ class Inference:
             x = self._check_spikes(spikes)
             n = self.network
             w = gather_weights(n, self.feedback_matrix)
-            _, _, z_ev = hidden_pass(n, w, x, self.engine)
+            z_ev = self._engine.hidden_pass(n, w, x).z_events
             z = torch.zeros(z_ev.n_rows, z_ev.n, dtype=torch.bool, device=z_ev.pre.device)
             z[z_ev.row, z_ev.pre] = True
             return z.view(x.shape[1], x.shape[0], z_ev.n).transpose(0, 1)
@@ -103,8 +103,8 @@ class Inference:
         w = gather_weights(n, self.feedback_matrix)
         batch, steps, _ = x.shape
         for sl in self._chunks(batch, self._chunk_size(steps)):
-            _, _, z_ev = hidden_pass(n, w, x[sl], self.engine)
-            yield readout(z_ev, w, n.kappa, steps, n.step_threads, self.engine), z_ev.count
+            z_ev = self._engine.hidden_pass(n, w, x[sl]).z_events
+            yield self._engine.readout(z_ev, w, n.kappa, steps, n.step_threads), z_ev.count
 
     def evaluate_step(self, spikes: Tensor, labels: Tensor) -> dict[str, float]:
         """One batch's metrics (as :meth:`train_step`'s) without changing anything.

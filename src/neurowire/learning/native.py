@@ -8,8 +8,8 @@ from the models)         :func:`.forward.input_currents`,
                          :class:`.forward.HiddenDynamics`,
                          :func:`.forward.pseudo_derivative_`,
                          :func:`.forward.hidden_events`
-``backward``             the learning signal ``E_kappa B^T``,            blocks of trials
-                         :func:`.factorized.membrane_adjoint_`,          (dense tables'
+``backward`` (generated the learning signal ``E_kappa B^T``,            blocks of trials
+from the models)         :func:`.factorized.membrane_adjoint_`,          (dense tables'
                          :func:`.factorized.spike_products`              products: column
                                                                          tiles)
 ``deliver_*``,           ``neurowire.propagate.deliver_dense/_slots``,   rows ``t * B + b``
@@ -41,19 +41,18 @@ its reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
 from torch import Tensor
 
-from ..codegen import ModelCodeError, Scalar, generated_module, translate
+from ..codegen import generated_module
 from ..native import delivery
 from ..native.builder import kernels_fingerprint
 from ..propagate import SpikeEvents
-from .forward import GAMMA_PD, ProjectionWeights, Weights, dense_table
+from .segments import Dialect, adjoint_groups, adjoint_lines, segment
+from .tables import Layout, Weights, layouts
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -161,88 +160,6 @@ def _events(lists: Tensor, counts: Tensor, n: int) -> SpikeEvents:
     return SpikeEvents(None, pre, counts.numel(), n, crow=crow)
 
 
-# ---------------------------------------------------------------------- projections as layouts
-@dataclass(eq=False)
-class Layout:
-    """A group of projections onto the hidden layer (all inputs, or all recurrent ones) merged
-    into one weight table the fused kernels read, and how to split a gradient of that table.
-
-    ``dense``: ``weight [n_pre, N]`` over the whole hidden layer (used when any projection of
-    the group is ``Dense()``). Otherwise slots: ``weight``/``post [n_pre, C]`` (global hidden
-    index per slot; padding has weight 0 and a valid index) and ``length [n_pre]`` (slots to
-    visit per row); ``post``/``length`` are ``[1, 1]``/``[1]`` placeholders when dense.
-    ``parts``: per projection, ``(weights, rows, columns)`` of its block of the table.
-    """
-
-    dense: bool
-    weight: Tensor
-    post: Tensor
-    length: Tensor
-    parts: list[tuple[ProjectionWeights, slice, slice]]
-
-    @classmethod
-    def of(cls, pws: list[ProjectionWeights], n_pre: int, n: int, dtype: torch.dtype) -> Layout:
-        """Merge ``pws``; rows are their presynaptic indices (``pre_offset`` on), ``n`` is the
-        hidden layer's size."""
-        rows = [slice(pw.spec.pre_offset, pw.spec.pre_offset + pw.spec.n_pre) for pw in pws]
-        if any(pw.dense is not None for pw in pws):
-            cols = [slice(pw.spec.post_offset, pw.spec.post_offset + pw.spec.n_post) for pw in pws]
-            if len(pws) == 1 and pws[0].dense is not None and pws[0].dense.shape == (n_pre, n):
-                table = pws[0].dense.contiguous()  # the whole table: read it in place
-            else:
-                table = dense_table(pws, n_pre, n, torch.empty(0, dtype=dtype))
-            placeholder = torch.zeros(1, 1, dtype=torch.int64)
-            parts = list(zip(pws, rows, cols, strict=True))
-            return cls(True, table, placeholder, torch.zeros(1, dtype=torch.int64), parts)
-        if len(pws) == 1 and rows[0] == slice(0, n_pre):  # one store's rows
-            (pw,) = pws
-            s = pw.store
-            parts = [(pw, rows[0], slice(0, s.capacity))]
-            if pw.own_rows:  # read in place: the kernels visit each row's first length slots
-                return cls(False, s.vars["weight"], s.ind, s.row_length, parts)
-            return cls(False, pw.weight, pw.post, pw.length, parts)
-        cap = sum(pw.post.shape[1] for pw in pws)
-        w = torch.zeros(n_pre, cap, dtype=dtype)
-        post = torch.zeros(n_pre, cap, dtype=torch.int64)
-        parts, c = [], 0
-        for pw, r in zip(pws, rows, strict=True):
-            cols = slice(c, c + pw.post.shape[1])
-            w[r, cols], post[r, cols] = pw.weight, pw.post
-            parts.append((pw, r, cols))
-            c = cols.stop
-        return cls(False, w, post, torch.full((n_pre,), cap, dtype=torch.int64), parts)
-
-    def split(self, g: Tensor) -> dict[str, Tensor]:
-        """Each projection's gradient (dense ``[n_pre, n_post]`` or its slot layout, 0 off
-        live synapses) from a gradient ``g`` of the whole table."""
-        out = {}
-        for pw, rows, cols in self.parts:
-            if pw.dense is not None:
-                block = g[rows, cols]
-                if block.shape != g.shape:  # a part of the table: its own tensor
-                    block = block.clone()
-                if pw.spec.self_loop:
-                    block.fill_diagonal_(0.0)
-            elif self.dense:
-                pre = torch.arange(rows.start, rows.stop)[:, None]
-                block = g[pre, pw.post] * pw.mask
-            else:
-                block = g[rows, cols] * pw.mask
-            out[pw.spec.name] = block
-        return out
-
-
-def layouts(w: Weights, enet) -> tuple[Layout, Layout]:
-    """The input and recurrent :class:`Layout` of one batch's weights (built once per batch)."""
-    if "layouts" not in w.cache:
-        n = enet.hidden.n
-        w.cache["layouts"] = (
-            Layout.of(w.inputs, enet.n_in, n, enet.dtype),
-            Layout.of(w.recurrent, n, n, enet.dtype),
-        )
-    return w.cache["layouts"]
-
-
 def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEvents]:
     """``(input events, psi [T, B, N], hidden spike events)`` for input spikes
     ``x [B, T, n_in]`` (bool or 0/1 uint8), events on the rows ``t * B + b``.
@@ -264,6 +181,7 @@ def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEven
     _threads()
     layer = enet.hidden
     inp, rec = layouts(w, enet)
+    pd = layer.pseudo_derivative_constants()
     batch, steps, n_in = x.shape
     x = _np(x.contiguous().view(torch.uint8) if x.dtype == torch.bool else x.contiguous())
     psi = enet.buffer("psi", (batch, steps, layer.n), enet.dtype)
@@ -283,8 +201,8 @@ def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEven
         _np(rec.weight),
         _np(rec.post),
         _np(rec.length),
-        _np(1.0 / layer.v_th),
-        _np(GAMMA_PD / layer.v_th),
+        _np(pd["inv_v_th"]),
+        _np(pd["psi_scale"]),
         _tiny(psi),
         _np(psi),
         _np(x_list),
@@ -297,7 +215,8 @@ def forward(x: Tensor, w: Weights, enet) -> tuple[SpikeEvents, Tensor, SpikeEven
 
 
 def prepare(enet) -> None:
-    """Start numba's thread pool and compile (or load) the network's forward kernel.
+    """Start numba's thread pool, compile (or load) the network's forward kernel and generate
+    its backward kernel.
 
     Starting numba's OpenMP pool resets the process-wide OpenMP thread count, which PyTorch
     reads too: the caller's ``torch.get_num_threads()`` is restored afterwards.
@@ -309,6 +228,7 @@ def prepare(enet) -> None:
     input_dense = any(not p.sparse for p in enet.inputs)
     recurrent_dense = any(not p.sparse for p in enet.recurrent)
     forward_kernel(models, enet.net.dt, enet.dtype, input_dense, recurrent_dense)
+    backward_kernel(models, enet.net.dt, enet.dtype)
 
 
 _FORWARD_KERNELS: dict[tuple, object] = {}
@@ -364,45 +284,31 @@ def forward_source(
         "    xl, zl = x_list[b], z_list[b]",
         "    nx, nz = 0, 0",
     ]
+    dialect = Dialect(
+        target="numba",
+        i_syn="(acc[j] + rec[j])",
+        prev_z="zp[j]",
+        ref="k{k}_{f}[jj]",
+        alloc_float="    k{k}_{f} = np.zeros({n}, psi.dtype)",
+        alloc_int="    k{k}_{f} = np.zeros({n}, np.int32)",
+        store_float="{ref} = {final} if abs({final}) >= tiny else zero",
+        store_int="{ref} = {final}",
+        arrays={"inv_v_th": "inv_v_th[j]", "psi_scale": "scale[j]"},
+    )
     segments, lo = [], 0
     for k, model in enumerate(models):
-        hi = lo + model.n
-        probe = model.init_state(1, torch.device("cpu"), torch.float64)
-        fields = [f for f in model.state_type._fields if f != "z"]
-        for f in fields:
-            kind = "np.int32" if not getattr(probe, f).is_floating_point() else "psi.dtype"
-            body.append(f"    k{k}_{f} = np.zeros({model.n}, {kind})")
-        spec = Scalar(
-            state={f: f for f in model.state_type._fields},
-            inputs={"i_syn": "(acc[j] + rec[j])"},
-            constants=model.cached_constants(dt),
-            float_type=ftype,
-        )
-        tr = translate(model, "update", spec, prefix=f"k{k}_s_")
-        if tr.distance is None or "z" not in tr.assigned:
-            raise ModelCodeError(
-                f"{type(model).__name__}.update must set s.z = spike(distance, refractory) for "
-                "e-prop"
-            )
-        loop = [f"jj = j - {lo}", f"k{k}_s_z_0 = zp[j]"]
-        loop += [f"k{k}_s_{f}_0 = k{k}_{f}[jj]" for f in fields]
-        loop += tr.lines
-        for f in fields:
-            if f in tr.assigned:
-                final = tr.assigned[f]
-                if getattr(probe, f).is_floating_point():
-                    loop.append(f"k{k}_{f}[jj] = {final} if abs({final}) >= tiny else zero")
-                else:
-                    loop.append(f"k{k}_{f}[jj] = {final}")
+        seg = segment(k, model, dt, ftype, dialect)
+        body += seg.alloc
+        loop = [f"jj = j - {lo}", *seg.lines]
         loop += [  # no branches: the loop vectorises; the spikes are listed afterwards
-            f"p = max(zero, one - abs({tr.distance}) * inv_v_th[j]) * scale[j]",
-            f"psi[b, t, j] = zero if {tr.refractory} else p",
-            f"spiked = {tr.assigned['z']}",
+            f"p = {seg.psi}",
+            f"psi[b, t, j] = zero if {seg.refractory} else p",
+            f"spiked = {seg.spiked}",
             "zrow[j] = spiked",
             "zp[j] = one if spiked else zero",
         ]
-        segments.append((lo, hi, loop))
-        lo = hi
+        segments.append((lo, lo + model.n, loop))
+        lo += model.n
     body += [
         "    for t in range(steps):",
         "        acc[:] = 0.0",
@@ -480,25 +386,14 @@ def tile_width(n_pre: int, n: int, itemsize: int, threads: int) -> int:
     return min(n, -(-per_tile // q) * q)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
-def _backward(
+BACKWARD_TEMPLATE = """
+@njit(parallel=True, cache=True, nogil=True, fastmath={'contract'})
+def backward(
     psi, e_kappa, fb_strips, reg, alpha, rho, beta, tiny, block,
     in_crow, in_pre, in_dense, in_post, in_len,
     z_crow, z_pre, rec_dense, rec_post, rec_len,
     unit, g_in, g_rec, g_in1, g_rec1, h_out, h1_out,
-):  # fmt: skip
-    """The pass of :func:`backward`: one thread per block of trials, each with its own gradient
-    copy of the slot tables (``g_* [parts, n_pre, width]``); ``psi [B, T, N]``,
-    ``e_kappa [B, T, K]``, ``fb_strips [S, K, width]`` (``B^T`` in column strips, zero-padded).
-
-    Per trial, backwards in time: every ``block`` steps the learning signal
-    ``Lambda = E_kappa B^T`` of the block's steps (one BLAS product per strip into a
-    ``[block, N]`` array that stays in cache); per step the recursions of
-    :func:`.factorized.membrane_adjoint_` (and, if ``unit``, those for ``Lambda = 1``), then
-    the input events of step ``t`` and the hidden events of step ``t - 1`` add ``H_t`` at
-    their rows' slots. A dense table's products are left to :func:`_accumulate_tiles`: ``H_t``
-    (and ``H1_t``) are written to ``h_out[b, t]`` (``h1_out``) instead, when a table is dense.
-    """
+):
     batch, steps, n = psi.shape
     n_strips, n_out, width = fb_strips.shape
     keep_h = in_dense or rec_dense
@@ -527,20 +422,9 @@ def _backward(
                             np.dot(e_kappa[b, t - s : t + 1], fb_strips[c], strip[: s + 1])
                             j1 = min(n, (c + 1) * width)
                             lam[: s + 1, c * width : j1] = strip[: s + 1, : j1 - c * width]
-                for j in range(n):
-                    lm = lam[s, j] + reg[j]  # Lambda_t + R
-                    p = psi[b, t, j]
-                    hj = p * (lm - beta[j] * q[j]) + alpha[j] * h[j]  # G_t + alpha H_{t+1}
-                    qj = p * lm + (rho[j] - beta[j] * p) * q[j]  # Q_{t-1}
-                    h[j] = zero if abs(hj) < tiny else hj
-                    q[j] = zero if abs(qj) < tiny else qj
+@ADJOINT@
                 if unit:
-                    for j in range(n):
-                        p = psi[b, t, j]
-                        hj = p * (one - beta[j] * q1[j]) + alpha[j] * h1[j]
-                        qj = p + (rho[j] - beta[j] * p) * q1[j]
-                        h1[j] = zero if abs(hj) < tiny else hj
-                        q1[j] = zero if abs(qj) < tiny else qj
+@UNIT@
                 if keep_h:
                     h_out[b, t] = h
                     if unit:
@@ -564,6 +448,68 @@ def _backward(
                     if unit:
                         for c in range(rec_len[i]):
                             g_rec1[k, i, c] += h1[rec_post[i, c]]
+"""
+
+
+_BACKWARD_KERNELS: dict[tuple, object] = {}
+
+
+def backward_kernel(models: tuple, dt: float, dtype: torch.dtype):
+    """The compiled backward kernel of a hidden layer made of ``models`` (see
+    :func:`backward_source`), generated once per key and cached on disk by numba."""
+    key = (models, dt, dtype)
+    if key not in _BACKWARD_KERNELS:
+        ftype = "float32" if dtype == torch.float32 else "float64"
+        source = backward_source(models, dt, ftype)
+        _BACKWARD_KERNELS[key] = generated_module(source, "eprop_backward").backward
+    return _BACKWARD_KERNELS[key]
+
+
+def backward_source(models: tuple, dt: float, ftype: str) -> str:
+    """numba source of ``backward(psi, e_kappa, fb_strips, reg, alpha, rho, beta, tiny, block,
+    in_crow, in_pre, in_dense, in_post, in_len, z_crow, z_pre, rec_dense, rec_post, rec_len,
+    unit, g_in, g_rec, g_in1, g_rec1, h_out, h1_out)``, the pass of :func:`backward`: one
+    thread per block of trials, each with its own gradient copy of the slot tables
+    (``g_* [parts, n_pre, width]``); ``psi [B, T, N]``, ``e_kappa [B, T, K]``,
+    ``fb_strips [S, K, width]`` (``B^T`` in column strips, zero-padded).
+
+    Per trial, backwards in time: every ``block`` steps the learning signal
+    ``Lambda = E_kappa B^T`` of the block's steps (one BLAS product per strip into a
+    ``[block, N]`` array that stays in cache); per step and neuron the models' translated
+    ``eprop_adjoint`` with ``Lambda_t + R`` (and, if ``unit``, with ``Lambda = 1``), adjoint
+    state flushed below ``tiny``; then the input events of step ``t`` and the hidden events of
+    step ``t - 1`` add ``H_t`` at their rows' slots. A dense table's products are left to
+    :func:`_accumulate_tiles`: ``H_t`` (and ``H1_t``) are written to ``h_out[b, t]``
+    (``h1_out``) instead, when a table is dense.
+    """
+    arrays = {"alpha": "alpha[j]", "rho": "rho[j]", "beta": "beta[j]"}
+    store = "{ref} = zero if abs({final}) < tiny else {final}"
+    groups = adjoint_groups(models)
+    task, unit = [], []
+    for g, (model, lo, hi) in enumerate(groups):
+        # one definition for the whole layer: a loop over all neurons, the same for every size
+        loop = "for j in range(n):" if len(groups) == 1 else f"for j in range({lo}, {hi}):"
+        refs = {"h": "h[j]", "q": "q[j]"}
+        lines = ["lm = lam[s, j] + reg[j]  # Lambda_t + R", "p = psi[b, t, j]"]
+        lines += adjoint_lines(model, dt, ftype, "numba", refs, "p", "lm", arrays, store, f"a{g}_")
+        task += [loop] + [f"    {ln}" for ln in lines]
+        refs = {"h": "h1[j]", "q": "q1[j]"}
+        lines = ["p = psi[b, t, j]"]
+        lines += adjoint_lines(model, dt, ftype, "numba", refs, "p", "one", arrays, store, f"u{g}_")
+        unit += [loop] + [f"    {ln}" for ln in lines]
+    header = "\n".join(
+        f"# neurons {lo}..{hi - 1}: {type(m).eprop_adjoint.__qualname__}" for m, lo, hi in groups
+    )
+    if len(groups) == 1:
+        header = f"# all neurons: {type(groups[0][0]).eprop_adjoint.__qualname__}"
+    code = BACKWARD_TEMPLATE.lstrip("\n")
+    code = code.replace("@ADJOINT@", "\n".join(" " * 16 + ln for ln in task))
+    code = code.replace("@UNIT@", "\n".join(" " * 20 + ln for ln in unit))
+    return (
+        '"""Generated by neurowire.learning.native: factorised e-prop backward pass."""\n'
+        f"{header}\n"
+        "import numpy as np\nfrom numba import njit, prange\n\n\n" + code
+    )
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})
@@ -654,7 +600,8 @@ def backward(
     block = signal_block(w.feedback.shape[1], n)
     fb = _strips(w.feedback.to(psi.dtype), n, block, psi.dtype)
     e_kappa = e_kappa.to(psi.dtype).transpose(0, 1).contiguous()  # [B, T, K]: one run per trial
-    _backward(
+    models = tuple(p.model for p in layer.populations)
+    backward_kernel(models, enet.net.dt, psi.dtype)(
         _np(psi), _np(e_kappa), _np(fb), _np(reg),
         _np(layer.alpha), _np(layer.rho), _np(layer.beta), _tiny(psi), block,
         _np(x_events.row_pointers()), _np(x_events.pre), inp.dense, _np(inp.post),

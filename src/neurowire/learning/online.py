@@ -9,7 +9,9 @@ each step (reference/algorithms.md §1.4-1.7)::
     g      += L_j,t ebar_t;    esum += e_t
     eps_t+1 = psi_j,t p_t + (rho_j - beta_j psi_j,t) eps_t
 
-so ``p`` is ``xbar_t`` or ``zbar_{t-1}`` filtered with the *postsynaptic* alpha. The rate
+so ``p`` is ``xbar_t`` or ``zbar_{t-1}`` filtered with the *postsynaptic* alpha. ``e_t`` and
+``eps_t+1`` are one step of the hidden model's ``eprop_adjoint`` with ``H = 0``, ``Q = eps`` and
+``Lambda = p``, written here as vectorised ops (tested equal to the definition). The rate
 regulariser's ``R_j`` is only known at the end of the batch: ``esum`` is returned and scaled by
 the driver. Memory is ``B x synapses`` per trace; this is the ground truth that the factorised
 form is tested against, not a fast path.
@@ -22,14 +24,9 @@ from torch import Tensor
 
 from .compiled import EPropNetwork, HiddenLayer
 from .factorized import ChunkResult
-from .forward import (
-    HiddenDynamics,
-    ProjectionWeights,
-    Weights,
-    hot_loop,
-    pseudo_derivative_,
-)
+from .forward import HiddenDynamics, hot_loop, pseudo_derivative_
 from .losses import Loss, RateRegularizer
+from .tables import ProjectionWeights, Weights
 
 
 class SynapseTraces:

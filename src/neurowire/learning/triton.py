@@ -7,16 +7,17 @@ kernel                      reference (PyTorch)                         one prog
 from the models)            :class:`.forward.HiddenDynamics`,           all steps
                             :func:`.forward.pseudo_derivative_`
 ``backward`` (generated     the learning signal ``E_kappa B^T``,        trial, looping
-per dtype)                  :func:`.factorized.membrane_adjoint_`,      backwards in time
+from the models)            :func:`.factorized.membrane_adjoint_`,      backwards in time
                             :func:`.factorized.spike_products`
 ==========================  ==========================================  =====================
 
-Both kernels read the input and recurrent projections as the :class:`.native.Layout` tables
+Both kernels read the input and recurrent projections as the :class:`.tables.Layout` tables
 (built on the device), the hidden layer of ``N`` neurons as one vector of
 ``BLOCK_N = next_power_of_2(N)`` lanes. The forward kernel keeps every population's state, the
 previous spikes and the recurrent input from dense rows on chip for the whole trial, and the
-hidden models' ``update`` is translated by :func:`neurowire.codegen.translate`
-(``target="triton"``), never written here. Slot rows scatter into a per-trial scratch vector
+hidden models' ``update`` and ``pseudo_derivative`` (forward) and ``eprop_adjoint`` (backward)
+are translated by :func:`neurowire.codegen.translate` (``target="triton"``), never written
+here. Slot rows scatter into a per-trial scratch vector
 (``tl.atomic_add``), read back after a barrier; each step's spikes are listed in a per-trial
 scratch buffer (positions from ``tl.cumsum``) and their recurrent rows delivered into the next
 step's input. The backward kernel computes ``Lambda_t = B E_kappa,t + R``, the recursions for
@@ -41,10 +42,10 @@ import triton
 from torch import Tensor
 from triton import knobs
 
-from ..codegen import ModelCodeError, Scalar, generated_module, translate
+from ..codegen import generated_module
 from ..propagate import SpikeEvents
-from .forward import GAMMA_PD, Weights
-from .native import Layout, layouts
+from .segments import Dialect, adjoint_groups, adjoint_lines, segment
+from .tables import Layout, Weights, layouts
 
 
 def check_device(device: torch.device) -> None:
@@ -57,7 +58,7 @@ def check_device(device: torch.device) -> None:
 
 
 def _tables(w: Weights, enet) -> tuple[Layout, Layout]:
-    """:func:`.native.layouts` with the tables on the network's device."""
+    """:func:`.tables.layouts` with the tables on the network's device."""
     with torch.device(enet.device):
         return layouts(w, enet)
 
@@ -98,7 +99,7 @@ def forward_kernel(
 
 
 def _scatter(prefix: str, target: str, dense: bool) -> list[str]:
-    """Lines adding row ``i`` of a :class:`.native.Layout` (``{prefix}_w/_post/_len``) to the
+    """Lines adding row ``i`` of a :class:`.tables.Layout` (``{prefix}_w/_post/_len``) to the
     register vector ``target`` (dense) or to the trial's scratch vector ``cur`` (slots)."""
     if dense:
         return [f"{target} += tl.load({prefix}_w + i * n + j, mask=live, other=0.0)"]
@@ -137,47 +138,32 @@ def forward_source(
         "rec = zero",
         "zp = zero",
     ]
+    dialect = Dialect(
+        target="triton",
+        i_syn="i_syn",
+        prev_z="zp",
+        ref="k{k}_{f}",
+        alloc_float=f"k{{k}}_{{f}} = tl.zeros([BLOCK_N], {dtype})",
+        alloc_int="k{k}_{f} = tl.zeros([BLOCK_N], tl.int32)",
+        store_float=f"{{ref}} = tl.where(tl.abs({{final}}) >= {_tiny(ftype)}, {{final}}, 0.0)"
+        f".to({dtype})",
+        store_int="{ref} = ({final}).to(tl.int32)",
+        arrays={"inv_v_th": "inv", "psi_scale": "sc"},
+    )
     segments, lo = [], 0
     for k, model in enumerate(models):
-        hi = lo + model.n
-        probe = model.init_state(1, torch.device("cpu"), torch.float64)
-        fields = [f for f in model.state_type._fields if f != "z"]
-        floating = {f: getattr(probe, f).is_floating_point() for f in fields}
-        for f in fields:
-            body.append(f"k{k}_{f} = tl.zeros([BLOCK_N], {dtype if floating[f] else 'tl.int32'})")
-        spec = Scalar(
-            state={f: f for f in model.state_type._fields},
-            inputs={"i_syn": "i_syn"},
-            constants=model.cached_constants(dt),
-            float_type=ftype,
-            target="triton",
+        seg = segment(k, model, dt, ftype, dialect)
+        body += seg.alloc
+        mine = "live" if len(models) == 1 else f"(j >= {lo}) & (j < {lo + model.n})"
+        segments.append(
+            seg.lines
+            + [
+                f"p = {seg.psi}",
+                f"psi_t = tl.where({mine}, tl.where({seg.refractory} != 0, 0.0, p), psi_t)",
+                f"z_t = tl.where({mine}, {seg.spiked} != 0, z_t)",
+            ]
         )
-        tr = translate(model, "update", spec, prefix=f"k{k}_s_")
-        if tr.distance is None or "z" not in tr.assigned:
-            raise ModelCodeError(
-                f"{type(model).__name__}.update must set s.z = spike(distance, refractory) for "
-                "e-prop"
-            )
-        lines = [f"k{k}_s_z_0 = zp"] + [f"k{k}_s_{f}_0 = k{k}_{f}" for f in fields] + tr.lines
-        for f in fields:
-            if f not in tr.assigned:
-                continue
-            final = tr.assigned[f]
-            if floating[f]:
-                lines.append(
-                    f"k{k}_{f} = tl.where(tl.abs({final}) >= {_tiny(ftype)}, {final}, 0.0)"
-                    f".to({dtype})"
-                )
-            else:
-                lines.append(f"k{k}_{f} = ({final}).to(tl.int32)")
-        mine = "live" if len(models) == 1 else f"(j >= {lo}) & (j < {hi})"
-        lines += [
-            f"p = tl.maximum(1.0 - tl.abs({tr.distance}) * inv, 0.0) * sc",
-            f"psi_t = tl.where({mine}, tl.where({tr.refractory} != 0, 0.0, p), psi_t)",
-            f"z_t = tl.where({mine}, {tr.assigned['z']} != 0, z_t)",
-        ]
-        segments.append(lines)
-        lo = hi
+        lo += model.n
     step = [
         "acc = zero",
         "r = t * batch + b",
@@ -241,6 +227,7 @@ def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, 
     check_device(enet.device)
     layer = enet.hidden
     inp, rec = _tables(w, enet)
+    pd = layer.pseudo_derivative_constants()
     batch, n = events.n_rows // steps, layer.n
     psi = enet.buffer("psi", (batch, steps, n), enet.dtype)
     z = enet.buffer("z", (batch, steps, n), torch.uint8)
@@ -252,7 +239,7 @@ def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, 
         events.row_pointers(), events.pre,
         inp.weight.contiguous(), inp.post, inp.length,
         rec.weight.contiguous(), rec.post, rec.length,
-        1.0 / layer.v_th, GAMMA_PD / layer.v_th,
+        pd["inv_v_th"], pd["psi_scale"],
         psi, z, cur, spk, batch, steps, n, _width(inp), _width(rec),
         BLOCK_N=_block(n), BLOCK_IN=_block(_width(inp)), BLOCK_REC=_block(_width(rec)),
     )  # fmt: skip
@@ -263,21 +250,38 @@ def forward(events: SpikeEvents, w: Weights, enet, steps: int) -> tuple[Tensor, 
 _BACKWARD_KERNELS: dict[tuple, object] = {}
 
 
-def backward_kernel(dtype: torch.dtype):
-    """The ``@triton.jit`` backward kernel for ``dtype`` (see :func:`backward_source`)."""
-    key = (dtype, _mode())
+def backward_kernel(models: tuple, dt: float, dtype: torch.dtype):
+    """The ``@triton.jit`` backward kernel of a hidden layer made of ``models`` for ``dtype``
+    (see :func:`backward_source`)."""
+    key = (models, dt, dtype, _mode())
     if key not in _BACKWARD_KERNELS:
-        module = generated_module(backward_source(_ftype(dtype)), "eprop_backward_triton")
-        _BACKWARD_KERNELS[key] = module.backward
+        source = backward_source(models, dt, _ftype(dtype))
+        _BACKWARD_KERNELS[key] = generated_module(source, "eprop_backward_triton").backward
     return _BACKWARD_KERNELS[key]
 
 
-def backward_source(ftype: str) -> str:
+def backward_source(models: tuple, dt: float, ftype: str) -> str:
     """Triton source of ``backward(psi, e_kappa, fb_t, reg, alpha, rho, beta, in_crow, in_pre,
     in_post, in_len, z_crow, z_pre, rec_post, rec_len, g_in, g_rec, g_in1, g_rec1, hbuf, batch,
     steps, n, n_out, in_width, rec_width, BLOCK_N, BLOCK_IN, BLOCK_REC, IN_DENSE, REC_DENSE,
-    UNIT)``, one program per trial looping backwards in time (see :func:`backward`)."""
-    code = BACKWARD_TEMPLATE.lstrip("\n").replace("@TINY@", _tiny(ftype))
+    UNIT)``, one program per trial looping backwards in time (see :func:`backward`); the
+    recursions are the models' translated ``eprop_adjoint``, once per run of populations
+    sharing it (lanes of other runs kept)."""
+    arrays = {"alpha": "al", "rho": "rh", "beta": "be"}
+    flush = f"tl.where(tl.abs({{final}}) < {_tiny(ftype)}, 0.0, {{final}})"
+    groups = adjoint_groups(models)
+    task, unit = [], []
+    for g, (model, lo, hi) in enumerate(groups):
+        store = "{ref} = " + flush
+        if len(groups) > 1:
+            store = f"{{ref}} = tl.where((j >= {lo}) & (j < {hi}), {flush}, {{ref}})"
+        refs = {"h": "h", "q": "q"}
+        task += adjoint_lines(model, dt, ftype, "triton", refs, "p", "lm", arrays, store, f"a{g}_")
+        refs = {"h": "h1", "q": "q1"}
+        unit += adjoint_lines(model, dt, ftype, "triton", refs, "p", "1.0", arrays, store, f"u{g}_")
+    code = BACKWARD_TEMPLATE.lstrip("\n")
+    code = code.replace("@ADJOINT@", "\n".join(" " * 8 + ln for ln in task))
+    code = code.replace("@UNIT@", "\n".join(" " * 12 + ln for ln in unit))
     return (
         '"""Generated by neurowire.learning.triton: factorised e-prop backward pass."""\n'
         f"# {ftype}, {_mode()}\n"
@@ -336,15 +340,9 @@ def backward(
             lam += ek * tl.load(fb_t + c * n + j, mask=live, other=0.0)
         lm = lam + rg
         p = tl.load(psi + (b * steps + t) * n + j, mask=live, other=0.0)
-        hj = p * (lm - be * q) + al * h  # G_t + alpha H_{t+1}
-        qj = p * lm + (rh - be * p) * q  # Q_{t-1}
-        h = tl.where(tl.abs(hj) < @TINY@, 0.0, hj)
-        q = tl.where(tl.abs(qj) < @TINY@, 0.0, qj)
+@ADJOINT@
         if UNIT:
-            hj = p * (1.0 - be * q1) + al * h1
-            qj = p + (rh - be * p) * q1
-            h1 = tl.where(tl.abs(hj) < @TINY@, 0.0, hj)
-            q1 = tl.where(tl.abs(qj) < @TINY@, 0.0, qj)
+@UNIT@
         if not (IN_DENSE and REC_DENSE):  # slot rows gather H_t from memory
             tl.debug_barrier()  # the previous step's gathers are done
             tl.store(hbuf + b * n + j, h, mask=live)
@@ -389,7 +387,8 @@ def backward(
     reg = torch.zeros(n, dtype=dtype, device=dev) if reg is None else reg.to(dtype).contiguous()
     fb_t = w.feedback.t().contiguous().to(dtype)
     hbuf = torch.zeros(2 if unit else 1, batch, n, dtype=dtype, device=dev)
-    backward_kernel(dtype)[(batch,)](
+    models = tuple(p.model for p in layer.populations)
+    backward_kernel(models, enet.net.dt, dtype)[(batch,)](
         psi, e_kappa.contiguous(), fb_t, reg, layer.alpha, layer.rho, layer.beta,
         x_events.row_pointers(), x_events.pre, inp.post, inp.length,
         z_events.row_pointers(), z_events.pre, rec.post, rec.length,
