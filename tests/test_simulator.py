@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import neurowire as nw
+from neurowire.events import SpikeEvents
 from neurowire.propagate import (
-    SpikeEvents,
     csc_matrix,
     deliver_all_slots,
     deliver_csr,

@@ -16,13 +16,13 @@ from tqdm.auto import tqdm
 
 from .checks import ParameterError, check_number, check_seed
 from .denormals import flush_denormals
+from .events import SpikeEvents
 from .graphs import GraphedBlock
 from .native import unsupported
 from .network import Network, Population, Projection
 from .neurons import PoissonState, SourceState, check_coefficients
 from .plasticity import stdp_depress_rows, stdp_potentiate_columns
 from .propagate import (
-    SpikeEvents,
     csc_matrix,
     deliver_all_slots,
     deliver_csr,

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..propagate import SpikeEvents, accumulate_dense, accumulate_slots
+from ..events import SpikeEvents
+from ..propagate import accumulate_dense, accumulate_slots
 from .compiled import EPropNetwork, HiddenLayer
 from .forward import (
     Weights,

@@ -36,7 +36,8 @@ from torch import Tensor
 
 from ..codegen import Constants, recording_spike_tests
 from ..denormals import flush_denormals
-from ..propagate import SpikeEvents, deliver_dense, deliver_slots
+from ..events import SpikeEvents
+from ..propagate import deliver_dense, deliver_slots
 from ..synapses import RaggedSynapses
 from .compiled import EPropNetwork, HiddenLayer, PlasticProjection
 

@@ -50,9 +50,9 @@ from numba import njit, prange
 from torch import Tensor
 
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
+from ..events import SpikeEvents
 from ..native import delivery
 from ..native.engine import kernels_fingerprint
-from ..propagate import SpikeEvents
 from .forward import GAMMA_PD, ProjectionWeights, Weights, dense_table
 
 

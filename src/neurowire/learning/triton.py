@@ -42,7 +42,7 @@ from torch import Tensor
 from triton import knobs
 
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
-from ..propagate import SpikeEvents
+from ..events import SpikeEvents
 from .forward import GAMMA_PD, Weights
 from .native import Layout, layouts
 
