@@ -1,6 +1,6 @@
 """Blocks of steps are capturable as CUDA graphs: no host reads and no data-dependent shapes
 inside (checked on the CPU by ``capture_guard``), and the graph engine's buffer handling gives
-the eager engine's results, before and after rewiring (CPU: the buffers without a graph;
+the torch engine's results, before and after rewiring (CPU: the buffers without a graph;
 CUDA: real graphs)."""
 
 import pytest
@@ -58,17 +58,17 @@ def run(sim: nw.Simulator, steps: int = 30):
 
 
 @pytest.mark.parametrize(("delivery", "plastic"), CASES)
-def test_graph_buffers_give_the_eager_results_through_rewiring(delivery, plastic):
+def test_graph_buffers_give_the_torch_results_through_rewiring(delivery, plastic):
     ref_net, net = network(delivery, plastic), network(delivery, plastic)
-    ref_sim = nw.Simulator(ref_net, engine="eager", block_steps=4, event_fraction=0.02)
+    ref_sim = nw.Simulator(ref_net, engine="torch", block_steps=4, event_fraction=0.02)
     ref = run(ref_sim)
-    sim = nw.Simulator(net, engine="eager", block_steps=4, event_fraction=0.02)
+    sim = nw.Simulator(net, engine="torch", block_steps=4, event_fraction=0.02)
     sim._graphed = GraphedBlock(sim._block, recorder=None)  # every block under capture_guard
     res = run(sim)
     for pop, var in [("tgt", "spikes"), ("tgt", "v"), ("src", "spikes")]:
         torch.testing.assert_close(res[pop][var], ref[pop][var], rtol=0, atol=0)
-    totals = sim.rewiring.totals("src->tgt")
-    assert totals == ref_sim.rewiring.totals("src->tgt")
+    totals = sim.rewiring_log.totals("src->tgt")
+    assert totals == ref_sim.rewiring_log.totals("src->tgt")
     assert totals["removed"] + totals["added"] > 0  # the rule did rewire
     for name, proj in net.projections.items():
         ref_store = ref_net.projections[name].synapses
@@ -91,10 +91,10 @@ def replay_by_rerunning(run):
 
 
 @pytest.mark.parametrize(("delivery", "plastic"), CASES[:2])
-def test_recorded_blocks_replayed_in_place_give_the_eager_results(delivery, plastic):
+def test_recorded_blocks_replayed_in_place_give_the_torch_results(delivery, plastic):
     ref_net, net = network(delivery, plastic), network(delivery, plastic)
-    ref = run(nw.Simulator(ref_net, engine="eager", block_steps=4))
-    sim = nw.Simulator(net, engine="eager", block_steps=4)
+    ref = run(nw.Simulator(ref_net, engine="torch", block_steps=4))
+    sim = nw.Simulator(net, engine="torch", block_steps=4)
     graphed = sim._graphed = GraphedBlock(sim._block, recorder=replay_by_rerunning)
     res = run(sim)
     for pop, var in [("tgt", "spikes"), ("tgt", "v"), ("src", "spikes")]:
@@ -104,7 +104,7 @@ def test_recorded_blocks_replayed_in_place_give_the_eager_results(delivery, plas
 
 def test_a_new_capture_only_when_the_block_length_or_budget_changes():
     net = network("rows", True)
-    sim = nw.Simulator(net, engine="eager", block_steps=4)
+    sim = nw.Simulator(net, engine="torch", block_steps=4)
     graphed = sim._graphed = GraphedBlock(sim._block, recorder=None)
     sim.budgets = dict.fromkeys(sim.budgets, 1)  # overflows at once: the budgets double
     sim.run(24)  # six blocks, five rewirings
@@ -152,9 +152,9 @@ def test_capture_guard_lets_static_code_run():
 @needs_cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize(("delivery", "plastic"), CASES)
-def test_graph_engine_on_cuda_equals_eager(delivery, plastic):
+def test_graph_engine_on_cuda_equals_torch(delivery, plastic):
     ref_net, net = network(delivery, plastic), network(delivery, plastic)
-    ref = run(nw.Simulator(ref_net, device="cuda", engine="eager", block_steps=4))
+    ref = run(nw.Simulator(ref_net, device="cuda", engine="torch", block_steps=4))
     sim = nw.Simulator(net, device="cuda", engine="graph", block_steps=4)
     res = run(sim)
     for pop, var in [("tgt", "spikes"), ("tgt", "v"), ("src", "spikes")]:

@@ -34,7 +34,7 @@ from .structural.log import RewiringLog
 from .structural.runner import Clock, RuleRunner
 from .structural.view import SynapseView
 
-ENGINES = ("auto", "eager", "compile", "graph", "native")
+ENGINES = ("auto", "torch", "compile", "graph", "native")
 #: reasons engine="auto" has already warned about
 _AUTO_WARNED: set[str] = set()
 
@@ -44,7 +44,8 @@ class SimulationResult:
     """What :meth:`Simulator.run` returns.
 
     Attributes:
-        records: ``records[pop][var]`` tensors ``[T, B, n]`` on the CPU (``"spikes"`` is bool).
+        records: ``records[pop][var]`` tensors ``[B, T, n]`` on the CPU (``"spikes"`` is bool),
+            laid out as the inputs are.
         timers_s: wall-clock seconds per component (see :class:`Simulator`).
         steps: steps simulated; dt: step [ms]; wall_s: seconds of wall-clock time.
     """
@@ -54,7 +55,7 @@ class SimulationResult:
     steps: int
     dt: float
     wall_s: float
-    rewiring: RewiringLog = field(repr=False, default_factory=RewiringLog)
+    rewiring_log: RewiringLog = field(repr=False, default_factory=RewiringLog)
 
     @property
     def model_ms(self) -> float:
@@ -85,19 +86,19 @@ class Simulator:
 
     The steps between two due rules or callbacks run as one *block*, by one of four engines:
 
-    * ``"eager"``: the reference. Phases 1-4 are shape-static PyTorch code; event-driven work
+    * ``"torch"``: the reference. Phases 1-4 are shape-static PyTorch code; event-driven work
       uses fixed-size spike lists of ``budget`` entries per population, and if a step has more
       spikes the block is repeated from its saved start with a doubled budget.
     * ``"compile"``: the same code, one ``torch.compile``-d call per block (meant for CUDA,
       where the static shapes allow CUDA-graph capture; compiling takes minutes on a CPU).
-    * ``"graph"`` (CUDA): the eager block captured once as a CUDA graph and replayed, one
+    * ``"graph"`` (CUDA): the torch block captured once as a CUDA graph and replayed, one
       launch per block; inputs, connectivity and weights are copied into the graph's buffers
       before each replay, so rewiring needs no new capture (:mod:`neurowire.graphs`).
     * ``"native"``: a block as one generated, numba-compiled CPU function working in place,
       event-driven without budgets (:mod:`neurowire.native`); built-in models only.
 
     ``engine="auto"`` picks ``"native"`` on the CPU when the network only uses built-in models,
-    else ``"eager"``.
+    else ``"torch"``.
 
     Args:
         net: the network.
@@ -106,7 +107,7 @@ class Simulator:
         seed: seeds the simulation's random numbers (default ``net.seed + 1``). Stochastic
             neurons draw from counter-based streams keyed by the seed and the population's name
             (:mod:`neurowire.rng`): the same numbers on every engine, device and block length.
-        engine: ``"auto"``, ``"eager"``, ``"compile"``, ``"graph"`` or ``"native"`` (see above).
+        engine: ``"auto"``, ``"torch"``, ``"compile"``, ``"graph"`` or ``"native"`` (see above).
         block_steps: block length when nothing is scheduled (default 10 steps; 1000 with the
             native engine).
         event_fraction: initial event budget as a fraction of ``B * n`` per population.
@@ -163,7 +164,7 @@ class Simulator:
         #: ``time.perf_counter()`` when the first step began (after compilation), or None
         self.first_step_at: float | None = None
         self.timers: dict[str, float] = defaultdict(float)
-        self.rewiring = RewiringLog()
+        self.rewiring_log = RewiringLog()
         base_seed = net.seed + 1 if seed is None else seed
         #: seeds the stochastic neurons' streams (:mod:`neurowire.rng`) and the rules' generators
         self.seed = base_seed
@@ -190,12 +191,12 @@ class Simulator:
         }
         self.state = self._initial_state()
         #: the host side of the rule schedule (contexts, all-or-nothing calls, logging)
-        self.rules = RuleRunner(
+        self.rule_runner = RuleRunner(
             [(sch.projection.name, sch.rule) for sch in net.rules],
             base_seed,
             self.device,
             self._make_view,
-            self.rewiring,
+            self.rewiring_log,
         )
         self._rules_set_up = False
         self._compiled = (
@@ -219,17 +220,17 @@ class Simulator:
         if engine != "auto":
             return engine
         if self.device.type != "cpu":
-            return "eager"
+            return "torch"
         reason = unsupported(self)
         if reason is None:
             return "native"
         if reason not in _AUTO_WARNED:  # once per reason and process
             _AUTO_WARNED.add(reason)
             warnings.warn(
-                f"engine='auto' runs the eager engine: the native engine cannot run {reason}",
+                f"engine='auto' runs the torch engine: the native engine cannot run {reason}",
                 stacklevel=3,
             )
-        return "eager"
+        return "torch"
 
     def _uniform(self, pop: Population, steps: int) -> Tensor:
         """``[steps, B, n]`` uniform numbers of a stochastic population for the steps from
@@ -267,8 +268,8 @@ class Simulator:
             check_coefficients(
                 proj.psc, self.dt, self.dtype, f"{owner} ({type(proj.psc).__name__})"
             )
-            if proj.synapse is not None:
-                rule = proj.synapse
+            if proj.plasticity is not None:
+                rule = proj.plasticity
                 check_coefficients(rule, self.dt, self.dtype, f"{owner} ({type(rule).__name__})")
         for proj in self._projections:
             if proj.psc.needs_voltage and not hasattr(
@@ -278,7 +279,7 @@ class Simulator:
                     f"{proj.name}: {type(proj.psc).__name__} needs a postsynaptic "
                     f"membrane potential; {type(proj.post.model).__name__} has none"
                 )
-            if proj.synapse is not None and self.batch_size > 1:
+            if proj.plasticity is not None and self.batch_size > 1:
                 raise NotImplementedError(
                     f"{proj.name}: STDP with batch_size > 1 would need one weight copy per batch "
                     "element; simulate batch elements in separate simulators"
@@ -287,7 +288,7 @@ class Simulator:
     def _choose_strategy(self, proj: Projection) -> str:
         if not proj.sparse:
             return "dense"
-        plastic = proj.synapse is not None
+        plastic = proj.plasticity is not None
         strategy = proj.delivery
         if strategy == "auto":
             # Event-driven rows win whenever few rows spike (benchmarks/bench_store.py); a dense
@@ -314,7 +315,7 @@ class Simulator:
         for proj in self._projections:
             if self.strategies[proj.name] == "rows":
                 names.add(proj.pre.name)
-            if proj.synapse is not None:
+            if proj.plasticity is not None:
                 names.update((proj.pre.name, proj.post.name))
         return [p.name for p in self._populations if p.name in names]
 
@@ -340,7 +341,7 @@ class Simulator:
                 torch.zeros(p.post.n, dtype=self.dtype, device=self.device),
             )
             for p in self._projections
-            if p.synapse is not None
+            if p.plasticity is not None
         }
         return {"neurons": neurons, "psc": psc, "traces": traces}
 
@@ -444,14 +445,14 @@ class Simulator:
         self.timers["index_rebuild"] += self._index_rebuild_total() - rebuild_before
         wall = time.perf_counter() - start
         records: dict[str, dict[str, Tensor]] = defaultdict(dict)
-        for (pop, var), parts in chunks.items():
-            records[pop][var] = torch.cat(parts)
+        for (pop, var), parts in chunks.items():  # blocks are step-major: [k, B, n] each
+            records[pop][var] = torch.cat([part.transpose(0, 1) for part in parts], dim=1)
         for pop, names in record.items():
             for var in names:
                 if var not in records[pop]:
                     records[pop][var] = torch.zeros(0)
         timers = {k: v - before.get(k, 0.0) for k, v in self.timers.items()}
-        return SimulationResult(dict(records), timers, steps, self.dt, wall, self.rewiring)
+        return SimulationResult(dict(records), timers, steps, self.dt, wall, self.rewiring_log)
 
     def _check_record(self, record: Mapping[str, Any]) -> dict[str, list[str]]:
         out = {}
@@ -561,7 +562,9 @@ class Simulator:
         """What a captured block bakes in besides its inputs' shapes: the spike-list budgets
         and the weight tensors of plastic stores, which :meth:`_block` reads directly."""
         weights = tuple(
-            p.synapses.vars["weight"].data_ptr() for p in self._projections if p.synapse is not None
+            p.synapses.vars["weight"].data_ptr()
+            for p in self._projections
+            if p.plasticity is not None
         )
         return tuple(sorted(self.budgets.items())), weights
 
@@ -573,13 +576,13 @@ class Simulator:
             if proj.sparse:
                 s = proj.synapses
                 entry["ind"], entry["live"] = s.ind, s.live
-                if proj.synapse is None:
+                if proj.plasticity is None:
                     entry["w"] = s.vars["weight"]
                 else:
                     entry["columns"] = s.padded_columns()
                 if strategy == "dense":
                     entry["dense"] = s.dense("weight")  # cached by the store
-                elif strategy == "csr" and proj.synapse is None:
+                elif strategy == "csr" and proj.plasticity is None:
                     cols = s.columns()
                     entry["csr"] = csc_matrix(
                         cols.indptr, cols.pre, cols.slot, s.vars["weight"], s.n_pre
@@ -601,7 +604,7 @@ class Simulator:
         """Keep the block's state; plastic weights are copied into the store's own tensor (in
         place, as the native engine writes them), so a tensor held by the user stays current."""
         for proj in self._projections:
-            if proj.synapse is not None:
+            if proj.plasticity is not None:
                 proj.synapses.vars["weight"].copy_(new_state["weight"][proj.name])
                 proj.synapses.values_changed()
         self.state = {k: v for k, v in new_state.items() if k != "weight"}
@@ -618,7 +621,7 @@ class Simulator:
         weights = {
             p.name: p.synapses.vars["weight"].clone()
             for p in self._projections
-            if p.synapse is not None
+            if p.plasticity is not None
         }
         state = {**state, "weight": weights}
         events = {
@@ -700,9 +703,9 @@ class Simulator:
         tic = self._tic()
         traces = {}
         for p in self._projections:
-            if p.synapse is None:
+            if p.plasticity is None:
                 continue
-            rule = p.synapse
+            rule = p.plasticity
             x_pre, x_post = state["traces"][p.name]
             c = rule.cached_constants(self.dt)
             x_pre = x_pre * c["k_plus"]
@@ -723,7 +726,7 @@ class Simulator:
         strategy = self.strategies[proj.name]
         if strategy == "dense":
             return deliver_matmul(z, st["dense"])
-        w = weights[proj.name] if proj.synapse is not None else st["w"]
+        w = weights[proj.name] if proj.plasticity is not None else st["w"]
         n_post = proj.post.n
         if strategy == "rows":
             return deliver_rows(
@@ -747,7 +750,7 @@ class Simulator:
             post_state=self.neuron_state(proj.post.name),
             pre_grid=proj.pre.grid,
             post_grid=proj.post.grid,
-            log=self.rewiring,
+            log=self.rewiring_log,
             step=self.step_count,
             t_ms=self.t,
             log_events=log_events,
@@ -758,7 +761,7 @@ class Simulator:
         return Clock(self.step_count, self.t, self.dt, self.batch_size)
 
     def _setup_rules(self) -> None:
-        self.rules.setup(self._clock())
+        self.rule_runner.setup(self._clock())
         self._rules_set_up = True
 
     def _host_step(self, step: int) -> bool:
@@ -773,7 +776,7 @@ class Simulator:
             clock = self._clock()
             for i, scheduled in enumerate(self.net.rules):
                 if self.step_count % scheduled.every == 0:
-                    self.rules.update(i, clock, scheduled.log_events)
+                    self.rule_runner.update(i, clock, scheduled.log_events)
         self.timers["rules"] += time.perf_counter() - tic - (self._index_rebuild_total() - rebuild)
         tic = time.perf_counter()
         for cb in self.net.callbacks:

@@ -30,10 +30,10 @@ def unsupported(sim) -> str | None:
             )
         try:
             gen.psc_kernel(proj.psc, sim.dt, "probe", ftype)
-            if proj.synapse is not None:
-                if not isinstance(proj.synapse, STDP):
-                    raise ModelCodeError(f"synapse model {type(proj.synapse).__name__}")
-                gen.stdp_kernel(proj.synapse, sim.dt, "probe", ftype)
+            if proj.plasticity is not None:
+                if not isinstance(proj.plasticity, STDP):
+                    raise ModelCodeError(f"synapse model {type(proj.plasticity).__name__}")
+                gen.stdp_kernel(proj.plasticity, sim.dt, "probe", ftype)
         except ModelCodeError as err:
             return f"projection {proj.name!r}: {err}"
     return None

@@ -213,7 +213,7 @@ class NativeEngine:
         self._listed = [
             q
             for q, p in enumerate(self.projs)
-            if p.synapse is not None and q not in self._slot_indexed
+            if p.plasticity is not None and q not in self._slot_indexed
         ]
         #: q -> [col_pre, col_len, store version they describe]
         self._lists: dict[int, list] = {}
@@ -301,13 +301,13 @@ class NativeEngine:
             s = proj.synapses
             args[f"q{q}_ind"], args[f"q{q}_len"] = view(s.ind), view(s.row_length)
             args[f"q{q}_w"] = view(s.vars["weight"])
-            if proj.synapse is not None:
+            if proj.plasticity is not None:
                 x_pre, x_post = sim.state["traces"][proj.name]
                 args[f"q{q}_xpre"], args[f"q{q}_xpost"] = view(x_pre), view(x_post)
             if q in self._slot_indexed:  # the store's column index, cached there per version
                 cptr, cslot = s.slot_columns()
                 args[f"q{q}_cptr"], args[f"q{q}_cslot"] = view(cptr), view(cslot)
-            elif proj.synapse is not None:
+            elif proj.plasticity is not None:
                 args[f"q{q}_cpre"], args[f"q{q}_clen"] = self._column_lists(q)
         self._views = fresh
         return args
@@ -345,9 +345,9 @@ class NativeEngine:
             post = self.pops.index(proj.post)
             if split or not self._fused_population(post):
                 parts.append(gen.psc_kernel(proj.psc, dt, f"psc_q{q}", ftype))
-            if proj.synapse is not None:
+            if proj.plasticity is not None:
                 columns = "slots" if q in self._slot_indexed else "lists"
-                parts.append(gen.stdp_kernel(proj.synapse, dt, f"stdp_q{q}", ftype, columns))
+                parts.append(gen.stdp_kernel(proj.plasticity, dt, f"stdp_q{q}", ftype, columns))
         return "\n\n".join(parts)
 
     def _phase_lines(self, split: bool) -> dict[str, list[str]]:
@@ -385,7 +385,7 @@ class NativeEngine:
             else:
                 lines["neurons"].append(line)
         for q, proj in enumerate(self.projs):
-            if proj.synapse is None:
+            if proj.plasticity is None:
                 continue
             pre, post = index[proj.pre.name], index[proj.post.name]
             cols = f"q{q}_cptr, q{q}_cslot" if q in self._slot_indexed else f"q{q}_cpre, q{q}_clen"
@@ -455,7 +455,7 @@ class NativeEngine:
                     f"    rules.rebuild_columns(q{q}_ind, q{q}_len, q{q}_cptr.shape[0] - 1, "
                     f"q{q}_cptr, q{q}_cslot)",
                 ]
-            elif self.projs[q].synapse is not None:
+            elif self.projs[q].plasticity is not None:
                 upkeep = [
                     f"q{q}_cpre = rules.apply_column_events(ev{r}_0_pre, ev{r}_0_post, "
                     f"ev{r}_0_kind, ne0{r}, ne, q{q}_cpre, q{q}_clen)"
@@ -568,7 +568,7 @@ class NativeEngine:
             if host_last and (sim.step_count + k) % every == 0:
                 n_calls -= 1
             targets = self._targets[r]
-            args[f"u{r}"] = rule.draw(sim.rules.rngs[r], n_calls)
+            args[f"u{r}"] = rule.draw(sim.rule_runner.rngs[r], n_calls)
             args.update(self._rule_buffers(r, n_calls, n_calls * rule.attempts, len(targets)))
             plan.append((r, n_calls))
         return plan
@@ -605,13 +605,13 @@ class NativeEngine:
             for m, q in enumerate(self._targets[r]):
                 name = self.projs[q].name
                 c = calls[:, 1 + 4 * m : 5 + 4 * m]  # removed, added, failed, events so far
-                sim.rewiring.record_calls(name, steps, t_ms, c[:, 0], c[:, 1], c[:, 2])
+                sim.rewiring_log.record_calls(name, steps, t_ms, c[:, 0], c[:, 1], c[:, 2])
                 n_events = int(c[-1, 3])  # one event per synapse removed or added
                 if not n_events:
                     continue
                 if scheduled.log_events:
                     per_call = np.diff(c[:, 3], prepend=0)
-                    sim.rewiring.record_events(
+                    sim.rewiring_log.record_events(
                         name,
                         np.repeat(t_ms, per_call),
                         *(args[f"ev{r}_{m}_{f}"][:n_events] for f in EVENT_FIELDS),
@@ -703,7 +703,7 @@ class NativeEngine:
         if plan:
             self._log_fused(plan, args)
         for proj in self.projs:
-            if proj.synapse is not None:  # STDP wrote the weights through numpy
+            if proj.plasticity is not None:  # STDP wrote the weights through numpy
                 proj.synapses.values_changed()
         return {key: torch.from_numpy(buf) for key, buf in zip(rec_keys, buffers, strict=True)}
 
