@@ -261,7 +261,7 @@ def test_fused_rules_match_host_rules_exactly(time_phases):
     ref = ref_sim.run(500, record=record)
     net_nat, _ = topographic_fusable()
     nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
-    assert nat_sim._native.fused and nat_sim.block_steps == 100
+    assert nat_sim.runner.engine.fused and nat_sim.block_steps == 100
     nat = nat_sim.run(300, record=record)
     nat2 = nat_sim.run(200, record=record)
     assert torch.equal(
@@ -293,7 +293,7 @@ def test_a_user_rule_runs_on_the_host_while_built_in_rules_stay_fused(time_phase
     ref = ref_sim.run(240, record=record)
     net_nat = mixed_rules_network()
     nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
-    assert nat_sim._native.fused == [0, 2]  # fusion decided per rule
+    assert nat_sim.runner.engine.fused == [0, 2]  # fusion decided per rule
     assert nat_sim.block_steps == 12  # blocks end only where the host rule is due
     nat = nat_sim.run(240, record=record)
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
@@ -341,7 +341,7 @@ def test_fused_shared_fan_in_matches_host_rule_exactly(time_phases):
     ref = ref_sim.run(400, record=record)
     net_nat = fan_in_network()
     nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
-    assert nat_sim._native.fused
+    assert nat_sim.runner.engine.fused
     nat = nat_sim.run(400, record=record)
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
     assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim, events=True)
@@ -369,8 +369,8 @@ def _threaded_run(threads, monkeypatch, helper=None):
     net = topographic_fusable()[0]
     sim = nw.Simulator(net, engine="native", threads=threads)
     drawn_ahead = []
-    ahead = sim._native._ahead_arguments
-    sim._native._ahead_arguments = lambda k, args: (
+    ahead = sim.runner.engine._ahead_arguments
+    sim.runner.engine._ahead_arguments = lambda k, args: (
         drawn_ahead.append(ahead(k, args)) or (drawn_ahead[-1])
     )
     out = sim.run(500, record={"src": ["spikes"], "tgt": ["spikes", "v"]})
@@ -383,10 +383,10 @@ def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
     once synchronously, so that every step takes the helper's numbers): the same spikes,
     potentials, stores and rewiring logs as one thread, bit for bit."""
     net1, sim1, one, ahead1 = _threaded_run(1, monkeypatch)
-    assert not any(ahead1) and sim1._native.threads == 1
+    assert not any(ahead1) and sim1.runner.engine.threads == 1
     for helper in (None, _SyncHelper()):
         net2, sim2, two, ahead2 = _threaded_run(2, monkeypatch, helper)
-        if sim2._native.threads < 2:
+        if sim2.runner.engine.threads < 2:
             pytest.skip("this process may run on one CPU only")
         assert all(ahead2)
         for pop, var in (("src", "spikes"), ("tgt", "spikes"), ("tgt", "v")):
@@ -397,7 +397,7 @@ def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
 def test_threads_follow_torch_by_default(monkeypatch):
     net, _ = topographic(rule=False)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert nw.Simulator(net, engine="native")._native.threads == 1
+    assert nw.Simulator(net, engine="native").runner.engine.threads == 1
     with pytest.raises(ValueError, match="threads"):
         nw.Simulator(topographic(rule=False)[0], engine="native", threads=0)
 
@@ -412,13 +412,13 @@ def test_the_generated_module_is_shared_by_seeds_and_scales():
         net = topomap.build(topomap.TopomapConfig(scale=scale, seed=seed, duration_s=0.01))
         sim = nw.Simulator(net, engine="native")
         sim.run(2)
-        paths.append(sim._native.sources[False])
+        paths.append(sim.runner.engine.sources[False])
     assert paths[0] == paths[1] == paths[2]
     # while a change of the equations (a constant) gives another module
     cfg = topomap.TopomapConfig(scale=1, seed=1, duration_s=0.01, tau_refrac=3.0)
     sim = nw.Simulator(topomap.build(cfg), engine="native")
     sim.run(2)
-    assert sim._native.sources[False] != paths[0]
+    assert sim.runner.engine.sources[False] != paths[0]
 
 
 def test_column_lists_follow_rule_events_and_grow():
@@ -470,7 +470,7 @@ def test_fused_rule_on_crowded_rows_matches_the_host_rule():
     ref = ref_sim.run(300, record=record)
     net_nat = crowded_rows_network()
     nat_sim = nw.Simulator(net_nat, engine="native")
-    assert nat_sim._native.fused == [0]
+    assert nat_sim.runner.engine.fused == [0]
     nat = nat_sim.run(300, record=record)
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
     a, b = net_ref.projections["src->tgt"].synapses, net_nat.projections["src->tgt"].synapses

@@ -12,6 +12,7 @@ from neurowire.propagate import (
     deliver_matmul,
     deliver_rows,
 )
+from neurowire.sim.runners import NativeRunner, TorchRunner
 
 
 class AddPair(nw.StructuralRule):
@@ -139,7 +140,7 @@ def test_event_budget_overflow_repeats_block_with_the_same_result(device):
     big = nw.Simulator(bursting_network(), device=device, engine="torch", event_fraction=1.0)
     a = small.run(60, record={"hid": ["spikes", "v"]})["hid"]
     b = big.run(60, record={"hid": ["spikes", "v"]})["hid"]
-    assert small.budgets["src"] > 16  # it grew
+    assert small.step_function.budgets["src"] > 16  # it grew
     assert torch.equal(a["spikes"], b["spikes"])
     assert torch.allclose(a["v"], b["v"])
 
@@ -201,6 +202,16 @@ def test_result_has_timers_records_and_real_time_factor(engine, device):
         assert key in result.timers_s and result.timers_s[key] >= 0
     assert result.real_time_factor > 0
     assert sim.rewiring_log.calls("hid->hid")["step"].tolist() == [25, 50]
+
+
+def test_the_engine_is_resolved_once_into_a_block_runner(engine, device):
+    sim = nw.Simulator(bursting_network(), device=device, engine=engine)
+    assert sim.engine == sim.runner.name == engine
+    expected = {"torch": TorchRunner, "native": NativeRunner}[engine]
+    assert type(sim.runner) is expected
+    assert sim.step_function.strategies["hid->hid"] in ("rows", "slots", "csr", "dense")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        nw.Simulator(bursting_network(), device=device, engine="eager")
 
 
 def test_callbacks_run_after_their_step(engine, device):
