@@ -1,11 +1,11 @@
-"""Spike events and everything that runs over them: delivery and gradient accumulation.
+"""Everything that runs over spike events: delivery and gradient accumulation.
 
-One event format serves simulation and training. A batch of spikes is a list of events
-``(row, pre)``: ``pre`` the spiking neuron, ``row`` the row of a ``[R, n]`` spike array. In the
-Simulator a step's spikes have ``R = B`` rows (one per batch element); in e-prop a trial batch
-has the time-major rows ``row = t * B + b``. The flat index ``row * n + pre`` is the same event
-as the native engines' spike lists (``b * n + i``, :mod:`neurowire.native`). Work on events
-costs ``spikes x fan-out``:
+One event format (:class:`~neurowire.events.SpikeEvents`) serves simulation and training. A
+batch of spikes is a list of events ``(row, pre)``: ``pre`` the spiking neuron, ``row`` the row
+of a ``[R, n]`` spike array. In the Simulator a step's spikes have ``R = B`` rows (one per batch
+element); in e-prop a trial batch has the time-major rows ``row = t * B + b``. The flat index
+``row * n + pre`` is the same event as the native engines' spike lists (``b * n + i``,
+:mod:`neurowire.native`). Work on events costs ``spikes x fan-out``:
 
 * :func:`deliver_slots` adds each event's outgoing weights at a store's slots
   (``I[row, post[pre, s]] += w[pre, s]``); the Simulator's ``rows`` strategy
