@@ -63,9 +63,9 @@ import torch
 from torch import Tensor
 
 from neurowire.connectivity import FixedProbability
+from neurowire.events import SpikeEvents
 from neurowire.native import delivery as native_delivery
 from neurowire.propagate import (
-    SpikeEvents,
     csc_matrix,
     deliver_all_slots,
     deliver_csr,

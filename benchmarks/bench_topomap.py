@@ -70,7 +70,7 @@ def measure(
     result = sim.run(steps)
     wall = result.wall_s
     nnz = {name: p.synapses.nnz for name, p in sim.net.projections.items()}
-    split_engine = "eager" if sim.engine in ("graph", "compile") else sim.engine
+    split_engine = "torch" if sim.engine in ("graph", "compile") else sim.engine
     _, split = simulator(scale, seed, device, split_engine, time_phases=True)  # phases timed
     split.run(10)
     split_steps = int(round(profile_s * 1000 / cfg.dt))
@@ -78,7 +78,7 @@ def measure(
     raw = {k: split_result.timers_s.get(k, 0.0) for k in COMPONENTS}
     total = sum(raw.values())
     breakdown = {k: wall * v / total for k, v in raw.items()} if total else {}
-    totals = {name: sim.rewiring.totals(name) for name in ("ff", "lat")}
+    totals = {name: sim.rewiring_log.totals(name) for name in ("ff", "lat")}
     refs = {
         k: v
         for k, v in (("genn_rtf", GENN_RTF.get(scale)), ("target_rtf", TARGET_RTF.get(scale)))

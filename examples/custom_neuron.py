@@ -1,7 +1,7 @@
 """A neuron model written once in the model language and run by two engines.
 
 ``ThresholdLIF`` is a LIF neuron whose threshold jumps by ``jump`` at every spike and relaxes
-back with ``tau_th``. Its equations are one ``update`` method; the eager engine runs it on
+back with ``tau_th``. Its equations are one ``update`` method; the torch engine runs it on
 tensors and the native engine translates it to numba code (printed below).
 
 Run:  python examples/custom_neuron.py [--tiny]
@@ -79,12 +79,12 @@ def main() -> None:
     args = parser.parse_args()
     steps, n = (200, 16) if args.tiny else (5_000, 256)
 
-    _, eager = simulate("eager", steps, n)
+    _, eager = simulate("torch", steps, n)
     native_sim, native = simulate("native", steps, n)
     z_eager, z_native = eager["out"]["spikes"], native["out"]["spikes"]
     rate = z_eager.float().mean().item() * 1000.0  # dt = 1 ms
     print(
-        f"eager: {int(z_eager.sum())} spikes ({rate:.1f} Hz), "
+        f"torch: {int(z_eager.sum())} spikes ({rate:.1f} Hz), "
         f"mean extra threshold {eager['out']['th'].mean().item():.3f}"
     )
     print(

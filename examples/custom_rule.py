@@ -61,9 +61,9 @@ def main() -> None:
     nnz_before = proj.synapses.nnz
     sim.run(steps)
 
-    calls = sim.rewiring.calls(proj.name)  # per call: step, t_ms, removed, added, failed
-    events = sim.rewiring.events(proj.name)  # every formation and elimination
-    print(f"{len(calls['step'])} rule calls, totals {sim.rewiring.totals(proj.name)}")
+    calls = sim.rewiring_log.calls(proj.name)  # per call: step, t_ms, removed, added, failed
+    events = sim.rewiring_log.events(proj.name)  # every formation and elimination
+    print(f"{len(calls['step'])} rule calls, totals {sim.rewiring_log.totals(proj.name)}")
     print(f"{len(events['pre'])} events logged; synapses {nnz_before} -> {proj.synapses.nnz}")
     age = proj.synapses.values("age")  # [nnz] in coo() order
     print(f"mean synapse age {age.mean().item():.1f} ms after {steps * net.dt:.0f} ms")

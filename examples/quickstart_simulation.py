@@ -44,9 +44,9 @@ def main() -> None:
     steps = int(round(seconds * 1000 / net.dt))
     result = sim.run(steps, record={"tgt": ["spikes"]})
 
-    spikes = result.records["tgt"]["spikes"]  # bool [T, B, n]
+    spikes = result.records["tgt"]["spikes"]  # bool [B, T, n]
     rate_hz = spikes.float().mean().item() / (net.dt * 1e-3)
-    totals = sim.rewiring.totals(ff.name)
+    totals = sim.rewiring_log.totals(ff.name)
     print(
         f"simulated {result.model_ms:.0f} ms in {result.wall_s:.2f} s "
         f"(engine {sim.engine!r}, real-time factor {result.real_time_factor:.3f})"

@@ -87,7 +87,7 @@ def main() -> None:
         f"(real-time factor {result.real_time_factor:.3f}, engine {sim.engine!r})"
     )
     for proj in projections:
-        print(f"{proj.name}: {proj.synapses.nnz} synapses, {sim.rewiring.totals(proj.name)}")
+        print(f"{proj.name}: {proj.synapses.nnz} synapses, {sim.rewiring_log.totals(proj.name)}")
     print(
         f"AD {before['ad']:.2f} -> {after['ad']:.2f} (by weight {by_weight['ad']:.2f}); "
         f"sigma_aff {before['sigma_aff']:.2f} -> {after['sigma_aff']:.2f} "

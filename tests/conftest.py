@@ -39,9 +39,9 @@ DEVICES = [
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 #: every CPU engine a step-semantics test runs on in the quick tier ("compile" is too slow to
-#: compile on a CPU for every test; one small eager-vs-compile test covers it)
+#: compile on a CPU for every test; one small torch-vs-compile test covers it)
 CPU_ENGINES = [
-    pytest.param("eager", id="eager"),
+    pytest.param("torch", id="torch"),
     pytest.param(
         "native",
         id="native",
@@ -59,7 +59,7 @@ def device(request) -> torch.device:
     """Every device: ``cpu`` always, ``cuda`` (marked ``cuda``) skipped without a CUDA device.
 
     In a test that also runs on every ``engine``, the native engine's CUDA case is skipped: the
-    native engine is a CPU engine (the eager engine runs on every device).
+    native engine is a CPU engine (the torch engine runs on every device).
     """
     dev = torch.device(request.param)
     if dev.type != "cpu" and "engine" in request.fixturenames:
@@ -70,7 +70,7 @@ def device(request) -> torch.device:
 
 @pytest.fixture(params=CPU_ENGINES)
 def engine(request) -> str:
-    """Every CPU engine of the quick tier: ``"eager"`` always, ``"native"`` when numba is
+    """Every CPU engine of the quick tier: ``"torch"`` always, ``"native"`` when numba is
     installed (skipped otherwise)."""
     return request.param
 

@@ -1,6 +1,6 @@
 """Blocks of steps are capturable as CUDA graphs: no host reads and no data-dependent shapes
 inside (checked on the CPU by ``capture_guard``), and the graph engine's buffer handling gives
-the eager engine's results, before and after rewiring (CPU: the buffers without a graph;
+the torch engine's results, before and after rewiring (CPU: the buffers without a graph;
 CUDA: real graphs)."""
 
 import pytest
@@ -10,6 +10,7 @@ from torch.utils._pytree import tree_leaves
 import neurowire as nw
 from neurowire.capture import CaptureError, capture_guard
 from neurowire.graphs import GraphedBlock
+from neurowire.sim.runners import GraphRunner
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -58,17 +59,18 @@ def run(sim: nw.Simulator, steps: int = 30):
 
 
 @pytest.mark.parametrize(("delivery", "plastic"), CASES)
-def test_graph_buffers_give_the_eager_results_through_rewiring(delivery, plastic):
+def test_graph_buffers_give_the_torch_results_through_rewiring(delivery, plastic):
     ref_net, net = network(delivery, plastic), network(delivery, plastic)
-    ref_sim = nw.Simulator(ref_net, engine="eager", block_steps=4, event_fraction=0.02)
+    ref_sim = nw.Simulator(ref_net, engine="torch", block_steps=4, event_fraction=0.02)
     ref = run(ref_sim)
-    sim = nw.Simulator(net, engine="eager", block_steps=4, event_fraction=0.02)
-    sim._graphed = GraphedBlock(sim._block, recorder=None)  # every block under capture_guard
+    sim = nw.Simulator(net, engine="torch", block_steps=4, event_fraction=0.02)
+    graphed = GraphedBlock(sim.step_function.block, recorder=None)  # every block guarded
+    sim.runner = GraphRunner(sim, graphed)
     res = run(sim)
     for pop, var in [("tgt", "spikes"), ("tgt", "v"), ("src", "spikes")]:
         torch.testing.assert_close(res[pop][var], ref[pop][var], rtol=0, atol=0)
-    totals = sim.rewiring.totals("src->tgt")
-    assert totals == ref_sim.rewiring.totals("src->tgt")
+    totals = sim.rewiring_log.totals("src->tgt")
+    assert totals == ref_sim.rewiring_log.totals("src->tgt")
     assert totals["removed"] + totals["added"] > 0  # the rule did rewire
     for name, proj in net.projections.items():
         ref_store = ref_net.projections[name].synapses
@@ -91,11 +93,12 @@ def replay_by_rerunning(run):
 
 
 @pytest.mark.parametrize(("delivery", "plastic"), CASES[:2])
-def test_recorded_blocks_replayed_in_place_give_the_eager_results(delivery, plastic):
+def test_recorded_blocks_replayed_in_place_give_the_torch_results(delivery, plastic):
     ref_net, net = network(delivery, plastic), network(delivery, plastic)
-    ref = run(nw.Simulator(ref_net, engine="eager", block_steps=4))
-    sim = nw.Simulator(net, engine="eager", block_steps=4)
-    graphed = sim._graphed = GraphedBlock(sim._block, recorder=replay_by_rerunning)
+    ref = run(nw.Simulator(ref_net, engine="torch", block_steps=4))
+    sim = nw.Simulator(net, engine="torch", block_steps=4)
+    graphed = GraphedBlock(sim.step_function.block, recorder=replay_by_rerunning)
+    sim.runner = GraphRunner(sim, graphed)
     res = run(sim)
     for pop, var in [("tgt", "spikes"), ("tgt", "v"), ("src", "spikes")]:
         torch.testing.assert_close(res[pop][var], ref[pop][var], rtol=0, atol=0)
@@ -104,12 +107,14 @@ def test_recorded_blocks_replayed_in_place_give_the_eager_results(delivery, plas
 
 def test_a_new_capture_only_when_the_block_length_or_budget_changes():
     net = network("rows", True)
-    sim = nw.Simulator(net, engine="eager", block_steps=4)
-    graphed = sim._graphed = GraphedBlock(sim._block, recorder=None)
-    sim.budgets = dict.fromkeys(sim.budgets, 1)  # overflows at once: the budgets double
+    sim = nw.Simulator(net, engine="torch", block_steps=4)
+    graphed = GraphedBlock(sim.step_function.block, recorder=None)
+    sim.runner = GraphRunner(sim, graphed)
+    budgets = sim.step_function.budgets
+    budgets.update(dict.fromkeys(budgets, 1))  # overflows at once: the budgets double
     sim.run(24)  # six blocks, five rewirings
     keys = list(graphed._entries)
-    assert len(keys) >= 2 and min(sim.budgets.values()) > 1
+    assert len(keys) >= 2 and min(budgets.values()) > 1
     # one entry per (block length, budgets, weight tensors): rewiring never adds one
     assert len({key[:3] for key in keys}) == len(keys)
     assert {key[0] for key in keys} == {4}
@@ -152,11 +157,11 @@ def test_capture_guard_lets_static_code_run():
 @needs_cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize(("delivery", "plastic"), CASES)
-def test_graph_engine_on_cuda_equals_eager(delivery, plastic):
+def test_graph_engine_on_cuda_equals_torch(delivery, plastic):
     ref_net, net = network(delivery, plastic), network(delivery, plastic)
-    ref = run(nw.Simulator(ref_net, device="cuda", engine="eager", block_steps=4))
+    ref = run(nw.Simulator(ref_net, device="cuda", engine="torch", block_steps=4))
     sim = nw.Simulator(net, device="cuda", engine="graph", block_steps=4)
     res = run(sim)
     for pop, var in [("tgt", "spikes"), ("tgt", "v"), ("src", "spikes")]:
         torch.testing.assert_close(res[pop][var], ref[pop][var])
-    assert sim._graphed.captures <= 4  # one per block length / budget, not per rewiring
+    assert sim.runner.graphed.captures <= 4  # one per block length / budget, not per rewiring

@@ -43,7 +43,7 @@ def network(dtype=torch.float64):
     return net
 
 
-def run(device, engine="eager", steps=300):
+def run(device, engine="torch", steps=300):
     net = network()
     sim = nw.Simulator(net, device=device, engine=engine)
     result = sim.run(steps, record={"tgt": ["spikes", "v"], "src": ["spikes"]})
@@ -66,16 +66,16 @@ def test_store_operations_on_cuda_match_cpu():
     assert torch.equal(stores[0].columns().slot, stores[1].columns().slot.cpu())
 
 
-def test_eager_engine_runs_on_cuda_with_rewiring():
+def test_torch_engine_runs_on_cuda_with_rewiring():
     result, net, sim = run("cuda")
     assert result["tgt"]["spikes"].any()
     net.projections["src->tgt"].synapses.validate()
-    assert sim.rewiring.totals("src->tgt")["added"] > 0
+    assert sim.rewiring_log.totals("src->tgt")["added"] > 0
 
 
 @pytest.mark.slow
-def test_compiled_engine_matches_eager_on_cuda():
-    a, net_a, _ = run("cuda", "eager", steps=200)
+def test_compiled_engine_matches_torch_on_cuda():
+    a, net_a, _ = run("cuda", "torch", steps=200)
     b, net_b, _ = run("cuda", "compile", steps=200)
     assert torch.equal(a["tgt"]["spikes"], b["tgt"]["spikes"])
     assert torch.allclose(a["tgt"]["v"], b["tgt"]["v"], atol=1e-9)

@@ -79,7 +79,7 @@ def simulate(build, engine, steps, record, **kwargs):
 
 def test_eprop_style_network_matches_reference():
     record = {"lif": ["spikes", "v"], "alif": ["spikes", "v", "a"], "out": ["y"]}
-    ref, _, _ = simulate(eprop_style, "eager", 120, record)
+    ref, _, _ = simulate(eprop_style, "torch", 120, record)
     nat, _, sim = simulate(eprop_style, "native", 120, record)
     assert sim.engine == "native"
     for pop, names in record.items():
@@ -94,7 +94,7 @@ def test_eprop_style_network_matches_reference():
 
 def test_batched_network_matches_reference():
     record = {"lif": ["spikes", "v"], "out": ["y"]}
-    ref, _, _ = simulate(eprop_style, "eager", 120, record, batch=3)
+    ref, _, _ = simulate(eprop_style, "torch", 120, record, batch=3)
     nat, _, _ = simulate(eprop_style, "native", 120, record, batch=3)
     assert torch.equal(ref["lif"]["spikes"], nat["lif"]["spikes"])
     assert torch.allclose(ref["out"]["y"], nat["out"]["y"], atol=1e-10)
@@ -102,7 +102,7 @@ def test_batched_network_matches_reference():
 
 def test_stdp_and_rewiring_network_matches_reference():
     record = {"tgt": ["spikes", "v"], "src": ["spikes"]}
-    ref, ref_stores, ref_sim = simulate(topographic, "eager", 400, record)
+    ref, ref_stores, ref_sim = simulate(topographic, "torch", 400, record)
     nat, nat_stores, nat_sim = simulate(topographic, "native", 400, record)
     assert torch.equal(ref["src"]["spikes"], nat["src"]["spikes"])
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
@@ -112,14 +112,14 @@ def test_stdp_and_rewiring_network_matches_reference():
         assert torch.equal(a["row_length"], b["row_length"])
         assert torch.equal(a["ind"], b["ind"])
         assert torch.allclose(a["vars"]["weight"], b["vars"]["weight"], atol=1e-12)
-    totals = nat_sim.rewiring.totals("src->tgt")
+    totals = nat_sim.rewiring_log.totals("src->tgt")
     assert totals["added"] > 0 and totals["removed"] > 0
-    assert ref_sim.rewiring.totals("src->tgt") == totals
+    assert ref_sim.rewiring_log.totals("src->tgt") == totals
 
 
 def test_float32_network_stays_close_to_reference():
     record = {"tgt": ["spikes"]}
-    ref, _, _ = simulate(topographic, "eager", 200, record, dtype=torch.float32, rule=False)
+    ref, _, _ = simulate(topographic, "torch", 200, record, dtype=torch.float32, rule=False)
     nat, _, _ = simulate(topographic, "native", 200, record, dtype=torch.float32, rule=False)
     mismatch = (ref["tgt"]["spikes"] != nat["tgt"]["spikes"]).float().mean().item()
     assert mismatch < 0.01
@@ -133,7 +133,7 @@ def test_phase_timing_splits_the_native_step():
 
 
 class SteppedLIF(nw.LIF):
-    """A user model written as arbitrary PyTorch in step(): only the eager engine can run it."""
+    """A user model written as arbitrary PyTorch in step(): only the torch engine can run it."""
 
     def step(self, state, i_syn, dt, rand=None, params=None):
         new = super().step(state, i_syn, dt, rand, params)
@@ -165,29 +165,29 @@ def test_native_engine_refuses_a_model_that_overrides_step_and_auto_warns_once()
     net, inputs = _single_population(SteppedLIF(5))
     with pytest.raises(NotImplementedError, match="SteppedLIF overrides step"):
         nw.Simulator(net, engine="native", batch_size=2)
-    with pytest.warns(UserWarning, match="runs the eager engine.*SteppedLIF"):
+    with pytest.warns(UserWarning, match="runs the torch engine.*SteppedLIF"):
         sim = nw.Simulator(net, batch_size=2)
-    assert sim.engine == "eager"
+    assert sim.engine == "torch"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert nw.Simulator(net, batch_size=2).engine == "eager"  # warned once already
-    # the eager engine honours the override: v is halved every step
+        assert nw.Simulator(net, batch_size=2).engine == "torch"  # warned once already
+    # the torch engine honours the override: v is halved every step
     rec = sim.run(5, record={"p": ["v"]}, inputs=inputs)["p"]["v"]
     plain_net, _ = _single_population(nw.LIF(5))
-    plain = nw.Simulator(plain_net, engine="eager", batch_size=2)
+    plain = nw.Simulator(plain_net, engine="torch", batch_size=2)
     ref = plain.run(5, record={"p": ["v"]}, inputs=inputs)["p"]["v"]
     assert not torch.allclose(rec, ref)
 
 
-def test_a_user_model_in_the_model_language_runs_natively_and_equals_eager():
+def test_a_user_model_in_the_model_language_runs_natively_and_equals_torch():
     runs = {}
-    for engine in ("eager", "native"):
+    for engine in ("torch", "native"):
         net, inputs = _single_population(QuadraticLIF(5, tau_refrac=2.0))
         sim = nw.Simulator(net, engine=engine, batch_size=2)
         runs[engine] = sim.run(60, record={"p": ["spikes", "v"]}, inputs=inputs)["p"]
-    assert runs["eager"]["spikes"].any()
-    assert torch.equal(runs["eager"]["spikes"], runs["native"]["spikes"])
-    torch.testing.assert_close(runs["eager"]["v"], runs["native"]["v"], rtol=1e-12, atol=1e-12)
+    assert runs["torch"]["spikes"].any()
+    assert torch.equal(runs["torch"]["spikes"], runs["native"]["spikes"])
+    torch.testing.assert_close(runs["torch"]["v"], runs["native"]["v"], rtol=1e-12, atol=1e-12)
     # and differs from the built-in LIF: the quadratic term is really there
     net, inputs = _single_population(nw.LIF(5, tau_refrac=2.0))
     plain = nw.Simulator(net, engine="native", batch_size=2).run(
@@ -224,11 +224,11 @@ def assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim, events: bool = Fals
         a, b = net_ref.projections[name].synapses, net_nat.projections[name].synapses
         assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
         assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
-        ca, cb = ref_sim.rewiring.calls(name), nat_sim.rewiring.calls(name)
+        ca, cb = ref_sim.rewiring_log.calls(name), nat_sim.rewiring_log.calls(name)
         for key in ca:
             assert np.array_equal(ca[key], cb[key]), (name, key)
         if events:
-            ea, eb = ref_sim.rewiring.events(name), nat_sim.rewiring.events(name)
+            ea, eb = ref_sim.rewiring_log.events(name), nat_sim.rewiring_log.events(name)
             for key in ea:
                 assert np.array_equal(ea[key], eb[key]), (name, key)
         b.validate()
@@ -257,19 +257,19 @@ def topographic_fusable(dtype=torch.float64):
 def test_fused_rules_match_host_rules_exactly(time_phases):
     record = {"tgt": ["spikes", "v"]}
     net_ref, _ = topographic_fusable()
-    ref_sim = nw.Simulator(net_ref, engine="eager")
+    ref_sim = nw.Simulator(net_ref, engine="torch")
     ref = ref_sim.run(500, record=record)
     net_nat, _ = topographic_fusable()
     nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
-    assert nat_sim._native.fused and nat_sim.block_steps == 100
+    assert nat_sim.runner.engine.fused and nat_sim.block_steps == 100
     nat = nat_sim.run(300, record=record)
     nat2 = nat_sim.run(200, record=record)
     assert torch.equal(
-        ref["tgt"]["spikes"], torch.cat([nat["tgt"]["spikes"], nat2["tgt"]["spikes"]])
+        ref["tgt"]["spikes"], torch.cat([nat["tgt"]["spikes"], nat2["tgt"]["spikes"]], dim=1)
     )
     assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim, events=True)
     for name in ("src->tgt", "tgt->tgt"):
-        calls = ref_sim.rewiring.calls(name)
+        calls = ref_sim.rewiring_log.calls(name)
         assert calls["added"].sum() > 0 and calls["removed"].sum() > 0
     cols = net_nat.projections["src->tgt"].synapses.columns()
     assert cols.slot.numel() == net_nat.projections["src->tgt"].synapses.nnz
@@ -289,16 +289,16 @@ def mixed_rules_network():
 def test_a_user_rule_runs_on_the_host_while_built_in_rules_stay_fused(time_phases):
     record = {"tgt": ["spikes"]}
     net_ref = mixed_rules_network()
-    ref_sim = nw.Simulator(net_ref, engine="eager")
+    ref_sim = nw.Simulator(net_ref, engine="torch")
     ref = ref_sim.run(240, record=record)
     net_nat = mixed_rules_network()
     nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
-    assert nat_sim._native.fused == [0, 2]  # fusion decided per rule
+    assert nat_sim.runner.engine.fused == [0, 2]  # fusion decided per rule
     assert nat_sim.block_steps == 12  # blocks end only where the host rule is due
     nat = nat_sim.run(240, record=record)
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
     assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim)
-    assert ref_sim.rewiring.calls("tgt->tgt")["added"].sum() > 0
+    assert ref_sim.rewiring_log.calls("tgt->tgt")["added"].sum() > 0
 
 
 def test_native_steps_timer_excludes_compilation(tmp_path, monkeypatch):
@@ -337,16 +337,16 @@ def fan_in_network():
 def test_fused_shared_fan_in_matches_host_rule_exactly(time_phases):
     record = {"tgt": ["spikes"]}
     net_ref = fan_in_network()
-    ref_sim = nw.Simulator(net_ref, engine="eager")
+    ref_sim = nw.Simulator(net_ref, engine="torch")
     ref = ref_sim.run(400, record=record)
     net_nat = fan_in_network()
     nat_sim = nw.Simulator(net_nat, engine="native", time_phases=time_phases)
-    assert nat_sim._native.fused
+    assert nat_sim.runner.engine.fused
     nat = nat_sim.run(400, record=record)
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
     assert_same_rewiring(net_ref, ref_sim, net_nat, nat_sim, events=True)
-    assert sum(ref_sim.rewiring.totals(n)["added"] for n in ("src->tgt", "tgt->tgt")) > 0
-    assert sum(ref_sim.rewiring.totals(n)["removed"] for n in ("src->tgt", "tgt->tgt")) > 0
+    assert sum(ref_sim.rewiring_log.totals(n)["added"] for n in ("src->tgt", "tgt->tgt")) > 0
+    assert sum(ref_sim.rewiring_log.totals(n)["removed"] for n in ("src->tgt", "tgt->tgt")) > 0
 
 
 # ---------------------------------------------------------------------------- threads, caching
@@ -369,8 +369,8 @@ def _threaded_run(threads, monkeypatch, helper=None):
     net = topographic_fusable()[0]
     sim = nw.Simulator(net, engine="native", threads=threads)
     drawn_ahead = []
-    ahead = sim._native._ahead_arguments
-    sim._native._ahead_arguments = lambda k, args: (
+    ahead = sim.runner.engine._ahead_arguments
+    sim.runner.engine._ahead_arguments = lambda k, args: (
         drawn_ahead.append(ahead(k, args)) or (drawn_ahead[-1])
     )
     out = sim.run(500, record={"src": ["spikes"], "tgt": ["spikes", "v"]})
@@ -383,10 +383,10 @@ def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
     once synchronously, so that every step takes the helper's numbers): the same spikes,
     potentials, stores and rewiring logs as one thread, bit for bit."""
     net1, sim1, one, ahead1 = _threaded_run(1, monkeypatch)
-    assert not any(ahead1) and sim1._native.threads == 1
+    assert not any(ahead1) and sim1.runner.engine.threads == 1
     for helper in (None, _SyncHelper()):
         net2, sim2, two, ahead2 = _threaded_run(2, monkeypatch, helper)
-        if sim2._native.threads < 2:
+        if sim2.runner.engine.threads < 2:
             pytest.skip("this process may run on one CPU only")
         assert all(ahead2)
         for pop, var in (("src", "spikes"), ("tgt", "spikes"), ("tgt", "v")):
@@ -397,7 +397,7 @@ def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
 def test_threads_follow_torch_by_default(monkeypatch):
     net, _ = topographic(rule=False)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert nw.Simulator(net, engine="native")._native.threads == 1
+    assert nw.Simulator(net, engine="native").runner.engine.threads == 1
     with pytest.raises(ValueError, match="threads"):
         nw.Simulator(topographic(rule=False)[0], engine="native", threads=0)
 
@@ -412,13 +412,13 @@ def test_the_generated_module_is_shared_by_seeds_and_scales():
         net = topomap.build(topomap.TopomapConfig(scale=scale, seed=seed, duration_s=0.01))
         sim = nw.Simulator(net, engine="native")
         sim.run(2)
-        paths.append(sim._native.builder.sources[False])
+        paths.append(sim.runner.engine.builder.sources[False])
     assert paths[0] == paths[1] == paths[2]
     # while a change of the equations (a constant) gives another module
     cfg = topomap.TopomapConfig(scale=1, seed=1, duration_s=0.01, tau_refrac=3.0)
     sim = nw.Simulator(topomap.build(cfg), engine="native")
     sim.run(2)
-    assert sim._native.builder.sources[False] != paths[0]
+    assert sim.runner.engine.builder.sources[False] != paths[0]
 
 
 def test_column_lists_follow_rule_events_and_grow():
@@ -466,17 +466,20 @@ def crowded_rows_network():
 def test_fused_rule_on_crowded_rows_matches_the_host_rule():
     record = {"tgt": ["spikes"]}
     net_ref = crowded_rows_network()
-    ref_sim = nw.Simulator(net_ref, engine="eager")
+    ref_sim = nw.Simulator(net_ref, engine="torch")
     ref = ref_sim.run(300, record=record)
     net_nat = crowded_rows_network()
     nat_sim = nw.Simulator(net_nat, engine="native")
-    assert nat_sim._native.fused == [0]
+    assert nat_sim.runner.engine.fused == [0]
     nat = nat_sim.run(300, record=record)
     assert torch.equal(ref["tgt"]["spikes"], nat["tgt"]["spikes"])
     a, b = net_ref.projections["src->tgt"].synapses, net_nat.projections["src->tgt"].synapses
     assert torch.equal(a.row_length, b.row_length) and torch.equal(a.ind, b.ind)
     assert torch.allclose(a.vars["weight"], b.vars["weight"], atol=1e-12)
-    calls_a, calls_b = ref_sim.rewiring.calls("src->tgt"), nat_sim.rewiring.calls("src->tgt")
+    calls_a, calls_b = (
+        ref_sim.rewiring_log.calls("src->tgt"),
+        nat_sim.rewiring_log.calls("src->tgt"),
+    )
     for key in calls_a:
         assert np.array_equal(calls_a[key], calls_b[key]), key
     assert calls_a["added"].sum() > 0 and calls_a["removed"].sum() > 0

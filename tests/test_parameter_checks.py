@@ -50,7 +50,7 @@ def _net_with(model: nw.NeuronModel) -> nw.Network:
 def _simulator(**kwargs) -> nw.Simulator:
     net = nw.Network()
     net.population("p", nw.PoissonSource(3, rate_hz=10.0))
-    return nw.Simulator(net, engine="eager", **kwargs)
+    return nw.Simulator(net, engine="torch", **kwargs)
 
 
 def _connect_padding(padding: Any) -> None:
@@ -330,7 +330,7 @@ def test_simulator_refuses_a_dt_whose_coefficients_overflow(build, names):
     net = nw.Network(dt=1e-300)
     build(net)
     with pytest.raises(ParameterError) as info:
-        nw.Simulator(net, engine="eager")
+        nw.Simulator(net, engine="torch")
     for name in names:
         assert name in str(info.value)
     assert not net._bound_to  # refused before the network was bound
@@ -352,10 +352,10 @@ def test_simulator_refuses_values_float32_cannot_hold(model, name):
     net = nw.Network(dtype=torch.float32)
     net.population("h", model)
     with pytest.raises(ParameterError, match=name):
-        nw.Simulator(net, engine="eager")
+        nw.Simulator(net, engine="torch")
     net64 = nw.Network(dtype=torch.float64)
     net64.population("h", model)
-    nw.Simulator(net64, engine="eager").run(2)
+    nw.Simulator(net64, engine="torch").run(2)
 
 
 def test_huge_initial_values_are_refused_naming_the_parameter():
@@ -366,7 +366,7 @@ def test_huge_initial_values_are_refused_naming_the_parameter():
     net = nw.Network()
     net.population("h", nw.LIF(3, v_init=1e300, v_reset=0.0, v_th=1.0))
     with pytest.raises(ParameterError, match="LIF v_init"):
-        nw.Simulator(net, engine="eager")
+        nw.Simulator(net, engine="torch")
 
 
 def test_refractory_steps_refuses_counts_beyond_int32():
@@ -406,7 +406,7 @@ def test_any_dt_and_time_constant_simulates_finitely_or_is_refused(dt, tau_m, ta
         net.connect(src, bio, nw.AllToAll(), weight=0.5, psc=nw.ExpCond(tau=tau_syn))
         net.connect(src, alif, nw.AllToAll(), weight=0.5, synapse=nw.STDP(tau_plus=tau_syn))
         net.connect(lif, out, nw.Dense(), weight=0.5)
-        sim = nw.Simulator(net, engine="eager")
+        sim = nw.Simulator(net, engine="torch")
     except ParameterError:
         event("refused")
         return
@@ -449,9 +449,9 @@ def test_subnormal_and_huge_dt_either_way():
     net = nw.Network(dt=5e-324)
     net.population("h", nw.LIF(3))
     with pytest.raises(ParameterError, match="tau_m"):
-        nw.Simulator(net, engine="eager")
+        nw.Simulator(net, engine="torch")
     net = nw.Network(dt=1e300)
     net.population("h", nw.ALIF(3))
-    sim = nw.Simulator(net, engine="eager")
+    sim = nw.Simulator(net, engine="torch")
     sim.run(1)
     assert math.isfinite(sim.t)

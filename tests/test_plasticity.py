@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import neurowire as nw
+from neurowire.events import SpikeEvents
 from neurowire.plasticity import stdp_depress_rows, stdp_potentiate_columns, stdp_reference
-from neurowire.propagate import SpikeEvents
 
 
 def pair_network(pre_steps, post_steps, rule, device, steps=40, weight=0.1, n_post=1):

@@ -23,7 +23,7 @@ def test_delta_input_arrives_one_step_after_the_spike(engine, device):
     sim = nw.Simulator(net, device=device, engine=engine)
     v = sim.run(12, record={"post": ["v"]}, inputs={"src": spikes})
     v = v["post"]["v"].cpu()
-    v = v[:, 0, 0]
+    v = v[0, :, 0]
     alpha = math.exp(-0.1)
     assert v[:3].abs().max() == 0
     assert v[3].item() == pytest.approx(0.5)
@@ -48,7 +48,7 @@ def test_exp_curr_drives_lif_one_step_after_the_spike(engine, device):
     net, spikes = one_spike_network(nw.ExpCurr(tau=4.0), nw.LIF(1, tau_m=10.0, v_th=10.0), device)
     sim = nw.Simulator(net, device=device, engine=engine)
     v = sim.run(12, record={"post": ["v"]}, inputs={"src": spikes})
-    v = v["post"]["v"][:, 0, 0].cpu()
+    v = v["post"]["v"][0, :, 0].cpu()
     alpha, k = math.exp(-0.1), math.exp(-0.25)
     ref, current = 0.0, 0.0
     for step in range(12):
@@ -85,7 +85,7 @@ def test_exp_cond_drives_biophysical_lif_as_computed_by_hand(engine, device):
         i = g * (0.0 - ref)
         ref = -70.0 + (ref + 70.0) * alpha + (1 - alpha) * i
         g *= k
-        assert v[step, 0, 0].item() == pytest.approx(ref, abs=1e-9)
+        assert v[0, step, 0].item() == pytest.approx(ref, abs=1e-9)
 
 
 def test_exp_cond_onto_a_readout_is_rejected(engine, device):

@@ -4,14 +4,15 @@ import pytest
 import torch
 
 import neurowire as nw
+from neurowire.events import SpikeEvents
 from neurowire.propagate import (
-    SpikeEvents,
     csc_matrix,
     deliver_all_slots,
     deliver_csr,
     deliver_matmul,
     deliver_rows,
 )
+from neurowire.sim.runners import NativeRunner, TorchRunner
 
 
 class AddPair(nw.StructuralRule):
@@ -54,7 +55,7 @@ def relay(engine, device, rule=None, initial=(), steps=10, spike_at=4, every=5, 
     spikes[0, spike_at, 0] = True
     sim = nw.Simulator(net, device=device, engine=engine)
     v = sim.run(steps, record={"post": ["v"]}, inputs={"src": spikes})
-    return v["post"]["v"][:, 0].cpu()
+    return v["post"]["v"][0].cpu()
 
 
 def test_synapse_added_before_delivery_delivers(engine, device):
@@ -135,19 +136,19 @@ def bursting_network(delivery="rows"):
 
 
 def test_event_budget_overflow_repeats_block_with_the_same_result(device):
-    small = nw.Simulator(bursting_network(), device=device, engine="eager", event_fraction=0.01)
-    big = nw.Simulator(bursting_network(), device=device, engine="eager", event_fraction=1.0)
+    small = nw.Simulator(bursting_network(), device=device, engine="torch", event_fraction=0.01)
+    big = nw.Simulator(bursting_network(), device=device, engine="torch", event_fraction=1.0)
     a = small.run(60, record={"hid": ["spikes", "v"]})["hid"]
     b = big.run(60, record={"hid": ["spikes", "v"]})["hid"]
-    assert small.budgets["src"] > 16  # it grew
+    assert small.step_function.budgets["src"] > 16  # it grew
     assert torch.equal(a["spikes"], b["spikes"])
     assert torch.allclose(a["v"], b["v"])
 
 
 @pytest.mark.parametrize("delivery", ["slots", "csr", "auto"])
 def test_strategies_give_identical_simulations(delivery, device):
-    ref = nw.Simulator(bursting_network("rows"), device=device, engine="eager")
-    out = nw.Simulator(bursting_network(delivery), device=device, engine="eager")
+    ref = nw.Simulator(bursting_network("rows"), device=device, engine="torch")
+    out = nw.Simulator(bursting_network(delivery), device=device, engine="torch")
     ref = ref.run(40, record={"hid": ["v"]})["hid"]["v"]
     out = out.run(40, record={"hid": ["v"]})["hid"]["v"]
     assert torch.allclose(ref, out, atol=1e-10)
@@ -160,7 +161,7 @@ def test_same_seed_same_run_and_runs_continue(engine, device):
     sim_b = nw.Simulator(net_b, device=device, seed=9, engine=engine)
     first = sim_b.run(20, record={"hid": ["spikes"]})["hid"]["spikes"]
     second = sim_b.run(30, record={"hid": ["spikes"]})["hid"]["spikes"]
-    assert torch.equal(whole, torch.cat([first, second]))
+    assert torch.equal(whole, torch.cat([first, second], dim=1))
     assert sim_b.t == 50.0
     assert torch.equal(
         net_a.projections["hid->hid"].synapses.vars["weight"],
@@ -178,7 +179,7 @@ def test_batch_elements_are_independent(engine, device, generator):
     batched = batched.run(30, record={"hid": ["v"]}, inputs={"src": x})["hid"]["v"]
     single = nw.Simulator(net, device=device, batch_size=1, engine=engine)
     single = single.run(30, record={"hid": ["v"]}, inputs={"src": x[2:3]})["hid"]["v"]
-    assert torch.allclose(batched[:, 2], single[:, 0])
+    assert torch.allclose(batched[2], single[0])
 
 
 def test_result_has_timers_records_and_real_time_factor(engine, device):
@@ -186,9 +187,9 @@ def test_result_has_timers_records_and_real_time_factor(engine, device):
     net.add_rule(RemoveAll(), "hid->hid", every=25)
     sim = nw.Simulator(net, device=device, time_phases=True, engine=engine)
     result = sim.run(50, record={"hid": ["spikes", "v"], "src": "spikes"}, progress=True)
-    assert result["hid"]["spikes"].shape == (50, 1, 100)
+    assert result["hid"]["spikes"].shape == (1, 50, 100)
     assert result["hid"]["spikes"].dtype == torch.bool
-    assert result["src"]["spikes"].shape == (50, 1, 200)
+    assert result["src"]["spikes"].shape == (1, 50, 200)
     for key in (
         "delivery",
         "postsynaptic",
@@ -200,7 +201,17 @@ def test_result_has_timers_records_and_real_time_factor(engine, device):
     ):
         assert key in result.timers_s and result.timers_s[key] >= 0
     assert result.real_time_factor > 0
-    assert sim.rewiring.calls("hid->hid")["step"].tolist() == [25, 50]
+    assert sim.rewiring_log.calls("hid->hid")["step"].tolist() == [25, 50]
+
+
+def test_the_engine_is_resolved_once_into_a_block_runner(engine, device):
+    sim = nw.Simulator(bursting_network(), device=device, engine=engine)
+    assert sim.engine == sim.runner.name == engine
+    expected = {"torch": TorchRunner, "native": NativeRunner}[engine]
+    assert type(sim.runner) is expected
+    assert sim.step_function.strategies["hid->hid"] in ("rows", "slots", "csr", "dense")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        nw.Simulator(bursting_network(), device=device, engine="eager")
 
 
 def test_callbacks_run_after_their_step(engine, device):
@@ -273,12 +284,12 @@ class RemoveFirstSlots(nw.StructuralRule):
         s.remove(s.live & (torch.arange(s.capacity, device=s.live.device) == 0))
 
 
-def test_compiled_blocks_equal_eager_reference(device):
-    """The quick tier's one eager-vs-compile check, kept small: compiling costs ~20 s of fixed
+def test_compiled_blocks_equal_torch_reference(device):
+    """The quick tier's one torch-vs-compile check, kept small: compiling costs ~20 s of fixed
     overhead on a CPU (cold cache) and grows with the block length, which the rule sets to 2.
     Sparse STDP projections, a structural rule between blocks, three compiled blocks, both
     engines on ``device``."""
-    nets = {"eager": bursting_network(), "compile": bursting_network()}
+    nets = {"torch": bursting_network(), "compile": bursting_network()}
     results = {}
     for engine, net in nets.items():
         net.add_rule(RemoveFirstSlots(), "hid->hid", every=2)
@@ -286,28 +297,28 @@ def test_compiled_blocks_equal_eager_reference(device):
         sim = nw.Simulator(net, device=device, engine=engine, event_fraction=1.0)
         assert sim.block_steps == 2
         results[engine] = sim.run(6, record={"hid": ["spikes", "v"]})["hid"]
-    a, b = results["eager"], results["compile"]
+    a, b = results["torch"], results["compile"]
     assert a["spikes"].any()
     assert torch.equal(a["spikes"], b["spikes"])
     assert torch.allclose(a["v"], b["v"], atol=1e-9)
     for name in ("src->hid", "hid->hid"):
-        sa, sb = (nets[e].projections[name].synapses for e in ("eager", "compile"))
+        sa, sb = (nets[e].projections[name].synapses for e in ("torch", "compile"))
         assert torch.equal(sa.row_length, sb.row_length) and torch.equal(sa.ind, sb.ind)
         assert torch.allclose(sa.values("weight"), sb.values("weight"), atol=1e-12)
     unpruned = bursting_network().projections["hid->hid"].synapses.nnz
-    assert nets["eager"].projections["hid->hid"].synapses.nnz < unpruned  # the rule ran
+    assert nets["torch"].projections["hid->hid"].synapses.nnz < unpruned  # the rule ran
 
 
 @pytest.mark.slow
-def test_compiled_blocks_equal_eager_reference_long(device):
+def test_compiled_blocks_equal_torch_reference_long(device):
     """The long version: 30-step blocks, growing event budgets (recompiles), a rule that empties
     the recurrent projection (minutes of compiling on a CPU)."""
-    eager_net, compiled_net = bursting_network(), bursting_network()
-    for net in (eager_net, compiled_net):
+    torch_net, compiled_net = bursting_network(), bursting_network()
+    for net in (torch_net, compiled_net):
         net.add_rule(RemoveAll(), "hid->hid", every=30)
-    eager = nw.Simulator(eager_net, device=device, block_steps=10, engine="eager")
+    torch_sim = nw.Simulator(torch_net, device=device, block_steps=10, engine="torch")
     compiled = nw.Simulator(compiled_net, device=device, block_steps=10, engine="compile")
-    a = eager.run(60, record={"hid": ["spikes", "v"]})["hid"]
+    a = torch_sim.run(60, record={"hid": ["spikes", "v"]})["hid"]
     b = compiled.run(60, record={"hid": ["spikes", "v"]})["hid"]
     assert torch.equal(a["spikes"], b["spikes"])
     assert torch.allclose(a["v"], b["v"], atol=1e-9)

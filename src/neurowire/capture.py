@@ -6,7 +6,7 @@ host. Inside a captured block nothing may make the host wait for the device (``.
 ``bool(tensor)``, ``nonzero``: the host needs the value or the size) and no tensor may have a
 shape that depends on data (``nonzero``, boolean-mask indexing, ``unique``, ``bincount``). The
 eager step is written to need neither: event lists have a fixed budget
-(:meth:`neurowire.propagate.SpikeEvents.fixed`, ``nonzero_static``) with an overflow flag the
+(:meth:`neurowire.events.SpikeEvents.fixed`, ``nonzero_static``) with an overflow flag the
 host reads *after* the block, and random numbers are drawn before it.
 
 :func:`capture_guard` checks this on any device, the CPU included, by watching every ATen

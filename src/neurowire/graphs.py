@@ -1,6 +1,6 @@
 """Blocks of steps captured once as CUDA graphs and replayed (``Simulator(engine="graph")``).
 
-A block of the eager engine is shape-static and never waits on the device
+A block of the torch engine is shape-static and never waits on the device
 (:mod:`neurowire.capture` checks that), so on CUDA it can be recorded as one graph and replayed
 with a single launch instead of one per operation. :class:`GraphedBlock` keeps, per *key*, the
 captured graph and its input buffers. Before every replay the host copies the current inputs
@@ -17,7 +17,7 @@ bakes in changes between blocks except what the key holds:
 
 A new key is captured once and kept. The host decisions that remain are between blocks: the
 structural rules and callbacks, and one read of the block's overflow flags (a block that listed
-more spikes than its budget is run again with a doubled budget, as on the eager engine).
+more spikes than its budget is run again with a doubled budget, as on the torch engine).
 """
 
 from __future__ import annotations

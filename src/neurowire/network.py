@@ -57,6 +57,7 @@ class Projection:
 
     Sparse projections keep connectivity and every per-synapse variable (``"weight"`` first) in
     ``synapses``; dense ones (``Dense()``) keep a ``weight [n_pre, n_post]`` tensor instead.
+    ``plasticity`` is the rule given as ``connect(synapse=...)`` (``STDP``), or None.
     """
 
     name: str
@@ -64,7 +65,7 @@ class Projection:
     post: Population
     connectivity: Connectivity
     psc: PostsynapticModel
-    synapse: STDP | None
+    plasticity: STDP | None
     synapses: RaggedSynapses | None
     weight: Tensor | None
     delivery: str = "auto"

@@ -161,7 +161,7 @@ class NeuronModel(Definition):
     bool spikes), :meth:`constants` (numbers per step, derived from ``dt``) and :meth:`update`
     (the equations, in the model language of :mod:`neurowire.codegen`); every engine derives
     its code from these. A subclass may instead override :meth:`step` with arbitrary PyTorch
-    code: the eager engine runs it, engines that derive code from :meth:`update` refuse it.
+    code: the torch engine runs it, engines that derive code from :meth:`update` refuse it.
     """
 
     n: int

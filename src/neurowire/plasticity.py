@@ -11,8 +11,8 @@ from torch import Tensor
 from . import gpu
 from .checks import ParameterError, check_number, check_time
 from .codegen import Constants, Definition, clip
+from .events import SpikeEvents
 from .neurons import decay
-from .propagate import SpikeEvents
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ is the top 24 bits times 2**-24, a float64 one the top 53 bits times 2**-53: exa
 
 So the numbers depend only on (seed, population, step, batch element, neuron): not on the engine,
 the device, the block lengths or the number of threads. :func:`uniforms` is the PyTorch reference
-(the eager engine, any device); the native engine computes the same numbers inside its generated
+(the torch engine, any device); the native engine computes the same numbers inside its generated
 kernels (:mod:`neurowire.native.rng`), and ``tests/test_rng.py`` checks both bit for bit.
 """
 

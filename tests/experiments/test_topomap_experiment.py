@@ -34,7 +34,9 @@ def test_genn2025_network_matches_the_published_parameters():
     net = topomap.build(cfg)
     ff, lat = net.projections["ff"], net.projections["lat"]
     assert ff.pre.n == 1024 and ff.synapses.capacity == 64
-    assert ff.synapse.a_plus == pytest.approx(0.02) and ff.synapse.a_minus == pytest.approx(0.0075)
+    assert ff.plasticity.a_plus == pytest.approx(0.02) and ff.plasticity.a_minus == pytest.approx(
+        0.0075
+    )
     assert lat.recurrent and isinstance(ff.psc, nw.ExpCond)
     rules = {r.projection.name: r for r in net.rules}
     assert rules["ff"].every == 10 and rules["ff"].rule.attempts == 40
@@ -194,12 +196,12 @@ def test_a_one_step_run_gives_a_valid_report(tmp_path, monkeypatch):
         return fig
 
     monkeypatch.setattr(plots, "_save", save)
-    argv = ["--duration", "1e-4", "--engine", "eager", "--out", str(tmp_path), "--no-progress"]
+    argv = ["--duration", "1e-4", "--engine", "torch", "--out", str(tmp_path), "--no-progress"]
     summary = topomap.main(argv)
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["model_s"] == pytest.approx(1e-4) and saved["formations"] == 0
     assert math.isfinite(saved["real_time_factor"]) and saved["real_time_factor"] > 0
-    assert summary["timing"]["seconds"]["compile"] == 0.0  # the eager engine compiles nothing
+    assert summary["timing"]["seconds"]["compile"] == 0.0  # the torch engine compiles nothing
     assert np.load(tmp_path / "timeline.npz")["ff_t_ms"].tolist() == [0.0]
     assert sorted(built) == sorted(
         [f"{f}_{p}.png" for f in ("displacement", "evolution") for p in ("ff", "lat")]

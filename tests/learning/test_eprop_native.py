@@ -9,6 +9,7 @@ import pytest
 import torch
 from eprop_testnets import make_network, max_rel_error, random_input
 
+from neurowire.events import SpikeEvents
 from neurowire.learning import EProp, RateRegularizer
 from neurowire.learning.compiled import compile_network
 from neurowire.learning.factorized import membrane_adjoint_, recurrent_events, spike_products
@@ -22,7 +23,6 @@ from neurowire.learning.forward import (
     simulate,
 )
 from neurowire.propagate import (
-    SpikeEvents,
     accumulate_dense,
     accumulate_slots,
     deliver_dense,

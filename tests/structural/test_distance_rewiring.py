@@ -9,7 +9,7 @@ import neurowire as nw
 from neurowire.structural.distance import candidate_pairs
 
 
-def grid_network(side, connectivity, weight, rule, device, engine="eager"):
+def grid_network(side, connectivity, weight, rule, device, engine="torch"):
     net = nw.Network(dt=1.0, seed=1)
     a = net.population("a", nw.PoissonSource(side * side, grid=(side, side)))
     b = net.population("b", nw.LIF(side * side, grid=(side, side)))
@@ -18,7 +18,7 @@ def grid_network(side, connectivity, weight, rule, device, engine="eager"):
     return net, proj, nw.Simulator(net, device=device, engine=engine)
 
 
-@pytest.mark.parametrize("engine", ["eager", "native"])
+@pytest.mark.parametrize("engine", ["torch", "native"])
 def test_elimination_with_probability_one_removes_exactly_the_attempts(engine, device):
     rule = nw.DistanceRewiring(
         1.0, 1.0, p_elim_dep=1.0, p_elim_pot=0.0, w_threshold=0.1, w_init=0.2, attempts=10
@@ -26,7 +26,7 @@ def test_elimination_with_probability_one_removes_exactly_the_attempts(engine, d
     net, proj, sim = grid_network(2, nw.AllToAll(), 0.0, rule, device, engine)
     sim.run(1)
     assert proj.synapses.nnz == 16 - 10
-    assert sim.rewiring.totals("a->b") == {"removed": 10, "added": 0, "failed": 0}
+    assert sim.rewiring_log.totals("a->b") == {"removed": 10, "added": 0, "failed": 0}
 
 
 @pytest.mark.parametrize("weight, dep, pot", [(0.0, 0.5, 0.0), (0.2, 0.0, 0.5)])
@@ -40,7 +40,7 @@ def test_half_probability_removes_150_of_300(device, weight, dep, pot):
     assert abs(removed - 150) <= 30
 
 
-@pytest.mark.parametrize("engine", ["eager", "native"])
+@pytest.mark.parametrize("engine", ["torch", "native"])
 def test_formation_with_certain_probability_adds_exactly_the_attempts(engine, device):
     rule = nw.DistanceRewiring(
         1.0, 100.0, p_elim_dep=0.0, p_elim_pot=0.0, w_threshold=0.1, w_init=0.2, attempts=10
@@ -50,7 +50,7 @@ def test_formation_with_certain_probability_adds_exactly_the_attempts(engine, de
     sim.run(1)
     assert proj.synapses.nnz == 10
     assert torch.all(proj.synapses.values("weight") == 0.2)
-    events = sim.rewiring.events("a->b")
+    events = sim.rewiring_log.events("a->b")
     assert (events["kind"] == 1).sum() == 10 and np.all(events["t_ms"] == 1.0)
 
 
@@ -61,10 +61,10 @@ def test_full_rows_count_as_failures(device):
     b = net.population("b", nw.LIF(4, grid=(2, 2)))
     proj = net.connect(a, b, nw.GaussianDistance(0.0, 1.0), capacity=2)
     net.add_rule(rule, proj, every=1)
-    sim = nw.Simulator(net, device=device, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="torch")
     sim.run(1)
     assert proj.synapses.nnz == 8
-    assert sim.rewiring.totals("a->b") == {"removed": 0, "added": 8, "failed": 8}
+    assert sim.rewiring_log.totals("a->b") == {"removed": 0, "added": 8, "failed": 8}
 
 
 def test_candidates_within_a_call_are_distinct_and_uniform(device):
@@ -126,4 +126,4 @@ def test_rule_needs_grids(device):
     proj = net.connect(a, b, nw.AllToAll())
     net.add_rule(nw.DistanceRewiring(1.0, 1.0, 1.0, 1.0, 0.1, 0.2, 3), proj)
     with pytest.raises(ValueError, match="no grid"):
-        nw.Simulator(net, device=device, engine="eager").run(1)
+        nw.Simulator(net, device=device, engine="torch").run(1)

@@ -45,13 +45,13 @@ def test_shared_fan_in_is_never_exceeded_and_both_projections_change(device):
     net, ff, lat = bamford_network(attempts=20)
     seen = []
     net.add_callback(lambda sim: seen.append(int(fan_in(ff, lat).max())), every=1)
-    sim = nw.Simulator(net, device=device)  # the native engine on the CPU, eager on CUDA
+    sim = nw.Simulator(net, device=device)  # the native engine on the CPU, torch on CUDA
     sim.run(60)
     assert max(seen) <= 8 and len(seen) == 60
     for name in ("ff", "lat"):
-        totals = sim.rewiring.totals(name)
+        totals = sim.rewiring_log.totals(name)
         assert totals["added"] > 0 and totals["removed"] > 0
-    assert set(sim.rewiring.events("lat")["kind"].tolist()) == {-1, 1}
+    assert set(sim.rewiring_log.events("lat")["kind"].tolist()) == {-1, 1}
 
 
 def test_full_targets_only_lose_synapses(device):
@@ -60,7 +60,7 @@ def test_full_targets_only_lose_synapses(device):
     sim.run(5)
     # nothing is eliminated (p = 0), so every target fills up to 8 and no further
     assert torch.all(fan_in(ff, lat) <= 8)
-    assert sim.rewiring.totals("ff")["removed"] == 0
+    assert sim.rewiring_log.totals("ff")["removed"] == 0
 
 
 def test_partner_must_share_the_postsynaptic_population(device):

@@ -79,7 +79,7 @@ def sim_network():
     return net
 
 
-@pytest.mark.parametrize("engine", ["eager", "native"])
+@pytest.mark.parametrize("engine", ["torch", "native"])
 def test_a_rule_raising_in_the_simulator_is_rolled_back(engine, device):
     if engine == "native":
         pytest.importorskip("numba")
@@ -88,11 +88,11 @@ def test_a_rule_raising_in_the_simulator_is_rolled_back(engine, device):
     spikes = torch.rand(1, 40, 12, generator=torch.Generator().manual_seed(0)) < 0.2
     inputs = {"src": spikes.to(device)}
     sim.run(10, inputs=inputs)  # two calls succeed
-    assert sim.rewiring.totals("src->pop")["removed"] > 0
-    before = snapshot(net, sim.rewiring)
+    assert sim.rewiring_log.totals("src->pop")["removed"] > 0
+    before = snapshot(net, sim.rewiring_log)
     with pytest.raises(Boom):
         sim.run(5, inputs=inputs)
-    assert_same(before, snapshot(net, sim.rewiring))
+    assert_same(before, snapshot(net, sim.rewiring_log))
     for p in net.projections.values():
         p.synapses.validate()
 
@@ -138,7 +138,7 @@ def test_add_rule_after_a_simulator_is_built_raises():
         net.add_rule(HalfDone("pop->pop", 1), "src->pop")
 
 
-@pytest.mark.parametrize("engine", ["eager", "native"])
+@pytest.mark.parametrize("engine", ["torch", "native"])
 def test_plastic_weights_are_written_in_place_on_every_engine(engine, device):
     if engine == "native":
         pytest.importorskip("numba")

@@ -51,7 +51,7 @@ def test_view_exposes_structure_state_geometry_and_context(device):
     net, proj = grid_net()
     rule = Inspect()
     net.add_rule(rule, proj, every=4)
-    sim = nw.Simulator(net, device=device, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="torch")
     sim.run(8)
     first, second = rule.seen
     s = proj.synapses
@@ -86,16 +86,16 @@ def test_counts_and_events_are_logged_per_call(device):
 
     net, proj = grid_net()
     net.add_rule(RemoveOneAddTwo(), proj, every=5, log_events=True)
-    sim = nw.Simulator(net, device=device, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="torch")
     before = proj.synapses.nnz
     sim.run(10)
-    calls = sim.rewiring.calls("a->b")
+    calls = sim.rewiring_log.calls("a->b")
     assert calls["step"].tolist() == [5, 10]
     assert calls["t_ms"].tolist() == [2.5, 5.0]
     assert calls["removed"].tolist() == [1, 1]
     added = calls["added"].sum()
     assert proj.synapses.nnz == before - 2 + added
-    events = sim.rewiring.events("a->b")
+    events = sim.rewiring_log.events("a->b")
     assert (events["kind"] == -1).sum() == 2 and (events["kind"] == 1).sum() == added
     assert np.all(np.diff(events["t_ms"]) >= 0)
     assert np.all(events["pre"][events["kind"] == 1] == 1)
@@ -112,9 +112,9 @@ def test_grow_beyond_capacity_counts_failures(device):
     b = net.population("b", nw.LIF(6))
     proj = net.connect(a, b, nw.FixedNumberPost(1), capacity=3)
     net.add_rule(GrowMany(), proj, every=1)
-    sim = nw.Simulator(net, device=device)  # the native engine on the CPU, eager on CUDA
+    sim = nw.Simulator(net, device=device)  # the native engine on the CPU, torch on CUDA
     sim.run(1)
-    assert sim.rewiring.totals("a->b") == {"removed": 0, "added": 8, "failed": 392}
+    assert sim.rewiring_log.totals("a->b") == {"removed": 0, "added": 8, "failed": 392}
     assert torch.equal(proj.synapses.row_length.cpu(), torch.full((4,), 3))
 
 
@@ -141,7 +141,7 @@ def test_a_rule_writing_the_structure_behind_the_store_is_caught(device):
 
     net, proj = grid_net()
     net.add_rule(Scribble(), proj, every=2)
-    sim = nw.Simulator(net, device=device, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="torch")
     with pytest.raises(StoreError, match=r"'a->b'.*written outside `with store\.mutation"):
         sim.run(4)
 
@@ -154,7 +154,7 @@ def test_a_rule_may_edit_the_structure_inside_a_mutation(device):
 
     net, proj = grid_net()
     net.add_rule(ClearRowZero(), proj, every=2)
-    sim = nw.Simulator(net, device=device, engine="eager")
+    sim = nw.Simulator(net, device=device, engine="torch")
     sim.run(4)
     assert proj.synapses.row_length[0] == 0 and not proj.synapses.live[0].any()
     assert 0 not in proj.synapses.coo()[0].tolist()

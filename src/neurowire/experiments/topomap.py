@@ -384,7 +384,7 @@ def _report(
     first_step_s: float | None = None,
 ) -> dict[str, Any]:
     out = folder.path
-    events = {name: sim.rewiring.events(name) for name in ("ff", "lat")}
+    events = {name: sim.rewiring_log.events(name) for name in ("ff", "lat")}
     save_arrays(
         folder.file("events.npz"),
         **{f"{p}_{k}": v for p, ev in events.items() for k, v in ev.items()},
@@ -407,7 +407,7 @@ def _report(
         w = data["ff_weight"] if weighted else None
         return analysis.map_quality(data["ff_pre"], data["ff_post"], grid, w)
 
-    totals = {name: sim.rewiring.totals(name) for name in ("ff", "lat")}
+    totals = {name: sim.rewiring_log.totals(name) for name in ("ff", "lat")}
     summary = {
         "config": asdict(cfg),
         "engine": sim.engine,

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import triton
 import triton.language as tl
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from ..propagate import SpikeEvents
+from ..events import SpikeEvents
 
 #: events per program
 BLOCK_EVENTS = 16

@@ -11,16 +11,14 @@ translation cannot express (:func:`supports` False) keeps the PyTorch path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import triton
 from torch import Tensor
 
 from ..codegen import ModelCodeError, Scalar, generated_module, translate
-
-if TYPE_CHECKING:
-    from ..propagate import SpikeEvents
+from ..events import SpikeEvents
 
 #: events per program
 BLOCK_EVENTS = 16

@@ -290,9 +290,9 @@ def _role(proj: Projection, inp: Population, layer: HiddenLayer, output: Populat
         raise NotImplementedError(
             f"projection {proj.name!r} has a {kind} postsynaptic model; e-prop supports Delta only"
         )
-    if proj.synapse is not None:
+    if proj.plasticity is not None:
         raise NotImplementedError(
-            f"projection {proj.name!r} has {type(proj.synapse).__name__} plasticity; e-prop "
+            f"projection {proj.name!r} has {type(proj.plasticity).__name__} plasticity; e-prop "
             "projections must be static (synapse=None)"
         )
     pre_hidden, post_hidden = proj.pre.name in hidden, proj.post.name in hidden

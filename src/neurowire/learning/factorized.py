@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ..propagate import SpikeEvents, accumulate_dense, accumulate_slots
+from ..events import SpikeEvents
+from ..propagate import accumulate_dense, accumulate_slots
 from .compiled import EPropNetwork, HiddenLayer
 from .forward import hot_loop, leaky_scan_
 from .losses import Loss, RateRegularizer

@@ -36,8 +36,9 @@ from torch import Tensor
 
 from ..codegen import Constants, recording_spike_tests
 from ..denormals import flush_denormals
+from ..events import SpikeEvents
 from ..neurons import LIF
-from ..propagate import SpikeEvents, deliver_dense, deliver_slots
+from ..propagate import deliver_dense, deliver_slots
 from .compiled import GAMMA_PD, EPropNetwork, HiddenLayer
 from .tables import Weights, gather_weights
 

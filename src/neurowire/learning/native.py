@@ -48,9 +48,9 @@ from numba import njit, prange
 from torch import Tensor
 
 from ..codegen import generated_module
+from ..events import SpikeEvents
 from ..native import delivery
 from ..native.builder import kernels_fingerprint
-from ..propagate import SpikeEvents
 from .segments import Dialect, adjoint_groups, adjoint_lines, segment
 from .tables import Layout, Weights, layouts
 

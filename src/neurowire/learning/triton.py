@@ -43,7 +43,7 @@ from torch import Tensor
 from triton import knobs
 
 from ..codegen import generated_module
-from ..propagate import SpikeEvents
+from ..events import SpikeEvents
 from .segments import Dialect, adjoint_groups, adjoint_lines, segment
 from .tables import Layout, Weights, layouts
 

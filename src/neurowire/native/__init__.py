@@ -11,12 +11,6 @@ from ..codegen import ModelCodeError
 from ..plasticity import STDP
 
 
-def plasticity_of(proj):
-    """The plasticity model of projection ``proj`` (None for static weights); the native
-    engine reads it only through here."""
-    return proj.synapse
-
-
 def unsupported(sim) -> str | None:
     """Why the native engine cannot run ``sim``'s network, or None if it can."""
     from . import codegen as gen
@@ -36,7 +30,7 @@ def unsupported(sim) -> str | None:
             )
         try:
             gen.psc_kernel(proj.psc, sim.dt, "probe", ftype)
-            rule = plasticity_of(proj)
+            rule = proj.plasticity
             if rule is not None:
                 if not isinstance(rule, STDP):
                     raise ModelCodeError(f"synapse model {type(rule).__name__}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..codegen import generated_module
-from . import atomics, plasticity_of, rules
+from . import atomics, rules
 from . import codegen as gen
 from . import delivery as spikes_out
 from . import rng as nwrng
@@ -99,7 +99,7 @@ class KernelBuilder:
             post = self.pops.index(proj.post)
             if split or not self._fused_population(post):
                 parts.append(gen.psc_kernel(proj.psc, dt, f"psc_q{q}", ftype))
-            rule = plasticity_of(proj)
+            rule = proj.plasticity
             if rule is not None:
                 columns = "slots" if q in self.rules.slot_indexed else "lists"
                 parts.append(gen.stdp_kernel(rule, dt, f"stdp_q{q}", ftype, columns))
@@ -140,7 +140,7 @@ class KernelBuilder:
             else:
                 lines["neurons"].append(line)
         for q, proj in enumerate(self.projs):
-            if plasticity_of(proj) is None:
+            if proj.plasticity is None:
                 continue
             pre, post = index[proj.pre.name], index[proj.post.name]
             cols = (

@@ -1,6 +1,6 @@
 """numba kernels of spike delivery and gradient accumulation: :mod:`neurowire.propagate` on the CPU.
 
-The events are those of :class:`neurowire.propagate.SpikeEvents` in the two layouts the native
+The events are those of :class:`neurowire.events.SpikeEvents` in the two layouts the native
 engines keep them in:
 
 * a *spike list* (native simulator, one step): the flat indices ``b * n + i`` of the spikes in

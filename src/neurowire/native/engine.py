@@ -54,7 +54,7 @@ import torch
 from torch import Tensor
 
 from ..rng import stream_key
-from . import ahead, plasticity_of, rules, unsupported
+from . import ahead, rules, unsupported
 from . import codegen as gen
 from .builder import PHASES, KernelBuilder
 from .fused_rules import RuleDriver
@@ -79,7 +79,7 @@ class NativeEngine:
         self._listed = [
             q
             for q, p in enumerate(self.projs)
-            if plasticity_of(p) is not None and q not in self.rules.slot_indexed
+            if p.plasticity is not None and q not in self.rules.slot_indexed
         ]
         #: q -> [col_pre, col_len, store version they describe]
         self._lists: dict[int, list] = {}
@@ -168,7 +168,7 @@ class NativeEngine:
             s = proj.synapses
             args[f"q{q}_ind"], args[f"q{q}_len"] = view(s.ind), view(s.row_length)
             args[f"q{q}_w"] = view(s.vars["weight"])
-            plastic = plasticity_of(proj) is not None
+            plastic = proj.plasticity is not None
             if plastic:
                 x_pre, x_post = sim.state["traces"][proj.name]
                 args[f"q{q}_xpre"], args[f"q{q}_xpost"] = view(x_pre), view(x_post)
@@ -261,7 +261,7 @@ class NativeEngine:
         if plan:
             self.rules.log(plan, args, self._lists)
         for proj in self.projs:
-            if plasticity_of(proj) is not None:  # STDP wrote the weights through numpy
+            if proj.plasticity is not None:  # STDP wrote the weights through numpy
                 proj.synapses.values_changed()
         return {key: torch.from_numpy(buf) for key, buf in zip(rec_keys, buffers, strict=True)}
 

@@ -154,7 +154,7 @@ class RuleDriver:
             n_calls = (sim.step_count + k) // every - sim.step_count // every
             if host_last and (sim.step_count + k) % every == 0:
                 n_calls -= 1
-            args[f"u{r}"] = kernel.draw(sim.rules.rngs[r], n_calls)
+            args[f"u{r}"] = kernel.draw(sim.rule_runner.rngs[r], n_calls)
             size = n_calls * kernel.events_per_call
             args.update(self._buffers(r, n_calls, size, len(self.targets[r])))
             plan.append((r, n_calls))
@@ -193,13 +193,13 @@ class RuleDriver:
             for m, q in enumerate(self.targets[r]):
                 name = self.projs[q].name
                 c = calls[:, 1 + 4 * m : 5 + 4 * m]  # removed, added, failed, events so far
-                sim.rewiring.record_calls(name, steps, t_ms, c[:, 0], c[:, 1], c[:, 2])
+                sim.rewiring_log.record_calls(name, steps, t_ms, c[:, 0], c[:, 1], c[:, 2])
                 n_events = int(c[-1, 3])  # one event per synapse removed or added
                 if not n_events:
                     continue
                 if scheduled.log_events:
                     per_call = np.diff(c[:, 3], prepend=0)
-                    sim.rewiring.record_events(
+                    sim.rewiring_log.record_events(
                         name,
                         np.repeat(t_ms, per_call),
                         *(args[f"ev{r}_{m}_{f}"][:n_events] for f in EVENT_FIELDS),

@@ -5,9 +5,9 @@ A structural rule changes its stores through several calls (``view.remove``, the
 left half-rewired and the :class:`~neurowire.RewiringLog` holds events of a call that never
 finished (and no per-call record for it). :func:`rule_transaction` makes the call atomic::
 
-    with rule_transaction([proj.synapses], sim.rewiring):
+    with rule_transaction([proj.synapses], sim.rewiring_log):
         rule.update(view, ctx)
-        sim.rewiring.record_call(...)
+        sim.rewiring_log.record_call(...)
 
 If the block raises, every listed store and the log are put back exactly as they were at
 entry, then the exception propagates unchanged; so store, per-call log and event log agree,
