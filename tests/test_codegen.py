@@ -52,6 +52,25 @@ def test_a_valid_update_becomes_versioned_scalar_statements():
     assert (tr.distance, tr.refractory) == ("distance", "refractory")
 
 
+class Reassigned:
+    def update(self, s, c, i_syn):
+        x = i_syn
+        x = x * 2.0
+        s.v = x
+        s.v = s.v + x
+
+
+def test_a_name_assigned_twice_gets_a_new_version_each_time():
+    tr = translate(Reassigned(), "update", SPEC)
+    assert tr.lines == [  # numba keeps one type per name: each assignment a new name
+        "l_x = i_syn[i]",
+        "l_x_1 = (l_x * np.float64(2.0))",
+        "v_1 = l_x_1",
+        "v_2 = (v_1 + l_x_1)",
+    ]
+    assert tr.assigned == {"v": "v_2"}
+
+
 class UnknownName:
     def update(self, s, c, i_syn):
         s.v = s.v + rand  # noqa: F821
