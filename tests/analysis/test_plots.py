@@ -165,6 +165,15 @@ def test_plot_scaling(tmp_path):
         for seed in range(2)
     ]
     fig = plot_scaling(results, tmp_path / "scaling.png")
-    assert _is_png(tmp_path / "scaling.png", fig) and len(fig.axes) == 2
+    assert _is_png(tmp_path / "scaling.png", fig)
+    ax_t, ax_r = fig.axes
+    assert ax_t.get_title() == "time by component" and ax_t.get_xlabel() == "neurons per layer"
+    sizes = np.array([256, 1024, 2304])
+    mean_rtf = 0.1 * sizes / 256 + 0.005  # the mean over seeds 0 and 1
+    total = next(c for c in ax_t.containers if c.get_label() == "total").lines[0]
+    np.testing.assert_allclose(np.asarray(total.get_xdata(), float), sizes)
+    np.testing.assert_allclose(np.asarray(total.get_ydata(), float), 60.0 * mean_rtf)
+    ours = next(c for c in ax_r.containers if c.get_label() == "neurowire").lines[0]
+    np.testing.assert_allclose(np.asarray(ours.get_ydata(), float), mean_rtf)
     with pytest.raises(ValueError, match=r"results\[0\] lacks"):
         plot_scaling([{"neurons": 256}], tmp_path / "bad.png")
