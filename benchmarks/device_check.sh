@@ -12,8 +12,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-DRY=0
-[[ "${1:-}" == "--dry-run" ]] && DRY=1
+case "$*" in
+  "") DRY=0 ;;
+  --dry-run) DRY=1 ;;
+  *) echo "usage: benchmarks/device_check.sh [--dry-run]  (got: $*)" >&2; exit 2 ;;
+esac
 if [[ -n "${OUT:-}" ]]; then DEST=$OUT; elif [[ $DRY == 1 ]]; then DEST=$(mktemp -d); else
   DEST=benchmarks/results; fi
 mkdir -p "$DEST"
@@ -42,7 +45,13 @@ if [[ $DRY == 1 ]]; then
   STORE=(--quick --device cpu --sizes 200)
   ONLINE=(--steps 200)  # the online method's per-synapse traces are slow on a CPU
 else
-  GPU=$("$PYTHON" -c "import torch; print(torch.cuda.get_device_name().split()[-1].lower())")
+  GPU=$("$PYTHON" -c "import torch
+if torch.cuda.is_available():
+    print(torch.cuda.get_device_name().split()[-1].lower())")
+  if [[ -z $GPU ]]; then
+    echo "device_check.sh: $PYTHON sees no CUDA device; run with --dry-run for the CPU steps" >&2
+    exit 2
+  fi
   DEV=cuda
   ENGINE=triton
   GRAPH=graph

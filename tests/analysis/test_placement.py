@@ -17,6 +17,7 @@ from neurowire.analysis import (
     plot_synapse_placement,
     synapses_per_post,
     synapses_per_pre,
+    training,
     trial_counts,
 )
 from neurowire.data import SpikeDataset
@@ -259,7 +260,23 @@ def test_errors_name_the_argument(task):
 # ------------------------------------------------------------------------ figure
 
 
-def test_plot_synapse_placement_writes_png(tmp_path, task, info):
+def test_plot_synapse_placement_writes_png(tmp_path, task, info, monkeypatch):
+    drawn = []  # per saved figure, per axes: title, labels and the scatter points
+    real = training.save_figure
+
+    def record(fig, path):
+        drawn.extend(
+            (
+                ax.get_title(),
+                ax.get_xlabel(),
+                ax.get_ylabel(),
+                [np.asarray(c.get_offsets()) for c in ax.collections],
+            )
+            for ax in fig.axes
+        )
+        return real(fig, path)
+
+    monkeypatch.setattr(training, "save_figure", record)
     rate = channel_rates(task[0], dt=DT)
     n = 8
     rec_b = np.ones((n, n))
@@ -276,6 +293,25 @@ def test_plot_synapse_placement_writes_png(tmp_path, task, info):
         hidden_rate=np.arange(n, dtype=float),
     )
     assert out == tmp_path / "sub" / "placement.png"
-    assert out.is_file() and out.stat().st_size > 1000
     img = mpimg.imread(out)
-    assert img.ndim == 3 and img.shape[1] > 1000  # three panels side by side
+    assert img.shape[:2] == (450, 1500)  # three 5 x 4.5 in panels side by side, 100 dpi
+    assert img[..., :3].std() > 0.01  # not blank
+    assert [(title, x) for title, x, _, _ in drawn] == [
+        (
+            "input synapses vs channel information",
+            "channel information I(spike count; class) [bits]",
+        ),
+        ("input synapses vs channel rate", "channel rate [Hz]"),
+        ("recurrent synapses vs hidden rate", "hidden neuron rate [Hz]"),
+    ]
+    on_info = np.isin(np.arange(N_IN), INFORMATIVE)
+    for (_, _, ylabel, (before, after)), score in zip(drawn[:2], (info, rate), strict=True):
+        assert ylabel == "input synapses per channel"
+        np.testing.assert_allclose(before[:, 0], score)  # one point per channel at its score
+        np.testing.assert_allclose(after[:, 0], score)
+        assert before[:, 1].tolist() == np.where(on_info, 0, 6).tolist()
+        assert after[:, 1].tolist() == np.where(on_info, 6, 0).tolist()
+    _, _, _, (before, after) = drawn[2]  # outgoing recurrent synapses, self-connections not counted
+    assert before[:, 0].tolist() == list(range(n))
+    assert before[:, 1].tolist() == [n - 1] * n
+    assert after[:, 1].tolist() == [0] * 4 + [n - 1] * 4

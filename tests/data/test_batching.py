@@ -17,7 +17,7 @@ def test_dataset_basics():
     ds = dataset()
     assert len(ds) == 10 and ds.steps == 5 and ds.n_in == 3
     x, y = ds[3]
-    assert x.shape == (5, 3) and int(y) == 1
+    assert x.shape == (5, 3) and int(y) == 1 and torch.equal(x, ds.spikes[3])
     sub = ds.subset(torch.tensor([1, 4]))
     assert len(sub) == 2 and torch.equal(sub.labels, torch.tensor([1, 0]))
     assert repr(ds) == "SpikeDataset(n=10, steps=5, n_in=3)"

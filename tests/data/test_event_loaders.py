@@ -64,6 +64,7 @@ def test_shd_reader_on_a_file_in_the_published_layout(tmp_path):
     assert ds.classes[3] == "digit-3"
     x, y = next(iter(DataLoader(ds, batch_size=4)))
     assert x.shape == (4, 1388, 700) and x.dtype == torch.bool and y.dtype == torch.int64
+    assert torch.equal(x[2], expected) and y.tolist() == [0, 1, 2, 3]
 
 
 def test_shd_speaker_folds_hold_out_one_speaker_each(tmp_path):

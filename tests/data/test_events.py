@@ -60,6 +60,7 @@ def test_event_dataset_default_steps_items_and_dataloader_batches():
     assert label.dtype == torch.int64 and label.dim() == 0 and int(label) == 0
     x, y = next(iter(DataLoader(ds, batch_size=3)))
     assert x.shape == (3, 4, 4) and x.dtype == torch.bool
+    assert [b.nonzero().tolist() for b in x] == [[[0, 0], [2, 3]], [[1, 1], [3, 2]], []]
     assert y.shape == (3,) and y.dtype == torch.int64 and y.tolist() == [0, 2, 1]
     assert repr(ds) == "EventDataset(n=3, steps=4, n_in=4, dt=1.0, classes=3)"
 

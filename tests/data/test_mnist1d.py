@@ -50,6 +50,7 @@ def test_mnist1d_is_offline_deterministic_balanced_and_leaves_global_rngs_alone(
     assert torch.equal(again.spikes, train.spikes) and torch.equal(again.labels, train.labels)
     x, y = train[0]
     assert x.shape == (157, 256) and x.dtype == torch.bool and y.dtype == torch.int64
+    assert torch.equal(x, train.spikes[0]) and int(y) == int(train.labels[0])
     assert 100 < train.spikes[:100].sum((1, 2)).float().mean() < 2000
 
 

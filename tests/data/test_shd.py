@@ -66,7 +66,10 @@ def test_dataloader_batches_are_bool_rasters_and_int64_labels(tmp_path):
     write_heidelberg(tmp_path / "shd_test.h5", SAMPLES, [0, 1, 2, 3], speakers=[1, 2, 3, 4])
     x, y = next(iter(DataLoader(shd(tmp_path, "test", steps=1400), batch_size=3)))
     assert x.shape == (3, 1400, 700) and x.dtype == torch.bool
-    assert y.shape == (3,) and y.dtype == torch.int64
+    assert y.dtype == torch.int64 and y.tolist() == [0, 1, 2]
+    assert x[0].nonzero().tolist() == [[0, 5], [1, 5], [1000, 699]]
+    assert x[1].nonzero().tolist() == [[10, 0], [1395, 1]]
+    assert not x[2].any()  # the silent sample
 
 
 def test_speaker_folds_hold_out_whole_speakers(tmp_path):

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import matplotlib.image as mpimg
 import pytest
 import torch
 
@@ -55,8 +56,12 @@ def test_compare_writes_the_summary_schema_and_figures(tmp_path):
     assert confs["static"]["n_synapses"] == confs["deep_r"]["n_synapses"]  # same seed and p
     assert confs["static"]["rewirings_per_batch"] == 0
     assert confs["deep_r"]["rewirings_per_batch"] > 0 and confs["deep_r"]["failed_placements"] == 0
-    for name in ("accuracy.png", "rewiring_deep_r.png", "connectivity_dense.png"):
-        assert (tmp_path / name).stat().st_size > 0
+    # PNGs at 100 dpi (7 x 4.5 in; 10 in wide, 3.5 in per projection), not blank
+    for name, width in (("accuracy.png", 700), ("rewiring_deep_r.png", 700)):
+        img = mpimg.imread(tmp_path / name)
+        assert img.shape[:2] == (450, width) and img[..., :3].std() > 0.01, name
+    img = mpimg.imread(tmp_path / "connectivity_dense.png")
+    assert img.shape[0] % 350 == 0 and img.shape[1] == 1000 and img[..., :3].std() > 0.01
     assert "speed-up" in classify.table(summary)
 
 

@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
@@ -112,15 +113,16 @@ def test_run_writes_every_output(tmp_path, monkeypatch):
     assert (events["ff_kind"] == 1).sum() == saved["per_projection"]["ff"]["added"]
     timeline = np.load(tmp_path / "timeline.npz")
     assert timeline["ff_t_ms"].tolist() == [0.0, 100.0, 200.0, 300.0]
-    for fig in (
-        "displacement_ff.png",
-        "displacement_lat.png",
-        "evolution_ff.png",
-        "evolution_lat.png",
-        "map_quality.png",
-        "timing.png",
-    ):
-        assert (tmp_path / fig).stat().st_size > 1000
+    for fig, size in {  # pixels (height, width): the figures' sizes in inches at 100 dpi
+        "displacement_ff.png": (800, 900),
+        "displacement_lat.png": (800, 900),
+        "evolution_ff.png": (1300, 1100),
+        "evolution_lat.png": (1300, 1100),
+        "map_quality.png": (400, 1000),
+        "timing.png": (400, 1000),
+    }.items():
+        img = mpimg.imread(tmp_path / fig)
+        assert img.shape[:2] == size and img[..., :3].std() > 0.01, fig  # drawn, not blank
     # timing: compile apart from stepping, the same numbers in summary.json and timing.png
     timing = saved["timing"]
     seconds, fractions = timing["seconds"], timing["fractions"]

@@ -146,9 +146,14 @@ def test_trainer_keeps_dense_and_bias_moments_in_the_optimizer(device):
     adam = Adam(lr=0.01)
     trainer = EProp(net, out, optimizer=adam, **on_device(device))
     x, labels = (t.to(device) for t in random_input(2, 20, 5, seed=3))
+    grad = trainer.compute_gradients(x, labels)["out.bias"]
     trainer.train_step(x, labels)
     assert set(adam.state) == {"inp->h", "h->h", "h->out", "out.bias"}
-    assert adam.state["out.bias"]["m"].shape == (3,)
+    moments = adam.state["out.bias"]
+    assert moments["m"].shape == (3,) and bool(grad.abs().sum() > 0)
+    # after one step from zero: m = (1 - beta1) g, v = (1 - beta2) g^2
+    torch.testing.assert_close(moments["m"], (1 - 0.9) * grad)
+    torch.testing.assert_close(moments["v"], (1 - 0.999) * grad**2)
     assert adam.state["out.bias"]["m"].device.type == device.type
     assert float(adam.state["inp->h"]["v"].abs().sum()) > 0
 

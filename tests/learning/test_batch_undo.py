@@ -4,12 +4,16 @@ happened."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 
 import neurowire as nw
 from neurowire.learning import Adam, EProp
+from neurowire.learning import eprop as eprop_module
+from neurowire.learning import undo as undo_module
 
 
 class Boom(RuntimeError):
@@ -41,7 +45,7 @@ class FailOnce(nw.StructuralRule):
                 raise Boom(f"update failed after removing {removed}")
 
 
-def trainer(second_rule: nw.StructuralRule) -> EProp:
+def trainer(second_rule: nw.StructuralRule, **kwargs) -> EProp:
     net = nw.Network(dt=1.0, seed=3)
     inp = net.population("input", nw.SpikeSource(12))
     hid = net.population("hidden", nw.ALIF(10))
@@ -50,7 +54,7 @@ def trainer(second_rule: nw.StructuralRule) -> EProp:
     net.connect(hid, hid, nw.FixedProbability(0.3), weight=nw.Normal(0, 0.2), padding=2.0)
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0, 0.3))
     rewiring = {"input->hidden": nw.DeepR(l1=0.05), "hidden->hidden": second_rule}
-    return EProp(net, out, optimizer=Adam(lr=5e-3), rewiring=rewiring, seed=4)
+    return EProp(net, out, optimizer=Adam(lr=5e-3), rewiring=rewiring, seed=4, **kwargs)
 
 
 def batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,10 +127,39 @@ def test_an_interrupt_in_the_optimiser_step_undoes_the_batch(monkeypatch):
     assert_equal(before, t.state_dict())
 
 
-def test_the_undo_copy_is_timed_apart_and_skipped_without_rules():
+#: the trainer's timers that exclude each other; forward, backward and products are inside gradients
+PARTS = ("gradients", "undo", "rules", "optimizer")
+
+
+def timed_step(t: EProp, seed: int) -> tuple[dict[str, float], float]:
+    """The timers' increments over one ``train_step`` and the wall time measured around it."""
+    before = dict(t.timers)
+    tic = time.perf_counter()
+    t.train_step(*batch(seed))
+    wall = time.perf_counter() - tic
+    return {k: v - before[k] for k, v in t.timers.items()}, wall
+
+
+def assert_parts_add_up(timed: dict[str, float], wall: float) -> None:
+    assert min(timed.values()) >= 0
+    assert timed["forward"] + timed["backward"] + timed["products"] <= timed["gradients"]
+    assert sum(timed[k] for k in PARTS) <= wall
+
+
+def test_the_undo_copy_is_timed_apart_and_skipped_without_rules(monkeypatch):
+    made = []
+
+    class SlowUndo(undo_module.BatchUndo):  # the copy takes at least 50 ms
+        def __init__(self, trainer):
+            made.append(self)
+            time.sleep(0.05)
+            super().__init__(trainer)
+
+    monkeypatch.setattr(eprop_module, "BatchUndo", SlowUndo)
     t = trainer(FailOnce(fail_on=0))
-    t.train_step(*batch(0))
-    assert t.timers["undo"] > 0
+    timed, wall = timed_step(t, 0)
+    assert len(made) == 1 and timed["undo"] >= 0.05  # the copy is timed as undo ...
+    assert_parts_add_up(timed, wall)  # ... and nowhere else
     net = nw.Network(dt=1.0, seed=3)
     inp = net.population("input", nw.SpikeSource(12))
     out = net.population("output", nw.LeakyIntegrator(2))
@@ -134,5 +167,14 @@ def test_the_undo_copy_is_timed_apart_and_skipped_without_rules():
     net.connect(inp, hid, nw.Dense(), weight=nw.Normal(0, 0.3))
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0, 0.3))
     plain = EProp(net, out, optimizer=Adam(lr=1e-3))
-    plain.train_step(*batch(0))
-    assert plain.timers["undo"] < 1e-3  # no copy: only the clock reading
+    timed, wall = timed_step(plain, 0)
+    assert len(made) == 1  # no rules: no copy
+    assert_parts_add_up(timed, wall)
+
+
+def test_the_online_method_leaves_the_factorised_timers_at_zero():
+    t = trainer(FailOnce(fail_on=0), method="online")
+    timed, wall = timed_step(t, 1)
+    assert timed["forward"] == timed["backward"] == timed["products"] == 0.0
+    assert timed["gradients"] > 0
+    assert_parts_add_up(timed, wall)

@@ -214,13 +214,13 @@ class _OtherUpdateALIF(nw.ALIF):
         s.r = where(s.z, c.n_ref, maximum(s.r - 1, 0))
 
 
-def _net_with(model):
+def _net_with(model, **weight):
     net = nw.Network(dt=1.0, seed=0)
     inp = net.population("inp", nw.SpikeSource(3))
     hid = net.population("cells", model)
     out = net.population("out", nw.LeakyIntegrator(2))
-    net.connect(inp, hid, nw.Dense())
-    net.connect(hid, out, nw.Dense())
+    net.connect(inp, hid, nw.Dense(), **weight)
+    net.connect(hid, out, nw.Dense(), **weight)
     return net, out
 
 
@@ -242,5 +242,14 @@ def test_eprop_accepts_a_subclass_that_keeps_the_update():
     class Tagged(nw.ALIF):
         label: str = "tagged"
 
-    net, out = _net_with(Tagged(4))
-    EProp(net, out)  # same update, same e-prop terms: accepted
+    gen = torch.Generator().manual_seed(0)
+    x, labels = torch.rand(2, 20, 3, generator=gen) < 0.5, torch.tensor([0, 1])
+    grads = []
+    for model in (nw.ALIF(4), Tagged(4)):  # same update, same e-prop terms: accepted ...
+        net, out = _net_with(model, weight=nw.Normal(0.5, 0.5))
+        assert type(net.populations["cells"].model) is type(model)
+        grads.append(EProp(net, out).compute_gradients(x, labels))
+    plain, tagged = grads
+    assert set(tagged) == set(plain) == {"inp->cells", "cells->out", "out.bias"}
+    assert all(torch.equal(tagged[k], plain[k]) for k in plain)  # ... and trained alike
+    assert all(bool(plain[k].abs().sum() > 0) for k in plain)  # (gradients that can differ)
