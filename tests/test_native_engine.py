@@ -168,11 +168,6 @@ def test_native_timers_without_phases_add_up_and_compile_once():
     assert all(p not in second.timers_s for p in PHASES)  # no phase timing asked for
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with time_phases, a rule fused into the native engine is timed as rules and again "
-    "inside steps, so the parts add up to more than the run's wall time",
-)
 def test_phase_timers_with_a_fused_rule_add_up():
     net = nw.Network(dt=0.5, seed=5, dtype=torch.float64)
     src = net.population("src", nw.PoissonSource(64, rate_hz=80.0, grid=(8, 8)))
