@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_classify.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_classify.py"
 
 
 def load() -> ModuleType:

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scaling.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scaling.py"
 
 RUN_KEYS = {
     "n",

@@ -13,7 +13,7 @@ import torch
 
 from neurowire.io import save_checkpoint
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_side_by_side.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_side_by_side.py"
 
 
 def load_script():

@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_store.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_store.py"
 
 
 def load_bench_store() -> ModuleType:
