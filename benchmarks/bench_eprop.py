@@ -1,9 +1,10 @@
 """e-prop training speed and memory on the CPU: factorised vs online vs a BPTT baseline.
 
-Reference network (issue 3): 700 inputs of 10 Hz Poisson spikes, 256 ALIF (tau_m 20 ms,
-tau_a 2000 ms, beta 0.0174, v_th 0.6, refractory 5 ms), 20 leaky-integrator outputs (tau 20 ms),
-T = 1000 steps of 1 ms, Adam, batch 32. Input and recurrent projections are ``Dense()`` or
-``FixedProbability(p)`` with weights ``N(0, 1/(p n_pre))`` (i.e. scaled by 1/sqrt(p)).
+Reference network (after mlGeNN's SHD e-prop example): 700 inputs of 10 Hz Poisson spikes,
+256 ALIF (tau_m 20 ms, tau_a 2000 ms, beta 0.0174, v_th 0.6, refractory 5 ms), 20 leaky-integrator
+outputs (tau 20 ms), T = 1000 steps of 1 ms, Adam, batch 32. Input and recurrent projections are
+``Dense()`` or ``FixedProbability(p)`` with weights ``N(0, 1/(p n_pre))`` (i.e. scaled by
+1/sqrt(p)).
 
 Every (configuration, method) runs in its own subprocess: time per training sample is the median
 batch time (after warm-up batches) divided by the batch size; memory is the increase of the
@@ -390,7 +391,7 @@ def summarise(args, runs, load0) -> dict:
         "factorized_dense_faster_than_peer_bptt_0.023": f["dense"] < 0.023,
     }
     return {
-        "benchmark": "e-prop training, reference network (issue 3)",
+        "benchmark": "e-prop training, reference network (after mlGeNN's SHD example)",
         "workload": {
             "inputs": 700,
             "input_rate_hz": 10.0,

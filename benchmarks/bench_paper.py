@@ -1,18 +1,18 @@
 """The paper's classifier networks at their sizes: e-prop training time per sample on the CPU.
 
-Networks (reference/paper-experiments.md §2.2-2.3; dt = 1 ms, Adam(1e-3), rate regulariser):
+Networks (Knight, Senk & Nowotny 2025, arXiv 2510.19764; dt = 1 ms, Adam(1e-3), rate regulariser):
 
 - ``shd``: 700 Poisson inputs -> 512 ALIF -> 20 leaky integrators, T = 1,400 steps;
 - ``nmnist``: 2,312 -> 512 LIF (v_th 0.61, tau_m 20 ms, refractory 5 ms) -> 10, T = 300;
 - ``dvs``: 2,048 -> 512 ALIF -> 11, T = 1,000 by default. The paper's DVS Gesture trials are
-  about 13.5x SHD's steps per batch, i.e. ~18,900 steps [derived, §2.9]: impractical to time
+  about 13.5x SHD's steps per batch, i.e. ~18,900 steps [derived]: impractical to time
   repeatedly on 2 cores. The cost per sample is linear in T (every step costs the same on
   stationary input), so the results also give microseconds per sample-step, and GeNN's figure
   is converted per step with the derived T = 18,900 (marked derived).
 
 ALIF: v_th 0.6, tau_m 20 ms, tau_a 2,000 ms, beta 0.0174, refractory 5 ms (``nw.ALIF``
 defaults). Weights N(0, sd): input sd = gain / sqrt(n_in), recurrent and output sd =
-1 / sqrt(512), not rescaled by density (as the paper, §2.3). With gain 1 a 1 %-dense hidden
+1 / sqrt(512), not rescaled by density (as the paper). With gain 1 a 1 %-dense hidden
 layer barely spikes on 10 Hz input, while GeNN's timings come from trained networks with real
 activity: by default the input sd is multiplied by a gain chosen per (network, density) that
 gives roughly 10 Hz of hidden activity at the start of training (``DEFAULT_GAIN``, found with
@@ -99,7 +99,7 @@ NETWORKS = {
         11,
         1000,
         18900,
-        "derived: 13.5x SHD's 1,400 steps per batch (paper-experiments.md §2.9) [derived]",
+        "derived: 13.5x SHD's 1,400 steps per batch (Knight et al. 2025) [derived]",
     ),
 }
 
@@ -137,7 +137,7 @@ DEFAULT_GAIN = {
 
 _A100 = "GeNN on an A100 (paper), another machine: not a ratio"
 _NMNIST_GPU = "GeNN, GPU not recorded (paper, 100-epoch run), another machine: not a ratio"
-#: GeNN's published ms per training sample (paper-experiments.md §2.9; batch 512)
+#: GeNN's published ms per training sample (Knight, Senk & Nowotny 2025; batch 512)
 GENN = {
     ("shd", "static1"): {"ms": 1.97, "text": "static 1 %/1 %, unpadded", "source": _A100},
     ("shd", "deepr1"): {
@@ -753,7 +753,7 @@ def main() -> None:
         "memory": "ru_maxrss increase over its value after building the network and the data "
         "(includes the first batch's compilation); peak_rss_increase_timed_mib: during timed "
         "batches only",
-        "genn_note": "GeNN's figures: paper-experiments.md §2.9, batch 512, A100 (N-MNIST: GPU "
+        "genn_note": "GeNN's figures: Knight, Senk & Nowotny 2025, batch 512, A100 (N-MNIST: GPU "
         "not recorded); another machine: not a ratio. Dense figures are lower bounds.",
         "threads": args.threads,
         "quick": args.quick,

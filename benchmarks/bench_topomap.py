@@ -11,7 +11,7 @@ For each scale (sheets of 16*scale x 16*scale neurons) this builds the model of
   fused run's step time (``breakdown_s``), its raw timers are kept too (``split_timers_s``).
 
 GeNN 5.4's single-threaded CPU backend on the same machine measured real-time factors of 0.051,
-0.38, 1.58 and 4.9 at scales 1-4 (issue 4); they are stored beside our figures.
+0.38, 1.58 and 4.9 at scales 1-4; they are stored beside our figures.
 
 Run:  python benchmarks/bench_topomap.py [--scales 1 2 3 4 5 6 7] [--duration 20]
 Writes benchmarks/results/bench_topomap_<device>.json and a figure next to it.

@@ -135,8 +135,8 @@ LATERAL = nw.GaussianDistance(p_peak=1.0, sigma=1.0)  # and lateral connectivity
 
 @pytest.mark.parametrize("conn, k_exact", [(FF, 6.26), (LATERAL, 6.28)], ids=["ff", "lateral"])
 def test_gaussian_expected_in_degree_is_the_exact_torus_sum(conn, k_exact):
-    """2 pi p_peak sigma^2 = 6.28 for both; the exact sums over the 16 x 16 torus are 6.26 / 6.28
-    (reference/paper-experiments.md §3.2). On a torus every row has the same expectation."""
+    """2 pi p_peak sigma^2 = 6.28 for both; the exact sums over the 16 x 16 torus are 6.26 / 6.28.
+    On a torus every row has the same expectation."""
     expected = conn.expected_row_lengths(GRID, GRID)
     assert expected.shape == (256,)
     assert round(float(expected.mean()), 2) == k_exact
@@ -245,7 +245,7 @@ def test_gaussian_needs_equal_grids():
     ],
 )
 def test_max_row_length_reproduces_genn_binomial_table(n_pre, n_post, p, expected):
-    """reference/genn-semantics.md §2.2: BinomialInverseCDF(0.9999 ** (1 / n_pre), n_post, p)."""
+    """GeNN's max row length: BinomialInverseCDF(0.9999 ** (1 / n_pre), n_post, p)."""
     assert nw.FixedProbability(p).max_row_length(n_pre, n_post) == expected
     assert row_quantile(n_pre) == pytest.approx(0.9999 ** (1 / n_pre))
     # the bound is the quantile: the chance that any of the n_pre rows exceeds it is ~1e-4

@@ -2,8 +2,8 @@
 
 Each sparse initialiser returns COO pairs in row-major order and knows a bound on its row length
 (``max_row_length``) from which a projection's default capacity is derived, as GeNN does
-(reference/genn-semantics.md §2.2): the ``q = 0.9999**(1/n_pre)`` quantile of the row-length
-distribution, so that the chance that *any* row overflows is about 1e-4.
+for FixedProbability (see GeNN's documentation on max row length): the ``q = 0.9999**(1/n_pre)``
+quantile of the row-length distribution, so that the chance that *any* row overflows is about 1e-4.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """2-D grids of neurons and (periodic) distances between them.
 
 A grid ``(n_rows, n_cols)`` places neuron ``id`` at column ``x = id % n_cols`` and row
-``y = id // n_cols`` (reference/paper-experiments.md §3.1). On a torus each axis offset is
+``y = id // n_cols`` (as in Knight, Senk & Nowotny 2025). On a torus each axis offset is
 wrapped into ``[-n/2, n/2)`` before the Euclidean distance is taken. Units: grid spacings.
 """
 

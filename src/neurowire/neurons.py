@@ -13,7 +13,7 @@ Times are in ms, voltages in the model's own unit (dimensionless in the e-prop c
 the biophysical configuration), rates in Hz. States are NamedTuples of ``[B, n]`` tensors; ``z``
 is always the bool spike vector of the step just taken.
 
-The e-prop convention (reference/algorithms.md §1.1) for :class:`LIF` and :class:`ALIF`::
+The e-prop convention (Bellec et al. 2020) for :class:`LIF` and :class:`ALIF`::
 
     v_t = alpha v_{t-1} + I_t - v_th z_{t-1}          (reset by subtraction, unscaled input)
     a_t = rho a_{t-1} + z_{t-1};  A_t = v_th + beta a_t
@@ -234,7 +234,7 @@ class NeuronModel(Definition):
         return {}
 
     def eprop_terms(self, dt: float) -> dict[str, float]:
-        """The coefficients e-prop's recursions need (reference/algorithms.md §1.1-1.3):
+        """The coefficients e-prop's recursions need (Bellec et al. 2020):
         ``alpha`` (membrane decay), ``rho`` (adaptation decay), ``beta`` (adaptation strength),
         ``v_th`` (threshold, also the pseudo-derivative's width) and ``n_ref`` (steps)."""
         raise NotImplementedError(f"{type(self).__name__} declares no e-prop terms")
@@ -466,23 +466,24 @@ class LIF(NeuronModel):
         }
 
     def pseudo_derivative(self, c, distance):
-        """``psi = (gamma_pd / v_th) max(0, 1 - |distance| / v_th)`` (reference/algorithms.md
-        §1.2), from the per-neuron ``c.inv_v_th = 1 / v_th`` and ``c.psi_scale = gamma_pd /
+        """``psi = (gamma_pd / v_th) max(0, 1 - |distance| / v_th)`` (Bellec et al.
+        2020), from the per-neuron ``c.inv_v_th = 1 / v_th`` and ``c.psi_scale = gamma_pd /
         v_th`` of :meth:`neurowire.learning.compiled.HiddenLayer.pseudo_derivative_constants`."""
         return maximum(0.0, 1.0 - absolute(distance) * c.inv_v_th) * c.psi_scale
 
     def eprop_adjoint(self, s, c, psi, lam):
         """``H_t = psi_t (Lambda_t - beta Q_t) + alpha H_{t+1}`` and
-        ``Q_{t-1} = psi_t Lambda_t + (rho - beta psi_t) Q_t`` (reference/algorithms.md §2) on
-        ``s.h`` and ``s.q``, with the per-neuron ``alpha``, ``rho``, ``beta`` of
-        :meth:`eprop_terms` (``rho = beta = 0`` for LIF: ``Q`` then never reaches ``H``)."""
+        ``Q_{t-1} = psi_t Lambda_t + (rho - beta psi_t) Q_t`` (see
+        :mod:`neurowire.learning.factorized`) on ``s.h`` and ``s.q``, with the per-neuron
+        ``alpha``, ``rho``, ``beta`` of :meth:`eprop_terms` (``rho = beta = 0`` for LIF: ``Q``
+        then never reaches ``H``)."""
         s.h = psi * (lam - c.beta * s.q) + c.alpha * s.h
         s.q = psi * lam + (c.rho - c.beta * psi) * s.q
 
 
 @dataclass(frozen=True)
 class ALIF(NeuronModel):
-    """Adaptive LIF (e-prop convention, reference/algorithms.md §1.1).
+    """Adaptive LIF (e-prop convention, Bellec et al. 2020).
 
     Args:
         n: neurons.

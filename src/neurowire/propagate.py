@@ -14,7 +14,7 @@ element); in e-prop a trial batch has the time-major rows ``row = t * B + b``. T
   times the weights);
 * :func:`accumulate_slots` / :func:`accumulate_dense` sum an adjoint at the postsynaptic targets
   of each event (``g[pre, post] += H[row, post]``), the fully postsynaptic e-prop product
-  (reference/algorithms.md §2, alpha-adjoint variant).
+  (alpha-adjoint variant, :mod:`neurowire.learning.factorized`).
 
 The Simulator's other strategies compute the same ``w_sum[b, j] = sum_i z[b, i] W[i, j]`` without
 events: :func:`deliver_matmul` (a dense matmul), :func:`deliver_all_slots` (every slot masked by

@@ -1,4 +1,4 @@
-"""Receptive-field centre/spread, AD and σ_aff (reference/algorithms.md §4.5)."""
+"""Receptive-field centre/spread, AD and σ_aff (Bamford et al. 2010)."""
 
 import importlib.util
 import math

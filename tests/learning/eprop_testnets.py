@@ -8,7 +8,7 @@ import neurowire as nw
 
 
 def style_network(dtype=torch.float64, seed: int = 8):
-    """STYLE.md §8: 4 inputs, 6 ALIF, 3 outputs (sparse input and recurrent)."""
+    """The small test network: 4 inputs, 6 ALIF, 3 outputs (sparse input and recurrent)."""
     net = nw.Network(dt=1.0, seed=seed, dtype=dtype)
     inp = net.population("input", nw.SpikeSource(4))
     hid = net.population(

@@ -1,4 +1,6 @@
-"""The forward convention of issue 3, pinned on one or two neurons with spikes at fixed steps.
+"""The e-prop forward convention of :mod:`neurowire.learning.forward` (input enters in the same
+step, reset by subtraction one step after the spike), pinned on one or two neurons with spikes at
+fixed steps.
 
 Golden values are written as closed forms (powers of alpha) so a failure can be checked by hand.
 """

@@ -128,7 +128,7 @@ class PruneAndRegrow(nw.StructuralRule):
 
 
 def test_style_network_before_and_after_rewiring(device):
-    """STYLE.md §8: seeded float64 4-6-3 ALIF network, 25 steps, before and after a rewiring.
+    """The small seeded float64 4-6-3 ALIF test network, 25 steps, before and after a rewiring.
 
     Both trainers share one network; the factorised one trains a step and rewires it.
     """

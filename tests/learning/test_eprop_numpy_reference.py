@@ -1,9 +1,9 @@
-"""Both e-prop methods match a plain-numpy implementation of the convention of issue 3.
+"""Both e-prop methods match a plain-numpy implementation of the e-prop convention.
 
-The numpy code below is written from the issue's equations alone: math layout ``W[post, pre]``,
-a refractory *counter* (``r = n_ref`` after a spike, else ``max(r - 1, 0)``), an explicit reset
-term, and per-synapse, per-trial eligibility traces for every pair (masked to the existing
-synapses at the end).
+The numpy code below is written from the equations alone (Bellec et al. 2020, as written out in
+:mod:`neurowire.learning.forward`): math layout ``W[post, pre]``, a refractory *counter*
+(``r = n_ref`` after a spike, else ``max(r - 1, 0)``), an explicit reset term, and per-synapse,
+per-trial eligibility traces for every pair (masked to the existing synapses at the end).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DistanceRewiring statistics (the published test suite, reference/paper-experiments.md)."""
+"""DistanceRewiring statistics (the test suite published with Knight et al. 2025)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Figures of the topographic-map experiment (reference/paper-experiments.md §3.5).
+"""Figures of the topographic-map experiment (Knight, Senk & Nowotny 2025).
 
 Every function draws on a fresh :class:`matplotlib.figure.Figure` (no pyplot, no global backend
 change, no display), writes a PNG to ``path`` and returns the Figure.
@@ -113,7 +113,7 @@ def plot_connectivity_evolution(
     title: str | None = None,
     weight_unit: str | None = None,
 ) -> Figure:
-    """Connectivity-evolution figure of one projection (paper-experiments.md §3.5).
+    """Connectivity-evolution figure of one projection (Knight et al. 2025).
 
     Rows: eliminations | formations as time × distance heat maps (dashed line at ``sigma_form``);
     their rates [events/s] in ``bin_ms`` bins; in- | out-degree mean ± SD over time (dashed line at
@@ -192,7 +192,7 @@ def plot_map_quality(
     path: PathLike,
     reference: tuple[float, float] | None = (0.82, 2.36),
 ) -> Figure:
-    """AD and σ_aff over time, by connectivity and by weight (algorithms.md §4.5).
+    """AD and σ_aff over time, by connectivity and by weight (Bamford et al. 2010).
 
     ``reference`` = (AD, σ_aff) of Bamford's initial state, drawn as dotted lines (None: omit).
     """
@@ -272,7 +272,8 @@ def plot_timing_breakdown(
 
 
 def plot_scaling(results: Sequence[Mapping[str, Any]], path: PathLike) -> Figure:
-    """Wall-clock time and real-time factor against neurons per layer (performance figure, §3.5).
+    """Wall-clock time and real-time factor against neurons per layer (performance figure of
+    Knight et al. 2025).
 
     Args:
         results: one dict per run with ``neurons`` (per layer), ``real_time_factor`` (wall / model

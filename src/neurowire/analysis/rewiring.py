@@ -14,7 +14,7 @@ key            dtype      meaning
 =============  =========  ==========================================================
 
 Grids and offsets follow :mod:`neurowire.analysis.topomap`. The connectivity-evolution figure of
-reference/paper-experiments.md §3.5 is built from :func:`event_time_distance_histogram`,
+Knight, Senk & Nowotny 2025 is built from :func:`event_time_distance_histogram`,
 :func:`event_rates` and :class:`ConnectivityTimeline`.
 """
 
@@ -138,7 +138,7 @@ def event_time_distance_histogram(
     max_distance: float | None = None,
     kind: int | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Event counts over time and pre-post distance (the heat maps of paper-experiments.md §3.5).
+    """Event counts over time and pre-post distance (the heat maps of Knight et al. 2025).
 
     Args:
         log: event log. duration_ms: recorded model time [ms]. bin_ms: time bin [ms].
@@ -234,7 +234,7 @@ def _offsets(n: int) -> np.ndarray:
 def displacement_maps(
     pre: Any, post: Any, grid: Any, weight: Any = None, autapses: bool = True
 ) -> DisplacementMaps:
-    """Connection probability and mean weight per offset (methods figure C/D, §3.5).
+    """Connection probability and mean weight per offset (Knight et al. 2025, methods figure C/D).
 
     Both layers lie on ``grid``, so every postsynaptic neuron has exactly one presynaptic partner at
     each offset: probability = connected pairs at that offset / ``n_post``. A multapse counts once

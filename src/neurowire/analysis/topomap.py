@@ -1,6 +1,6 @@
 """Topographic-map measures of Bamford et al. (2010): receptive-field centre, spread, AD, σ_aff.
 
-Conventions (reference/algorithms.md §4.5, reference/paper-experiments.md §3.1):
+Conventions (Bamford et al. 2010; Knight, Senk & Nowotny 2025):
 
 * a grid ``(n_rows, n_cols)`` places neuron ``id`` at column ``x = id % n_cols`` and row
   ``y = id // n_cols``; source and target layers of a feed-forward projection share the grid, and
@@ -190,7 +190,7 @@ def receptive_fields(
     mass: Any = None,
     resolution: float = 0.1,
 ) -> RFResult:
-    """Receptive-field centre, spread, AD and σ_aff of every target neuron (algorithms.md §4.5).
+    """Receptive-field centre, spread, AD and σ_aff of every target neuron (Bamford et al. 2010).
 
     Args:
         pre: int [nnz], source ids on ``grid``.
@@ -238,7 +238,7 @@ def receptive_fields(
 
 
 def map_quality(pre: Any, post: Any, grid: Any, weight: Any = None) -> dict[str, float | int]:
-    """Mean AD and mean σ_aff over non-empty target neurons (algorithms.md §4.5).
+    """Mean AD and mean σ_aff over non-empty target neurons (Bamford et al. 2010).
 
     Args:
         pre, post: int [nnz] feed-forward connectivity on ``grid``.
@@ -269,7 +269,7 @@ def bamford_initial_connectivity(
     sigma: float = 2.5,
     rng: np.random.Generator | int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Feed-forward afferents drawn as in Bamford's initialisation (algorithms.md §4.1, §4.3).
+    """Feed-forward afferents drawn as in Bamford's initialisation (Bamford et al. 2010).
 
     Bamford proposes a uniformly random presynaptic neuron and accepts it with probability
     ``p_form · exp(-δ²/(2σ²))`` until the target has ``k`` afferents. An accepted proposal is
@@ -391,7 +391,8 @@ def significance_vs_shuffled(
     rng: np.random.Generator | int | None = None,
     alternative: str = "two-sided",
 ) -> SignificanceResult:
-    """Is the weight map better than its own weights shuffled within each neuron? (§4.5)
+    """Is the weight map better than its own weights shuffled within each neuron?
+    (Bamford et al. 2010)
 
     Per-neuron AD and σ_aff measured by weight are paired with the same measures after one random
     permutation of each target neuron's weights over its synapses; Wilcoxon signed-rank tests over
@@ -420,7 +421,8 @@ def significance_vs_control(
     rng: np.random.Generator | int | None = None,
     alternative: str = "two-sided",
 ) -> SignificanceResult:
-    """Is the connectivity map better than fresh draws from the formation distribution? (§4.5)
+    """Is the connectivity map better than fresh draws from the formation distribution?
+    (Bamford et al. 2010)
 
     The control gives every target neuron as many afferents as it has now, drawn with
     :func:`bamford_initial_connectivity` (``p_form``, ``sigma``). Per-neuron AD and σ_aff by

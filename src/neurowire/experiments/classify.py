@@ -1,5 +1,5 @@
 """Sparse recurrent spiking classifiers trained by e-prop and rewired by DEEP R
-(``neurowire classify``), after Knight, Senk & Nowotny 2025 (reference/paper-experiments.md §2).
+(``neurowire classify``), after Knight, Senk & Nowotny 2025 (arXiv 2510.19764).
 
 Input spike source -> one recurrent hidden layer (ALIF or LIF, e-prop convention) -> a leaky
 integrator readout (``Dense()``, never rewired). The input and recurrent projections are

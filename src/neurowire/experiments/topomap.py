@@ -5,7 +5,7 @@ a Gaussian bump moved to a random place every 20 ms, and a conductance-based LIF
 with feed-forward (source->target) and lateral (target->target) projections, both plastic (STDP)
 and both rewired by distance-dependent formation and weight-dependent elimination.
 
-Variants (reference/algorithms.md §4, reference/paper-experiments.md §3):
+Variants:
 
 * ``genn2025`` (Knight, Senk & Nowotny 2025): pairwise Gaussian initial connectivity, no maximum
   fan-in, elimination probabilities x50, ``10 * scale^2`` attempts per projection every 1 ms,

@@ -31,7 +31,7 @@ from ..psc import Delta
 
 INPUT, RECURRENT, OUTPUT = "input", "recurrent", "output"
 
-#: height of the pseudo-derivative, gamma_pd (reference/algorithms.md §1.2)
+#: height of the pseudo-derivative, gamma_pd (Bellec et al. 2020)
 GAMMA_PD = 0.3
 
 

@@ -2,7 +2,7 @@
 
 See :mod:`.forward` for the pinned convention, :mod:`.online` for the per-synapse reference and
 :mod:`.factorized` for the fast path; both compute the same gradient
-(reference/algorithms.md §1-2).
+(e-prop, Bellec et al. 2020).
 """
 
 from __future__ import annotations

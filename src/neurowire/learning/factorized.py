@@ -1,7 +1,7 @@
 """Factorised e-prop: backward recursions over postsynaptic quantities, products at spike events.
 
-For LIF/ALIF the e-prop gradient (reference/algorithms.md §1.4-1.7) equals, exactly
-(reference/algorithms.md §2, "fully postsynaptic variant")::
+For LIF/ALIF the e-prop gradient of Bellec et al. 2020 (:mod:`.online`) equals, exactly
+(the sums over time reordered, "fully postsynaptic variant")::
 
     Lambda_t = L_t + kappa Lambda_{t+1} (+ R)           readout filter moved onto the signal
     Q_t      = psi_{t+1} Lambda_{t+1} + (rho - beta psi_{t+1}) Q_{t+1},   Q_{T} = 0

@@ -3,7 +3,7 @@
 The hidden neurons' equations are not written here: each hidden population runs its model's
 ``update`` (eagerly on tensors here, translated to numba in :mod:`.native`), fed with the input
 current and the recurrent spikes. For the built-in LIF and ALIF this gives the convention below
-(reference/algorithms.md §1.1-1.3, pinned by issue 3). State is zero at the start of every
+(Bellec et al. 2020). State is zero at the start of every
 trial; for steps ``t = 1..T``::
 
     v_t = alpha v_{t-1} + W_in x_t + W_rec z_{t-1} - v_th z_{t-1}

@@ -1,6 +1,6 @@
 """Losses, prediction readouts and the firing-rate regulariser of e-prop.
 
-Equations: reference/algorithms.md §1.3 (readout and loss) and §1.7 (batch-form regulariser).
+Equations: Bellec et al. 2020 (readout and loss, batch-form regulariser).
 All tensors here are *time-major*: readout values ``y [T, B, n_out]``.
 
 The error ``err_t = dE/dy_t`` that drives e-prop is, per step and trial,
@@ -169,7 +169,7 @@ def readout_value(y: Tensor, readout: str) -> Tensor:
 
 @dataclass(frozen=True)
 class RateRegularizer:
-    """Batch-form firing-rate regulariser (reference/algorithms.md §1.7, form 1).
+    """Batch-form firing-rate regulariser (Bellec et al. 2020).
 
     ``E_reg = c/2 * sum_j (fbar_j - f_target)^2`` with ``fbar_j`` the mean spikes per step of
     hidden neuron ``j`` over the whole batch and trial, ``f_target = f_target_hz * dt / 1000``.

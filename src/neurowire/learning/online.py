@@ -1,7 +1,7 @@
 """Online e-prop: per-synapse eligibility traces advanced step by step, the reference.
 
 For every synapse ``i -> j`` (dense: all pairs; sparse: the stored slots only) and every trial,
-each step (reference/algorithms.md §1.4-1.7)::
+each step (Bellec et al. 2020)::
 
     p_t     = alpha_j p_{t-1} + s_{i,t}          s = x_t (input) or z_{t-1} (recurrent)
     e_t     = psi_j,t (p_t - beta_j eps_t)

@@ -1,7 +1,7 @@
 """The store itself: shape, variables, the seal, and the methods gathered from its modules.
 
 :class:`RaggedSynapses` keeps the connectivity of one sparse projection and *every* per-synapse
-variable in fixed-capacity ragged rows (GeNN's SPARSE layout, reference/genn-semantics.md §1.2).
+variable in fixed-capacity ragged rows (GeNN's SPARSE layout; see GeNN's documentation).
 Row ``i`` holds the synapses of presynaptic neuron ``i`` in slots ``0 .. row_length[i]-1``;
 slots beyond are padding. Every structural change goes through :meth:`RaggedSynapses.remove`,
 :meth:`RaggedSynapses.add`, :meth:`RaggedSynapses.grow` or (a removal and additions in one numba

@@ -1,7 +1,7 @@
 """DEEP R: rewiring with a fixed synapse budget for sparse networks trained by gradient descent.
 
 Every *potential* synapse ``(pre, post)`` of a rewired projection has one sign for the whole run
-(Bellec et al. 2018; reference/algorithms.md §3). A synapse whose weight crosses zero against
+(Bellec et al. 2018, "Deep rewiring"). A synapse whose weight crosses zero against
 its sign is removed, and exactly as many synapses are added at unconnected pairs, at weight 0
 with every other per-synapse variable (Adam moments, traces) 0, so each projection's synapse
 count never changes.
@@ -16,9 +16,9 @@ re-added keeps its sign.
 Two modes:
 
 * ``"genn"`` (default; mlGeNN's ``deep_r.py``, the variant behind Knight et al. 2025's
-  numbers, reference/algorithms.md §3.5). Before the optimiser step the L1 term
+  numbers). Before the optimiser step the L1 term
   ``l1 * sign`` is added to the gradient of every trial, i.e. ``batch_size * l1 * sign`` to the
-  batch-summed gradient (mlGeNN applies it per trial, gotcha G10), so it passes through Adam;
+  batch-summed gradient (mlGeNN applies it per trial), so it passes through Adam;
   after the step, removal and re-addition. No noise.
 * ``"original"`` (Bellec et al. 2018, Algorithm 1). With ``theta = sign * weight`` (the
   magnitude of an active synapse), after the optimiser step

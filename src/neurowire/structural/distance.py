@@ -65,8 +65,8 @@ class DistanceRewiring(StructuralRule):
     """Eliminate weak synapses, form new ones with a Gaussian distance profile.
 
     Every call draws ``attempts`` distinct candidate (pre, post) pairs (:func:`candidate_pairs`;
-    rows uniform, targets distinct within a row, as GeNN's host/row split,
-    reference/paper-experiments.md §3.4). A candidate that is connected is eliminated with
+    rows uniform, targets distinct within a row, as GeNN's host/row split in Knight, Senk &
+    Nowotny 2025). A candidate that is connected is eliminated with
     probability ``p_elim_dep`` if its weight is below ``w_threshold``, else ``p_elim_pot``; one
     that is not is formed with probability ``p_peak * exp(-d^2 / (2 sigma^2))`` (``d`` the
     periodic grid distance [grid units]) at weight ``w_init``, unless its row is full (counted as

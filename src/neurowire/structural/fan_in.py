@@ -21,7 +21,7 @@ class SharedFanInRewiring(StructuralRule):
     """Bamford et al. (2010) rewiring: every target neuron has ``max_fan_in`` synapse slots,
     shared by this projection and a ``partner`` projection onto the same population.
 
-    Each attempt (reference/algorithms.md §4.3) picks a target ``j`` and one of its slots
+    Each attempt (as in Bamford et al. 2010) picks a target ``j`` and one of its slots
     uniformly. If the slot is occupied (the target's afferents fill slots ``0 .. fan_in - 1``,
     this projection's first, then the partner's, each in row-major order), that synapse is
     eliminated with probability ``p_elim_dep`` if its weight is below ``w_threshold``, else
