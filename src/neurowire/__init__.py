@@ -5,7 +5,7 @@ every sparse projection keeps its connectivity and all per-synapse state in one
 :class:`RaggedSynapses` store, and rewiring rules are plain vectorised Python.
 """
 
-from . import analysis, data
+from . import analysis, data, model
 from .codegen import configure_numba_cache
 from .connectivity import (
     AllToAll,
@@ -87,6 +87,7 @@ __all__ = [
     "Uniform",
     "analysis",
     "data",
+    "model",
     "select_l1",
 ]
 
