@@ -15,8 +15,7 @@ import torch
 from torch import Tensor
 
 import neurowire as nw
-from neurowire.codegen import maximum, spike, where
-from neurowire.neurons import decay, refractory_steps
+from neurowire.model import decay, maximum, refractory_steps, spike, where
 
 
 class ThresholdLIFState(NamedTuple):

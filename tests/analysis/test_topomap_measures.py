@@ -2,6 +2,7 @@
 
 import importlib.util
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,13 @@ GRID = (16, 16)
 N = 256
 IDS = np.arange(N)
 X, Y = IDS % 16, IDS // 16
-REF_SCRIPT = Path("/work/shared/reference/checks/rf_measure_check.py")
+#: an independent implementation of the measures to compare with (a script defining
+#: ``ad_sigma_aff(maps, n)`` and ``centre_and_spread(map, n)``), named by this variable
+REF_SCRIPT = (
+    Path(os.environ.get("NEUROWIRE_RF_REFERENCE", ""))
+    if os.environ.get("NEUROWIRE_RF_REFERENCE")
+    else None
+)
 
 
 def _at(x, y, n_cols=16, n_rows=16):
@@ -30,8 +37,8 @@ def _at(x, y, n_cols=16, n_rows=16):
 
 @pytest.fixture(scope="module")
 def ref():
-    if not REF_SCRIPT.exists():
-        pytest.skip(f"reference script {REF_SCRIPT} not present")
+    if REF_SCRIPT is None or not REF_SCRIPT.exists():
+        pytest.skip("set NEUROWIRE_RF_REFERENCE to a reference implementation of the measures")
     spec = importlib.util.spec_from_file_location("rf_measure_check", REF_SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -1,11 +1,11 @@
 """Behaviour of the sparse synapse store, RaggedSynapses.
 
-Most tests are order-independent in the sense of reference/genn-semantics.md §5: every
-per-synapse value encodes its own (pre, post) pair, so after any reordering of a row each value is
-checked against its pair instead of against a slot. The checklist items covered here:
-remove one synapse per row, remove via per-row targets computed beforehand, add back with values
-(shared and batched variables of several dtypes), zeros for variables not given, several additions
-to one row (genn#625), capacity and duplicate errors, the column index after changes (O2).
+Most tests are order-independent: every per-synapse value encodes its own (pre, post) pair, so
+after any reordering of a row each value is checked against its pair instead of against a slot.
+Covered here: remove one synapse per row, remove via per-row targets computed beforehand, add
+back with values (shared and batched variables of several dtypes), zeros for variables not
+given, several additions to one row (GeNN's issue 625), capacity and duplicate errors, the
+column index after changes.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every function here returns the text of one numba function whose arithmetic is the model's
 ``update`` (or ``depress``/``potentiate``) translated statement by statement; only the loops and
 the loads and stores around it are written here. The native simulator (:mod:`.engine`) puts
-these functions into its generated modules; ``tests/test_native_engine.py`` pins each derivation
+these functions into its generated modules; ``tests/native/test_engine.py`` pins each derivation
 to the eager update it comes from.
 
 The generated text depends on the models (their equations and constants) and the float type

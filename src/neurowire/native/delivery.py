@@ -9,7 +9,7 @@ engines keep them in:
   on the time-major rows ``t * B + b``, one thread per block of rows.
 
 Each kernel is the reference function of :mod:`neurowire.propagate` named in its docstring, over
-one of these layouts; ``tests/test_native_engine.py`` and ``tests/learning/test_eprop_native.py``
+one of these layouts; ``tests/native/test_engine.py`` and ``tests/learning/test_eprop_native.py``
 test them against it. External spike input (``SpikeSource``) is copied here too.
 """
 

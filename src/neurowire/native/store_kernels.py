@@ -3,7 +3,7 @@
 They do, loop by loop, what :meth:`RaggedSynapses.remove` and :meth:`RaggedSynapses.add` do
 with PyTorch ops, on numpy views of the store's tensors: a rule that changes a few synapses per
 call then costs microseconds instead of dozens of small tensor ops. The store decides when to
-use them (CPU tensors, numba importable) and ``tests/test_synapses_native.py`` checks both
+use them (CPU tensors, numba importable) and ``tests/store/test_numba_edits.py`` checks both
 paths give identical stores. :func:`replace_rows` is the single call that changes the store in
 :meth:`RaggedSynapses.replace_native` (a removal and additions at once).
 """

@@ -2,7 +2,7 @@
 
 Written only with the public rule API, so it doubles as the reference example of a user rule.
 The native CPU engine runs the same rule inside its compiled blocks (``neurowire.native.rules``)
-from the same random numbers; ``tests/test_native_engine.py`` checks both agree exactly.
+from the same random numbers; ``tests/native/test_engine.py`` checks both agree exactly.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Rewiring with a maximum fan-in shared by two projections (Bamford et al. 2010).
 
 The native CPU engine runs the same rule inside its compiled blocks (``neurowire.native.rules``)
-from the same random numbers; ``tests/test_native_engine.py`` checks both agree exactly.
+from the same random numbers; ``tests/native/test_engine.py`` checks both agree exactly.
 """
 
 from __future__ import annotations
