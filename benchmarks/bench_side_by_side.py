@@ -121,7 +121,7 @@ def topomap_outputs(tree: Path, out_dir: Path) -> None:
 
 def is_timing(key: str) -> bool:
     """Whether a summary field holds a wall-clock time or a machine fact."""
-    return key in NOT_RESULTS or key.endswith(("_s", "_ms")) or "time" in key
+    return key in NOT_RESULTS or key.endswith(("_s", "_ms")) or "time" in key or "timing" in key
 
 
 def without_timings(value):
@@ -134,8 +134,8 @@ def without_timings(value):
 
 
 def same_outputs(old: Path, new: Path) -> dict[str, bool]:
-    """Exact comparison of two run folders: summaries without timings, every ``.npz`` array
-    and every checkpoint tensor."""
+    """Exact comparison of two run folders: summaries and checkpoints without timings, every
+    ``.npz`` array and every checkpoint tensor (NaN equal to NaN)."""
     from neurowire.io import load_checkpoint
 
     result = {}
@@ -147,11 +147,10 @@ def same_outputs(old: Path, new: Path) -> dict[str, bool]:
             result[str(rel)] = a == b
         elif path.suffix == ".npz":
             with np.load(path) as a, np.load(other) as b:
-                result[str(rel)] = a.files == b.files and all(
-                    np.array_equal(a[k], b[k]) for k in a.files
-                )
+                result[str(rel)] = a.files == b.files and all(_equal(a[k], b[k]) for k in a.files)
         elif path.suffix == ".pt":
-            result[str(rel)] = _equal(load_checkpoint(path), load_checkpoint(other))
+            a, b = (without_timings(load_checkpoint(p)) for p in (path, other))
+            result[str(rel)] = _equal(a, b)
     return result
 
 
@@ -160,8 +159,9 @@ def _equal(a, b) -> bool:
         return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    if hasattr(a, "shape") and hasattr(a, "dtype"):
-        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    if hasattr(a, "shape") and hasattr(a, "dtype"):  # NaN (an empty measure) equals NaN
+        a, b = np.asarray(a), np.asarray(b)
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
     return a == b
 
 

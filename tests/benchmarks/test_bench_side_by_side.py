@@ -28,8 +28,11 @@ def make_run(folder: Path, weight: float, wall_s: float, accuracy: float) -> Pat
     (folder / "checkpoints").mkdir(parents=True)
     summary = {"configurations": {"dense": {"accuracy_test": accuracy, "time_per_epoch_s": wall_s}}}
     (folder / "summary.json").write_text(json.dumps(summary))
-    np.savez(folder / "connectivity.npz", w=np.array([weight, 1.0]))
-    save_checkpoint(folder / "checkpoints" / "dense.pt", {"w": torch.tensor([weight])})
+    np.savez(folder / "connectivity.npz", w=np.array([weight, 1.0, np.nan]))
+    history = [{"loss": 0.5, "time_s": wall_s}]
+    save_checkpoint(
+        folder / "checkpoints" / "dense.pt", {"w": torch.tensor([weight]), "history": history}
+    )
     return folder
 
 
@@ -53,6 +56,7 @@ def test_without_timings_keeps_results_and_drops_clock_fields():
     bench = load_script()
     summary = {
         "machine": {"cpus": 2},
+        "timing": {"seconds": {"steps": 1.0}},
         "a": {
             "accuracy_test": 0.5,
             "time_per_epoch_s": 3.0,
