@@ -87,18 +87,18 @@ def topomap(tree: Path, scales: list[int], duration: float) -> Measurements:
     return out
 
 
-def paper(tree: Path, batches: int) -> Measurements:
+def paper(tree: Path, batches: int, configs: tuple[str, ...] = PAPER_CONFIGS) -> Measurements:
     """SHD seconds per sample of the paper's three configurations at batch 32 (the tree's
     ``bench_paper.py``, one run each, no wait for an idle machine)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "paper.json"
-        args = ["--networks", "shd", "--configs", *PAPER_CONFIGS, "--batch-size", "32"]
+        args = ["--networks", "shd", "--configs", *configs, "--batch-size", "32"]
         args += ["--batches", str(batches), "--warmup", "1", "--repeats", "1", "--idle-wait", "0"]
         run(tree, [script(tree, "bench_paper.py"), *args, "--out", str(path)])
         table = json.loads(path.read_text())["table"]
     return {
         f"paper shd {config} s/sample": table[f"shd/{config}/b32"]["ms_per_sample"]["median"] / 1e3
-        for config in PAPER_CONFIGS
+        for config in configs
     }
 
 
@@ -179,6 +179,14 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--duration", type=float, default=10.0, help="topomap model seconds")
     ap.add_argument("--epochs", type=int, default=2, help="classify epochs (suite paper)")
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        choices=("paper", "topomap", "classify"),
+        default=["paper", "topomap", "classify"],
+        help="what suite paper measures (the output check needs classify)",
+    )
+    ap.add_argument("--paper-configs", nargs="+", choices=PAPER_CONFIGS, default=PAPER_CONFIGS)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/side_by_side.json"))
     args = ap.parse_args()
     trees = {"old": args.old.resolve(), "new": args.new.resolve()}
@@ -196,11 +204,14 @@ def main() -> None:
             lambda tree, rep, name: topomap(tree, args.scales, args.duration),
         ]
     else:
-        suite = [
-            lambda tree, rep, name: paper(tree, args.batches),
-            lambda tree, rep, name: topomap(tree, args.scales, args.duration),
-            lambda tree, rep, name: classify(tree, args.epochs, work / f"classify-{name}-{rep}"),
-        ]
+        parts = {
+            "paper": lambda tree, rep, name: paper(tree, args.batches, tuple(args.paper_configs)),
+            "topomap": lambda tree, rep, name: topomap(tree, args.scales, args.duration),
+            "classify": lambda tree, rep, name: classify(
+                tree, args.epochs, work / f"classify-{name}-{rep}"
+            ),
+        }
+        suite = [parts[name] for name in args.parts]
     load0 = os.getloadavg()
     raw: dict[str, dict[str, list[float]]] = {}
     started = time.time()
@@ -211,7 +222,7 @@ def main() -> None:
                     raw.setdefault(key, {"old": [], "new": []})[name].append(value)
                     print(f"rep {rep} {name:3s} {key:44s} {value:.5g}", file=sys.stderr)
     identical = None
-    if args.suite == "paper":
+    if args.suite == "paper" and "classify" in args.parts:
         for name, tree in trees.items():
             topomap_outputs(tree, work / f"topomap-{name}")
         identical = {
