@@ -217,6 +217,8 @@ def measure(spec: dict) -> dict:
     return the measurements (see the module docstring)."""
     import torch
 
+    from neurowire.learning.gradient_pass import chunk_size
+
     torch.set_num_threads(spec["threads"])
     n, config, batch, steps = spec["n"], spec["config"], spec["batch"], spec["steps"]
     tic = time.perf_counter()
@@ -248,7 +250,7 @@ def measure(spec: dict) -> dict:
     window = time.perf_counter() - wall0
     own = time.process_time() - own0
     foreign = max(0.0, (cpu_busy_s() - busy0 - own) / window) if window >= 0.5 else None
-    chunk = min(batch, trainer._chunk_size(steps))
+    chunk = min(batch, chunk_size(trainer, steps))
     hidden_per_trial = statistics.fmean(rates) * steps * n / 1000.0
     synapses = synapse_memory(trainer)
     per_neuron = per_neuron_memory(

@@ -10,7 +10,7 @@ import torch
 from eprop_testnets import make_network, max_rel_error, random_input
 
 from neurowire.events import SpikeEvents
-from neurowire.learning import EProp, RateRegularizer
+from neurowire.learning import EProp, RateRegularizer, gradient_pass
 from neurowire.learning.compiled import compile_network
 from neurowire.learning.factorized import membrane_adjoint_, recurrent_events, spike_products
 from neurowire.learning.forward import (
@@ -231,7 +231,7 @@ def test_native_engine_budgets_its_own_arrays_so_a_paper_batch_is_one_chunk():
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0.0, 0.1))
     reg = RateRegularizer()
     size = {
-        e: EProp(net, output=out, engine=e, regularization=reg)._chunk_size(1400)
+        e: gradient_pass.chunk_size(EProp(net, output=out, engine=e, regularization=reg), 1400)
         for e in ("native", "torch")
     }
     assert size["native"] >= 64 > size["torch"]  # SHD's T: 64 trials fold the regulariser
@@ -239,7 +239,7 @@ def test_native_engine_budgets_its_own_arrays_so_a_paper_batch_is_one_chunk():
 
 def test_without_a_regulariser_the_chunks_bound_the_per_neuron_arrays():
     import neurowire as nw
-    from neurowire.learning.eprop import CPU_CHUNK_BUDGET, NEURON_CHUNK_BUDGET
+    from neurowire.learning.gradient_pass import CPU_CHUNK_BUDGET, NEURON_CHUNK_BUDGET
 
     net = nw.Network(dt=1.0, seed=0)
     inp = net.population("input", nw.SpikeSource(700))
@@ -249,24 +249,23 @@ def test_without_a_regulariser_the_chunks_bound_the_per_neuron_arrays():
     net.connect(hid, hid, nw.FixedProbability(0.01), weight=nw.Normal(0.0, 0.1))
     net.connect(hid, out, nw.Dense(), weight=nw.Normal(0.0, 0.1))
     per_trial = 1400 * ((4096 + 4 * 20) * 4 + 4 * (700 + 4096))  # psi, readout (float32), lists
-    free = EProp(net, output=out)._chunk_size(1400)
-    folded = EProp(net, output=out, regularization=RateRegularizer())._chunk_size(1400)
+    free = gradient_pass.chunk_size(EProp(net, output=out), 1400)
+    reg = RateRegularizer()
+    folded = gradient_pass.chunk_size(EProp(net, output=out, regularization=reg), 1400)
     assert free == NEURON_CHUNK_BUDGET // per_trial < folded == CPU_CHUNK_BUDGET // per_trial
 
 
 @pytest.mark.parametrize(("kind", "sparse", "cross_sparse"), [LAYOUTS[1], LAYOUTS[4]])
 def test_gradients_do_not_depend_on_the_per_neuron_budget(kind, sparse, cross_sparse, monkeypatch):
-    from neurowire.learning import eprop
-
     x, labels = random_input(4, 40, 5, seed=6)
     grads = {}
-    for budget in (eprop.CPU_CHUNK_BUDGET, 1):  # one chunk; one trial per chunk
-        monkeypatch.setattr(eprop, "NEURON_CHUNK_BUDGET", budget)
+    for budget in (gradient_pass.CPU_CHUNK_BUDGET, 1):  # one chunk; one trial per chunk
+        monkeypatch.setattr(gradient_pass, "NEURON_CHUNK_BUDGET", budget)
         net, out = make_network(kind, sparse=sparse, cross_sparse=cross_sparse)
         trainer = EProp(net, out, engine="native")
-        assert (trainer._chunk_size(40) == 1) == (budget == 1)
+        assert (gradient_pass.chunk_size(trainer, 40) == 1) == (budget == 1)
         grads[budget] = trainer.compute_gradients(x, labels)
-    errors = max_rel_error(grads[1], grads[eprop.CPU_CHUNK_BUDGET])
+    errors = max_rel_error(grads[1], grads[gradient_pass.CPU_CHUNK_BUDGET])
     assert max(errors.values()) < 1e-12, errors
 
 

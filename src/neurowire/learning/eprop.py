@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -20,19 +19,18 @@ from ..structural.base import StructuralRule
 from ..structural.log import RewiringLog
 from ..structural.runner import RuleRunner
 from . import distributed as _dist
+from . import gradient_pass as _pass
 from .compiled import EPropNetwork, PlasticProjection, compile_network
 from .engine import EPropEngine, check_engine, resolve_engine
-from .factorized import ChunkResult, factorized_chunk
-from .forward import check_vectorised, hot_loop
+from .forward import check_vectorised
+from .gradient_pass import BatchOutput
 from .inference import Inference, batch_metrics
 from .loop import Callback, TrainingLoop
-from .losses import Loss, RateRegularizer, check_readout, get_loss, readout_value
-from .online import online_chunk
+from .losses import Loss, RateRegularizer, check_readout, get_loss
 from .optim import Adam
 from .rates import BatchRates
 from .rule_host import RuleHost
 from .state import load_trainer_state, trainer_state
-from .tables import gather_weights
 from .undo import BatchUndo
 
 if TYPE_CHECKING:
@@ -40,32 +38,6 @@ if TYPE_CHECKING:
 
 METHODS = ("factorized", "online")
 FEEDBACK = ("symmetric", "random")
-
-#: default working-memory budget per chunk of trials [bytes] on the CPU
-CPU_CHUNK_BUDGET = 1 << 30
-
-#: the budget on the CPU for the factorised method without a regulariser [bytes]: a split batch
-#: then costs next to nothing more, and the per-neuron arrays a chunk keeps (``[T, B, N]``)
-#: are most of a sparse network's memory
-NEURON_CHUNK_BUDGET = 1 << 28
-
-#: below this many elements per [T, B, N] tensor, a whole batch runs with ``step_threads``
-SMALL_WORK = 1 << 20
-
-
-@dataclass(eq=False)
-class BatchOutput:
-    """Result of one batch: gradients (sparse projections in slot layout ``[n_pre, capacity]``),
-    the summed loss ``E``, readout summaries ``[B, K]``, spike counts ``[N]``."""
-
-    grads: dict[str, Tensor]
-    loss: float
-    scores: Tensor
-    spikes: Tensor
-    trials: int
-    steps: int
-    #: input spike counts ``[n_in]`` (int64) of this process's trials
-    inputs: Tensor | None = None
 
 
 class EProp(Inference, RuleHost):
@@ -218,121 +190,6 @@ class EProp(Inference, RuleHost):
         params[self.network.bias_name] = self.network.bias
         return params
 
-    # ------------------------------------------------------------------ input checks
-    def _prepare(self, spikes: Any, labels: Any) -> tuple[Tensor, Tensor]:
-        x = self._check_spikes(spikes)
-        batch, steps, _ = x.shape
-        if labels is None:
-            raise ValueError("labels (or targets) are required")
-        tgt = self.loss.prepare(
-            labels, batch, steps, self.network.n_out, self.device, self.network.dtype
-        )
-        return x, tgt
-
-    def _threads(self, spikes: Any):
-        """Thread scope of a batch: small problems run entirely with ``step_threads``."""
-        shape = getattr(spikes, "shape", ())
-        batch, steps = (shape[0], shape[1]) if len(shape) == 3 else (1, 1)
-        size = min(batch, self.chunk_size or batch) * steps * self.network.hidden.n
-        return hot_loop(self.network.step_threads if size < SMALL_WORK else None)
-
-    # ------------------------------------------------------------------ chunking
-    def _chunk_size(self, steps: int) -> int:
-        return self.chunk_size or self._auto_chunk(steps)
-
-    def _chunks(self, batch: int, size: int) -> list[slice]:
-        return [slice(s, min(batch, s + size)) for s in range(0, batch, size)]
-
-    def _auto_chunk(self, steps: int) -> int:
-        n = self.network
-        item = torch.finfo(n.dtype).bits // 8
-        if self.method == "online":
-            synapses = sum(
-                p.n_pre * (p.projection.synapses.capacity if p.sparse else p.n_post)
-                for p in n.plastic
-            )
-            per_trial = 5 * synapses * item
-        else:
-            per_trial = self._engine.trial_bytes(n, steps)
-        if self.device.type == "cuda":
-            budget = torch.cuda.mem_get_info(self.device)[0] // 2
-        elif self.method == "factorized" and self.regularization is None:
-            budget = NEURON_CHUNK_BUDGET  # with a regulariser, a split costs Lambda = 1's pass
-        else:
-            budget = CPU_CHUNK_BUDGET
-        return max(1, budget // max(per_trial, 1))
-
-    # ------------------------------------------------------------------ gradients
-    def _run(self, x: Tensor, tgt: Tensor) -> BatchOutput:
-        """Gradients of the global batch ``x [B, T, n_in]``: this rank's shard in chunks, the
-        chunks' sums added, then (several ranks) summed over the ranks, then the regulariser's
-        unit part scaled by ``R`` from the whole batch's spike counts. The regulariser is folded
-        into the backward pass when each rank's shard is one chunk."""
-        n = self.network
-        batch, steps, _ = x.shape
-        w = gather_weights(n, self.feedback_matrix)
-        own = _dist.shard(batch, self.rank, self.world_size)
-        size = self._chunk_size(steps)
-        chunks = [
-            slice(own.start + c.start, own.start + c.stop)
-            for c in self._chunks(own.stop - own.start, size)
-        ]
-        # the regulariser folds into the backward pass when every rank's shard is one chunk:
-        # the whole batch's spike counts are then summed between forward and backward passes
-        fold = -(-batch // self.world_size) <= size
-        whole_batch = None
-        if self.world_size > 1 and fold:
-
-            def whole_batch(counts: Tensor) -> tuple[Tensor, int]:
-                return _dist.sum_identical([counts])[0], batch
-
-        total: ChunkResult | None = None
-        scores = []
-        for sl in chunks:
-            xs, ts = x[sl], self.loss.select(tgt, sl)
-            if self.method == "online":
-                res = online_chunk(n, w, xs, ts, self.loss, self.regularization)
-            else:
-                res = factorized_chunk(
-                    n,
-                    w,
-                    xs,
-                    ts,
-                    self.loss,
-                    self.regularization,
-                    fold,
-                    self._engine,
-                    self.timers,
-                    whole_batch,
-                )
-            scores.append(readout_value(res.y, self.readout))
-            res.y = None
-            total = res if total is None else _add(total, res)
-        score = torch.cat(scores)
-        if self.world_size > 1:
-            task, unit = sorted(total.task), sorted(total.unit)
-            summed = _dist.sum_identical(
-                [total.task[k] for k in task]
-                + [total.unit[k] for k in unit]
-                + [total.spikes, total.loss, _dist.spread_rows(score, own, batch)]
-            )
-            total.task = dict(zip(task, summed[: len(task)], strict=True))
-            total.unit = dict(zip(unit, summed[len(task) : len(task) + len(unit)], strict=True))
-            total.spikes, total.loss, score = summed[-3:]
-        grads = total.task
-        if total.unit:
-            r = self.regularization.factor(total.spikes, batch, steps, self.net.dt)
-            for pw in w.inputs + w.recurrent:
-                name, spec = pw.spec.name, pw.spec
-                if pw.dense is not None:
-                    r_post = r[spec.post_offset : spec.post_offset + spec.n_post]
-                    grads[name] = grads[name] + total.unit[name] * r_post
-                else:
-                    grads[name] = grads[name] + total.unit[name] * r[pw.post]
-        return BatchOutput(
-            grads, float(total.loss), score, total.spikes, batch, steps, total.inputs
-        )
-
     def compute_gradients(self, spikes: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """``dE/dW`` summed over the batch, before any L1 term and the optimiser.
 
@@ -345,8 +202,8 @@ class EProp(Inference, RuleHost):
             the transpose of the equations' ``W_ji``) for input, recurrent and output
             projections, plus ``{"<output>.bias": [n_out]}``.
         """
-        with self._threads(spikes):
-            out = self._run(*self._prepare(spikes, labels))
+        with _pass.thread_scope(self, spikes):
+            out = _pass.batch_gradients(self, *_pass.prepare(self, spikes, labels))
         dense = {}
         for spec in self.network.plastic + self.network.outputs:
             g = out.grads[spec.name]
@@ -377,10 +234,10 @@ class EProp(Inference, RuleHost):
         and no copy is taken.
         """
         params = self._parameters()
-        with self._threads(spikes):
+        with _pass.thread_scope(self, spikes):
             tic = time.perf_counter()
-            x, tgt = self._prepare(spikes, labels)
-            out = self._run(x, tgt)
+            x, tgt = _pass.prepare(self, spikes, labels)
+            out = _pass.batch_gradients(self, x, tgt)
             tic = self._timed("gradients", tic)
             undo = BatchUndo(self) if self._rules else None
             tic = self._timed("undo", tic)
@@ -540,14 +397,3 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def _add(a: ChunkResult, b: ChunkResult) -> ChunkResult:
-    for key, val in b.task.items():
-        a.task[key] = a.task[key] + val
-    for key, val in b.unit.items():
-        a.unit[key] = a.unit[key] + val
-    a.spikes = a.spikes + b.spikes
-    a.inputs = a.inputs + b.inputs
-    a.loss = a.loss + b.loss
-    return a

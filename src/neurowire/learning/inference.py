@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from . import distributed as _dist
+from . import gradient_pass as _pass
 from .losses import Loss, readout_value
 from .tables import gather_weights
 
@@ -20,8 +21,8 @@ class Inference:
     """The forward-only methods of :class:`~neurowire.EProp` (they change nothing).
 
     Uses the trainer's compiled ``network``, ``device``, engine object (``_engine``),
-    ``loss``, ``readout``, ``feedback_matrix``, ``rank`` and ``world_size``, its input checks
-    (``_prepare``), thread scope and chunking (``_threads``, ``_chunks``, ``_chunk_size``).
+    ``loss``, ``readout``, ``feedback_matrix``, ``rank`` and ``world_size``, and the input
+    checks, thread scope and chunking of :mod:`.gradient_pass`.
     """
 
     def _check_spikes(self, spikes: Any) -> Tensor:
@@ -58,14 +59,14 @@ class Inference:
 
     def scores(self, spikes: Tensor) -> Tensor:
         """Readout summary ``[B, n_out]`` (sum, avg, max or last of ``y`` over time)."""
-        with self._threads(spikes):
+        with _pass.thread_scope(self, spikes):
             x = self._check_spikes(spikes)
             return torch.cat([readout_value(y, self.readout) for y, _ in self._forward(x)])
 
     def hidden_spikes(self, spikes: Tensor) -> Tensor:
         """The trainer's forward pass: hidden spikes ``[B, T, N]`` (bool, hidden populations
         concatenated in declaration order) for input spikes ``[B, T, n_in]``."""
-        with self._threads(spikes):
+        with _pass.thread_scope(self, spikes):
             x = self._check_spikes(spikes)
             n = self.network
             w = gather_weights(n, self.feedback_matrix)
@@ -76,7 +77,7 @@ class Inference:
 
     def readout_trace(self, spikes: Tensor) -> Tensor:
         """The trainer's readout ``y [B, T, n_out]`` for input spikes ``[B, T, n_in]``."""
-        with self._threads(spikes):
+        with _pass.thread_scope(self, spikes):
             x = self._check_spikes(spikes)
             return torch.cat([y for y, _ in self._forward(x)], dim=1).transpose(0, 1)
 
@@ -102,7 +103,7 @@ class Inference:
         n = self.network
         w = gather_weights(n, self.feedback_matrix)
         batch, steps, _ = x.shape
-        for sl in self._chunks(batch, self._chunk_size(steps)):
+        for sl in _pass.chunks(batch, _pass.chunk_size(self, steps)):
             z_ev = self._engine.hidden_pass(n, w, x[sl]).z_events
             yield self._engine.readout(z_ev, w, n.kappa, steps, n.step_threads), z_ev.count
 
@@ -112,8 +113,8 @@ class Inference:
         Distributed: every rank passes the same batch and simulates its shard (a rank with no
         trial of a small batch adds nothing); every rank returns the whole batch's metrics.
         """
-        with self._threads(spikes):
-            x, tgt = self._prepare(spikes, labels)
+        with _pass.thread_scope(self, spikes):
+            x, tgt = _pass.prepare(self, spikes, labels)
             batch, steps, _ = x.shape
             own = _dist.shard(batch, self.rank, self.world_size, allow_empty=True)
             offset = own.start

@@ -1,6 +1,6 @@
 """What the training helpers need of a trainer, as protocols: :class:`~neurowire.EProp`
-satisfies them, and the helpers (the loop, L1 selection, state, batch undo) import nothing
-from it."""
+satisfies them, and the helpers (the loop, L1 selection, state, batch undo, the gradient pass)
+import nothing from it."""
 
 from __future__ import annotations
 
@@ -51,6 +51,27 @@ class Trainer(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+class GradientHost(Protocol):
+    """The configuration that :mod:`~neurowire.learning.gradient_pass` reads of a trainer to
+    compute one batch's gradients (it changes nothing but ``timers`` [s])."""
+
+    net: Any  # the declared Network: its ``dt`` [ms]
+    network: Any  # the compiled network
+    device: Any
+    loss: Any
+    readout: str
+    method: str
+    regularization: Any
+    feedback_matrix: Tensor | None
+    chunk_size: int | None
+    rank: int
+    world_size: int
+    timers: dict[str, float]
+    _engine: Any
+
+    def _check_spikes(self, spikes: Any) -> Tensor: ...
 
 
 class Stateful(Protocol):
