@@ -353,14 +353,17 @@ def test_a_user_rule_runs_on_the_host_while_built_in_rules_stay_fused(time_phase
     assert ref_sim.rewiring_log.calls("tgt->tgt")["added"].sum() > 0
 
 
-def test_native_steps_timer_excludes_compilation(tmp_path, monkeypatch):
+@pytest.mark.parametrize("time_phases", [False, True])
+def test_native_steps_timer_excludes_compilation(tmp_path, monkeypatch, time_phases):
     monkeypatch.setenv("NEUROWIRE_CACHE_DIR", str(tmp_path))  # a cold cache: numba compiles
     net, inputs = _single_population(
         nw.ALIF(4, tau_m=17.0 + float(np.random.default_rng().random()))
     )
-    sim = nw.Simulator(net, engine="native", batch_size=2)
+    sim = nw.Simulator(net, engine="native", batch_size=2, time_phases=time_phases)
     timers = sim.run(3, inputs=inputs).timers_s
     assert timers["compile"] > timers["steps"] >= 0  # compiling dwarfs three steps
+    if time_phases:  # and it is in none of the phases
+        assert timers["compile"] > 10 * sum(timers[p] for p in PHASES)
 
 
 def fan_in_network():
