@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from ..propagate import SpikeEvents
+    from ..events import SpikeEvents
     from .compiled import EPropNetwork
     from .tables import Weights
 
