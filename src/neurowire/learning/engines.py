@@ -17,7 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..propagate import SpikeEvents, accumulate_dense
+from ..events import SpikeEvents
+from ..propagate import accumulate_dense
 from .compiled import EPropNetwork
 from .engine import ForwardPass
 from .factorized import reference_backward
