@@ -148,6 +148,14 @@ class Definition:
             cache[dt] = self.constants(dt)
         return cache[dt]
 
+    def constants_for(self, dt: float) -> Constants:
+        """:meth:`cached_constants` as the namespace ``c`` the model's methods read, made once
+        per model and ``dt`` (callers must not change it)."""
+        cache = self.__dict__.setdefault("_nw_constants_ns", {})
+        if dt not in cache:
+            cache[dt] = Constants(self.cached_constants(dt))
+        return cache[dt]
+
 
 class Constants:
     """Attribute access to the constants of one step (``c.alpha``); values are numbers or

@@ -214,10 +214,9 @@ class NeuronModel(Definition):
         Runs :meth:`update` on tensors (the eager reference of every engine).
         """
         values = state._asdict()
-        cache = self.__dict__.setdefault("_nw_constants_ns", {})
-        if dt not in cache:  # one namespace per dt; per-neuron parameters go on a copy
-            cache[dt] = Constants(self.cached_constants(dt))
-        consts = Constants({**cache[dt].__dict__, **params}) if params else cache[dt]
+        consts = self.constants_for(dt)  # per-neuron parameters go on a copy
+        if params:
+            consts = Constants({**consts.__dict__, **params})
         floats = [v.dtype for v in values.values() if v.is_floating_point()]
         dtype = floats[0] if floats else (rand.dtype if rand is not None else i_syn.dtype)
         s = TorchState(values, dtype)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from . import gpu
 from .checks import ParameterError, check_number, check_time
-from .codegen import Constants, Definition, clip
+from .codegen import Definition, clip
 from .events import SpikeEvents
 from .neurons import decay
 
@@ -90,9 +90,6 @@ class STDP(Definition):
     def potentiate(self, c, w, x_pre):
         """New weight of a synapse whose postsynaptic neuron spiked."""
         return clip(w + c.a_plus * x_pre, c.w_min, c.w_max)
-
-    def constants_for(self, dt: float) -> Constants:
-        return Constants(self.cached_constants(dt))
 
     def torch_step(
         self,

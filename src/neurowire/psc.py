@@ -53,7 +53,7 @@ class PostsynapticModel(Definition):
         self, state: Tensor, w_sum: Tensor, v: Tensor | None, dt: float
     ) -> tuple[Tensor, Tensor]:
         """Return (input ``[B, n_post]``, new state), by running :meth:`update` on tensors."""
-        c = Constants(self.cached_constants(dt))
+        c = self.constants_for(dt)
         if self.state_var is None:
             return self.update(None, c, w_sum, v), state
         s = _PscState()

@@ -24,7 +24,6 @@ import torch
 from torch import Tensor
 
 from ..checks import ParameterError
-from ..codegen import Constants
 from ..network import Network, Population, Projection
 from ..neurons import LeakyIntegrator, NeuronModel, SpikeSource, check_coefficients
 from ..psc import Delta
@@ -277,7 +276,7 @@ def compile_network(
         tuple(roles[INPUT]),
         tuple(roles[RECURRENT]),
         tuple(roles[OUTPUT]),
-        output.model.readout_decay(Constants(output.model.cached_constants(net.dt))),
+        output.model.readout_decay(output.model.constants_for(net.dt)),
         dev,
         step_threads if dev.type == "cpu" else None,
     )

@@ -34,7 +34,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor
 
-from ..codegen import Constants, recording_spike_tests
+from ..codegen import recording_spike_tests
 from ..denormals import flush_denormals
 from ..events import SpikeEvents
 from ..neurons import LIF
@@ -112,7 +112,7 @@ class HiddenDynamics:
         self.segments = [
             (
                 pop.model,
-                Constants(pop.model.cached_constants(enet.net.dt)),
+                pop.model.constants_for(enet.net.dt),
                 slice(None) if whole else slice(*self.layer.span(pop)),
             )
             for pop in self.layer.populations
