@@ -72,7 +72,7 @@ from neurowire.propagate import (
     deliver_matmul,
     deliver_rows,
 )
-from neurowire.synapses import RaggedSynapses
+from neurowire.store import RaggedSynapses
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 STRATEGIES = ("dense", "slots", "rows", "csr", "native")

@@ -27,6 +27,7 @@ from .neurons import ALIF, LIF, LeakyIntegrator, NeuronModel, PoissonSource, Spi
 from .plasticity import STDP
 from .psc import Delta, ExpCond, ExpCurr, PostsynapticModel
 from .simulator import SimulationResult, Simulator
+from .store import RaggedSynapses
 from .structural import (
     DeepR,
     DistanceRewiring,
@@ -36,7 +37,6 @@ from .structural import (
     StructuralRule,
     SynapseView,
 )
-from .synapses import RaggedSynapses
 
 __version__ = "0.1.0"
 

@@ -26,7 +26,7 @@ from .initializers import Initializer, as_initializer
 from .neurons import NeuronModel
 from .plasticity import STDP
 from .psc import Delta, PostsynapticModel
-from .synapses import RaggedSynapses
+from .store import RaggedSynapses
 
 DELIVERY_STRATEGIES = ("auto", "dense", "rows", "slots", "csr")
 

@@ -22,7 +22,7 @@ from neurowire.codegen import clip  # noqa: E402
 from neurowire.events import SpikeEvents  # noqa: E402
 from neurowire.gpu import compact, delivery, stdp  # noqa: E402
 from neurowire.plasticity import STDP  # noqa: E402
-from neurowire.synapses import RaggedSynapses  # noqa: E402
+from neurowire.store import RaggedSynapses  # noqa: E402
 
 DEV = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -3,7 +3,7 @@
 The model keeps, per presynaptic row, the list of its postsynaptic targets *in slot order*, and
 per synapse ``(pre, post)`` its values ``(w, e, n)``: a shared float32 weight ``w``, a batched
 float32 variable ``e`` (one value per batch copy) and a shared int32 ``n``. The slot order is the
-store's documented one (``neurowire.synapses``): removal is stable (survivors keep their relative
+store's documented one (``neurowire.store``): removal is stable (survivors keep their relative
 order, compacted to the front of the row), ``add`` appends the pairs it accepts to the end of
 their row in call order, and ``grow`` appends behind the existing synapses (its targets are
 random, so the model takes them from the store and checks them).

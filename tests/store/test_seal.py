@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neurowire as nw
-from neurowire.synapses import StoreError
+from neurowire.store import StoreError
 
 TAMPERED = "ind/row_length were written outside `with store.mutation"
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import neurowire as nw
-from neurowire.store import StoreSnapshot, rank_in_row
-from neurowire.synapses import StoreError
+from neurowire.store import StoreError, StoreSnapshot, rank_in_row
 
 
 def store(device, native=True):

@@ -19,7 +19,7 @@ import torch
 from scipy.stats import chisquare
 
 import neurowire as nw
-from neurowire.synapses import StoreError
+from neurowire.store import StoreError
 
 N = 64  # the 64 x 64 upper-triangular pattern of GeNN's feature tests
 B = 3  # batch copies of batched variables

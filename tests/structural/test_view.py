@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import neurowire as nw
-from neurowire.synapses import StoreError
+from neurowire.store import StoreError
 
 
 class Inspect(nw.StructuralRule):

@@ -380,7 +380,7 @@ def _size(n: Any, name: str) -> int:
 
 def _pairs(projection: Any, recurrent: bool) -> tuple[np.ndarray, np.ndarray, int, int]:
     """``(pre, post, n_pre, n_post)`` of the synapses of any supported projection form."""
-    from ..synapses import RaggedSynapses
+    from ..store import RaggedSynapses
 
     if isinstance(projection, RaggedSynapses):
         pre_t, post_t = projection.coo()

@@ -6,7 +6,7 @@ Each kernel sits behind a PyTorch function that stays the reference, with the sa
 * :func:`neurowire.gpu.stdp.stdp_depress_rows` and :func:`~neurowire.gpu.stdp.
   stdp_potentiate_columns` behind the functions of :mod:`neurowire.plasticity` (the kernels are
   generated from the rule's own ``depress`` / ``potentiate``);
-* :func:`neurowire.gpu.compact.remove` behind :meth:`neurowire.synapses.RaggedSynapses.remove`.
+* :func:`neurowire.gpu.compact.remove` behind :meth:`neurowire.store.RaggedSynapses.remove`.
 
 The library routes CUDA tensors here when triton is importable (:func:`available`); CPU tensors
 keep the PyTorch and numba paths. Every kernel also runs under the Triton interpreter

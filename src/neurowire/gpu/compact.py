@@ -1,5 +1,5 @@
 """Row compaction after a removal (Triton), behind
-:meth:`neurowire.synapses.RaggedSynapses.remove`."""
+:meth:`neurowire.store.RaggedSynapses.remove`."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..checks import ParameterError, check_number
-from ..synapses import RaggedSynapses
+from ..store import RaggedSynapses
 
 #: names of the moment variables registered in each sparse store
 MOMENT_VARS = ("adam_m", "adam_v")

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from ..synapses import RaggedSynapses
+    from ..store import RaggedSynapses
     from .compiled import EPropNetwork, PlasticProjection
 
 

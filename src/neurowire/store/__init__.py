@@ -4,7 +4,7 @@
 caches; ``edits`` and ``numba_edits`` the structural edits per backend; ``sampling`` the
 random growth and the rank of entries within a row; ``persistence`` saving, loading and
 checking; ``snapshot`` the snapshot every undo uses (mutation blocks, rule transactions, a
-trainer's batch undo). :mod:`neurowire.synapses` re-exports the public names.
+trainer's batch undo).
 """
 
 from ..errors import CapacityError, DuplicateSynapseError, StoreError

@@ -82,7 +82,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CapacityError
-from ..synapses import NativeLayout, RaggedSynapses
+from ..store import NativeLayout, RaggedSynapses
 from .base import RuleContext, StructuralRule
 from .view import SynapseView
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..grid import Grid
-from ..synapses import NativeEdit, RaggedSynapses
+from ..store import NativeEdit, RaggedSynapses
 from .log import ELIMINATION, FORMATION, RewiringLog
 
 
