@@ -52,11 +52,11 @@ NOT_RESULTS = ("machine", "out", "command")
 Measurements = dict[str, float]
 
 
-def run(tree: Path, args: list[str], cwd: Path | None = None) -> str:
+def run(tree: Path, args: list[str]) -> str:
     """Run ``python args...`` with ``tree``'s sources; returns stdout."""
     env = dict(os.environ, PYTHONPATH=str(tree / "src"))
     done = subprocess.run(
-        [sys.executable, *args], env=env, cwd=cwd, capture_output=True, text=True, check=True
+        [sys.executable, *args], env=env, capture_output=True, text=True, check=True
     )
     return done.stdout
 
