@@ -5,7 +5,7 @@ every sparse projection keeps its connectivity and all per-synapse state in one
 :class:`RaggedSynapses` store, and rewiring rules are plain vectorised Python.
 """
 
-from . import analysis, data, model
+from . import analysis, data, model, nn
 from .codegen import configure_numba_cache
 from .connectivity import (
     AllToAll,

@@ -6,5 +6,6 @@ surrogate gradients) and any ``torch.optim`` optimiser train it, and structural 
 """
 
 from .linear import SparseLinear
+from .recurrent import SparseRecurrent
 
-__all__ = ["SparseLinear"]
+__all__ = ["SparseLinear", "SparseRecurrent"]

@@ -27,6 +27,8 @@ class SparseLinear(nn.Module):
             ``±1/sqrt(expected fan-in)``, the scale ``nn.Linear`` uses for its real fan-in).
         generator: seeds the connectivity and the initial weights.
         device, dtype: of the store and the parameters.
+        recurrent: inputs and outputs are the same neurons (``in_features == out_features``),
+            and the connectivity leaves out ``i -> i`` unless it allows autapses.
 
     Attributes:
         synapses: the :class:`~neurowire.RaggedSynapses` store (``n_in x n_out``); its variable
@@ -50,6 +52,7 @@ class SparseLinear(nn.Module):
         generator: torch.Generator | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        recurrent: bool = False,
     ) -> None:
         super().__init__()
         for arg, val in (("in_features", in_features), ("out_features", out_features)):
@@ -62,15 +65,9 @@ class SparseLinear(nn.Module):
             )
         padding = check_padding(padding)
         self.in_features, self.out_features = in_features, out_features
-        pre, post = conn.build(in_features, out_features, generator=generator)
-        longest = int(torch.bincount(pre, minlength=in_features).max()) if pre.numel() else 0
-        bound = conn.max_row_length(in_features, out_features)
-        capacity = max(default_capacity(max(bound, 1), padding, out_features), longest)
-        fan_in = max(1.0, pre.numel() / out_features)
-        init = weight_init or Uniform(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
-        store = RaggedSynapses(in_features, out_features, capacity, name="SparseLinear")
-        store.add_var("weight", dtype=dtype)
-        store.add(pre, post, weight=init.sample(pre.shape, generator=generator, dtype=dtype))
+        store = _build_store(
+            in_features, out_features, conn, padding, weight_init, generator, dtype, recurrent
+        )
         self.synapses = store.to(device)
         self.weight = nn.Parameter(self.synapses.vars["weight"])
         self.bias = (
@@ -122,3 +119,29 @@ def sparse_linear_reference(
     ).index_put((rows, synapses.ind[live]), weight[live])
     y = x.to(weight.dtype) @ dense
     return y if bias is None else y + bias
+
+
+def _build_store(
+    n_in: int,
+    n_out: int,
+    conn: Connectivity,
+    padding: float,
+    weight_init: Initializer | None,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    recurrent: bool,
+) -> RaggedSynapses:
+    """The layer's store on the CPU, connected by ``conn``, weights drawn from ``weight_init``."""
+    if recurrent and n_in != n_out:
+        raise ValueError(f"SparseLinear: recurrent needs in == out features, got {n_in}, {n_out}")
+    pre, post = conn.build(n_in, n_out, generator=generator, same_population=recurrent)
+    longest = int(torch.bincount(pre, minlength=n_in).max()) if pre.numel() else 0
+    bound = conn.max_row_length(n_in, n_out)
+    capacity = max(default_capacity(max(bound, 1), padding, n_out), longest)
+    fan_in = max(1.0, pre.numel() / n_out)
+    init = weight_init or Uniform(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
+    autapses = not recurrent or conn.allows_autapses()
+    store = RaggedSynapses(n_in, n_out, capacity, name="SparseLinear", autapses=autapses)
+    store.add_var("weight", dtype=dtype)
+    store.add(pre, post, weight=init.sample(pre.shape, generator=generator, dtype=dtype))
+    return store
