@@ -45,8 +45,9 @@ class NeuronCell(nn.Module):
     Attributes:
         model: the neuron model.
         dt: the step [ms].
-        <parameter>: each trainable per-neuron parameter of the model (``model.params``,
-            e.g. ``bias`` of ``LeakyIntegrator``) as an ``nn.Parameter [n]``.
+
+    Each trainable per-neuron parameter of the model (``model.params``, the ``bias`` of
+    ``LeakyIntegrator``) is an ``nn.Parameter [n]`` of the cell under its own name.
 
     Shapes: input current ``[B, n]`` in the model's input unit (the summed weights of the
     spikes delivered in this step; nA with ``LIF.biophysical``), spikes ``[B, n]`` float
