@@ -175,3 +175,23 @@ def test_bad_dt_input_and_state_are_refused():
         cell(torch.zeros(2, 3), NeuronCell(nw.ALIF(3)).initial_state(2))
     with pytest.raises(ValueError, match="batch must be an int >= 1, got 0"):
         cell.initial_state(0)
+
+
+def test_cell_gives_the_same_spikes_and_gradients_on_every_device(device):
+    currents = torch.rand(12, 3, 6, generator=torch.Generator().manual_seed(1), dtype=F64)
+    model = nw.ALIF(6, tau_m=10.0, tau_a=30.0, beta=0.3, v_th=0.6, tau_refrac=2.0)
+    results = []
+    for dev in (torch.device("cpu"), device):
+        cell = NeuronCell(model, dt=1.0, dtype=F64, device=dev)
+        inputs = currents.to(dev).requires_grad_(True)
+        state, spikes = None, []
+        for t in range(currents.shape[0]):
+            z, state = cell(inputs[t], state)
+            spikes.append(z)
+        torch.stack(spikes).sum().backward()
+        assert state.v.device.type == dev.type
+        results.append((torch.stack(spikes).detach().cpu(), inputs.grad.cpu()))
+    (z_cpu, g_cpu), (z_dev, g_dev) = results
+    assert z_cpu.sum() > 0
+    assert torch.equal(z_dev, z_cpu)
+    torch.testing.assert_close(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
