@@ -14,6 +14,15 @@ class SparseRecurrent(SparseLinear):
 
     Call it once per time step on the previous step's spikes ``[..., n]``; it returns the
     recurrent input ``[..., n]``. Without autapses in ``connectivity`` no neuron feeds itself.
+    Any neuron step that maps a current ``[B, n]`` to spikes ``[B, n]`` closes the loop
+    (:class:`~neurowire.nn.NeuronCell`, a feed-forward snnTorch ``Leaky``, a Norse ``LIFCell``)::
+
+        inp = nw.nn.SparseLinear(n_in, n, nw.FixedProbability(0.1))
+        rec = nw.nn.SparseRecurrent(n, nw.FixedProbability(0.05))
+        cell = nw.nn.NeuronCell(nw.ALIF(n), dt=1.0)
+        z, state = torch.zeros(batch, n), None
+        for t in range(steps):                       # x: [T, B, n_in]
+            z, state = cell(inp(x[t]) + rec(z), state)
 
     Args:
         n: neurons (rows and columns of the store).
