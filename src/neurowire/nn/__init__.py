@@ -2,10 +2,16 @@
 
 :class:`SparseLinear` is a linear layer over a :class:`~neurowire.RaggedSynapses` store: its
 weight is a :class:`torch.nn.Parameter` in the store's slot layout, so autograd (BPTT with
-surrogate gradients) and any ``torch.optim`` optimiser train it, and structural rules rewire it.
+surrogate gradients) and any ``torch.optim`` optimiser train it, and structural rules rewire it:
+:class:`DeepR` (``rewirer.step()`` after ``optimizer.step()``) or any
+:class:`~neurowire.StructuralRule` through :class:`Rewiring`, with the optimiser's per-slot
+state following the synapses. :func:`select_l1` chooses DEEP R's L1 on held-out data.
 """
 
+from .deep_r import DeepR
+from .l1_selection import select_l1
 from .linear import SparseLinear
 from .recurrent import SparseRecurrent
+from .rewiring import Rewiring, sparse_layers
 
-__all__ = ["SparseLinear", "SparseRecurrent"]
+__all__ = ["DeepR", "Rewiring", "SparseLinear", "SparseRecurrent", "select_l1", "sparse_layers"]
