@@ -24,7 +24,9 @@ as the optimiser skips it). Consequences:
   ``B``, like the task gradient itself;
 * gradient clipping done before ``optimizer.step()`` does not clip the term; with a
   ``torch.amp.GradScaler`` call ``scaler.unscale_(optimizer)`` before ``scaler.step`` so that
-  the term meets unscaled gradients.
+  the term meets unscaled gradients;
+* the gradient must exist when ``optimizer.step()`` is called: a closure that computes it
+  inside the step runs after the hook.
 
 ``mode="original"`` adds no gradient term; its update uses the learning rate of the weight's
 param group unless ``lr=`` is given.
