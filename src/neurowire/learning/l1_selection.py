@@ -8,6 +8,8 @@ then the smaller L1) and puts the trainer back exactly as it was, with that valu
 ``nw.DeepR(l1="auto")`` rule. Nothing but the training set is ever read.
 
 :meth:`EProp.fit <neurowire.EProp.fit>` calls it by itself when a rule still has ``l1="auto"``.
+:func:`sweep` is the part shared with :func:`neurowire.nn.select_l1`, which trains a model the
+user builds and trains.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +161,61 @@ def resolve(trainer: Trainer, value: float) -> None:
         rule.resolve_l1(value)
 
 
+def sweep(
+    train: Any,
+    grid: Sequence[float],
+    epochs: int,
+    validation_fraction: float,
+    seed: int,
+    trial: Callable[[float, Any, Any], Sequence[Mapping[str, float]]],
+) -> L1Selection:
+    """The selection shared by the trainer's and the ``torch.nn`` user's L1 choice.
+
+    Holds out a stratified validation split of ``train`` (:func:`holdout`, seeded ``seed``),
+    runs ``trial(value, fit_part, validation_part)`` for every value of the checked ``grid``
+    in increasing order, and keeps the value with the best final validation accuracy (ties:
+    the lower final validation loss, then the smaller value).
+
+    Args:
+        trial: trains from the same start at ``value`` and returns one metrics mapping per
+            epoch (``epochs`` of them), each with ``"accuracy"`` and ``"loss"`` on the
+            validation part.
+    """
+    values = check_grid(grid)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    tic = time.perf_counter()
+    fit_part, val_part = holdout(train, validation_fraction, seed)
+    accuracy, loss, curves = [], [], []
+    for value in values:
+        curve = list(trial(value, fit_part, val_part))
+        if len(curve) != epochs or not all(
+            isinstance(m, Mapping) and {"accuracy", "loss"} <= m.keys() for m in curve
+        ):
+            raise ValueError(
+                f"an L1 trial must give {epochs} mappings with 'accuracy' and 'loss', got {curve!r}"
+            )
+        curves.append([float(m["accuracy"]) for m in curve])
+        accuracy.append(float(curve[-1]["accuracy"]))
+        loss.append(float(curve[-1]["loss"]))
+    best = min(range(len(values)), key=lambda i: (-accuracy[i], loss[i], values[i]))
+    classes = np.unique(dataset_labels(val_part), return_counts=True)
+    return L1Selection(
+        grid=values,
+        val_accuracy=accuracy,
+        val_loss=loss,
+        curves=curves,
+        chosen=values[best],
+        epochs=epochs,
+        validation_fraction=float(validation_fraction),
+        seed=seed,
+        n_train=len(fit_part),
+        n_validation=len(val_part),
+        class_counts={str(c): int(n) for c, n in zip(*classes, strict=True)},
+        wall_s=time.perf_counter() - tic,
+    )
+
+
 def select_l1(
     trainer: Trainer,
     train: Any,
@@ -185,59 +242,40 @@ def select_l1(
         seed: seeds the split; None takes the trainer's seed.
         progress: show progress bars.
 
-    Returns the :class:`L1Selection`, also kept in ``trainer.l1_selection``; the same seed and
-    data give the same selection.
+    Returns the :class:`L1Selection` (:func:`sweep`), also kept in ``trainer.l1_selection``;
+    the same seed and data give the same selection.
     """
     rules = auto_rules(trainer)
     if not rules:
         raise ValueError('select_l1 needs a trainer with at least one nw.DeepR(l1="auto") rule')
-    values = check_grid(grid)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     seed = trainer.seed if seed is None else int(seed)
-    tic = time.perf_counter()
-    fit_part, val_part = holdout(train, validation_fraction, seed)
     start = copy.deepcopy(trainer.state_dict())
     timers = dict(trainer.timers)
-    accuracy, loss, curves = [], [], []
+    previous = [rule.l1 for rule in rules]
+
+    def trial(value: float, fit_part: Any, val_part: Any) -> list[dict[str, float]]:
+        for rule in rules:
+            rule.l1 = value
+        curve = []
+        for epoch in range(epochs):
+            trainer.fit(
+                fit_part,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                batch_size=batch_size,
+                progress=progress,
+            )
+            curve.append(trainer.evaluate(val_part, batch_size=max(batch_size, 64)))
+        trainer.load_state_dict(copy.deepcopy(start))
+        return curve
+
     try:
-        for value in values:
-            for rule in rules:
-                rule.l1 = value
-            curve = []
-            for epoch in range(epochs):
-                trainer.fit(
-                    fit_part,
-                    epochs=epoch + 1,
-                    initial_epoch=epoch,
-                    batch_size=batch_size,
-                    progress=progress,
-                )
-                curve.append(trainer.evaluate(val_part, batch_size=max(batch_size, 64)))
-            curves.append([m["accuracy"] for m in curve])
-            accuracy.append(curve[-1]["accuracy"])
-            loss.append(curve[-1]["loss"])
-            trainer.load_state_dict(copy.deepcopy(start))
+        selection = sweep(train, grid, epochs, validation_fraction, seed, trial)
     finally:
         trainer.load_state_dict(start)
         trainer.timers.update(timers)
-        for rule in rules:
-            rule.l1 = None
-    best = min(range(len(values)), key=lambda i: (-accuracy[i], loss[i], values[i]))
-    resolve(trainer, values[best])
-    classes = np.unique(dataset_labels(val_part), return_counts=True)
-    trainer.l1_selection = L1Selection(
-        grid=values,
-        val_accuracy=accuracy,
-        val_loss=loss,
-        curves=curves,
-        chosen=values[best],
-        epochs=epochs,
-        validation_fraction=float(validation_fraction),
-        seed=seed,
-        n_train=len(fit_part),
-        n_validation=len(val_part),
-        class_counts={str(c): int(n) for c, n in zip(*classes, strict=True)},
-        wall_s=time.perf_counter() - tic,
-    )
-    return trainer.l1_selection
+        for rule, l1 in zip(rules, previous, strict=True):
+            rule.l1 = l1
+    resolve(trainer, selection.chosen)
+    trainer.l1_selection = selection
+    return selection

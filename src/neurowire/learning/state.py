@@ -76,10 +76,7 @@ def load_trainer_state(trainer: Stateful, state: Mapping[str, Any]) -> None:
         trainer.feedback_matrix = torch.as_tensor(state["feedback"]).to(trainer.device)
     for name, rule in trainer.rules.items():
         rule.load_state_dict(state["rules"][name])
-    for g, st in zip(trainer.rule_runner.generators, state["rule_generators"], strict=True):
-        g.set_state(st)
-    for r, st in zip(trainer.rule_runner.rngs, state["rule_rngs"], strict=True):
-        r.bit_generator.state = st
+    trainer.rule_runner.load_generators(state)
     trainer.rewiring_log.load_state_dict(state["rewiring_log"])
     trainer.step_count = int(state["step_count"])
     trainer._trained_ms = float(state["trained_ms"])

@@ -20,7 +20,7 @@ rule reads neuron state (:meth:`~.view.SynapseView.renew`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,9 +130,13 @@ class RuleRunner:
         for i, (_, rule) in enumerate(self.rules):
             rule.setup(*self.context(i, clock))
 
-    def update(self, i: int, clock: Clock, log_events: bool = False) -> None:
-        """One all-or-nothing call of rule ``i``'s update, recorded per projection touched."""
+    def update(
+        self, i: int, clock: Clock, log_events: bool = False
+    ) -> dict[str, tuple[int, int, int]]:
+        """One all-or-nothing call of rule ``i``'s update, recorded per projection touched;
+        returns what it recorded, ``{projection: (removed, added, failed)}``."""
         _, rule = self.rules[i]
+        counts = {}
         with rule_transaction([], self.log) as tx:
 
             def protect(v: SynapseView) -> None:
@@ -143,6 +147,9 @@ class RuleRunner:
             rule.update(view, ctx)
             for name, v in [(ctx.projection, view), *ctx.views.items()]:
                 self.log.record_call(name, clock.step, clock.t_ms, v.removed, v.added, v.failed)
+                before = counts.get(name, (0, 0, 0))
+                counts[name] = (before[0] + v.removed, before[1] + v.added, before[2] + v.failed)
+        return counts
 
     def adjust_gradient(self, i: int, grad: torch.Tensor, clock: Clock) -> torch.Tensor:
         """Rule ``i``'s gradient hook; the result is checked to keep the gradient's shape."""
@@ -163,3 +170,11 @@ class RuleRunner:
             "rule_generators": [g.get_state() for g in self.generators],
             "rule_rngs": [r.bit_generator.state for r in self.rngs],
         }
+
+    def load_generators(self, state: Mapping[str, Any]) -> None:
+        """Put the rules' generators back as a :meth:`state_dict` saved them
+        (``rule_generators`` and ``rule_rngs``, one per rule)."""
+        for g, st in zip(self.generators, state["rule_generators"], strict=True):
+            g.set_state(st)
+        for r, st in zip(self.rngs, state["rule_rngs"], strict=True):
+            r.bit_generator.state = st
