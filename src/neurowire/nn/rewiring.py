@@ -54,8 +54,9 @@ class Rewiring:
             ``ValueError`` naming the key), each rule's
             :meth:`~neurowire.StructuralRule.adjust_gradient` runs on the weight's ``.grad``
             just before every ``optimizer.step()`` (a step pre-hook, skipped for a weight
-            whose ``.grad`` is None; a closure given to the step runs after it), and rules see the learning rate of the weight's param
-            group as ``ctx.learning_rate``. Without it, only ``.grad`` follows the synapses.
+            whose ``.grad`` is None; a closure given to the step runs after it), and rules
+            see the learning rate of the weight's param group as ``ctx.learning_rate``.
+            Without it, only ``.grad`` follows the synapses.
         model: names the layers by their path in it (:func:`sparse_layers`); without it they
             are ``"layer0"``, ``"layer1"``, ... in order of appearance.
         seed: seeds the rules' generators (rule ``i`` by
