@@ -4,6 +4,7 @@ from .base import RuleContext, StructuralRule
 from .deep_r import DeepR, SignBits
 from .distance import DistanceRewiring
 from .fan_in import SharedFanInRewiring
+from .lesions import lesion, lesion_count, lesion_dense, lesion_mask
 from .log import RewiringLog
 from .view import SynapseView
 
@@ -16,4 +17,8 @@ __all__ = [
     "SharedFanInRewiring",
     "StructuralRule",
     "SynapseView",
+    "lesion",
+    "lesion_count",
+    "lesion_dense",
+    "lesion_mask",
 ]
