@@ -1,4 +1,5 @@
-"""Structural plasticity: rules that remove and add synapses while a network runs."""
+"""Structural plasticity: rules that remove and add synapses while a network runs, and lesions
+(a random share of a projection's synapses deleted at once)."""
 
 from .base import RuleContext, StructuralRule
 from .deep_r import DeepR, SignBits
