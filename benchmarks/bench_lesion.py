@@ -119,10 +119,10 @@ def _pct(s: dict) -> str:
 def figure(summaries: Sequence[dict], epoch: int, fraction: float, path: Path) -> Path:
     """Test accuracy per epoch of every configuration, mean and range over the seeds."""
     from neurowire import analysis
-    from neurowire.experiments.classify import lesion_run
+    from neurowire.experiments import lesions
 
     names = summaries[0]["configurations"]
-    runs = {name: [lesion_run(s["configurations"][name]) for s in summaries] for name in names}
+    runs = {name: [lesions.curve(s["configurations"][name]) for s in summaries] for name in names}
     return analysis.plot_lesion_accuracy(runs, epoch, fraction, path)
 
 

@@ -13,6 +13,7 @@ integrator readout (``Dense()``, never rewired). The input and recurrent project
 ``--compare`` trains all three on the same data and seed and prints a table. Every epoch, each
 configuration's trainer is checkpointed (``DIR/checkpoints/<name>.pt``); ``--resume`` continues
 from there and reproduces an uninterrupted run. Writes ``DIR/summary.json`` and figures.
+Weights start as ``Normal(0, 1/sqrt(fan-in of the full layer))``, not rescaled by density.
 
 ``--lesion EPOCH:FRACTION`` deletes, after epoch ``EPOCH``, a random ``FRACTION`` of the hidden
 layer's input and recurrent synapses (each projection separately, drawn from a generator seeded
@@ -22,7 +23,6 @@ regrows as many at its next batch (:mod:`neurowire.structural.deep_r`); dense pr
 the same share of weights held at zero. The summary gives, per configuration, the test accuracy
 just before and just after the cut, the epochs until it is back within one point
 (:func:`~neurowire.analysis.lesion_summary`) and the final accuracy; ``lesion.png`` draws it.
-Weights start as ``Normal(0, 1/sqrt(fan-in of the full layer))``, not rescaled by density.
 
 Under ``torchrun --nproc-per-node N -m neurowire classify ...`` (several nodes: torchrun's
 rendezvous) the ranks split every batch (:mod:`neurowire.learning.distributed`; gloo on the CPU,
@@ -53,7 +53,7 @@ import neurowire as nw
 from neurowire import analysis, checks
 from neurowire.data.errors import DataFileError
 from neurowire.experiments import checkpoints as ckpt
-from neurowire.experiments import options
+from neurowire.experiments import lesions, options
 from neurowire.experiments.outputs import OutputError, RunFolder, warn
 from neurowire.io import CheckpointError
 from neurowire.learning import distributed
@@ -65,10 +65,6 @@ from neurowire.learning.loop import Callback
 DATASETS = ("mnist1d", "patterns", "shd", "ssc", "dvs_gesture", "nmnist")
 CONFIGURATIONS = ("dense", "static", "deep_r")
 MODELS = ("alif", "lif")
-#: The projections a ``--lesion`` cuts: the hidden layer's input and recurrent synapses.
-LESIONED = ("input", "recurrent")
-#: How far below its accuracy before a lesion a configuration counts as recovered (a fraction).
-RECOVERY_TOLERANCE = 0.01
 
 
 class UsageError(ValueError):
@@ -170,8 +166,8 @@ class ClassifyConfig:
             )
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch < self.epochs:
             raise UsageError(
-                f"--lesion EPOCH must be an integer in [1, {self.epochs - 1}] (after an epoch "
-                f"before the last of --epochs {self.epochs}), got {epoch}"
+                f"--lesion EPOCH must be an integer in [1, {self.epochs - 1}] (the cut comes "
+                f"after an epoch and before the last of --epochs {self.epochs}), got {epoch}"
             )
         try:
             self.lesion_fraction = checks.check_number(
@@ -352,18 +348,12 @@ class Prepared:
 
 
 def lesion_callback(cfg: ClassifyConfig, test) -> Lesion | None:
-    """The ``--lesion`` of the run as a training callback (None without one): it cuts
-    :data:`LESIONED` after ``cfg.lesion_epoch`` epochs, drawing from a generator seeded by
-    ``--seed``, and measures the test accuracy and loss right after the cut."""
+    """The run's ``--lesion`` as a training callback (:func:`~.lesions.callback`: seeded by
+    ``--seed``, measured on ``test``), or None without one."""
     if cfg.lesion_epoch is None:
         return None
     batch_size = max(cfg.batch_size, 64)
-
-    def measure(trainer: nw.EProp) -> dict[str, float]:
-        ev = trainer.evaluate(test, batch_size=batch_size)
-        return {"accuracy": ev["accuracy"], "loss": ev["loss"]}
-
-    return Lesion(cfg.lesion_epoch, cfg.lesion_fraction, LESIONED, seed=cfg.seed, measure=measure)
+    return lesions.callback(cfg.lesion_epoch, cfg.lesion_fraction, cfg.seed, test, batch_size)
 
 
 def prepare_configuration(
@@ -491,37 +481,8 @@ def train_configuration(
     elif configuration == "deep_r":
         summary["l1"] = float(cfg.l1)
     if run.lesion is not None:
-        summary["lesion"] = lesion_report(run.lesion, trainer, history)
+        summary["lesion"] = lesions.report(run.lesion, trainer, history)
     return summary
-
-
-def lesion_report(lesion: Lesion, trainer: nw.EProp, history: list[dict[str, Any]]) -> dict:
-    """The ``lesion`` entry of a configuration's summary: when and what was cut (per
-    projection: synapses before the cut, cut, and at the end of training), and the test accuracy
-    just before and just after the cut, the epochs to recover within
-    :data:`RECOVERY_TOLERANCE` (or ``"not recovered"``) and at the end
-    (:func:`~neurowire.analysis.lesion_summary`)."""
-    record = lesion.record
-    accuracy = [h["accuracy_test"] for h in history]
-    final = {}
-    for name in LESIONED:
-        proj = trainer.net.projections[name]
-        if proj.sparse:
-            final[name] = proj.synapses.nnz
-        else:
-            final[name] = record["synapses_before"][name] - record["removed"][name]
-    measured = analysis.lesion_summary(
-        accuracy, record["epoch"], record["after"]["accuracy"], RECOVERY_TOLERANCE
-    )
-    return {
-        "epoch": record["epoch"],
-        "fraction": record["fraction"],
-        "synapses_before": record["synapses_before"],
-        "removed": record["removed"],
-        "synapses_final": final,
-        "loss_test_after": record["after"]["loss"],
-        **measured,
-    }
 
 
 def _to_tensors(snap: dict[str, Any]) -> dict[str, Any]:
@@ -664,22 +625,7 @@ def table(summary: dict[str, Any]) -> str:
             f"{c['time_per_epoch_s']:8.2f} {speed:>8s} {c['n_synapses']:10d} {c['n_slots']:10d} "
             f"{c['rewirings_per_batch']:13.1f} {rules:>9s} {l1:>7s}"
         )
-    lesioned = {name: c["lesion"] for name, c in confs.items() if "lesion" in c}
-    if lesioned:
-        first = next(iter(lesioned.values()))
-        lines.append(
-            f"lesion: {100 * first['fraction']:g} % of the input and recurrent synapses cut "
-            f"after epoch {first['epoch']} (test accuracy before -> after -> final; epochs back "
-            f"within {first['tolerance_points']:g} point)"
-        )
-        for name, les in lesioned.items():
-            back = les["epochs_to_recover"]
-            back = back if isinstance(back, str) else f"{back} epoch{'' if back == 1 else 's'}"
-            lines.append(
-                f"  {name:12s} {100 * les['accuracy_before']:6.2f}% -> "
-                f"{100 * les['accuracy_after']:6.2f}% -> {100 * les['accuracy_final']:6.2f}%  "
-                f"{back}"
-            )
+    lines += lesions.table_lines(confs)
     chosen = [c["l1_selection"] for c in confs.values() if "l1_selection" in c]
     for sel in chosen:
         curve = ", ".join(
@@ -763,20 +709,12 @@ def run(cfg: ClassifyConfig, folder: RunFolder | None = None) -> dict[str, Any]:
         )
         if cfg.lesion_epoch is not None:
             analysis.plot_lesion_accuracy(
-                {name: [lesion_run(r)] for name, r in results.items()},
+                {name: [lesions.curve(r)] for name, r in results.items()},
                 cfg.lesion_epoch,
                 cfg.lesion_fraction,
                 folder.path / "lesion.png",
             )
     return summary
-
-
-def lesion_run(result: dict[str, Any]) -> dict[str, Any]:
-    """One configuration's summary entry as a run of
-    :func:`~neurowire.analysis.plot_lesion_accuracy`: test accuracy per epoch and just after the
-    cut."""
-    accuracy = [h["accuracy_test"] for h in result["history"]]
-    return {"accuracy": accuracy, "after": result["lesion"]["accuracy_after"]}
 
 
 # ---------------------------------------------------------------------- command line
