@@ -167,6 +167,21 @@ BAD_FLAGS = {
     "validation 1": (["--validation-fraction", "1"], "--validation-fraction"),
     "grid inf": (["--l1-grid", "0.1", "inf"], "--l1-grid"),
     "resume and overwrite": (["--resume", "--overwrite"], "--overwrite"),
+    "lesion no colon": (["--lesion", "10"], "--lesion"),
+    "lesion words": (["--lesion", "ten:half"], "--lesion"),
+    "lesion epoch float": (["--lesion", "2.5:0.5"], "--lesion"),
+    "lesion empty fraction": (["--lesion", "3:"], "--lesion"),
+    "lesion epoch 0": (["--lesion", "0:0.5"], "--lesion EPOCH"),
+    "lesion epoch negative": (["--lesion=-1:0.5"], "--lesion EPOCH"),
+    "lesion read as an option": (["--lesion", "-1:0.5"], "--lesion"),
+    "lesion at the last epoch": (["--epochs", "10", "--lesion", "10:0.5"], "[1, 9]"),
+    "lesion after the last epoch": (["--epochs", "4", "--lesion", "7:0.5"], "--lesion EPOCH"),
+    "lesion one epoch": (["--epochs", "1", "--lesion", "1:0.5"], "--epochs 2 or more"),
+    "lesion fraction 0": (["--lesion", "3:0"], "--lesion FRACTION"),
+    "lesion fraction 1": (["--lesion", "3:1"], "--lesion FRACTION"),
+    "lesion fraction negative": (["--lesion", "3:-0.5"], "(0, 1)"),
+    "lesion fraction nan": (["--lesion", "3:nan"], "--lesion FRACTION"),
+    "lesion fraction inf": (["--lesion", "3:inf"], "--lesion FRACTION"),
 }
 
 
@@ -327,6 +342,7 @@ RESUME_MISMATCHES = {
     "seed": (["--seed", "1"], "seed: 0 -> 1"),
     "dt": (["--dt", "0.5"], "dt: 1.0 -> 0.5"),
     "method": (["--method", "online"], "method: 'factorized' -> 'online'"),
+    "lesion": (["--lesion", "2:0.5"], "lesion_epoch: '(absent)' -> 2"),
 }
 
 

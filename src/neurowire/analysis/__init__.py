@@ -1,9 +1,16 @@
 """Analyses of connectivity and its evolution.
 
-Rewiring statistics (:mod:`.rewiring`), topographic-map measures (:mod:`.topomap`), plots
-(:mod:`.plots`).
+Rewiring statistics (:mod:`.rewiring`), topographic-map measures (:mod:`.topomap`), what
+training restores after a lesion (:mod:`.lesion`), plots (:mod:`.plots`).
 """
 
+from .lesion import (
+    NOT_RECOVERED,
+    lesion_curve,
+    lesion_recovery,
+    lesion_summary,
+    plot_lesion_accuracy,
+)
 from .placement import (
     PlacementReport,
     PlacementStats,
@@ -57,6 +64,11 @@ from .training import (
 )
 
 __all__ = [
+    "NOT_RECOVERED",
+    "lesion_curve",
+    "lesion_recovery",
+    "lesion_summary",
+    "plot_lesion_accuracy",
     "PlacementReport",
     "PlacementStats",
     "TrialCounts",

@@ -3,8 +3,9 @@ trainer's state (:class:`~neurowire.learning.checkpoint.Checkpointer`), and the 
 resume.
 
 A checkpoint records the settings that determine its run's model and data
-(:data:`RUN_SETTINGS`), so that ``--resume`` with other sizes, model, densities, data set, time
-step, method, ... is refused in one line naming every differing setting, before any work.
+(:data:`RUN_SETTINGS`, and :data:`LESION_SETTINGS` when ``--lesion`` is given), so that
+``--resume`` with other sizes, model, densities, data set, time step, method, lesion, ... is
+refused in one line naming every differing setting, before any work.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .outputs import differences
 
 __all__ = [
     "CHECKPOINT_KEYS",
+    "LESION_SETTINGS",
     "RUN_SETTINGS",
     "ResumeError",
     "checkpoint_path",
@@ -52,8 +54,13 @@ RUN_SETTINGS = (
     "configurations",
 )
 
+#: The settings of ``--lesion``: part of the run's settings only when it is given, so that the
+#: record of a run without a lesion names no lesion.
+LESION_SETTINGS = ("lesion_epoch", "lesion_fraction")
+
 #: What every checkpoint of classify holds besides the trainer's epoch, state and L1 selection
-#: (:data:`neurowire.learning.checkpoint.CHECKPOINT_KEYS`).
+#: (:data:`neurowire.learning.checkpoint.CHECKPOINT_KEYS`); a run with ``--lesion`` adds
+#: ``lesion``, the state of its :class:`~neurowire.learning.Lesion`.
 CHECKPOINT_KEYS = ("configuration", "run", "history", "before")
 
 
@@ -62,9 +69,13 @@ class ResumeError(ValueError):
 
 
 def run_settings(cfg: Any) -> dict[str, Any]:
-    """The :data:`RUN_SETTINGS` of a :class:`~neurowire.experiments.classify.ClassifyConfig`."""
+    """The :data:`RUN_SETTINGS` of a :class:`~neurowire.experiments.classify.ClassifyConfig`,
+    and its :data:`LESION_SETTINGS` if it has a lesion."""
     values = asdict(cfg)
-    return {name: values[name] for name in RUN_SETTINGS}
+    settings = {name: values[name] for name in RUN_SETTINGS}
+    if values["lesion_epoch"] is not None:
+        settings.update({name: values[name] for name in LESION_SETTINGS})
+    return settings
 
 
 def checkpoint_path(out: str | Path, configuration: str) -> Path:
@@ -76,16 +87,18 @@ def read_checkpoints(
     out: str | Path, configurations: Iterable[str], settings: Mapping[str, Any], epochs: int
 ) -> dict[str, dict[str, Any]]:
     """The checkpoints in ``out`` of the given configurations (absent ones left out), each
-    checked: every key of :data:`CHECKPOINT_KEYS` and the trainer's, its configuration, the same
-    :data:`RUN_SETTINGS`, and at most ``epochs`` epochs done.
+    checked: every key of :data:`CHECKPOINT_KEYS` and the trainer's (and ``lesion`` with
+    :data:`LESION_SETTINGS`), its configuration, the same settings, and at most ``epochs``
+    epochs done.
 
     Raises :class:`~neurowire.io.CheckpointError` (damaged or foreign file) or
     :class:`ResumeError` (another run, or ``--epochs`` below what was done).
     """
     found = {}
+    required = CHECKPOINT_KEYS + (("lesion",) if "lesion_epoch" in settings else ())
     for configuration in configurations:
         path = checkpoint_path(out, configuration)
-        saved = Checkpointer(path).read(required=CHECKPOINT_KEYS)
+        saved = Checkpointer(path).read(required=required)
         if saved is None:
             continue
         where = str(path)

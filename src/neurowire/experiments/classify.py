@@ -15,6 +15,15 @@ configuration's trainer is checkpointed (``DIR/checkpoints/<name>.pt``); ``--res
 from there and reproduces an uninterrupted run. Writes ``DIR/summary.json`` and figures.
 Weights start as ``Normal(0, 1/sqrt(fan-in of the full layer))``, not rescaled by density.
 
+``--lesion EPOCH:FRACTION`` deletes, after epoch ``EPOCH``, a random ``FRACTION`` of the hidden
+layer's input and recurrent synapses (each projection separately, drawn from a generator seeded
+by ``--seed``: :class:`~neurowire.learning.Lesion`) and trains on to ``--epochs``. Static sparse
+projections lose the synapses for good; DEEP R keeps its budget, the original count, and so
+regrows as many at its next batch (:mod:`neurowire.structural.deep_r`); dense projections have
+the same share of weights held at zero. The summary gives, per configuration, the test accuracy
+just before and just after the cut, the epochs until it is back within one point
+(:func:`~neurowire.analysis.lesion_summary`) and the final accuracy; ``lesion.png`` draws it.
+
 Under ``torchrun --nproc-per-node N -m neurowire classify ...`` (several nodes: torchrun's
 rendezvous) the ranks split every batch (:mod:`neurowire.learning.distributed`; gloo on the CPU,
 NCCL with ``--device cuda``, which becomes ``cuda:LOCAL_RANK``); only rank 0 prints, shows
@@ -44,12 +53,13 @@ import neurowire as nw
 from neurowire import analysis, checks
 from neurowire.data.errors import DataFileError
 from neurowire.experiments import checkpoints as ckpt
-from neurowire.experiments import options
+from neurowire.experiments import lesions, options
 from neurowire.experiments.outputs import OutputError, RunFolder, warn
 from neurowire.io import CheckpointError
 from neurowire.learning import distributed
 from neurowire.learning import l1_selection as l1sel
 from neurowire.learning.checkpoint import Checkpointer
+from neurowire.learning.lesion import Lesion
 from neurowire.learning.loop import Callback
 
 DATASETS = ("mnist1d", "patterns", "shd", "ssc", "dvs_gesture", "nmnist")
@@ -94,6 +104,8 @@ class ClassifyConfig:
     fresh: bool = False  # with resume: start a run when --out holds none
     progress: bool = True
     configurations: list[str] = field(default_factory=list)
+    lesion_epoch: int | None = None  # with lesion_fraction: --lesion EPOCH:FRACTION
+    lesion_fraction: float | None = None
 
     def __post_init__(self) -> None:
         self._check()
@@ -136,7 +148,33 @@ class ClassifyConfig:
             raise UsageError(f"--regrow must be 'pair' or 'row', got {self.regrow!r}")
         if self.method not in ("factorized", "online"):
             raise UsageError(f"--method must be 'factorized' or 'online', got {self.method!r}")
+        self._check_lesion()
         check_device(self.device)
+
+    def _check_lesion(self) -> None:
+        epoch, fraction = self.lesion_epoch, self.lesion_fraction
+        if epoch is None and fraction is None:
+            return
+        if epoch is None or fraction is None:
+            raise UsageError(
+                f"--lesion needs EPOCH:FRACTION, got epoch {epoch}, fraction {fraction}"
+            )
+        if self.epochs < 2:
+            raise UsageError(
+                f"--lesion needs --epochs 2 or more (it cuts after an epoch and trains on), got "
+                f"--epochs {self.epochs}"
+            )
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch < self.epochs:
+            raise UsageError(
+                f"--lesion EPOCH must be an integer in [1, {self.epochs - 1}] (the cut comes "
+                f"after an epoch and before the last of --epochs {self.epochs}), got {epoch}"
+            )
+        try:
+            self.lesion_fraction = checks.check_number(
+                "--lesion FRACTION", fraction, low=0.0, high=1.0, low_open=True, high_open=True
+            )
+        except checks.ParameterError as err:
+            raise UsageError(str(err)) from None
 
 
 def _flag(name: str) -> str:
@@ -298,31 +336,49 @@ def snapshot(trainer: nw.EProp) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------------- training
 @dataclass
 class Prepared:
-    """One configuration ready to train: a fresh trainer, or one restored from its checkpoint."""
+    """One configuration ready to train: a fresh trainer, or one restored from its checkpoint,
+    with its ``--lesion`` callback (None without one)."""
 
     name: str
     trainer: nw.EProp
     before: dict[str, dict[str, Any]]
     history: list[dict[str, Any]] = field(default_factory=list)
     start: int = 0
+    lesion: Lesion | None = None
+
+
+def lesion_callback(cfg: ClassifyConfig, test) -> Lesion | None:
+    """The run's ``--lesion`` as a training callback (:func:`~.lesions.callback`: seeded by
+    ``--seed``, measured on ``test``), or None without one."""
+    if cfg.lesion_epoch is None:
+        return None
+    batch_size = max(cfg.batch_size, 64)
+    return lesions.callback(cfg.lesion_epoch, cfg.lesion_fraction, cfg.seed, test, batch_size)
 
 
 def prepare_configuration(
-    cfg: ClassifyConfig, configuration: str, info: dict[str, Any], saved: dict[str, Any] | None
+    cfg: ClassifyConfig,
+    configuration: str,
+    info: dict[str, Any],
+    saved: dict[str, Any] | None,
+    lesion: Lesion | None = None,
 ) -> Prepared:
-    """Build one configuration's trainer and restore it from ``saved`` (its checked checkpoint
-    payload, :func:`~neurowire.experiments.checkpoints.read_checkpoints`) if given."""
+    """Build one configuration's trainer and restore it and its ``lesion`` callback
+    (:func:`lesion_callback`) from ``saved`` (its checked checkpoint payload,
+    :func:`~neurowire.experiments.checkpoints.read_checkpoints`) if given."""
     trainer = build(cfg, configuration, info)
     if saved is None:
-        return Prepared(configuration, trainer, snapshot(trainer))
+        return Prepared(configuration, trainer, snapshot(trainer), lesion=lesion)
     path = ckpt.checkpoint_path(cfg.out, configuration)
     start = Checkpointer(path).resume(trainer, saved)
     try:
         before = {k: _from_tensors(v) for k, v in saved["before"].items()}
+        if lesion is not None:
+            lesion.load_state_dict(saved["lesion"])
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         why = options.one_line(err)
         raise CheckpointError(f"{str(path)!r} does not fit this network ({why})") from None
-    return Prepared(configuration, trainer, before, list(saved["history"]), start)
+    return Prepared(configuration, trainer, before, list(saved["history"]), start, lesion)
 
 
 class EpochReport(Callback):
@@ -386,17 +442,21 @@ def train_configuration(
         folder.last_checkpoint = f"{str(path)!r} ({configuration}, epoch {done})"
 
     def extra(done: int) -> dict[str, Any]:
-        return {
+        payload = {
             "configuration": configuration,
             "run": ckpt.run_settings(cfg),
             "history": history,
             "before": {k: _to_tensors(v) for k, v in before.items()},
         }
+        if run.lesion is not None:
+            payload["lesion"] = run.lesion.state_dict()
+        return payload
 
     path = ckpt.checkpoint_path(folder.path, configuration)
     epochs = tqdm_epochs(cfg, configuration, run.start)
-    callbacks = [
+    callbacks = [  # the report measures before the cut, the checkpoint holds it
         EpochReport(cfg, test, history, epochs),
+        *([run.lesion] if run.lesion is not None else []),
         Checkpointer(path, extra=extra, write=writer, on_save=note),
     ]
     for epoch in range(run.start, cfg.epochs):
@@ -420,6 +480,8 @@ def train_configuration(
             )
     elif configuration == "deep_r":
         summary["l1"] = float(cfg.l1)
+    if run.lesion is not None:
+        summary["lesion"] = lesions.report(run.lesion, trainer, history)
     return summary
 
 
@@ -563,6 +625,7 @@ def table(summary: dict[str, Any]) -> str:
             f"{c['time_per_epoch_s']:8.2f} {speed:>8s} {c['n_synapses']:10d} {c['n_slots']:10d} "
             f"{c['rewirings_per_batch']:13.1f} {rules:>9s} {l1:>7s}"
         )
+    lines += lesions.table_lines(confs)
     chosen = [c["l1_selection"] for c in confs.values() if "l1_selection" in c]
     for sel in chosen:
         curve = ", ".join(
@@ -615,7 +678,8 @@ def run(cfg: ClassifyConfig, folder: RunFolder | None = None) -> dict[str, Any]:
         except ValueError as err:
             raise UsageError(f"--batch-size {cfg.batch_size}: {err}") from None
         prepared = [
-            prepare_configuration(cfg, name, info, saved.get(name)) for name in cfg.configurations
+            prepare_configuration(cfg, name, info, saved.get(name), lesion_callback(cfg, test))
+            for name in cfg.configurations
         ]
     except BaseException:
         if writer:
@@ -643,6 +707,13 @@ def run(cfg: ClassifyConfig, folder: RunFolder | None = None) -> dict[str, Any]:
         analysis.plot_accuracy_history(
             {name: r["history"] for name, r in results.items()}, folder.path / "accuracy.png"
         )
+        if cfg.lesion_epoch is not None:
+            analysis.plot_lesion_accuracy(
+                {name: [lesions.curve(r)] for name, r in results.items()},
+                cfg.lesion_epoch,
+                cfg.lesion_fraction,
+                folder.path / "lesion.png",
+            )
     return summary
 
 
@@ -717,6 +788,15 @@ def parser() -> argparse.ArgumentParser:
         help="train exactly these configurations (instead of --compare / --deep-r)",
     )
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
+    p.add_argument(
+        "--lesion",
+        type=lesion_arg,
+        default=None,
+        metavar="EPOCH:FRACTION",
+        help="after epoch EPOCH, delete a random FRACTION of the hidden layer's input and "
+        "recurrent synapses (each projection separately; DEEP R may regrow up to its original "
+        "count, dense weights are held at zero) and train on to --epochs",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="trials per batch")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--seed", type=int, default=d.seed, help="seeds data order, weights, rewiring")
@@ -766,8 +846,23 @@ def l1_arg(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
 
 
+def lesion_arg(text: str) -> tuple[int, float]:
+    """``--lesion``: ``EPOCH:FRACTION``, an integer and a number (their ranges are checked by
+    :class:`ClassifyConfig`)."""
+    epoch, colon, fraction = text.partition(":")
+    try:
+        if not colon:
+            raise ValueError
+        return int(epoch), float(fraction)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected EPOCH:FRACTION, an integer and a number such as 10:0.5, got {text!r}"
+        ) from None
+
+
 def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
     args = parser().parse_args(argv)
+    lesion_epoch, lesion_fraction = args.lesion or (None, None)
     try:
         return ClassifyConfig(
             dataset=args.dataset,
@@ -797,6 +892,8 @@ def config_from_args(argv: Sequence[str] | None) -> ClassifyConfig:
             fresh=args.resume_or_start,
             progress=not args.no_progress,
             configurations=list(dict.fromkeys(args.configurations or [])),
+            lesion_epoch=lesion_epoch,
+            lesion_fraction=lesion_fraction,
         )
     except UsageError as err:
         parser().error(str(err))

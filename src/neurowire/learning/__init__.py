@@ -1,9 +1,10 @@
 """Learning rules: e-prop (online reference and factorised fast path), Adam, losses, the
-training loop with its callbacks and checkpoints."""
+training loop with its callbacks (checkpoints, a lesion during training)."""
 
 from .checkpoint import Checkpointer
 from .eprop import EProp
 from .l1_selection import L1Selection, select_l1
+from .lesion import Lesion
 from .loop import Callback, TrainingLoop
 from .losses import (
     Loss,
@@ -19,6 +20,7 @@ __all__ = [
     "Checkpointer",
     "EProp",
     "L1Selection",
+    "Lesion",
     "Loss",
     "MeanSquaredError",
     "RateRegularizer",

@@ -1,9 +1,11 @@
-"""Structural plasticity: rules that remove and add synapses while a network runs."""
+"""Structural plasticity: rules that remove and add synapses while a network runs, and lesions
+(a random share of a projection's synapses deleted at once)."""
 
 from .base import RuleContext, StructuralRule
 from .deep_r import DeepR, SignBits
 from .distance import DistanceRewiring
 from .fan_in import SharedFanInRewiring
+from .lesions import lesion, lesion_count, lesion_dense, lesion_mask
 from .log import RewiringLog
 from .view import SynapseView
 
@@ -16,4 +18,8 @@ __all__ = [
     "SharedFanInRewiring",
     "StructuralRule",
     "SynapseView",
+    "lesion",
+    "lesion_count",
+    "lesion_dense",
+    "lesion_mask",
 ]

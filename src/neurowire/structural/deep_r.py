@@ -4,7 +4,17 @@ Every *potential* synapse ``(pre, post)`` of a rewired projection has one sign f
 (Bellec et al. 2018, "Deep rewiring"). A synapse whose weight crosses zero against
 its sign is removed, and exactly as many synapses are added at unconnected pairs, at weight 0
 with every other per-synapse variable (Adam moments, traces) 0, so each projection's synapse
-count never changes.
+count stays at its budget.
+
+The synapse budget. Each projection's budget ``K`` is its synapse count when the rule is set up
+(:attr:`DeepR.budget`; saved with the rule's state). Bellec et al.'s algorithm keeps exactly
+``K`` connections active, so when synapses were deleted from outside the rule (a lesion,
+:func:`~neurowire.structural.lesions.lesion`) the next call re-adds the missing ones too, placed
+as every re-added synapse is (``regrow``, below) at weight 0: after a lesion DEEP R restores the
+original count, not the reduced one, and the network relearns with it. The refill draws its two
+stream keys from the rule's generator only when something is missing, so a run without a lesion
+draws exactly as before. A projection holding more than ``K`` synapses keeps them; placements
+that find no room count as failed and are retried at the next call.
 
 The signs are kept as GeNN does: one bit per potential pair (:class:`SignBits`, ``n_pre x
 ceil(n_post / 8)`` bytes: 128 KiB for 2,048 x 512). At :meth:`DeepR.setup` every bit is drawn
@@ -261,7 +271,8 @@ class DeepR(StructuralRule):
             without native kernels take the reference path (``view.remove``, then
             :meth:`regrow_synapses`). Both give the same store from the same generator state.
 
-    State: :attr:`signs` ``{projection name: SignBits}`` (every potential pair), and the store
+    State: :attr:`signs` ``{projection name: SignBits}`` (every potential pair), :attr:`budget`
+    ``{projection name: K}`` (the count each call restores), and the store
     variable ``sign`` (int8, +1/-1 on every live synapse, 0 on padding) that caches each
     synapse's bit so a batch costs no bit look-ups; re-added synapses take their pair's bit.
     """
@@ -292,6 +303,7 @@ class DeepR(StructuralRule):
         self.lr = None if lr is None else float(lr)
         self.fused = bool(fused)
         self._signs: dict[str, SignBits] = {}
+        self._budget: dict[str, int] = {}
         self._arrays: dict[str, FusedArrays] = {}
 
     def resolve_l1(self, value: float) -> None:
@@ -314,13 +326,21 @@ class DeepR(StructuralRule):
         """``{projection name: SignBits}`` of the projections this rule has been set up on."""
         return self._signs
 
+    @property
+    def budget(self) -> dict[str, int]:
+        """``{projection name: K}``: the synapse count each call restores, the projection's
+        count when the rule was set up on it (see the module docstring)."""
+        return dict(self._budget)
+
     # ------------------------------------------------------------------ hooks
     def setup(self, view: SynapseView, ctx: RuleContext) -> None:
-        """Draw the sign bits (unless restored), register the store variable ``sign`` and
-        load the fused pass's kernels (:meth:`_load_kernels`)."""
+        """Draw the sign bits (unless restored), record the synapse budget (unless restored:
+        the store's count now), register the store variable ``sign`` and load the fused pass's
+        kernels (:meth:`_load_kernels`)."""
         s = view.store
         if s.vars["weight"].dim() != 2:
             raise ValueError(f"DeepR: projection {s.name!r} has a batched weight")
+        self._budget.setdefault(s.name, s.nnz)
         if s.name not in self._signs:
             signs = SignBits.random(s.n_pre, s.n_post, ctx.rng, s.device)
             pre, post = s.coo()
@@ -345,10 +365,16 @@ class DeepR(StructuralRule):
             k.load(k.add_signed, weight, sign, 0.0)
 
     def atomic(self, view: SynapseView) -> bool:
-        """True for the fused pass in ``"genn"`` mode: its only change is one numba edit of the
-        store, made after every check (:meth:`_edit_fused`, or
-        :meth:`~neurowire.RaggedSynapses.replace_native` for a view that logs events)."""
-        return self.mode == "genn" and self.fused and view.store.native_edits
+        """True for the fused pass in ``"genn"`` mode on a store that holds its budget: its
+        only change is one numba edit of the store, made after every check (:meth:`_edit_fused`,
+        or :meth:`~neurowire.RaggedSynapses.replace_native` for a view that logs events). A
+        store below its budget is refilled by a second edit (:meth:`_missing`)."""
+        s = view.store
+        return self.mode == "genn" and self.fused and s.native_edits and not self._missing(s)
+
+    def _missing(self, store: RaggedSynapses) -> int:
+        """Synapses the store lacks to reach its budget (0 when it holds it or more)."""
+        return max(self._budget.get(store.name, 0) - store.nnz, 0)
 
     def fused_arrays(self, store: RaggedSynapses) -> FusedArrays | None:
         """The fused pass's arrays of ``store``, or None where it takes the reference path
@@ -424,10 +450,11 @@ class DeepR(StructuralRule):
         return grad.add(view["sign"], alpha=alpha)
 
     def update(self, view: SynapseView, ctx: RuleContext) -> None:
-        """Remove the synapses whose weight crossed zero against their sign, re-add as many.
+        """Remove the synapses whose weight crossed zero against their sign, re-add as many,
+        then re-add any that the store lacks to reach its :attr:`budget`.
 
         Every call draws two stream keys from ``ctx.rng`` (:func:`stream_keys`: placements,
-        then columns), used or not, so both paths consume it alike."""
+        then columns), used or not, so both paths consume it alike; a refill draws two more."""
         self._l1()
         s = view.store
         arrays = self.fused_arrays(s)
@@ -436,12 +463,14 @@ class DeepR(StructuralRule):
         keys = stream_keys(ctx.rng)
         if arrays is not None:
             self._rewire_fused(view, arrays, keys)
-            return
-        crossed = (s.vars["weight"] * view["sign"]) < 0  # padding: sign 0, never crossed
-        if not bool(crossed.any()):
-            return
-        removed = int(view.remove(crossed).sum())
-        self.regrow_synapses(view, removed, ctx, (int(keys[0]), int(keys[1])))
+        else:
+            crossed = (s.vars["weight"] * view["sign"]) < 0  # padding: sign 0, never crossed
+            if bool(crossed.any()):
+                removed = int(view.remove(crossed).sum())
+                self.regrow_synapses(view, removed, ctx, (int(keys[0]), int(keys[1])))
+        missing = self._missing(s)
+        if missing:
+            self.regrow_synapses(view, missing, ctx)
 
     def _rewire_fused(self, view: SynapseView, a: FusedArrays, keys: np.ndarray) -> None:
         """The fused pass: the sign test and the placements in one numba call
@@ -535,13 +564,17 @@ class DeepR(StructuralRule):
         return {
             "signs": {name: b.bits.cpu().clone() for name, b in self._signs.items()},
             "n_post": {name: b.n_post for name, b in self._signs.items()},
+            "budget": dict(self._budget),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`. A state without ``budget`` keeps the budgets of
+        :meth:`setup` (the count of the freshly built projection)."""
         try:
             bits, n_post = state["signs"], state["n_post"]
             self._signs = {
                 name: SignBits(torch.as_tensor(b), int(n_post[name])) for name, b in bits.items()
             }
-        except (KeyError, TypeError) as err:
+            self._budget.update({name: int(k) for name, k in state.get("budget", {}).items()})
+        except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"DeepR: bad saved state ({err})") from None
