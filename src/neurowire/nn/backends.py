@@ -16,6 +16,7 @@ once per call by :func:`resolve_backend`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
 from typing import NamedTuple
@@ -66,7 +67,7 @@ class NumbaBackend:
     @staticmethod
     def unsupported(weight: Tensor) -> str | None:
         """Why this backend cannot run ``weight``, or None if it can."""
-        if importlib.util.find_spec("numba") is None:
+        if not _numba_installed():
             return "numba is not installed"
         if weight.device.type != "cpu":
             return f"it runs on the CPU, the weight is on {weight.device}"
@@ -224,6 +225,11 @@ def _spike_events(ev: Events, n_in: int) -> SpikeEvents:
 def _structure(syn: RaggedSynapses) -> tuple[np.ndarray, np.ndarray]:
     """numpy views of the store's ``ind`` and ``row_length``."""
     return syn.ind.numpy(), syn.row_length.numpy()
+
+
+@functools.cache
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
 
 
 def _chunk(grad_out: Tensor) -> int:
