@@ -20,7 +20,7 @@ from torch import Tensor
 from ..store import RaggedSynapses
 from .backends import Events, NumbaBackend, TorchBackend, resolve_backend
 
-#: input dtypes taken as spikes besides the weight's own dtype
+#: the non-floating input dtypes taken (as spikes, or as counts for uint8)
 SPIKE_DTYPES = (torch.bool, torch.uint8)
 
 
@@ -35,7 +35,9 @@ def sparse_linear(
     """``y = x W (+ b)`` with ``W`` the live synapses of ``synapses`` weighted by ``weight``.
 
     Args:
-        x: input: spikes (bool, uint8 or floating 0/1) or real values of ``weight``'s dtype.
+        x: input: spikes (bool, uint8 or floating 0/1) or real values; a floating input of
+            another dtype than ``weight``'s is cast to it (differentiably), as spikes from
+            another library often are.
         weight: ``[n_in, capacity]`` in ``synapses``' slot layout; padding slots are ignored
             and get a zero gradient.
         synapses: the store (rows = inputs ``n_in``, columns = outputs ``n_out``); its
@@ -53,6 +55,8 @@ def sparse_linear(
     _check(x, weight, synapses, bias)
     impl = resolve_backend(backend, weight)
     rows = x.reshape(-1, synapses.n_pre)
+    if rows.is_floating_point() and rows.dtype != weight.dtype:
+        rows = rows.to(weight.dtype)
     y, _, _ = _SparseLinearFunction.apply(rows, weight, bias, synapses, impl)
     return y.reshape(*x.shape[:-1], synapses.n_post)
 
@@ -164,10 +168,10 @@ def _check(x: Tensor, weight: Tensor, synapses: RaggedSynapses, bias: Tensor | N
             f"{name}: weight must have the store's slot shape {(synapses.n_pre, synapses.capacity)}"
             f", got {tuple(weight.shape)}"
         )
-    if x.dtype != weight.dtype and x.dtype not in SPIKE_DTYPES:
+    if not x.is_floating_point() and x.dtype not in SPIKE_DTYPES:
         raise TypeError(
-            f"{name}: input must be {weight.dtype} (the weight's dtype) or bool/uint8 spikes, "
-            f"got {x.dtype}"
+            f"{name}: input must be floating (cast to the weight's {weight.dtype}) or bool/uint8 "
+            f"spikes, got {x.dtype}"
         )
     if bias is not None and (tuple(bias.shape) != (synapses.n_post,) or bias.dtype != weight.dtype):
         raise ValueError(
