@@ -8,9 +8,11 @@ surrogate gradients) and any ``torch.optim`` optimiser train it, and structural 
 state following the synapses. :func:`select_l1` chooses DEEP R's L1 on held-out data.
 :class:`NeuronCell` runs one step of a neurowire neuron model (``LIF``, ``ALIF``, ...) in the
 same autograd graph, with a surrogate gradient from the model's own pseudo-derivative.
+:func:`sparse_linear` is the layer's product as a function (event-driven for spike input).
 """
 
 from .deep_r import DeepR
+from .functional import sparse_linear
 from .l1_selection import select_l1
 from .linear import SparseLinear
 from .neurons import NeuronCell
@@ -25,4 +27,5 @@ __all__ = [
     "SparseRecurrent",
     "select_l1",
     "sparse_layers",
+    "sparse_linear",
 ]

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ..connectivity import Connectivity, FixedProbability, check_padding, default_capacity
 from ..initializers import Initializer, Uniform
 from ..store import RaggedSynapses
+from .functional import sparse_linear
 
 
 class SparseLinear(nn.Module):
@@ -36,6 +37,9 @@ class SparseLinear(nn.Module):
         weight: ``nn.Parameter [n_in, capacity]`` in slot layout; slot ``s`` of row ``i`` is the
             synapse ``i -> synapses.ind[i, s]``. Padding slots hold 0 and get no gradient.
         bias: ``nn.Parameter [n_out]`` or None.
+        backend: which implementation of :func:`~neurowire.nn.functional.sparse_linear` runs:
+            None (default: numba kernels on the CPU for float32/float64, PyTorch ops
+            elsewhere), ``"numba"`` or ``"torch"``.
 
     Shapes: input ``[..., n_in]`` (spikes or real values), output ``[..., n_out]``.
     """
@@ -73,14 +77,11 @@ class SparseLinear(nn.Module):
         self.bias = (
             nn.Parameter(torch.zeros(out_features, dtype=dtype, device=device)) if bias else None
         )
+        self.backend: str | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[..., n_in] -> [..., n_out]``."""
-        if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"SparseLinear: input has {x.shape[-1]} features, expected {self.in_features}"
-            )
-        return sparse_linear_reference(x, self.weight, self.synapses, self.bias)
+        """``[..., n_in] -> [..., n_out]`` (see :func:`~neurowire.nn.functional.sparse_linear`)."""
+        return sparse_linear(x, self.weight, self.synapses, self.bias, backend=self.backend)
 
     def extra_repr(self) -> str:
         s = self.synapses
