@@ -12,6 +12,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 #: a line each script must print (its result, not a fixed number)
 EXPECTED = {
+    "bptt_deep_r.py": "mean test accuracy",
     "custom_neuron.py": "same spike trains:",
     "custom_rule.py": "rule calls, totals",
     "eprop_deep_r.py": "test accuracy",

@@ -88,6 +88,7 @@ __all__ = [
     "analysis",
     "data",
     "model",
+    "nn",
     "select_l1",
 ]
 
