@@ -3,7 +3,10 @@
 from .base import RuleContext, StructuralRule
 from .deep_r import DeepR, SignBits
 from .distance import DistanceRewiring
+from .elements import ElementNeuron
 from .fan_in import SharedFanInRewiring
+from .growth import SynapticElement
+from .homeostatic import HomeostaticRewiring, SPSynapse
 from .log import RewiringLog
 from .view import SynapseView
 
@@ -11,9 +14,13 @@ __all__ = [
     "DeepR",
     "SignBits",
     "DistanceRewiring",
+    "ElementNeuron",
+    "HomeostaticRewiring",
     "RewiringLog",
     "RuleContext",
+    "SPSynapse",
     "SharedFanInRewiring",
     "StructuralRule",
     "SynapseView",
+    "SynapticElement",
 ]
