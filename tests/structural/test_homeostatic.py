@@ -236,9 +236,9 @@ def elements(sim) -> tuple[float, float, float]:
     )
 
 
-def test_hand_computed_pairings_and_deletions_over_three_intervals():
+def test_hand_computed_pairings_and_deletions_over_three_intervals(device):
     net, rule, ac, bc = three_neurons()
-    sim = nw.Simulator(net, engine="torch")
+    sim = nw.Simulator(net, device=device, engine="torch")
     # t = 0 (NEST updates at the start): free axonal elements a, a, b (floor 2.05, floor 1.05)
     # and dendritic c, c, c: equal lists, every pair forms; a -> c twice is one synapse of
     # multiplicity 2 and weight 2 * 0.5
@@ -284,7 +284,7 @@ def test_the_shorter_list_of_free_elements_is_filled_completely():
 
 
 # ---------------------------------------------------------------------- deletion choices
-def test_deletion_draws_among_the_copies_of_multapses():
+def test_deletion_draws_among_the_copies_of_multapses(device):
     """400 source neurons, each with 3 synapses onto target 0 (one synapse of multiplicity 3)
     and one onto target 1, lose one: it is a copy onto target 0 with probability 3/4 (binomial
     standard deviation 0.022 over 400; tolerance 0.08)."""
@@ -301,16 +301,16 @@ def test_deletion_draws_among_the_copies_of_multapses():
     proj.synapses.add_var("multiplicity", init=torch.tensor([3, 1]).repeat(n), dtype=torch.int32)
     rule = nw.HomeostaticRewiring({"s": nw.SPSynapse("Axon", "Den", [proj])}, update_interval=10.0)
     net.add_rule(rule, proj, every=10)
-    sim = nw.Simulator(net, engine="torch")
+    sim = nw.Simulator(net, device=device, engine="torch")
     sim.run(0)  # NEST's connect: Axon rises to 4 connected + 0.5
     assert sim.neuron_state("src")["Axon"][0].tolist() == [4.5] * n
     sim.run(10)  # 3.5: one of four copies goes
-    m = proj.synapses.to_dense("multiplicity")
+    m = proj.synapses.to_dense("multiplicity").cpu()
     assert bool(((m[:, 0] == 3) ^ (m[:, 1] == 1)).all())  # exactly one copy gone per row
     share = (m[:, 0] == 2).double().mean().item()
     assert abs(share - 0.75) < 0.08
-    w = proj.synapses.to_dense("weight")
-    assert torch.equal(w, m.double())  # a weight per copy: 3 -> 2, 1 -> 0 (removed)
+    w = proj.synapses.to_dense("weight").cpu()
+    assert torch.allclose(w, m.double())  # a weight per copy: 3 -> 2, 1 -> 0 (removed)
     assert proj.synapses.nnz == n + int((m[:, 1] == 1).sum())
 
 

@@ -72,7 +72,9 @@ class SPSynapse:
         pre_synaptic_element: element name of the source neurons (e.g. ``"Axon_ex"``).
         post_synaptic_element: element name of the target neurons (e.g. ``"Den_ex"``).
         projections: the sparse projections, exactly one for every pair of a source population
-            and a target population among them (NEST pairs elements across the whole network).
+            and a target population among them (NEST pairs elements across the whole network;
+            the neurons of these populations are the ones that pair). A pair's multapses share
+            one slot, so ``capacity=n_post`` never fills; a full row raises ``CapacityError``.
         weight: weight of a new synapse (NEST's synapse-model default).
         allow_autapses: whether a neuron may connect to itself.
         allow_multapses: whether a connected pair may connect again (see the module docstring).
