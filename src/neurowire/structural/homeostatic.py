@@ -23,6 +23,8 @@ and after all synapses, every element type of every neuron loses ``tau_vacant`` 
 elements (``z -= tau_vacant * (floor(z) - connected)``). Connected counts are read from the
 stores: a neuron's connected elements of a type are its synapses in every projection whose
 structural-plasticity synapse uses that element, so they never drift from the connectivity.
+The neurons updated are those of the populations of the rule's projections (NEST updates every
+neuron of the network: give one rule every population that has elements).
 
 **Multapses.** NEST 3.10 creates a second synapse between a pair that is already connected (its
 structural plasticity ignores ``allow_multapses``). A store holds one synapse per pair, so with
