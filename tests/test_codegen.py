@@ -71,6 +71,40 @@ def test_a_name_assigned_twice_gets_a_new_version_each_time():
     assert tr.assigned == {"v": "v_2"}
 
 
+class Counter:
+    """A part of a composite: counts spikes in the composite's ``n_spikes``."""
+
+    def update(self, s, c):
+        s.total = where(s.spiked, s.total + c.step, s.total)
+
+
+class WithCounter:
+    """A composite update: ``Valid``'s, then ``Counter``'s on renamed state."""
+
+    stages = (
+        codegen.Stage(Valid(), "update", {"v": "v", "z": "z"}, ("i_syn",)),
+        codegen.Stage(
+            Counter(), "update", {"total": "n_spikes", "spiked": "z"}, (), "count", "float32"
+        ),
+    )
+
+
+def test_a_composite_update_joins_its_stages_on_renamed_state_and_keyed_constants():
+    spec = Scalar(
+        state={"v": "v[i]", "n_spikes": "n[i]", "z": "z[i]"},
+        inputs={"i_syn": "i_syn[i]"},
+        constants={"alpha": 0.5, "v_th": 1.0, "count.step": 2.0},
+    )
+    tr = translate(WithCounter(), "update", spec, prefix="s_")
+    assert tr.lines[-1] == (  # reads the spikes stage 0 left, writes its own version names
+        "s_1_total_1 = ((s_n_spikes_0 + np.float32(2.0)) if s_0_z_1 else s_n_spikes_0)"
+    )
+    assert tr.assigned == {"v": "s_0_v_1", "z": "s_0_z_1", "n_spikes": "s_1_total_1"}
+    assert (tr.distance, tr.refractory) == ("s_0_distance", "s_0_refractory")
+    assert codegen.stage_constants(spec.constants, "count") == {"step": 2.0}
+    assert codegen.stage_constants(spec.constants, "") == {"alpha": 0.5, "v_th": 1.0}
+
+
 class UnknownName:
     def update(self, s, c, i_syn):
         s.v = s.v + rand  # noqa: F821

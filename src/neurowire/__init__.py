@@ -31,11 +31,15 @@ from .store import RaggedSynapses
 from .structural import (
     DeepR,
     DistanceRewiring,
+    ElementNeuron,
+    HomeostaticRewiring,
     RewiringLog,
     RuleContext,
     SharedFanInRewiring,
+    SPSynapse,
     StructuralRule,
     SynapseView,
+    SynapticElement,
 )
 
 __version__ = "0.1.0"
@@ -53,6 +57,7 @@ __all__ = [
     "DistanceRewiring",
     "DuplicateSynapseError",
     "EProp",
+    "ElementNeuron",
     "ExpCond",
     "ExpCurr",
     "FixedNumberPost",
@@ -61,6 +66,7 @@ __all__ = [
     "GaussianDistance",
     "GaussianFanIn",
     "Grid",
+    "HomeostaticRewiring",
     "Initializer",
     "LIF",
     "LeakyIntegrator",
@@ -76,6 +82,7 @@ __all__ = [
     "RateRegularizer",
     "RewiringLog",
     "RuleContext",
+    "SPSynapse",
     "STDP",
     "SharedFanInRewiring",
     "SimulationResult",
@@ -84,6 +91,7 @@ __all__ = [
     "StructuralRule",
     "StoreError",
     "SynapseView",
+    "SynapticElement",
     "Uniform",
     "analysis",
     "data",

@@ -187,6 +187,74 @@ class TorchState:
         return out
 
 
+# ---------------------------------------------------------------------- composite updates
+@dataclass(frozen=True)
+class Stage:
+    """One part of a composite update: the model-language method ``method`` of ``definition``.
+
+    A model whose ``stages`` attribute lists stages has an update made of them, in order: the
+    eager update runs them (:func:`run_stages`) and :func:`translate` joins their translations,
+    so each part keeps its one definition (a neuron's equations, a calcium trace beside them).
+
+    Args:
+        definition: the object whose method runs (a model, or a part of one).
+        method: the method's name; it takes ``(s, c, *inputs)``.
+        state: the method's ``s.<name>`` -> the composite's state variable it reads and writes.
+        inputs: names of the composite's inputs passed on (``"i_syn"``, ``"rand"``).
+        key: the method reads the composite's constants named ``"<key>.<name>"`` as
+            ``c.<name>`` (:func:`stage_constants`); ``""``: the composite's unprefixed ones and
+            its per-neuron parameters.
+        float_type: numpy type of this stage's float literals (None: the composite's).
+    """
+
+    definition: Any
+    method: str
+    state: Mapping[str, str]
+    inputs: tuple[str, ...] = ()
+    key: str = ""
+    float_type: str | None = None
+
+
+def stage_constants(constants: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The constants of the stage with ``key`` among a composite's ``constants`` (see
+    :class:`Stage`)."""
+    if not key:
+        return {k: v for k, v in constants.items() if "." not in k}
+    head = f"{key}."
+    return {k[len(head) :]: v for k, v in constants.items() if k.startswith(head)}
+
+
+class _RenamedState:
+    """A stage's view of the composite's eager state: ``s.<name>`` is ``target.<names[name]>``."""
+
+    def __init__(self, target: Any, names: Mapping[str, str]) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_names", names)
+
+    def _name(self, name: str) -> str:
+        try:
+            return self._names[name]
+        except KeyError:
+            raise AttributeError(f"this stage's state has no variable {name!r}") from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, self._name(name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._target, self._name(name), value)
+
+
+def run_stages(
+    stages: tuple[Stage, ...], s: TorchState, c: Constants, inputs: Mapping[str, Any]
+) -> None:
+    """The eager update of a composite: every stage's method on ``s`` in order."""
+    for stage in stages:
+        consts = c if not stage.key else Constants(stage_constants(c.__dict__, stage.key))
+        identity = all(k == v for k, v in stage.state.items())
+        view = s if identity else _RenamedState(s, stage.state)
+        getattr(stage.definition, stage.method)(view, consts, *(inputs[n] for n in stage.inputs))
+
+
 # ---------------------------------------------------------------------- translation to scalars
 class ModelCodeError(TypeError):
     """A model's update uses something the scalar translation cannot express."""
@@ -200,7 +268,9 @@ class Scalar:
     expression (``"i_syn[b, i]"``); ``constants``: name -> number (written as literals);
     ``arrays``: constant name -> scalar expression for per-neuron arrays (``"bias[i]"``);
     ``float_type``: numpy type name for float literals (``"float32"``); ``target``:
-    ``"numba"`` (scalar statements) or ``"triton"`` (statements on vectors of a Triton kernel).
+    ``"numba"`` (scalar statements) or ``"triton"`` (statements on vectors of a Triton kernel);
+    ``bound``: state variable -> the scalar name holding its value when the method starts
+    (default ``<prefix><name>_0``, which the caller loads).
     """
 
     state: Mapping[str, str]
@@ -209,6 +279,7 @@ class Scalar:
     arrays: Mapping[str, str] = field(default_factory=dict)
     float_type: str = "float64"
     target: str = "numba"
+    bound: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -266,7 +337,7 @@ class _Translator(ast.NodeTransformer):
         if spec.target not in _CALLS:
             raise ValueError(f"target must be one of {tuple(_CALLS)}, got {spec.target!r}")
         self.calls, self.negation = _CALLS[spec.target], _NOT[spec.target]
-        self.current = {name: f"{prefix}{name}_0" for name in spec.state}
+        self.current = {name: spec.bound.get(name, f"{prefix}{name}_0") for name in spec.state}
         self.versions = dict.fromkeys(spec.state, 0)
         self.locals: dict[str, str] = {}
         self.lines: list[str] = []
@@ -442,8 +513,12 @@ def translate(model: Any, method: str, spec: Scalar, prefix: str = "") -> Transl
     """Scalar code of ``model.<method>`` (see the module docstring).
 
     Raises :class:`ModelCodeError` naming the model, method and line for code outside the
-    model language.
+    model language. The update of a model with ``stages`` (:class:`Stage`) is the translations of
+    its stages, in order, each starting from the names the stages before it left.
     """
+    stages = getattr(model, "stages", None)
+    if method == "update" and stages:
+        return _translate_stages(stages, spec, prefix)
     fn = getattr(type(model), method)
     where = f"{type(model).__name__}.{method}"
     node = method_ast(fn)
@@ -451,6 +526,32 @@ def translate(model: Any, method: str, spec: Scalar, prefix: str = "") -> Transl
     tr.statements(node.body)
     assigned = {n: v for n, v in tr.current.items() if tr.versions[n] > 0}
     return Translation(tr.lines, assigned, tr.result, tr.distance, tr.refractory)
+
+
+def _translate_stages(stages: tuple[Stage, ...], spec: Scalar, prefix: str) -> Translation:
+    """The joined translation of a composite update (see :func:`translate`)."""
+    initial = {name: spec.bound.get(name, f"{prefix}{name}_0") for name in spec.state}
+    current = dict(initial)
+    lines: list[str] = []
+    distance = refractory = None
+    for k, stage in enumerate(stages):
+        sub = Scalar(
+            state={name: name for name in stage.state},
+            inputs={name: spec.inputs[name] for name in stage.inputs},
+            constants=stage_constants(spec.constants, stage.key),
+            arrays=spec.arrays if not stage.key else {},
+            float_type=stage.float_type or spec.float_type,
+            target=spec.target,
+            bound={name: current[field] for name, field in stage.state.items()},
+        )
+        tr = translate(stage.definition, stage.method, sub, prefix=f"{prefix}{k}_")
+        lines += tr.lines
+        for name, value in tr.assigned.items():
+            current[stage.state[name]] = value
+        if tr.distance is not None:
+            distance, refractory = tr.distance, tr.refractory
+    assigned = {name: v for name, v in current.items() if v != initial[name]}
+    return Translation(lines, assigned, None, distance, refractory)
 
 
 # ---------------------------------------------------------------------- generated modules

@@ -4,7 +4,10 @@
 from .base import RuleContext, StructuralRule
 from .deep_r import DeepR, SignBits
 from .distance import DistanceRewiring
+from .elements import ElementNeuron
 from .fan_in import SharedFanInRewiring
+from .growth import SynapticElement
+from .homeostatic import HomeostaticRewiring, SPSynapse
 from .lesions import lesion, lesion_count, lesion_dense, lesion_mask
 from .log import RewiringLog
 from .view import SynapseView
@@ -13,11 +16,15 @@ __all__ = [
     "DeepR",
     "SignBits",
     "DistanceRewiring",
+    "ElementNeuron",
+    "HomeostaticRewiring",
     "RewiringLog",
     "RuleContext",
+    "SPSynapse",
     "SharedFanInRewiring",
     "StructuralRule",
     "SynapseView",
+    "SynapticElement",
     "lesion",
     "lesion_count",
     "lesion_dense",
