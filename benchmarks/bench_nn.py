@@ -12,8 +12,10 @@ Configurations (``--configs``):
 * ``dense``: ``torch.nn.Linear`` with the plain-torch LIF loop;
 * ``snntorch``/``norse``: ``torch.nn.Linear`` with ``snntorch.Leaky`` / Norse's ``LIFBoxCell``
   (only where those packages are installed);
-* ``sparse1``/``sparse5``: :class:`neurowire.nn.SparseLinear` at 1 % / 5 % density (rows padded
-  2x, room to rewire) with the plain-torch LIF loop.
+* ``sparse1``/``sparse5``: :class:`neurowire.nn.SparseLinear` at 1 % / 5 % density without
+  padding (``padding=1.0``: rows as long as the connectivity's longest expected row, what a
+  static layer needs) with the plain-torch LIF loop;
+* ``sparse1_pad2``: 1 % with rows padded 2x (``padding=2.0``, the default, room to rewire).
 
 Inputs (``--inputs``): ``spikes`` (Bernoulli, ``--input-rate`` per step, the usual case for a
 spiking layer) and ``real`` (uniform in [0, 1), the dense extreme for an event-driven layer).
@@ -59,8 +61,9 @@ from bench_scaling import reset_peak_rss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-CONFIGS = ("dense", "snntorch", "norse", "sparse1", "sparse5")
-DENSITY = {"sparse1": 0.01, "sparse5": 0.05}
+CONFIGS = ("dense", "snntorch", "norse", "sparse1", "sparse5", "sparse1_pad2")
+#: sparse configurations: (density, padding)
+DENSITY = {"sparse1": (0.01, 1.0), "sparse5": (0.05, 1.0), "sparse1_pad2": (0.01, 2.0)}
 
 
 # ---------------------------------------------------------------- one run (in a subprocess)
@@ -133,7 +136,9 @@ def _layer(config: str, n: int, seed: int):
 
     if config in DENSITY:
         gen = torch.Generator().manual_seed(seed)
-        return nw.nn.SparseLinear(n, n, nw.FixedProbability(DENSITY[config]), generator=gen)
+        density, padding = DENSITY[config]
+        conn = nw.FixedProbability(density)
+        return nw.nn.SparseLinear(n, n, conn, padding=padding, generator=gen)
     torch.manual_seed(seed)
     return torch.nn.Linear(n, n)
 
