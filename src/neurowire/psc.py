@@ -15,7 +15,7 @@ whose presynaptic neuron spiked in the previous step. The model turns it into in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -27,19 +27,24 @@ from .neurons import decay
 
 @dataclass(frozen=True)
 class PostsynapticModel(Definition):
-    """Base class; ``state`` is one ``[B, n_post]`` tensor named ``state_var`` (``[B, 0]`` and
-    no name for a stateless model)."""
+    """Base class; ``state`` is one tensor ``[len(state_vars), B, n_post]``, the variables named
+    in ``state_vars`` in that order (``[0, B, n_post]`` for a stateless model)."""
 
     #: whether the input depends on the postsynaptic membrane potential
     needs_voltage: ClassVar[bool] = False
-    #: name of the state variable in ``update`` (``s.<name>``), None for a stateless model
-    state_var: ClassVar[str | None] = None
+    #: names of the state variables in ``update`` (``s.<name>``), empty for a stateless model
+    state_vars: ClassVar[tuple[str, ...]] = ()
 
     def init_state(
         self, batch: int, n_post: int, device: torch.device, dtype: torch.dtype
     ) -> Tensor:
-        width = n_post if self.state_var else 0
-        return torch.zeros(batch, width, dtype=dtype, device=device)
+        return torch.zeros(len(self.state_vars), batch, n_post, dtype=dtype, device=device)
+
+    def bind(self, neuron: Any) -> PostsynapticModel:
+        """The model as it drives ``neuron`` (the postsynaptic population's model), called once
+        by ``Network.connect``; a model whose constants depend on the neuron fills them in here
+        (see :class:`Alpha`). The default returns the model unchanged."""
+        return self
 
     def update(self, s: TorchState, c: Constants, w_sum: Tensor, v: Tensor | None) -> Tensor:
         """Advance the state with the delivered ``w_sum``; return the input current."""
@@ -54,12 +59,13 @@ class PostsynapticModel(Definition):
     ) -> tuple[Tensor, Tensor]:
         """Return (input ``[B, n_post]``, new state), by running :meth:`update` on tensors."""
         c = self.constants_for(dt)
-        if self.state_var is None:
+        if not self.state_vars:
             return self.update(None, c, w_sum, v), state
         s = _PscState()
-        setattr(s, self.state_var, state)
+        for k, name in enumerate(self.state_vars):
+            setattr(s, name, state[k])
         current = self.update(s, c, w_sum, v)
-        return current, getattr(s, self.state_var)
+        return current, torch.stack([getattr(s, name) for name in self.state_vars])
 
 
 class _PscState:
@@ -79,7 +85,7 @@ class ExpCurr(PostsynapticModel):
     """Exponentially decaying current with time constant ``tau`` [ms]."""
 
     tau: float = 5.0
-    state_var = "x"
+    state_vars = ("x",)
     coefficient_sources: ClassVar[dict[str, str]] = {"k": "tau"}
 
     def __post_init__(self) -> None:
@@ -102,7 +108,7 @@ class ExpCond(PostsynapticModel):
     tau: float = 5.0
     e_rev: float = 0.0
     needs_voltage = True
-    state_var = "g"
+    state_vars = ("g",)
     coefficient_sources: ClassVar[dict[str, str]] = {"k": "tau"}
 
     def __post_init__(self) -> None:
