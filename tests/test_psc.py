@@ -99,7 +99,7 @@ def test_exp_cond_onto_a_readout_is_rejected(engine, device):
 
 @pytest.mark.parametrize(
     "psc, names",
-    [(nw.Delta(), ()), (nw.ExpCurr(), ("x",))],
+    [(nw.Delta(), ()), (nw.ExpCurr(), ("x",)), (nw.Alpha(2.0, tau_m=10.0), ("di", "i"))],
 )
 def test_state_holds_one_row_per_variable(psc, names, device):
     """``[len(state_vars), B, n_post]``, the variables in the order of ``state_vars``."""
