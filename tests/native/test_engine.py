@@ -126,7 +126,6 @@ def test_float32_network_stays_close_to_reference():
     assert mismatch < 0.01
 
 
-
 def nest_balanced(batch=1):
     """NEST's iaf_psc_alpha (``IafPsc`` + ``Alpha``): an excitatory and an inhibitory
     population with their own synaptic time constants, driven by Poisson input."""
