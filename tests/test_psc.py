@@ -95,3 +95,17 @@ def test_exp_cond_onto_a_readout_is_rejected(engine, device):
     net.connect(src, out, nw.AllToAll(), psc=nw.ExpCond())
     with pytest.raises(ValueError, match="membrane potential"):
         nw.Simulator(net, device=device, engine=engine)
+
+
+@pytest.mark.parametrize(
+    "psc, names",
+    [(nw.Delta(), ()), (nw.ExpCurr(), ("x",)), (nw.Alpha(2.0, tau_m=10.0), ("di", "i"))],
+)
+def test_state_holds_one_row_per_variable(psc, names, device):
+    """``[len(state_vars), B, n_post]``, the variables in the order of ``state_vars``."""
+    assert psc.state_vars == names
+    state = psc.init_state(3, 5, device, torch.float64)
+    assert state.shape == (len(names), 3, 5)
+    w = torch.ones(3, 5, dtype=torch.float64, device=device)
+    _, new = psc.step(state, w, None, 0.1)
+    assert new.shape == state.shape

@@ -20,12 +20,13 @@ from .connectivity import (
 )
 from .errors import CapacityError, DuplicateSynapseError, StoreError
 from .grid import Grid
+from .iaf import IafPsc
 from .initializers import Constant, Initializer, Normal, Uniform
 from .learning import Adam, EProp, RateRegularizer, select_l1
 from .network import Network, Population, Projection
 from .neurons import ALIF, LIF, LeakyIntegrator, NeuronModel, PoissonSource, SpikeSource
 from .plasticity import STDP
-from .psc import Delta, ExpCond, ExpCurr, PostsynapticModel
+from .psc import Alpha, Delta, ExpCond, ExpCurr, PostsynapticModel
 from .simulator import SimulationResult, Simulator
 from .store import RaggedSynapses
 from .structural import (
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALIF",
     "Adam",
+    "Alpha",
     "AllToAll",
     "CapacityError",
     "Connectivity",
@@ -67,6 +69,7 @@ __all__ = [
     "GaussianFanIn",
     "Grid",
     "HomeostaticRewiring",
+    "IafPsc",
     "Initializer",
     "LIF",
     "LeakyIntegrator",

@@ -198,7 +198,8 @@ class Network:
             weight: a number, an initialiser, a tensor ``[nnz]`` matching ``FromArrays`` or a
                 tensor ``[n_pre, n_post]`` for ``Dense()``.
             synapse: plasticity rule (``STDP``) or None for static weights.
-            psc: postsynaptic model (default ``Delta()``).
+            psc: postsynaptic model (default ``Delta()``), as bound to the postsynaptic
+                neuron model (:meth:`PostsynapticModel.bind`).
             capacity: row capacity; default the connectivity's row-length bound times
                 ``padding``, capped at ``n_post``.
             padding: capacity multiplier (>= 1) for room to grow.
@@ -218,6 +219,10 @@ class Network:
         psc = Delta() if psc is None else psc
         if not isinstance(psc, PostsynapticModel):
             raise TypeError(f"{name}: psc must be a postsynaptic model, got {type(psc).__name__}")
+        try:
+            psc = psc.bind(post.model)
+        except ParameterError as err:
+            raise ParameterError(f"{name}: {err}") from None
         if synapse is not None and not isinstance(synapse, STDP):
             raise TypeError(f"{name}: synapse must be STDP or None, got {type(synapse).__name__}")
         if delivery not in DELIVERY_STRATEGIES:

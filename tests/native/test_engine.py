@@ -126,6 +126,32 @@ def test_float32_network_stays_close_to_reference():
     assert mismatch < 0.01
 
 
+def nest_balanced(batch=1):
+    """NEST's iaf_psc_alpha (``IafPsc`` + ``Alpha``): an excitatory and an inhibitory
+    population with their own synaptic time constants, driven by Poisson input."""
+    net = nw.Network(dt=0.1, seed=11, dtype=torch.float64)
+    drive = net.population("drive", nw.PoissonSource(20, rate_hz=500.0))
+    exc = net.population("exc", nw.IafPsc(40, v_init=nw.Uniform(-70.0, -56.0)))
+    inh = net.population("inh", nw.IafPsc(10, tau_m=8.0, t_ref=1.0, i_e=50.0))
+    net.connect(drive, exc, nw.AllToAll(), weight=10.0, psc=nw.Alpha(2.0))
+    net.connect(drive, inh, nw.AllToAll(), weight=10.0, psc=nw.Alpha(2.0))
+    for src, tau, w in ((exc, 2.0, 120.0), (inh, 0.5, -400.0)):
+        for tgt in (exc, inh):
+            net.connect(src, tgt, nw.FixedProbability(0.2), weight=w, psc=nw.Alpha(tau))
+    return net, {}
+
+
+def test_iaf_psc_alpha_network_matches_reference():
+    record = {"exc": ["spikes", "v"], "inh": ["spikes", "v"]}
+    ref, _, _ = simulate(nest_balanced, "torch", 600, record)
+    nat, _, sim = simulate(nest_balanced, "native", 600, record)
+    assert sim.engine == "native"
+    for pop in record:
+        assert torch.equal(ref[pop]["spikes"], nat[pop]["spikes"]), pop
+        assert torch.allclose(ref[pop]["v"], nat[pop]["v"], atol=1e-9), pop
+        assert ref[pop]["spikes"].sum() > 10, pop
+
+
 #: phases 1-4, timed inside ``steps`` (with ``time_phases``)
 PHASES = ("delivery", "postsynaptic", "neurons", "plasticity")
 #: the parts of a run that exclude each other

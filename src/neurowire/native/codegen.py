@@ -187,10 +187,11 @@ def producer_kernel(model: Any, dt: float, name: str, ftype: str) -> str:
 
 
 def _psc_code(model: Any, dt: float, ftype: str, state: str, w_sum: str, v: str, prefix: str):
-    """(lines, current expression, state stores) of a postsynaptic model at ``[b, i]``."""
-    var = model.state_var
+    """(lines, current expression, state stores) of a postsynaptic model at ``[b, i]``; its
+    variable ``k`` (``model.state_vars``) is ``state[k, b, i]``."""
+    names = model.state_vars
     spec = Scalar(
-        state={var: var} if var else {},
+        state={var: var for var in names},
         inputs={"w_sum": f"{w_sum}[b, i]", "v": v},
         constants=model.cached_constants(dt),
         float_type=ftype,
@@ -198,19 +199,22 @@ def _psc_code(model: Any, dt: float, ftype: str, state: str, w_sum: str, v: str,
     tr = translate(model, "update", spec, prefix=prefix)
     if tr.result is None:
         raise ModelCodeError(f"{type(model).__name__}.update must return the input current")
-    lines = [f"{prefix}{var}_0 = {state}[b, i]"] if var else []
+    lines = [f"{prefix}{var}_0 = {state}[{k}, b, i]" for k, var in enumerate(names)]
     lines += tr.lines
     stores = [f"{w_sum}[b, i] = 0"]
-    if var and var in tr.assigned:
-        stores.append(f"{state}[b, i] = {tr.assigned[var]}")
+    stores += [
+        f"{state}[{k}, b, i] = {tr.assigned[var]}"
+        for k, var in enumerate(names)
+        if var in tr.assigned
+    ]
     return lines, tr.result, stores
 
 
 def psc_kernel(model: Any, dt: float, name: str, ftype: str) -> str:
     """Source of ``name(state, w_sum, v, i_syn, first)``: the postsynaptic model's update for
     every ``[b, i]``; ``i_syn`` is written (``first``) or added to, ``w_sum`` zeroed. ``state``
-    is ``[B, n_post]`` (``[B, 0]`` for a stateless model), ``v`` the postsynaptic membrane
-    potential (any ``[B, n]`` array when unused)."""
+    is ``[len(model.state_vars), B, n_post]``, ``v`` the postsynaptic membrane potential (any
+    ``[B, n]`` array when unused)."""
     lines, current, stores = _psc_code(model, dt, ftype, "state", "w_sum", "v[b, i]", "s_")
     loop = lines + [f"current = {current}"]
     loop += ["i_syn[b, i] = current if first else i_syn[b, i] + current", *stores]
