@@ -121,6 +121,29 @@ def test_the_spikes_of_the_driven_cells_are_the_given_ones():
     assert [got[:, i].nonzero().squeeze(1).tolist() for i in range(3)] == trains
 
 
+def test_an_element_neuron_of_iaf_psc_alpha_takes_alpha_currents_as_its_neuron_does():
+    """The wrapped neuron's parameters read through the element neuron (``Alpha`` binds to its
+    ``tau_m``), and its membrane follows the bare neuron's step for step."""
+    out = []
+    for wrap in (False, True):
+        net = nw.Network(dt=DT, seed=5, dtype=torch.float64)
+        drive = net.population("drive", nw.PoissonSource(20, rate_hz=800.0))
+        model = nw.IafPsc(6, tau_m=8.0)
+        if wrap:
+            model = nw.ElementNeuron(model, elements={"Axon": nw.SynapticElement()})
+        cells = net.population("cells", model)
+        proj = net.connect(drive, cells, nw.AllToAll(), weight=40.0, psc=nw.Alpha(2.0))
+        assert proj.psc.tau_m == 8.0
+        record = {"cells": ["v", "spikes"]}
+        out.append(nw.Simulator(net, engine="torch").run(400, record=record).records["cells"])
+    assert torch.equal(out[0]["spikes"], out[1]["spikes"]) and out[0]["spikes"].any()
+    assert torch.allclose(out[0]["v"], out[1]["v"], rtol=0, atol=1e-12)
+    element = nw.ElementNeuron(nw.IafPsc(2, c_m=100.0), elements={"Axon": nw.SynapticElement()})
+    assert (element.c_m, element.tau_m) == (100.0, 10.0)
+    with pytest.raises(AttributeError, match="no attribute 'rate_hz'"):
+        element.rate_hz  # noqa: B018
+
+
 CURVES = {
     "linear": {"growth_curve": "linear", "growth_rate": 0.05, "eps": 0.12, "z": 1.3},
     "gaussian": {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 import torch
@@ -82,6 +82,15 @@ class ElementNeuron(NeuronModel):
             ("param_names", neuron.param_names),
         ):
             object.__setattr__(self, key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        """The wrapped neuron's parameters read through this model (``model.tau_m``), so that
+        what a postsynaptic model reads from its neuron (:meth:`~neurowire.Alpha.bind`) is found."""
+        neuron = self.__dict__.get("neuron")
+        if neuron is not None and not name.startswith("_"):
+            if name in {f.name for f in fields(neuron)}:
+                return getattr(neuron, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ------------------------------------------------------------------ description
     @property
