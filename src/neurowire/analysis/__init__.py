@@ -1,9 +1,11 @@
 """Analyses of connectivity and its evolution.
 
 Rewiring statistics (:mod:`.rewiring`), topographic-map measures (:mod:`.topomap`), what
-training restores after a lesion (:mod:`.lesion`), plots (:mod:`.plots`).
+training restores after a lesion (:mod:`.lesion`), plots (:mod:`.plots`), figures of
+homeostatic structural plasticity (:mod:`.homeostasis`).
 """
 
+from .homeostasis import curve_bands, plot_lesion_recovery, plot_msp_curves
 from .lesion import (
     NOT_RECOVERED,
     lesion_curve,
@@ -64,6 +66,9 @@ from .training import (
 )
 
 __all__ = [
+    "curve_bands",
+    "plot_lesion_recovery",
+    "plot_msp_curves",
     "NOT_RECOVERED",
     "lesion_curve",
     "lesion_recovery",
