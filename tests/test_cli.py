@@ -25,7 +25,7 @@ def test_no_arguments_print_the_help_and_exit_2(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("usage: neurowire <command> [options]")
-    for name in ("classify", "topomap", "--version", "--help"):
+    for name in ("classify", "topomap", "msp", "--version", "--help"):
         assert name in captured.err
 
 
@@ -70,7 +70,7 @@ if not torch.cuda.is_available():
     BAD_DEVICES.append("cuda")
 
 
-@pytest.mark.parametrize("command", ["topomap", "classify"])
+@pytest.mark.parametrize("command", ["topomap", "classify", "msp"])
 @pytest.mark.parametrize("device", BAD_DEVICES)
 def test_a_bad_device_gives_one_argparse_line(command, device, tmp_path, capsys):
     out = tmp_path / "out"

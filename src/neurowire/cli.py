@@ -10,6 +10,10 @@ COMMANDS = {
         "sparse e-prop classifiers rewired by DEEP R (the main job)",
     ),
     "topomap": ("neurowire.experiments.topomap", "topographic map formation by STDP and rewiring"),
+    "msp": (
+        "neurowire.experiments.msp",
+        "NEST's structural plasticity example (homeostatic rewiring), optionally lesioned",
+    ),
 }
 
 
