@@ -157,6 +157,9 @@ def test_a_tiny_run_writes_the_summary_and_the_figure(tmp_path, capsys):
     assert saved["model_s"] == pytest.approx(0.02)
     assert saved["real_time_factor"] > 0 and saved["wall_s"] >= saved["loop_s"] > 0
     assert saved["parameters"]["n"] == {"E": 800, "I": 200}
+    final = saved["final_synapses"]  # at the last record, as the curves
+    assert final["synapse_ex"]["synapses"] == curves["total_connections_e"][-1]
+    assert final["synapse_in"]["synapses"] == curves["total_connections_i"][-1]
     img = mpimg.imread(out / "msp.png")
     assert img.shape[:2] == (700, 1100) and img[..., :3].std() > 0.01
 
@@ -192,20 +195,21 @@ def test_connections_are_read_before_the_rewiring_due_at_that_time():
     assert int(model.rule.connected()[("E", "Axon_ex")].sum()) == 1600
     sim.run(50)
     assert int(records.connected[("E", "Axon_ex")][-1].sum()) == 1600
+    assert [r["synapse_ex"]["synapses"] for r in records.synapses] == [0, 0, 1600]
     calls = sim.rewiring_log.calls("E->E")
     added_at = calls["step"][calls["added"] > 0]
     assert added_at.tolist() == [100]
     assert np.array_equal(records.ca["E"][-1], sim.neuron_state("E")["Ca"][0].numpy())
 
 
-def test_final_synapses_count_autapses_and_multapses_as_nest_does():
+def test_synapse_counts_count_autapses_and_multapses_as_nest_does():
     model = msp.build(tiny_config(duration_s=100.0))
     for proj in model.structural.values():
         proj.synapses.add_var(MULTIPLICITY, init=1, dtype=torch.int32)
     ee, ei = model.structural["E->E"].synapses, model.structural["E->I"].synapses
     ee.add(torch.tensor([0, 0, 3]), torch.tensor([0, 5, 3]), multiplicity=torch.tensor([2, 1, 3]))
     ei.add(torch.tensor([1]), torch.tensor([7]), multiplicity=torch.tensor([4]))
-    got = msp.final_synapses(model)
+    got = msp.synapse_counts(model.rule)
     assert got["synapse_ex"] == {"synapses": 10, "autapses": 5, "multapses": 6}
     assert got["synapse_in"] == {"synapses": 0, "autapses": 0, "multapses": 0}
 

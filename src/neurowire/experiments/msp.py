@@ -229,6 +229,24 @@ def parameters(cfg: MspConfig) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the network
+def synapse_counts(rule: nw.HomeostaticRewiring) -> dict[str, dict[str, int]]:
+    """Synapses of each structural-plasticity synapse of ``rule``, as NEST counts them: all,
+    autapses (source = target) and multapses (synapses beyond the first between a pair)."""
+    out = {}
+    for name, spec in rule.synapses.items():
+        total = autapses = multapses = 0
+        for proj in spec.projections:
+            store = proj.synapses
+            copies = torch.where(store.live, store.vars[MULTIPLICITY].long(), 0)
+            total += int(copies.sum())
+            multapses += int((copies - 1).clamp(min=0).sum())
+            if proj.pre is proj.post:
+                rows = torch.arange(store.n_pre, device=copies.device)[:, None]
+                autapses += int(copies[store.ind == rows].sum())
+        out[name] = {"synapses": total, "autapses": autapses, "multapses": multapses}
+    return out
+
+
 class Probe(nw.StructuralRule):
     """Reads calcium and connected elements where the example records: after a chunk's last
     step, before the rewiring due then (schedule it before the rule, on a projection from E to
@@ -247,22 +265,30 @@ class Probe(nw.StructuralRule):
 
     def update(self, view: nw.SynapseView, ctx: nw.RuleContext) -> None:
         ca = {"E": view.pre_state["Ca"][0], "I": view.post_state["Ca"][0]}
-        self.records.add(ctx.t, ca, self.rule.connected())
+        self.records.add(ctx.t, ca, self.rule.connected(), synapse_counts(self.rule))
 
 
 @dataclass
 class MspRecords:
     """Per-neuron records at every record time: ``t_ms``, calcium ``ca[pop]``, connected
     elements ``connected[(pop, element)]`` and spike counts ``spikes[pop]`` of the interval
-    that ends there (numpy ``[n]`` per record)."""
+    that ends there (numpy ``[n]`` per record), and the :func:`synapse_counts` ``synapses``."""
 
     t_ms: list[float] = field(default_factory=list)
     ca: dict[str, list[np.ndarray]] = field(default_factory=dict)
     connected: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
     spikes: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    synapses: list[dict[str, dict[str, int]]] = field(default_factory=list)
 
-    def add(self, t_ms: float, ca: Mapping[str, torch.Tensor], connected: Mapping) -> None:
+    def add(
+        self,
+        t_ms: float,
+        ca: Mapping[str, torch.Tensor],
+        connected: Mapping,
+        synapses: dict[str, dict[str, int]],
+    ) -> None:
         self.t_ms.append(float(t_ms))
+        self.synapses.append(synapses)
         for pop, values in ca.items():
             self.ca.setdefault(pop, []).append(values.detach().cpu().numpy().copy())
         for key, values in connected.items():
@@ -445,24 +471,6 @@ def curves(records: MspRecords, record_every_ms: float) -> dict[str, list]:
     return out
 
 
-def final_synapses(model: MspNetwork) -> dict[str, dict[str, int]]:
-    """Synapses of each structural-plasticity synapse at the end, as NEST counts them: all,
-    autapses (source = target) and multapses (synapses beyond the first between a pair)."""
-    out = {}
-    for name, (pre, _, _) in SP_SYNAPSES.items():
-        total = autapses = multapses = 0
-        for post in SIZES:
-            store = model.structural[f"{pre}->{post}"].synapses
-            copies = store.vars[MULTIPLICITY].long()[store.live]
-            total += int(copies.sum())
-            multapses += int((copies - 1).sum())
-            if pre == post:
-                rows = torch.arange(store.n_pre, device=store.ind.device)[:, None]
-                autapses += int(store.vars[MULTIPLICITY][store.live & (store.ind == rows)].sum())
-        out[name] = {"synapses": total, "autapses": autapses, "multapses": multapses}
-    return out
-
-
 #: What ``neurowire msp`` writes into ``--out`` (deleted by ``--overwrite``).
 OUTPUTS = ("summary.json", "*.png")
 
@@ -511,7 +519,8 @@ def summary(cfg: MspConfig, done: MspRun) -> dict[str, Any]:
         # wall seconds per model second of the simulation loop, numba's compilation left out
         "real_time_factor": (done.loop_s - compile_s) / model_s,
         "timers_s": done.timers_s,
-        "final_synapses": final_synapses(done.model),
+        # at the last record, before the rewiring due then (where NEST's script ends)
+        "final_synapses": done.records.synapses[-1],
         "synapses_per_projection": {
             name: int(done.model.structural[name].synapses.nnz) for name in done.model.structural
         },
