@@ -176,13 +176,13 @@ def test_calcium_and_rates_are_read_at_the_end_of_each_interval():
     )
 
 
-def test_connections_are_read_before_the_rewiring_due_at_that_time():
+def test_connections_are_read_before_the_rewiring_due_at_that_time(device):
     """Elements added by hand after the first record pair at the rewiring at 10 ms: the record
     at 10 ms still shows none (NEST's script reads before its next Simulate rewires), the one
     at 15 ms shows them, and the rule's log adds them at 10 ms. (Built for 100 s, so that rows
     hold the elements given by hand.)"""
     model = msp.build(tiny_config(duration_s=100.0))
-    sim = nw.Simulator(model.net, engine="torch")
+    sim = nw.Simulator(model.net, device=device, engine="torch")
     sim.run(50)
     for pop, names in (("E", ("Axon_ex", "Den_ex")),):
         state = sim.neuron_state(pop)
@@ -199,7 +199,7 @@ def test_connections_are_read_before_the_rewiring_due_at_that_time():
     calls = sim.rewiring_log.calls("E->E")
     added_at = calls["step"][calls["added"] > 0]
     assert added_at.tolist() == [100]
-    assert np.array_equal(records.ca["E"][-1], sim.neuron_state("E")["Ca"][0].numpy())
+    assert np.array_equal(records.ca["E"][-1], sim.neuron_state("E")["Ca"][0].cpu().numpy())
 
 
 def test_synapse_counts_count_autapses_and_multapses_as_nest_does():
