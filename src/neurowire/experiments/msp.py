@@ -592,9 +592,15 @@ def print_summary(s: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------- command line
 def parser() -> argparse.ArgumentParser:
     d = MspConfig()
-    p = options.ArgumentParser(prog="neurowire msp", description=__doc__.split("\n")[0])
+    p = options.ArgumentParser(
+        prog="neurowire msp",
+        description="NEST 3.10's structural plasticity example (homeostatic rewiring of 800 + "
+        "200 iaf_psc_alpha neurons), with an optional lesion",
+    )
     p.add_argument("--duration", type=float, default=d.duration_s, help="model time [s]")
-    p.add_argument("--seed", type=int, default=d.seed, help="seeds the network and the drive")
+    p.add_argument(
+        "--seed", type=int, default=d.seed, help="seeds the drive, the rewiring, the lesion's draw"
+    )
     p.add_argument(
         "--device",
         default=d.device,
