@@ -6,8 +6,6 @@ import torch
 
 import neurowire as nw
 
-ENGINES = ["torch"]
-
 
 class RemoveAll(nw.StructuralRule):
     def update(self, s, ctx):
@@ -56,7 +54,6 @@ def first_change(v):
     return int(hits[0]) if hits.numel() else None
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("steps", [1, 2, 3, 7, 10])
 def test_a_spike_reaches_the_target_delay_steps_later(engine, steps):
     # A spike of step 2 with a delay of d steps of 0.1 ms enters the target's input in step
@@ -68,7 +65,6 @@ def test_a_spike_reaches_the_target_delay_steps_later(engine, steps):
     assert v[-1].tolist() == pytest.approx([0.5, 0.0])
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_delay_of_one_step_is_the_default(engine):
     spike_at = (0, 1, 5, 6, 7)
     plain = relay(engine, delay=None, spike_at=spike_at)
@@ -77,14 +73,12 @@ def test_delay_of_one_step_is_the_default(engine):
     assert first_change(plain) == 1
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_spikes_in_flight_pile_up_in_order(engine):
     # three spikes in consecutive steps, delay 4: 0.5 more in each of steps 6, 7 and 8
     v = relay(engine, delay=0.4, spike_at=(2, 3, 4))
     assert v[:, 0].tolist()[5:10] == pytest.approx([0.0, 0.5, 1.0, 1.5, 1.5])
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_a_synapse_removed_while_its_spike_is_in_flight_still_transmits_it(engine):
     # Delay 5 steps; the rule removes every synapse after step 4 (every=5). The spike of step 2
     # was delivered in step 3 and arrives in step 7; the spike of step 4 would be delivered in
@@ -95,7 +89,6 @@ def test_a_synapse_removed_while_its_spike_is_in_flight_still_transmits_it(engin
     assert kept[:, 0].tolist()[6:] == pytest.approx([0.0, 0.5, 0.5] + [1.0] * 7)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_a_synapse_added_while_a_spike_is_in_flight_carries_only_later_spikes(engine):
     # No synapse at first; the rule adds 0 -> 1 after step 4. The spike of step 2 was delivered
     # (to nobody) in step 3; the one of step 4 is delivered in step 5 and arrives in step 9.
@@ -188,3 +181,19 @@ def test_delayed_network_blocks_are_capturable_and_give_the_torch_results():
         for var in names:
             assert torch.equal(res[pop][var], ref[pop][var]), (pop, var)
     assert ref["exc"]["spikes"].sum() > 10 and ref["inh"]["spikes"].sum() > 5
+
+
+def test_delayed_network_on_the_native_engine_equals_torch_bit_for_bit():
+    pytest.importorskip("numba")
+    ref_sim = nw.Simulator(delayed_ei(), engine="torch")
+    ref = ref_sim.run(400, record=RECORD)
+    sim = nw.Simulator(delayed_ei(), engine="native", block_steps=150)
+    res = sim.run(400, record=RECORD)
+    for pop, names in RECORD.items():
+        for var in names:
+            assert torch.equal(res[pop][var], ref[pop][var]), (pop, var)
+    for name, pending in ref_sim.state["pending"].items():  # the same state between blocks
+        assert torch.equal(sim.state["pending"][name], pending), name
+    delayed = {"drive_exc->exc", "drive_inh->inh", "exc->exc", "exc->inh", "inh->exc"}
+    assert set(sim.state["pending"]) == delayed
+    assert sim.engine == "native" and ref["exc"]["spikes"].sum() > 100

@@ -3,14 +3,13 @@ independence of engine and block length, and refused rates."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import neurowire as nw
 from neurowire.poisson import TABLE_WIDTH, count_table, poisson_counts
 from neurowire.rng import stream_key
-
-ENGINES = ["torch"]
 
 
 def generator_counts(engine, n, rate_hz, steps, dt=0.1, batch=1, seed=4, block_steps=None):
@@ -24,7 +23,6 @@ def generator_counts(engine, n, rate_hz, steps, dt=0.1, batch=1, seed=4, block_s
     return counts
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("mean", [1.0, 0.05, 20.0])
 def test_counts_have_the_poisson_mean_and_variance(engine, mean):
     # 10 kHz at dt = 0.1 ms is NEST's drive, Poisson(1) per step; 500 Hz a low mean (mostly 0
@@ -39,7 +37,6 @@ def test_counts_have_the_poisson_mean_and_variance(engine, mean):
     assert counts.var().item() == pytest.approx(mean, abs=5 * var_se)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_count_frequencies_follow_the_poisson_distribution(engine):
     counts = generator_counts(engine, 2000, 1e4, 100).reshape(-1)
     draws = counts.numel()
@@ -49,7 +46,6 @@ def test_count_frequencies_follow_the_poisson_distribution(engine):
         assert freq == pytest.approx(p, abs=5 * math.sqrt(p * (1 - p) / draws) + 1e-6), k
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_counts_do_not_depend_on_the_block_length_and_follow_the_reference(engine):
     rate = torch.linspace(0.0, 3e5, 50)  # 0 to 30 per step: the table and its tail
     whole = generator_counts(engine, 50, rate, 40, batch=2, block_steps=40)
@@ -63,7 +59,6 @@ def test_counts_do_not_depend_on_the_block_length_and_follow_the_reference(engin
     assert whole.max() > TABLE_WIDTH
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_batch_elements_and_seeds_draw_independent_counts(engine):
     counts = generator_counts(engine, 200, 1e4, 20, batch=2)
     assert not torch.equal(counts[0], counts[1])
@@ -71,14 +66,11 @@ def test_batch_elements_and_seeds_draw_independent_counts(engine):
     assert not torch.equal(counts, other)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("delivery", ["dense", "slots", "csr"])
 @pytest.mark.parametrize("delay", [None, 0.3])
 def test_a_projection_delivers_weight_times_count(engine, delivery, delay):
     # OneToOne into LIF (Delta, tau_m 1e9 ms, unreachable threshold): the step's input of
     # target i is 6.2 times the count of generator neuron i d steps before
-    if engine == "native" and delivery == "csr":
-        pytest.skip("the native engine delivers from its own lists")
     net = nw.Network(dt=0.1, seed=2, dtype=torch.float64)
     gen = net.population("gen", nw.PoissonGenerator(30, rate_hz=2e4))
     lif = net.population("lif", nw.LIF(30, tau_m=1e9, v_th=1e9))
@@ -140,3 +132,25 @@ def test_set_rates_changes_the_counts_and_refuses_bad_rates():
         sim.set_rates("gen", 1e7)
     with pytest.raises(nw.checks.ParameterError, match=r"finite and >= 0 Hz"):
         sim.set_rates("gen", -5.0)
+
+
+def test_the_native_kernel_draws_the_reference_counts_bit_for_bit():
+    pytest.importorskip("numba")
+    from neurowire.native.rng import poisson_counts as native_counts
+
+    # rates per batch element (R = B = 2), 0 to 40 per step: table and tail; steps far apart
+    gen = torch.Generator().manual_seed(0)
+    rate = torch.rand(2, 300, generator=gen, dtype=torch.float64) * 4e5
+    rate[:, :5] = 0.0
+    table = count_table(rate, 0.1)
+    key = stream_key(123, "gen")
+    count = torch.zeros(2, 300, dtype=torch.int32)
+    z = torch.zeros(2, 300, dtype=torch.bool)
+    u = torch.zeros(300, dtype=torch.float64)
+    for step in (0, 1, 17, 10**9):
+        expected = poisson_counts(key, step, 1, 2, table)[0]
+        args = (table.mean.numpy(), table.cdf.numpy(), table.last.numpy())
+        native_counts(np.uint64(key), step, *args, count.numpy(), z.numpy(), u.numpy())
+        assert torch.equal(count, expected), step
+        assert torch.equal(z, expected > 0)
+        assert expected.max() > TABLE_WIDTH

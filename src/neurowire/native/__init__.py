@@ -19,14 +19,10 @@ def unsupported(sim) -> str | None:
         return f"the native engine runs on the CPU, not on {sim.device}"
     ftype = "float32" if sim.dtype.is_floating_point and sim.dtype.itemsize == 4 else "float64"
     for pop in sim.net.populations.values():
-        if pop.model.counting:
-            return f"population {pop.name!r}: spike counts ({type(pop.model).__name__})"
         reason = gen.unsupported_model(pop.model, sim.dt, ftype)
         if reason is not None:
             return f"population {pop.name!r}: {reason}"
     for proj in sim.net.projections.values():
-        if proj.delay_steps > 1:
-            return f"projection {proj.name!r}: a delay of {proj.delay_steps} steps"
         if not type(proj.psc).derives_code():
             return (
                 f"projection {proj.name!r}: postsynaptic model {type(proj.psc).__name__} "

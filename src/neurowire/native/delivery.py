@@ -43,6 +43,32 @@ def deliver_spike_list_dense(spk, nspk, n_pre, w, out):
             out[b, j] += w[i, j]
 
 
+@njit(cache=True, nogil=True)
+def deliver_counts(count, ind, row_length, w, out):
+    """``out[b, ind[i, j]] += w[i, j] * count[b, i]`` for every neuron with a nonzero count
+    (``count [B, n_pre]``, a :class:`~neurowire.PoissonGenerator`'s)."""
+    batch, n_pre = count.shape
+    for b in range(batch):
+        for i in range(n_pre):
+            c = count[b, i]
+            if c:
+                for j in range(row_length[i]):
+                    out[b, ind[i, j]] += w[i, j] * c
+
+
+@njit(cache=True, nogil=True)
+def deliver_counts_dense(count, w, out):
+    """``out[b] += w[i] * count[b, i]`` for every nonzero count, dense ``w [n_pre, n_post]``."""
+    batch, n_pre = count.shape
+    n_post = w.shape[1]
+    for b in range(batch):
+        for i in range(n_pre):
+            c = count[b, i]
+            if c:
+                for j in range(n_post):
+                    out[b, j] += w[i, j] * c
+
+
 #: a word's byte ``k`` set alone (``1 << 8k``) times this has ``k`` in its top byte
 _BYTE_INDEX = np.uint64(0x0001020304050607)
 #: a word of 0/1 bytes times this has their sum in its top byte
