@@ -183,11 +183,12 @@ def test_delayed_network_blocks_are_capturable_and_give_the_torch_results():
     assert ref["exc"]["spikes"].sum() > 10 and ref["inh"]["spikes"].sum() > 5
 
 
-def test_delayed_network_on_the_native_engine_equals_torch_bit_for_bit():
+@pytest.mark.parametrize("time_phases", [False, True])
+def test_delayed_network_on_the_native_engine_equals_torch_bit_for_bit(time_phases):
     pytest.importorskip("numba")
     ref_sim = nw.Simulator(delayed_ei(), engine="torch")
     ref = ref_sim.run(400, record=RECORD)
-    sim = nw.Simulator(delayed_ei(), engine="native", block_steps=150)
+    sim = nw.Simulator(delayed_ei(), engine="native", block_steps=150, time_phases=time_phases)
     res = sim.run(400, record=RECORD)
     for pop, names in RECORD.items():
         for var in names:

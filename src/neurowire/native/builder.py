@@ -126,9 +126,11 @@ class KernelBuilder:
             pre = index[proj.pre.name]
             spikes = f"p{pre}_spk, p{pre}_nspk, p{pre}_isyn.shape[1]"
             if proj.pre.model.counting:  # weight times count (neurowire.poisson)
-                kernel = "deliver_counts" if proj.sparse else "deliver_counts_dense"
-                store = f"q{q}_ind, q{q}_len, q{q}_w" if proj.sparse else f"q{q}_w"
-                lines["delivery"].append(f"spikes_out.{kernel}(p{pre}_count, {store}, q{q}_in)")
+                if proj.sparse:
+                    call = f"deliver_counts(p{pre}_count, p{pre}_z, q{q}_ind, q{q}_len, q{q}_w"
+                else:
+                    call = f"deliver_counts_dense(p{pre}_count, q{q}_w"
+                lines["delivery"].append(f"spikes_out.{call}, q{q}_in)")
             elif proj.sparse:
                 lines["delivery"].append(
                     f"spikes_out.deliver_spike_list({spikes}, q{q}_ind, q{q}_len, q{q}_w, q{q}_in)"
