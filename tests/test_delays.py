@@ -198,3 +198,18 @@ def test_delayed_network_on_the_native_engine_equals_torch_bit_for_bit(time_phas
     delayed = {"drive_exc->exc", "drive_inh->inh", "exc->exc", "exc->inh", "inh->exc"}
     assert set(sim.state["pending"]) == delayed
     assert sim.engine == "native" and ref["exc"]["spikes"].sum() > 100
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("engine", ["torch", "graph"])
+def test_delayed_network_on_cuda_equals_the_cpu(engine):
+    ref = nw.Simulator(delayed_ei(), engine="torch").run(200, record=RECORD)
+    res = nw.Simulator(delayed_ei(), device="cuda", engine=engine).run(200, record=RECORD)
+    for pop, names in RECORD.items():
+        for var in names:
+            a, b = ref[pop][var], res[pop][var].cpu()
+            if var == "v":
+                assert torch.allclose(a, b, atol=1e-9), (pop, var)
+            else:
+                assert torch.equal(a, b), (pop, var)
