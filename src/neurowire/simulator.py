@@ -39,7 +39,7 @@ class Simulator:
        step ``t-1`` through the connectivity as it is *now* (one step of delay). A projection
        with a delay of ``d > 1`` steps (``connect(..., delay=)``) holds this input for
        ``d - 1`` more steps in its buffer: the postsynaptic model receives it in step
-       ``t + d - 1``, so a spike of step ``t`` acts as in NEST with delay ``d dt``. Input in
+       ``t + d - 1``, ``d`` steps after the spike, as NEST does with a delay of ``d dt``. Input in
        the buffer is already delivered: a synapse removed meanwhile still transmits it, one
        added meanwhile does not (NEST delivers a spike into its target's ring buffer before
        the next structural update as well). Spike counts (``PoissonGenerator``) deliver
