@@ -19,6 +19,8 @@ Configurations (``--configs``):
 
 Inputs (``--inputs``): ``spikes`` (Bernoulli, ``--input-rate`` per step, the usual case for a
 spiking layer) and ``real`` (uniform in [0, 1), the dense extreme for an event-driven layer).
+A dense layer's cost does not depend on its input's values, so real input runs only the
+configurations in ``--real-configs`` (default ``dense`` and the sparse ones).
 
 Every (repetition, size, input, configuration) runs in its own subprocess, repetitions
 alternating over the configurations. Per run: forward and backward seconds after one warm-up
@@ -260,6 +262,8 @@ def race(args: argparse.Namespace) -> dict[str, Any]:
         for n in args.sizes:
             for inp in args.inputs:
                 for config in configs:
+                    if inp == "real" and config not in args.real_configs:
+                        continue
                     key = f"n={n} input={inp} {config}"
                     if (
                         config not in DENSITY
@@ -421,6 +425,13 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[4096, 8192, 16384])
     parser.add_argument(
         "--inputs", nargs="+", default=["spikes", "real"], choices=["spikes", "real"]
+    )
+    parser.add_argument(
+        "--real-configs",
+        nargs="+",
+        default=["dense", *DENSITY],
+        choices=CONFIGS,
+        help="the configurations run on real input",
     )
     parser.add_argument("--input-rate", type=float, default=0.05, help="spike probability per step")
     parser.add_argument("--steps", type=int, default=500)

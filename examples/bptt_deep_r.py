@@ -45,6 +45,8 @@ class Classifier(nn.Module):
         density: connection probability of the sparse input and recurrent layers.
         seed: seeds the wiring and the initial weights.
         tau_m: membrane time constant [ms] at ``dt`` = 1 ms.
+        input_gain: the input weights' initial scale relative to ``nn.Linear``'s (the inputs
+            are sparse spikes, so the default scale would leave the hidden layer silent).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Classifier(nn.Module):
         density: float,
         seed: int,
         tau_m: float = 20.0,
+        input_gain: float = 5.0,
     ) -> None:
         super().__init__()
         torch.manual_seed(seed)
@@ -67,6 +70,8 @@ class Classifier(nn.Module):
             conn = nw.FixedProbability(density)
             self.inp = nw.nn.SparseLinear(n_in, hidden, conn, generator=gen)
             self.rec = nw.nn.SparseRecurrent(hidden, conn, generator=gen)
+        with torch.no_grad():
+            self.inp.weight.mul_(input_gain)
         self.out = nn.Linear(hidden, n_out)
         self.hidden = hidden
         self.uses_snntorch = importlib.util.find_spec("snntorch") is not None

@@ -26,6 +26,7 @@ from .learning import Adam, EProp, RateRegularizer, select_l1
 from .network import Network, Population, Projection
 from .neurons import ALIF, LIF, LeakyIntegrator, NeuronModel, PoissonSource, SpikeSource
 from .plasticity import STDP
+from .poisson import PoissonGenerator
 from .psc import Alpha, Delta, ExpCond, ExpCurr, PostsynapticModel
 from .simulator import SimulationResult, Simulator
 from .store import RaggedSynapses
@@ -77,6 +78,7 @@ __all__ = [
     "NeuronModel",
     "Normal",
     "OneToOne",
+    "PoissonGenerator",
     "PoissonSource",
     "Population",
     "PostsynapticModel",

@@ -12,6 +12,7 @@ one is built the network's declarations are frozen: :meth:`Network.population`,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .checks import ParameterError, check_seed, check_time
+from .checks import ParameterError, check_number, check_seed, check_time
 from .connectivity import Connectivity, Dense, FromArrays, check_padding, default_capacity
 from .errors import CapacityError
 from .initializers import Initializer, as_initializer
@@ -69,6 +70,9 @@ class Projection:
     synapses: RaggedSynapses | None
     weight: Tensor | None
     delivery: str = "auto"
+    #: synaptic delay in steps (1: a spike of step ``t`` reaches the postsynaptic model in
+    #: step ``t + 1``)
+    delay_steps: int = 1
 
     @property
     def sparse(self) -> bool:
@@ -85,8 +89,27 @@ class Projection:
     def __repr__(self) -> str:
         if self.sparse:
             s = self.synapses
-            return f"Projection({self.name!r}, nnz={s.nnz}, capacity={s.capacity})"
-        return f"Projection({self.name!r}, dense {self.pre.n}x{self.post.n})"
+            text = f"Projection({self.name!r}, nnz={s.nnz}, capacity={s.capacity}"
+        else:
+            text = f"Projection({self.name!r}, dense {self.pre.n}x{self.post.n}"
+        delay = f", delay_steps={self.delay_steps}" if self.delay_steps != 1 else ""
+        return f"{text}{delay})"
+
+
+def delay_steps(name: str, delay: Any, dt: float) -> int:
+    """The steps of ``delay`` [ms] (None: one step) for projection ``name``; a delay that is
+    not a whole number >= 1 of steps of ``dt`` [ms] raises :class:`~neurowire.checks.
+    ParameterError`."""
+    if delay is None:
+        return 1
+    ratio = check_number(f"{name}: delay", delay) / dt
+    steps = round(ratio) if math.isfinite(ratio) else 0
+    if steps < 1 or abs(ratio - steps) > 1e-9 * steps:
+        raise ParameterError(
+            f"{name}: delay must be a whole number >= 1 of steps of dt={dt!r} ms, got "
+            f"delay={delay!r} ms ({ratio:g} steps)"
+        )
+    return steps
 
 
 @dataclass(eq=False)
@@ -189,6 +212,7 @@ class Network:
         padding: float = 1.0,
         name: str | None = None,
         delivery: str = "auto",
+        delay: float | None = None,
     ) -> Projection:
         """Declare a projection and draw its connectivity and weights.
 
@@ -205,6 +229,13 @@ class Network:
             padding: capacity multiplier (>= 1) for room to grow.
             name: default ``"pre->post"``.
             delivery: ``"auto"``, ``"dense"``, ``"rows"`` (event-driven), ``"slots"`` or ``"csr"``.
+            delay: synaptic delay [ms], a whole number ``d >= 1`` of steps of ``dt``; None (the
+                default) is one step. A spike of step ``t`` reaches the postsynaptic model in
+                step ``t + d`` (NEST's delay ``d dt``): it is delivered through the
+                connectivity as it is in step ``t + 1``, and the delivered input waits ``d - 1``
+                steps in the projection's buffer (so a synapse removed after that delivery
+                still transmits the spikes it carried; see the Simulator's step semantics).
+                Not with STDP (``synapse=``) when ``d > 1``.
         """
         self._check_unbound("connect a projection", "projections")
         pre = self._resolve(pre)
@@ -239,6 +270,17 @@ class Network:
             raise ParameterError(f"{name}: {err}") from None
         if not pre.model.spiking:
             raise ValueError(f"{name}: presynaptic population {pre.name!r} does not spike")
+        if synapse is not None and pre.model.counting:
+            raise NotImplementedError(
+                f"{name}: STDP from {type(pre.model).__name__} {pre.name!r} is not supported "
+                "(it emits spike counts); use synapse=None"
+            )
+        steps = delay_steps(name, delay, self.dt)
+        if steps > 1 and synapse is not None:
+            raise NotImplementedError(
+                f"{name}: STDP with a delay of {steps} steps is not supported; STDP needs "
+                "delay=None (one step)"
+            )
 
         if isinstance(connectivity, Dense):
             if synapse is not None:
@@ -247,10 +289,12 @@ class Network:
                     "supported; use a sparse AllToAll() projection"
                 )
             w = self._dense_weight(name, weight, pre.n, post.n)
-            proj = Projection(name, pre, post, connectivity, psc, synapse, None, w, "dense")
+            proj = Projection(name, pre, post, connectivity, psc, synapse, None, w, "dense", steps)
         else:
             store = self._build_store(name, pre, post, connectivity, weight, capacity, padding)
-            proj = Projection(name, pre, post, connectivity, psc, synapse, store, None, delivery)
+            proj = Projection(
+                name, pre, post, connectivity, psc, synapse, store, None, delivery, steps
+            )
         self.projections[name] = proj
         return proj
 

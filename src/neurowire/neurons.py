@@ -171,6 +171,9 @@ class NeuronModel(Definition):
     stochastic: ClassVar[bool] = False
     #: model takes external spike trains (``SpikeSource``)
     external: ClassVar[bool] = False
+    #: model emits a count of spikes per neuron and step (its state's ``count``; ``z`` is
+    #: ``count > 0``), drawn by the engines (:class:`~neurowire.PoissonGenerator`)
+    counting: ClassVar[bool] = False
     #: model emits spikes
     spiking: ClassVar[bool] = True
     #: the state NamedTuple (fields in the order engines pass them; ``z`` last)
@@ -265,6 +268,30 @@ class SpikeSource(NeuronModel):
         raise RuntimeError("SpikeSource spikes come from the inputs, not from step()")
 
 
+def check_rates(name: str, rate_hz: Any, n: int) -> Tensor:
+    """``rate_hz`` (a number or ``[n]`` numbers) as a float64 tensor (0-d or ``[n]``) of finite
+    rates >= 0 Hz, else :class:`~neurowire.checks.ParameterError` naming ``name`` (and the first
+    bad neuron)."""
+    if isinstance(rate_hz, (bool, numbers.Number)):
+        return torch.tensor(check_rate(name, rate_hz), dtype=torch.float64)
+    try:
+        rate = torch.as_tensor(rate_hz)
+    except (TypeError, ValueError, RuntimeError):
+        rate = None
+    if rate is None or rate.dtype == torch.bool or rate.is_complex():
+        raise ParameterError(f"{name} must be a number or [{n}] of numbers, got {rate_hz!r}")
+    rate = rate.to(torch.float64)
+    if rate.dim() not in (0, 1) or (rate.dim() == 1 and rate.numel() != n):
+        raise ParameterError(f"{name} must be a number or [{n}], got shape {tuple(rate.shape)}")
+    bad = ~(torch.isfinite(rate) & (rate >= 0))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0]) if rate.dim() else None
+        value = float(rate[i] if i is not None else rate)
+        where = f" at neuron {i}" if i is not None else ""
+        raise ParameterError(f"{name} must be finite rates >= 0 Hz, got {value!r}{where}")
+    return rate
+
+
 @dataclass(frozen=True)
 class PoissonSource(NeuronModel):
     """Independent Poisson spike trains, ``P(spike in a step) = rate_hz * dt / 1000``.
@@ -282,29 +309,7 @@ class PoissonSource(NeuronModel):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        name = "PoissonSource rate_hz"
-        if isinstance(self.rate_hz, (bool, numbers.Number)):
-            check_rate(name, self.rate_hz)
-            return
-        try:
-            rate = torch.as_tensor(self.rate_hz)
-        except (TypeError, ValueError, RuntimeError):
-            rate = None
-        if rate is None or rate.dtype == torch.bool or rate.is_complex():
-            raise ParameterError(
-                f"{name} must be a number or [{self.n}] of numbers, got {self.rate_hz!r}"
-            )
-        rate = rate.to(torch.float64)
-        if rate.dim() not in (0, 1) or (rate.dim() == 1 and rate.numel() != self.n):
-            raise ParameterError(
-                f"{name} must be a number or [{self.n}], got shape {tuple(rate.shape)}"
-            )
-        bad = ~(torch.isfinite(rate) & (rate >= 0))
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0, 0]) if rate.dim() else None
-            value = float(rate[i] if i is not None else rate)
-            where = f" at neuron {i}" if i is not None else ""
-            raise ParameterError(f"{name} must be finite rates >= 0 Hz, got {value!r}{where}")
+        check_rates("PoissonSource rate_hz", self.rate_hz, self.n)
 
     def init_state(self, batch, device, dtype, generator=None):
         rate = torch.as_tensor(self.rate_hz, dtype=dtype).to(device)

@@ -16,6 +16,7 @@ from .checks import ParameterError, check_number, check_seed
 from .denormals import flush_denormals
 from .network import Network, Population
 from .neurons import PoissonState
+from .poisson import CountState, TableCache, check_mean, poisson_counts
 from .rng import stream_key, uniforms
 from .sim.checks import check_inputs, check_network
 from .sim.records import Recorder, SimulationResult
@@ -35,11 +36,18 @@ class Simulator:
     Every step ``t`` runs five phases, in this order (DESIGN.md, step semantics):
 
     1. **delivery**: each projection delivers the spikes its presynaptic population emitted in
-       step ``t-1`` through the connectivity as it is *now* (one step of delay);
+       step ``t-1`` through the connectivity as it is *now* (one step of delay). A projection
+       with a delay of ``d > 1`` steps (``connect(..., delay=)``) holds this input for
+       ``d - 1`` more steps in its buffer: the postsynaptic model receives it in step
+       ``t + d - 1``, ``d`` steps after the spike, as NEST does with a delay of ``d dt``. Input in
+       the buffer is already delivered: a synapse removed meanwhile still transmits it, one
+       added meanwhile does not (NEST delivers a spike into its target's ring buffer before
+       the next structural update as well). Spike counts (``PoissonGenerator``) deliver
+       ``weight * count``;
     2. **postsynaptic**: postsynaptic models turn the delivered weights into input (``ExpCond``
        uses the membrane potential at the end of step ``t-1``);
     3. **neurons**: populations advance and emit the spikes of step ``t`` (``SpikeSource`` reads
-       ``inputs[:, t]``, ``PoissonSource`` draws);
+       ``inputs[:, t]``, ``PoissonSource`` and ``PoissonGenerator`` draw);
     4. **plasticity**: STDP for the pre and post spikes of step ``t``;
     5. **structural rules** and callbacks that are due after step ``t`` (host code).
 
@@ -66,8 +74,9 @@ class Simulator:
         device: torch device for every tensor (stores are moved there).
         batch_size: independent copies simulated in parallel (``B``).
         seed: seeds the simulation's random numbers (default ``net.seed + 1``). Stochastic
-            neurons draw from counter-based streams keyed by the seed and the population's name
-            (:mod:`neurowire.rng`): the same numbers on every engine, device and block length.
+            neurons and Poisson generators draw from counter-based streams keyed by the seed
+            and the population's name (:mod:`neurowire.rng`, :mod:`neurowire.poisson`): the
+            same numbers on every engine, device and block length.
         engine: ``"auto"``, ``"torch"``, ``"compile"``, ``"graph"`` or ``"native"`` (see above).
         block_steps: block length when nothing is scheduled (default 10 steps; 1000 with the
             native engine).
@@ -130,6 +139,8 @@ class Simulator:
         self.seed = net.seed + 1 if seed is None else seed
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self._populations = list(net.populations.values())
+        #: the count tables of the Poisson generators' rates (neurowire.poisson)
+        self.count_tables = TableCache(net.dt)
         check_network(net, batch_size)
         for proj in net.projections.values():
             if proj.sparse:
@@ -160,14 +171,16 @@ class Simulator:
 
     # ------------------------------------------------------------------ public helpers
     def set_rates(self, population: str, rates_hz: Any, check: bool = True) -> None:
-        """Set the rates [Hz] of a ``PoissonSource``: a number, ``[n]`` or ``[B, n]``.
+        """Set the rates [Hz] of a ``PoissonSource`` or ``PoissonGenerator``: a number, ``[n]``
+        or ``[B, n]``.
 
-        ``check=False`` skips the finiteness and sign checks, for rates validated before (e.g.
-        a precomputed table used every few milliseconds).
+        ``check=False`` skips the finiteness and sign checks (and a generator's bound on the
+        mean count per step), for rates validated before (e.g. a precomputed table used every
+        few milliseconds).
         """
         st = self._neuron_state(population)
-        if not isinstance(st, PoissonState):
-            raise TypeError(f"population {population!r} is not a PoissonSource")
+        if not isinstance(st, (PoissonState, CountState)):
+            raise TypeError(f"population {population!r} is not a PoissonSource or PoissonGenerator")
         n = self.net.populations[population].n
         rate = torch.as_tensor(rates_hz, dtype=self.dtype, device=self.device)
         if rate.dim() == 0:
@@ -181,7 +194,9 @@ class Simulator:
             )
         if check and (not bool((rate >= 0).all()) or not bool(torch.isfinite(rate).all())):
             raise ParameterError(f"rates for {population!r} must be finite and >= 0 Hz")
-        self.state["neurons"][population] = PoissonState(rate.clone(), st.z)
+        if check and isinstance(st, CountState):
+            check_mean(f"rates for {population!r}", rate, self.dt)
+        self.state["neurons"][population] = st._replace(rate_hz=rate.clone())
 
     def _neuron_state(self, population: str):
         if population not in self.state["neurons"]:
@@ -260,8 +275,8 @@ class Simulator:
 
     def _block_inputs(self, k: int, offset: int, inputs: Mapping[str, Tensor]) -> dict:
         """``[k, B, n]`` per population: the inputs of spike sources from step ``offset`` of
-        ``inputs``, and the uniform numbers of stochastic populations (unless the runner draws
-        them in its blocks)."""
+        ``inputs``, and the uniform numbers of stochastic populations and the counts of Poisson
+        generators (unless the runner draws them in its blocks)."""
         tic = time.perf_counter()
         ext = {}
         for pop in self._populations:
@@ -270,6 +285,8 @@ class Simulator:
                 ext[pop.name] = chunk.transpose(0, 1).to(torch.bool).contiguous()
             elif pop.model.stochastic and not self.runner.draws_random:
                 ext[pop.name] = self._uniform(pop, k)
+            elif pop.model.counting and not self.runner.draws_random:
+                ext[pop.name] = self._counts(pop, k)
         self.timers["inputs"] += time.perf_counter() - tic
         return ext
 
@@ -281,3 +298,10 @@ class Simulator:
         return uniforms(
             key, self.step_count, steps, self.batch_size, pop.n, self.dtype, self.device
         )
+
+    def _counts(self, pop: Population, steps: int) -> Tensor:
+        """int32 ``[steps, B, n]``: the counts of a Poisson generator for the steps from
+        :attr:`step_count` on, from its stream and current rates (:mod:`neurowire.poisson`)."""
+        key = stream_key(self.seed, pop.name)
+        table = self.count_tables(pop.name, self.state["neurons"][pop.name].rate_hz)
+        return poisson_counts(key, self.step_count, steps, self.batch_size, table)

@@ -236,7 +236,7 @@ def compile_network(
             continue
         if isinstance(model, SpikeSource):
             inputs.append(pop)
-        elif model.spiking and not model.external and not model.stochastic:
+        elif model.spiking and not (model.external or model.stochastic or model.counting):
             _check_coefficients(net, pop)
             _check_hidden(pop, net.dt)
             hidden.append(pop)
@@ -293,6 +293,11 @@ def _role(proj: Projection, inp: Population, layer: HiddenLayer, output: Populat
         raise NotImplementedError(
             f"projection {proj.name!r} has {type(proj.plasticity).__name__} plasticity; e-prop "
             "projections must be static (synapse=None)"
+        )
+    if proj.delay_steps != 1:
+        raise NotImplementedError(
+            f"projection {proj.name!r} has a delay of {proj.delay_steps} steps; e-prop supports "
+            "one step (delay=None) only"
         )
     pre_hidden, post_hidden = proj.pre.name in hidden, proj.post.name in hidden
     if proj.pre is inp and post_hidden:

@@ -77,8 +77,10 @@ class KernelBuilder:
 
     def _fused_population(self, i: int) -> bool:
         """Whether population ``i``'s postsynaptic models run inside its neuron loop (blocks
-        that are not split into timed phases; not for external spike sources)."""
-        return not self.pops[i].model.external
+        that are not split into timed phases; not for external spike sources and Poisson
+        generators)."""
+        model = self.pops[i].model
+        return not (model.external or model.counting)
 
     def _kernel_sources(self, split: bool) -> str:
         """numba source of every model's kernel, derived from its one definition."""
@@ -86,7 +88,7 @@ class KernelBuilder:
         parts = []
         incoming = self._incoming()
         for i, pop in enumerate(self.pops):
-            if pop.model.external:
+            if pop.model.external or pop.model.counting:
                 continue
             if not split and i in self.pure:
                 parts.append(gen.producer_kernel(pop.model, dt, f"produce_p{i}", ftype))
@@ -105,20 +107,37 @@ class KernelBuilder:
                 parts.append(gen.stdp_kernel(rule, dt, f"stdp_q{q}", ftype, columns))
         return "\n\n".join(parts)
 
+    def ring_lines(self) -> list[str]:
+        """Per projection, the slots of its ring of delivered input (``q<j>_wsum``, ``[d, B,
+        n_post]`` for a delay of ``d`` steps) in global step ``step0 + k``: ``q<j>_in``, which
+        delivery adds to and the postsynaptic model reads ``d - 1`` steps later, and
+        ``q<j>_out``, which it reads now (and zeroes). One slot when ``d = 1``."""
+        out = []
+        for q in range(len(self.projs)):
+            ring, d = f"q{q}_wsum", f"q{q}_wsum.shape[0]"
+            out.append(f"q{q}_in = {ring}[(step0 + k + {d} - 1) % {d}]")
+            out.append(f"q{q}_out = {ring}[(step0 + k) % {d}]")
+        return out
+
     def _phase_lines(self, split: bool) -> dict[str, list[str]]:
         index = {pop.name: i for i, pop in enumerate(self.pops)}
         lines: dict[str, list[str]] = {phase: [] for phase in PHASES}
         for q, proj in enumerate(self.projs):
             pre = index[proj.pre.name]
             spikes = f"p{pre}_spk, p{pre}_nspk, p{pre}_isyn.shape[1]"
-            if proj.sparse:
+            if proj.pre.model.counting:  # weight times count (neurowire.poisson)
+                if proj.sparse:
+                    call = f"deliver_counts(p{pre}_count, p{pre}_z, q{q}_ind, q{q}_len, q{q}_w"
+                else:
+                    call = f"deliver_counts_dense(p{pre}_count, q{q}_w"
+                lines["delivery"].append(f"spikes_out.{call}, q{q}_in)")
+            elif proj.sparse:
                 lines["delivery"].append(
-                    f"spikes_out.deliver_spike_list({spikes}, q{q}_ind, q{q}_len, q{q}_w, "
-                    f"q{q}_wsum)"
+                    f"spikes_out.deliver_spike_list({spikes}, q{q}_ind, q{q}_len, q{q}_w, q{q}_in)"
                 )
             else:
                 lines["delivery"].append(
-                    f"spikes_out.deliver_spike_list_dense({spikes}, q{q}_w, q{q}_wsum)"
+                    f"spikes_out.deliver_spike_list_dense({spikes}, q{q}_w, q{q}_in)"
                 )
         seen: set[int] = set()
         for q, proj in enumerate(self.projs):
@@ -127,9 +146,9 @@ class KernelBuilder:
             seen.add(post)
             if not split and self._fused_population(post):
                 continue  # inside the population's kernel
-            v = f"p{post}_v" if proj.psc.needs_voltage else f"q{q}_wsum"
+            v = f"p{post}_v" if proj.psc.needs_voltage else f"q{q}_out"
             lines["postsynaptic"].append(
-                f"psc_q{q}(q{q}_psc, q{q}_wsum, {v}, p{post}_isyn, {first})"
+                f"psc_q{q}(q{q}_psc, q{q}_out, {v}, p{post}_isyn, {first})"
             )
         incoming = self._incoming()
         for i, pop in enumerate(self.pops):
@@ -158,6 +177,11 @@ class KernelBuilder:
         spk = f"p{i}_spk, p{i}_nspk"
         if model.external:
             return f"spikes_out.source(p{i}_z, p{i}_ext[k], {spk})"
+        if model.counting:
+            table = f"p{i}_mean, p{i}_cdf, p{i}_last"
+            return (
+                f"nwrng.poisson_counts(p{i}_key[0], step0 + k, {table}, p{i}_count, p{i}_z, p{i}_u)"
+            )
         fused = not split and self._fused_population(i)
         args = [f"p{i}_{f}" for f in model.state_type._fields]
         if not fused:
@@ -170,7 +194,7 @@ class KernelBuilder:
         else:  # a non-spiking model has no spike list: pass scratch ones
             args.append(f"p{i}_nospk, p{i}_nonspk")
         if fused:
-            args += [f"q{q}_psc, q{q}_wsum" for q in incoming]
+            args += [f"q{q}_psc, q{q}_out" for q in incoming]
         return f"neuron_p{i}({', '.join(args)})"
 
     def driver(self, names: tuple[str, ...], rec: tuple[tuple[int, str], ...], split: bool):
@@ -189,16 +213,17 @@ class KernelBuilder:
         listed = set(self.listed)
         w_dtype = f"np.{self.ftype}"
         defs: list[tuple[str, str, list[str]]] = []  # (name, signature, body)
+        ring = self.ring_lines()
         if split:  # one function per phase and step, for per-phase timing
             for phase in PHASES:
-                defs.append((phase, f"k, step0, {params}", phases[phase]))
+                defs.append((phase, f"k, step0, {params}", ring + phases[phase]))
             defs.append(("record", f"k{rec_params}, {params}", rec_lines))
             for r in self.rules.fused:  # the host keeps the column indices (timed apart)
                 call, _ = self.rules.call_lines(r, w_dtype, listed)
                 due = f"if (step0 + k + 1) % {self.sim.net.rules[r].every}:\n        return False"
                 defs.append((f"rule{r}", f"k, step0, {params}", [due, *call, f"return ch{r}"]))
         else:
-            loop = [ln for phase in PHASES for ln in phases[phase]] + rec_lines
+            loop = ring + [ln for phase in PHASES for ln in phases[phase]] + rec_lines
             for r in self.rules.fused:  # the host runs every rule due at a host step (host_last)
                 call, upkeep = self.rules.call_lines(r, w_dtype, listed)
                 loop += [

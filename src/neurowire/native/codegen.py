@@ -47,8 +47,9 @@ def float_type(np_dtype: Any) -> str:
 
 
 def unsupported_model(model: Any, dt: float, ftype: str = "float64") -> str | None:
-    """Why no native code can be derived from ``model``, or None."""
-    if model.external:
+    """Why no native code can be derived from ``model``, or None (spike sources and Poisson
+    generators have kernels of their own)."""
+    if model.external or model.counting:
         return None
     derives = getattr(type(model), "derives_code", None)
     if derives is None or not derives():

@@ -40,6 +40,13 @@ has published them and draws the step itself otherwise (:func:`.delivery.take_sp
 results never depend on the threads and a descheduled helper never holds the block up for more
 than a short spin.
 
+**Delays and counts.** Each projection delivers into a ring of ``delay_steps`` slots of input
+``[B, n_post]``, allocated once (:meth:`.builder.KernelBuilder.ring_lines`): delivery adds to
+the slot its postsynaptic model reads ``d - 1`` steps later. Between blocks the input in flight
+is the simulator's ``state["pending"]``, as on the torch engine. A
+:class:`~neurowire.PoissonGenerator` draws its counts in the block (:func:`.rng.poisson_counts`)
+from the table of its current rates, and its projections deliver weight times count.
+
 **Parts.** :class:`NativeEngine` holds the arrays and runs blocks; :class:`.builder.KernelBuilder`
 generates and compiles the drivers; :class:`.fused_rules.RuleDriver` runs the fused rules.
 """
@@ -84,11 +91,12 @@ class NativeEngine:
         ]
         #: q -> [col_pre, col_len, store version they describe]
         self._lists: dict[int, list] = {}
-        #: each stochastic population's stream key (neurowire.rng), as a uint64 array
+        #: each stochastic population's and Poisson generator's stream key (neurowire.rng),
+        #: as a uint64 array
         self._keys = {
             i: np.array([stream_key(sim.seed, pop.name)], np.uint64)
             for i, pop in enumerate(self.pops)
-            if pop.model.stochastic
+            if pop.model.stochastic or pop.model.counting
         }
         ftype = self.np_dtype.__name__
         #: stochastic sources whose spikes a helper thread can draw ahead (PoissonSource)
@@ -115,14 +123,17 @@ class NativeEngine:
         out = {}
         for i, pop in enumerate(self.pops):
             out[f"p{i}_isyn"] = np.zeros((batch, pop.n), self.np_dtype)
+            if pop.model.counting:  # the uniform numbers of a step of one batch element
+                out[f"p{i}_u"] = np.zeros(pop.n, np.float64)
             if pop.model.spiking:  # this step's spikes as a list of b * n + i, persisting
                 out[f"p{i}_spk"] = np.zeros(batch * pop.n, np.int64)  # across blocks
                 out[f"p{i}_nspk"] = np.zeros(1, np.int64)
             else:
                 out[f"p{i}_nospk"] = np.zeros(batch * pop.n, np.int64)
                 out[f"p{i}_nonspk"] = np.zeros(1, np.int64)
-        for q, proj in enumerate(self.projs):
-            out[f"q{q}_wsum"] = np.zeros((batch, proj.post.n), self.np_dtype)
+        for q, proj in enumerate(self.projs):  # delivered input, a ring of delay_steps slots
+            shape = (proj.delay_steps, batch, proj.post.n)  # (builder.ring_lines)
+            out[f"q{q}_wsum"] = np.zeros(shape, self.np_dtype)
         for i, key in self._keys.items():
             out[f"p{i}_key"] = key
         out.update(self.rules.scratch())
@@ -161,6 +172,10 @@ class NativeEngine:
                 args[f"p{i}_{name}"] = view(pop.params[name])
             if pop.model.external:
                 args[f"p{i}_ext"] = ext[pop.name].numpy()
+            if pop.model.counting:  # the table of the current rates (neurowire.poisson)
+                table = sim.count_tables(pop.name, st.rate_hz)
+                args[f"p{i}_mean"], args[f"p{i}_cdf"] = view(table.mean), view(table.cdf)
+                args[f"p{i}_last"] = view(table.last)
         for q, proj in enumerate(self.projs):
             args[f"q{q}_psc"] = view(sim.state["psc"][proj.name])
             if not proj.sparse:
@@ -180,6 +195,31 @@ class NativeEngine:
                 args[f"q{q}_cpre"], args[f"q{q}_clen"] = self._column_lists(q)
         self._views = fresh
         return args
+
+    # ------------------------------------------------------------------ delayed input
+    def _pending_rings(self):
+        """(the simulator's ``pending [d - 1, B, n_post]``, the ring ``[d, B, n_post]``) of
+        every projection with a delay of ``d > 1`` steps."""
+        pending = self.sim.state["pending"]
+        for q, proj in enumerate(self.projs):
+            if proj.delay_steps > 1:
+                yield pending[proj.name].numpy(), self._scratch[f"q{q}_wsum"]
+
+    def _load_pending(self, step: int) -> None:
+        """Before a block from global step ``step``: the simulator's pending input (in order of
+        arrival) into the rings' slots of steps ``step, step + 1, ...``; the slot that
+        delivery fills in ``step`` is zero."""
+        for pending, ring in self._pending_rings():
+            d = ring.shape[0]
+            ring[(step + np.arange(d - 1)) % d] = pending
+            ring[(step + d - 1) % d] = 0
+
+    def _store_pending(self, step: int) -> None:
+        """After a block that ends before global step ``step``: the rings' input back into the
+        simulator's state, in order of arrival (the state is the same on every engine)."""
+        for pending, ring in self._pending_rings():
+            d = ring.shape[0]
+            pending[...] = ring[(step + np.arange(d - 1)) % d]
 
     # ------------------------------------------------------------------ drawing ahead
     def _ahead_arguments(self, k: int, args: dict[str, np.ndarray]) -> bool:
@@ -229,6 +269,7 @@ class NativeEngine:
         """
         sim = self.sim
         args = self._arguments(ext)
+        self._load_pending(sim.step_count)
         plan = self.rules.arguments(k, args, host_last)
         drawn_ahead = self._ahead_arguments(k, args)
         names = tuple(sorted(args))
@@ -259,6 +300,7 @@ class NativeEngine:
             lists = driver(k, sim.step_count, host_last, *buffers, *values)
             for q, col_pre in zip(self._listed, lists, strict=True):
                 self._lists[q][0] = col_pre  # a wider copy if a column outgrew it
+        self._store_pending(sim.step_count + k)
         if plan:
             self.rules.log(plan, args, self._lists)
         for proj in self.projs:

@@ -4,7 +4,9 @@ The generated neuron kernels of stochastic models call :func:`uniform32` / :func
 for every neuron and step instead of reading numbers drawn on the host: the same numbers as
 :func:`neurowire.rng.uniforms` (``tests/test_rng.py`` checks every bit), computed where they are
 used, in any order. Every operation is on uint64 (numba would turn a mixed int64/uint64
-expression into float64).
+expression into float64). :func:`poisson_counts` draws a :class:`~neurowire.PoissonGenerator`'s
+counts from them, as :func:`neurowire.poisson.poisson_counts` does (``tests/test_poisson.py``
+checks every count).
 """
 
 from __future__ import annotations
@@ -54,3 +56,42 @@ def fill_uniform64(key, start, out):
     base = np.uint64(start)
     for k in range(out.shape[0]):
         out[k] = uniform64(key, base + np.uint64(k))
+
+
+@njit(cache=True, nogil=True)
+def poisson_tail(u, mean, f, p, width):
+    """A count ``>= width`` (:func:`neurowire.poisson._tail_counts`): the inversion continued
+    from the table's last sum ``f`` and term ``p``."""
+    k = width
+    p = p * mean / k
+    f = f + p
+    while u >= f and p > 0.0:
+        k += 1
+        p = p * mean / k
+        f += p
+    return k
+
+
+@njit(cache=True, nogil=True)
+def poisson_counts(key, step, mean, cdf, last, count, z, u):
+    """One step of a :class:`~neurowire.PoissonGenerator` (:mod:`neurowire.poisson`): the
+    counts ``count [B, n]`` (int32) and ``z = count > 0`` for global step ``step`` of stream
+    ``key``, from the rates' table (``mean [R, n]``, ``cdf [R, W, n]``, ``last [R, n]``,
+    ``R`` 1 or ``B``); ``u [n]`` float64 scratch. The uniform numbers and the comparisons with
+    the table run over all neurons before the rare counts beyond it (vectorised loops)."""
+    batch, n = count.shape
+    width = cdf.shape[1]
+    base = np.uint64(step) * np.uint64(batch * n)
+    for b in range(batch):
+        r = b if mean.shape[0] > 1 else 0
+        row = count[b]
+        for i in range(n):
+            u[i] = uniform64(key, base + np.uint64(b * n + i))
+            row[i] = 0
+        for j in range(width):
+            for i in range(n):
+                row[i] += np.int32(u[i] >= cdf[r, j, i])
+        for i in range(n):
+            if row[i] == width:
+                row[i] = poisson_tail(u[i], mean[r, i], cdf[r, width - 1, i], last[r, i], width)
+            z[b, i] = row[i] > 0

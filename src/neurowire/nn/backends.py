@@ -32,6 +32,10 @@ from ..store import RaggedSynapses
 #: weight-gradient tasks per numba thread (feature blocks; more than one per thread balances
 #: features with many events against features with few)
 BLOCKS_PER_THREAD = 4
+#: below this many multiply-adds (or input entries scanned) a call runs on one thread: starting
+#: the thread pool costs more than it saves for the small per-step calls of a time loop, and on
+#: a busy machine waiting for the pool's threads can take milliseconds
+SERIAL_WORK = 1 << 20
 #: bytes of the output gradient the weight-gradient kernels keep in cache at a time
 CHUNK_BYTES = 1 << 22
 
@@ -75,14 +79,16 @@ class NumbaBackend:
             return f"it takes float32 or float64, the weight is {weight.dtype}"
         return None
 
-    def _threads(self) -> None:
-        """As many numba threads as torch uses (``torch.set_num_threads`` limits both)."""
+    def _threads(self, work: int) -> None:
+        """One numba thread for a call of less than :data:`SERIAL_WORK` multiply-adds, else as
+        many as torch uses (``torch.set_num_threads`` limits both)."""
         limit = self._numba.config.NUMBA_NUM_THREADS
-        self._numba.set_num_threads(max(1, min(torch.get_num_threads(), limit)))
+        threads = 1 if work < SERIAL_WORK else min(torch.get_num_threads(), limit)
+        self._numba.set_num_threads(max(1, threads))
 
     def events(self, x: Tensor) -> Events | None:
         """The events of ``x [R, n_in]`` if it holds spikes (nonzero entries all 1), else None."""
-        self._threads()
+        self._threads(x.numel())
         arr = _np(x.view(torch.uint8) if x.dtype == torch.bool else x)
         crow = torch.zeros(x.shape[0] + 1, dtype=torch.int64)
         counts = crow.numpy()
@@ -95,19 +101,19 @@ class NumbaBackend:
 
     def forward_events(self, ev: Events, syn: RaggedSynapses, weight: Tensor, out: Tensor) -> None:
         """``out [R, n_out] +=`` the spikes' weights."""
-        self._threads()
+        self._threads(ev.feat.numel() * syn.nnz // syn.n_pre)
         self._delivery.deliver_event_rows(
             ev.crow.numpy(), ev.feat.numpy(), *_structure(syn), _np(weight), out.numpy()
         )
 
     def forward_values(self, x: Tensor, syn: RaggedSynapses, weight: Tensor, out: Tensor) -> None:
         """``out [R, n_out] += x W`` for real input ``x [R, n_in]``."""
-        self._threads()
+        self._threads(x.shape[0] * syn.nnz)
         self._k.deliver_value_rows(_np(x), *_structure(syn), _np(weight), out.numpy())
 
     def grad_weight_events(self, ev: Events, grad_out: Tensor, syn: RaggedSynapses) -> Tensor:
         """``[n_in, capacity]``: the weight gradient of spike input."""
-        self._threads()
+        self._threads(ev.feat.numel() * syn.nnz // syn.n_pre)
         g = torch.zeros(syn.n_pre, syn.capacity, dtype=grad_out.dtype)
         self._k.accumulate_feature_blocks(
             ev.crow.numpy(),
@@ -122,7 +128,7 @@ class NumbaBackend:
 
     def grad_weight_values(self, x: Tensor, grad_out: Tensor, syn: RaggedSynapses) -> Tensor:
         """``[n_in, capacity]``: the weight gradient of real input ``x [R, n_in]``."""
-        self._threads()
+        self._threads(x.shape[0] * syn.nnz)
         g = torch.zeros(syn.n_pre, syn.capacity, dtype=grad_out.dtype)
         self._k.accumulate_value_blocks(
             _np(x),
@@ -136,7 +142,7 @@ class NumbaBackend:
 
     def grad_input(self, grad_out: Tensor, syn: RaggedSynapses, weight: Tensor) -> Tensor:
         """``[R, n_in]``: the input gradient."""
-        self._threads()
+        self._threads(grad_out.shape[0] * syn.nnz)
         gx = torch.empty(grad_out.shape[0], syn.n_pre, dtype=grad_out.dtype)
         self._k.gather_rows(_np(grad_out), *_structure(syn), _np(weight), gx.numpy())
         return gx

@@ -147,7 +147,7 @@ def _check_model(model: Any) -> None:
     if not isinstance(model, NeuronModel):
         raise TypeError(f"NeuronCell: model must be a NeuronModel, got {type(model).__name__}")
     name = type(model).__name__
-    if model.external or model.stochastic:
+    if model.external or model.stochastic or model.counting:
         raise TypeError(
             f"NeuronCell: {name} is a spike source, not a neuron driven by an input current"
         )

@@ -10,14 +10,17 @@ from ..checks import ParameterError
 from ..network import Network
 
 #: ``{"neurons": {pop: state tuple, [B, n] each}, "psc": {proj: postsynaptic state},
-#: "traces": {plastic proj: (x_pre [n_pre], x_post [n_post])}}``; inside a block also
+#: "traces": {plastic proj: (x_pre [n_pre], x_post [n_post])}, "pending": {proj with a delay
+#: of d > 1 steps: delivered input waiting [d - 1, B, n_post], next to arrive first}}``;
+#: inside a block also
 #: ``"weight": {plastic proj: [n_pre, capacity]}`` (the block's copy of the weights)
 State = dict[str, Any]
 
 
 def initial_state(net: Network, batch_size: int, device: torch.device) -> State:
     """Every population's initial state (drawn on the CPU from a generator seeded
-    ``net.seed + 2``, then moved to ``device``), zero postsynaptic state and traces."""
+    ``net.seed + 2``, then moved to ``device``), zero postsynaptic state, traces and pending
+    input."""
     dtype = net.dtype
     gen = torch.Generator().manual_seed(net.seed + 2)
     neurons = {}
@@ -40,4 +43,9 @@ def initial_state(net: Network, batch_size: int, device: torch.device) -> State:
         for p in projections
         if p.plasticity is not None
     }
-    return {"neurons": neurons, "psc": psc, "traces": traces}
+    pending = {
+        p.name: torch.zeros(p.delay_steps - 1, batch_size, p.post.n, dtype=dtype, device=device)
+        for p in projections
+        if p.delay_steps > 1
+    }
+    return {"neurons": neurons, "psc": psc, "traces": traces, "pending": pending}

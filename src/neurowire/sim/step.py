@@ -31,8 +31,9 @@ Events = dict[str, SpikeEvents]
 
 
 class StepFunction:
-    """The step of a network: :meth:`deliver`, :meth:`advance_psc`, :meth:`advance_neurons`,
-    :meth:`plasticity`, in this order (structural rules run on the host, between blocks).
+    """The step of a network: :meth:`deliver` (then :meth:`delay`), :meth:`advance_psc`,
+    :meth:`advance_neurons`, :meth:`plasticity`, in this order (structural rules run on the
+    host, between blocks).
 
     Args:
         net: the network (its stores already on ``device``).
@@ -70,6 +71,7 @@ class StepFunction:
         self.strategies = {
             p.name: _choose_strategy(p, sparse_tensors, engine) for p in self.projections
         }
+        self.delayed = [p for p in self.projections if p.delay_steps > 1]
         self.event_pops = self._populations_needing_events()
         self.budgets = {
             name: min(
@@ -178,6 +180,7 @@ class StepFunction:
         timer = self.timer
         tic = timer.tic()
         w_sums = self.deliver(neurons, structure, weights, events)
+        w_sums, pending = self.delay(state["pending"], w_sums)
         timer.toc("delivery", tic)
         tic = timer.tic()
         i_syn, psc = self.advance_psc(state["psc"], neurons, w_sums)
@@ -188,7 +191,8 @@ class StepFunction:
         tic = timer.tic()
         traces = self.plasticity(state["traces"], structure, weights, events, new_neurons)
         timer.toc("plasticity", tic)
-        return {"neurons": new_neurons, "psc": psc, "traces": traces, "weight": weights}, events
+        new_state = {"neurons": new_neurons, "psc": psc, "traces": traces, "pending": pending}
+        return {**new_state, "weight": weights}, events
 
     def deliver(
         self,
@@ -204,8 +208,22 @@ class StepFunction:
             for p in self.projections
         }
 
+    def delay(
+        self, pending: dict[str, Tensor], w_sums: dict[str, Tensor]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Phase 1, second part: the input of a projection with a delay of ``d > 1`` steps
+        waits ``d - 1`` steps. ``pending[name] [d - 1, B, n_post]`` holds it in order of
+        arrival; returns (the inputs reaching the postsynaptic models now, the new buffers)."""
+        out, new = dict(w_sums), {}
+        for p in self.delayed:
+            buf = pending[p.name]
+            out[p.name] = buf[0]
+            new[p.name] = torch.cat([buf[1:], w_sums[p.name][None]])
+        return out, new
+
     def _deliver(self, proj: Projection, neurons, st, weights, events) -> Tensor:
-        z = neurons[proj.pre.name].z
+        pre = neurons[proj.pre.name]
+        z = pre.count if proj.pre.model.counting else pre.z  # spikes per neuron
         strategy = self.strategies[proj.name]
         if strategy == "dense":
             return deliver_matmul(z, st["dense"])
@@ -251,6 +269,9 @@ class StepFunction:
             model = pop.model
             if model.external:
                 new_neurons[pop.name] = SourceState(ext_t[pop.name])
+            elif model.counting:
+                count = ext_t[pop.name]
+                new_neurons[pop.name] = old._replace(count=count, z=count > 0)
             elif model.stochastic:
                 new_neurons[pop.name] = model.step(old, None, self.dt, rand=ext_t[pop.name])
             else:
@@ -307,8 +328,15 @@ def _choose_strategy(proj: Projection, sparse_tensors: bool, engine: str) -> str
         s = proj.synapses
         if not plastic and s.n_pre * s.n_post <= 1 << 18:
             strategy = "dense"
+        elif proj.pre.model.counting:  # most generator neurons emit in every step
+            strategy = "slots"
         else:
             strategy = "rows"
+    if proj.pre.model.counting and strategy == "rows":
+        raise ValueError(
+            f"{proj.name}: delivery='rows' lists spikes, not the counts of "
+            f"{type(proj.pre.model).__name__} {proj.pre.name!r}; use 'slots', 'dense' or 'csr'"
+        )
     if plastic and strategy == "dense":
         raise ValueError(
             f"{proj.name}: delivery='dense' needs static weights (STDP changes "
