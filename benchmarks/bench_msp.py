@@ -97,7 +97,6 @@ def run_neurowire(seed: int, args: argparse.Namespace, folder: Path) -> dict[str
     command += ["--duration", f"{args.duration:g}", "--engine", args.engine, "--no-progress"]
     command += ["--record-every", f"{args.record_every:g}"]
     command += ["--update-interval", f"{args.update_interval:g}"]
-    command += ["--drive-split", str(args.drive_split)]
     src = str(HERE.parent / "src")
     paths = [src, os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
@@ -115,7 +114,6 @@ def run_neurowire(seed: int, args: argparse.Namespace, folder: Path) -> dict[str
         "load_before": before,
         "load_after": load(),
         "final_synapses": s["final_synapses"],
-        "deviations": s["parameters"]["deviations"],
         "curves": s["curves"],
     }
 
@@ -228,7 +226,6 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--duration", type=float, default=msp.DURATION_S, help="model time [s]")
     ap.add_argument("--engine", default="auto", help="neurowire's engine")
-    ap.add_argument("--drive-split", type=int, default=msp.DRIVE_SPLIT)
     ap.add_argument(
         "--record-every", type=float, default=msp.RECORD_EVERY_MS, help="[ms]; NEST's: 1000"
     )
@@ -271,7 +268,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seeds": args.seeds,
             "duration_s": args.duration,
             "engine": args.engine,
-            "drive_split": args.drive_split,
             "record_every_ms": args.record_every,
             "update_interval_ms": args.update_interval,
         },

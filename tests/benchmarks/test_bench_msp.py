@@ -101,7 +101,6 @@ def test_nest_and_neurowire_alternate_seed_by_seed(tmp_path, monkeypatch, capsys
             out.mkdir()
             summary = {"engine": "native", "build_s": 1.0, "loop_s": 1.5, "compile_s": 0.0}
             summary.update(real_time_factor=0.4, final_synapses={}, curves=curves(1.32))
-            summary["parameters"] = {"deviations": {"delay": "one step"}}
             (out / "summary.json").write_text(json.dumps(summary))
         return 1.0
 
@@ -142,7 +141,7 @@ def test_without_nest_the_script_runs_neurowire_alone_at_a_tiny_duration(
     bench = load()
     out = tmp_path / "bench.json"
     tiny = ["--duration", "0.02", "--record-every", "5", "--update-interval", "10"]
-    tiny += ["--drive-split", "2", "--engine", "torch"]
+    tiny += ["--engine", "torch"]
     bench.main(["--seeds", "1", "2", *tiny, "--out", str(out)])
     captured = capsys.readouterr()
     assert "NEST_PYTHON is unset: the NEST runs are skipped" in captured.err

@@ -19,7 +19,7 @@ from neurowire.experiments import msp, msp_lesion
 from neurowire.structural.homeostatic import MULTIPLICITY
 
 NEST_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-#: a tiny run: 4 records of 5 ms, rewiring every 10 ms, 2 drive sources per target
+#: a tiny run: 4 records of 5 ms, rewiring every 10 ms
 TINY = [
     "--duration",
     "0.02",
@@ -27,8 +27,6 @@ TINY = [
     "5",
     "--update-interval",
     "10",
-    "--drive-split",
-    "2",
     "--engine",
     "torch",
     "--no-progress",
@@ -36,9 +34,7 @@ TINY = [
 
 
 def tiny_config(**changes) -> msp.MspConfig:
-    settings = dict(
-        duration_s=0.02, record_every_ms=5.0, update_interval_ms=10.0, drive_split=2, engine="torch"
-    )
+    settings = dict(duration_s=0.02, record_every_ms=5.0, update_interval_ms=10.0, engine="torch")
     settings.update(changes)
     return msp.MspConfig(**settings)
 
@@ -89,19 +85,18 @@ def test_the_network_has_the_example_sizes_and_nest_parameters(example):
         assert proj.psc.tau_syn == neuron["tau_syn_in"] and proj.psc.tau_m == neuron["tau_m"]
 
 
-def test_each_neuron_gets_its_own_drive_of_the_example_rate_and_weight(example):
+def test_each_neuron_gets_its_own_drive_of_the_example_rate_weight_and_delay(example):
     drive = example.net.populations["drive"].model
-    split = msp.DRIVE_SPLIT
-    assert drive.n == split * 1000 and drive.rate_hz * split == pytest.approx(10000.0)
+    assert isinstance(drive, nw.PoissonGenerator)
+    assert drive.n == 1000 and drive.rate_hz == 10000.0
     sources = []
     for proj in example.drive.values():
         pre, post = proj.synapses.coo()
-        assert torch.equal(
-            torch.bincount(post, minlength=proj.post.n), torch.full((proj.post.n,), split)
-        )
+        assert torch.equal(post.sort().values, torch.arange(proj.post.n))  # one each
         assert bool((proj.synapses.values("weight") == 6.2).all())
+        assert proj.delay_steps == 10  # 1 ms
         sources.append(pre)
-    assert torch.equal(torch.cat(sources).sort().values, torch.arange(split * 1000))
+    assert torch.equal(torch.cat(sources).sort().values, torch.arange(1000))
 
 
 def test_the_structural_synapses_are_the_examples(example):
@@ -118,7 +113,7 @@ def test_the_structural_synapses_are_the_examples(example):
         assert [(p.pre.name, p.post.name) for p in spec.projections] == [(pre, "E"), (pre, "I")]
     for proj in example.structural.values():
         assert proj.synapses.nnz == 0  # no initial connections
-        assert proj.synapses.autapses
+        assert proj.synapses.autapses and proj.delay_steps == 10
     # one element update per 1,000 ms chunk; the probe reads before the rule runs
     scheduled = example.net.rules
     assert [s.rule for s in scheduled] == [example.probe, rule]
@@ -131,11 +126,10 @@ def test_rows_hold_every_target_a_neuron_can_grow_axons_for():
     assert msp.row_capacity("I", "E", 1e9) == 800 and msp.row_capacity("E", "I", 1e9) == 200
 
 
-def test_parameters_name_the_deviations_and_the_examples_delay():
+def test_parameters_name_the_examples_delay_and_drive():
     params = msp.parameters(msp.MspConfig())
     assert params["delay_ms"] == 1.0 and params["w_ext_pa"] == 6.2
-    assert set(params["deviations"]) == {"delay", "drive"}
-    assert "100 Bernoulli sources of 100 Hz" in params["deviations"]["drive"]
+    assert params["bg_rate_hz"] == 10000.0 and "PoissonGenerator" in params["drive"]
     assert params["ca_targets"] == {"E": 0.05, "I": 0.2}
 
 
@@ -229,11 +223,11 @@ def test_an_input_lesion_removes_the_drive_of_the_chosen_neurons_and_nothing_els
     chosen = msp_lesion.choose(msp.SIZES, 0.3, seed=1)
     weights = {pop: proj.synapses.values("weight").clone() for pop, proj in model.drive.items()}
     removed = msp_lesion.remove_onto(model.drive.values(), chosen)
-    assert removed == {"drive->E": 2 * 240, "drive->I": 2 * 60}
+    assert removed == {"drive->E": 240, "drive->I": 60}
     for pop, proj in model.drive.items():
         _, post = proj.synapses.coo()
         per_target = torch.bincount(post, minlength=proj.post.n)
-        assert torch.equal(per_target, torch.where(chosen[pop], 0, 2))
+        assert torch.equal(per_target, torch.where(chosen[pop], 0, 1))
         assert bool((proj.synapses.values("weight") == 6.2).all())
         assert weights[pop].numel() - proj.synapses.nnz == removed[proj.name]
 
@@ -273,14 +267,13 @@ def test_deafferented_neurons_fall_silent_while_the_others_fire(engine, tmp_path
     cfg = tiny_config(
         duration_s=0.05,
         engine=engine,
-        drive_split=20,
         lesion=msp_lesion.LesionSpec(0.01, 0.5),
     )
     s = msp.run(cfg, tmp_path / "run", progress=False)
     les = s["lesion"]
     assert les["kind"] == "input" and les["t_s"] == 0.01
     assert les["neurons"] == {"E": 400, "I": 100}
-    assert les["removed"] == {"drive->E": 20 * 400, "drive->I": 20 * 100}
+    assert les["removed"] == {"drive->E": 400, "drive->I": 100}
     groups = les["groups"]
     assert set(groups) == {"E lesioned", "E intact", "I lesioned", "I intact"}
     t = s["curves"]["t_ms"]
@@ -334,7 +327,6 @@ BAD_FLAGS = {
     "record interval below a step": (["--record-every", "0.05"], "--record-every"),
     "record interval not whole steps": (["--record-every", "0.15"], "steps of dt"),
     "update interval not whole records": (["--update-interval", "1500"], "--update-interval"),
-    "drive split zero": (["--drive-split", "0"], "--drive-split"),
     "lesion without colon": (["--lesion", "100"], "expected T:FRACTION"),
     "lesion not a number": (["--lesion", "a:0.2"], "expected T:FRACTION"),
     "lesion after the run": (["--lesion", "200:0.2"], "--lesion T"),

@@ -6,10 +6,11 @@ homeostatic rule, :class:`~neurowire.HomeostaticRewiring`), parameter for parame
 * 800 excitatory (E) and 200 inhibitory (I) ``iaf_psc_alpha`` neurons with NEST's defaults
   (:class:`~neurowire.IafPsc` and :class:`~neurowire.Alpha`, ``tau_syn`` 2 ms), float64, no
   initial connections;
-* a Poisson drive of 10 kHz onto every neuron, each target its own train, weight 6.2 pA;
+* a Poisson drive of 10 kHz onto every neuron, each target its own train
+  (:class:`~neurowire.PoissonGenerator`: a Poisson count of spikes per step), weight 6.2 pA;
 * structural synapses ``synapse_ex`` (``Axon_ex`` -> ``Den_ex``, +585 pA, from E onto E and I)
   and ``synapse_in`` (``Axon_in`` -> ``Den_in``, -585 pA, from I onto E and I), autapses and
-  multapses allowed;
+  multapses allowed; every synapse (the drive's too) with a delay of 1 ms;
 * gaussian growth curves (``eta = 0``, not continuous, ``tau_vacant`` 0.1): on E, ``Den_ex``,
   ``Den_in`` and ``Axon_ex`` at 1e-4 elements/ms with ``eps = 0.05``; on I, ``Den_ex`` at
   4e-4/ms, ``Den_in`` and ``Axon_in`` at 1e-4/ms, with ``eps = 0.2``; calcium ``tau_Ca``
@@ -30,15 +31,6 @@ Calcium readout: NEST reports a neuron's calcium as of its last update, and it u
 neuron at the end of each ``Simulate``; so what the example reads after a chunk is the calcium
 decayed to the chunk's end (checked in NEST 3.10: ``benchmarks/check_nest_ca_readout.py``).
 neurowire's calcium decays every step, so its value at the chunk's end is NEST's readout.
-
-Two points differ from the example until the simulator has them (module constants mark them):
-
-* :data:`DELIVERY_DELAY_STEPS`: every synapse delivers after one step (0.1 ms); the example's
-  delay is :data:`DELAY_MS` (1 ms).
-* :data:`DRIVE_SPLIT`: NEST's ``poisson_generator`` gives each target a Poisson count per step
-  (mean 1 at 10 kHz and 0.1 ms); a :class:`~neurowire.PoissonSource` fires at most once a step,
-  so each target's drive is ``drive_split`` sources of ``10 kHz / drive_split``: a binomial count
-  per step, of Poisson's mean and ``1 - 1 / drive_split`` of its variance.
 
 ``--lesion T:FRACTION`` cuts part of the network at ``T`` s (:mod:`.msp_lesion` says exactly
 what). Writes ``summary.json`` (parameters, timings, curves), ``msp.png`` and, with a lesion,
@@ -81,11 +73,7 @@ W_I_PA = -585.0
 TAU_SYN_MS = 2.0
 TAU_CA_MS = 10000.0
 BETA_CA = 0.001
-DELAY_MS = 1.0  # the example's delay of every synapse
-#: steps after which a spike arrives here, until synaptic delays exist (the example: 1 ms)
-DELIVERY_DELAY_STEPS = 1
-#: drive sources per target, until a source with a Poisson count per step exists
-DRIVE_SPLIT = 100
+DELAY_MS = 1.0  # every synapse, the drive's too
 MAX_DURATION_S = 1e6
 #: the axonal element and the weight of the synapses of each population
 AXON = {"E": "Axon_ex", "I": "Axon_in"}
@@ -138,7 +126,6 @@ class MspConfig:
     engine: str = "auto"
     record_every_ms: float = RECORD_EVERY_MS
     update_interval_ms: float = UPDATE_INTERVAL_MS
-    drive_split: int = DRIVE_SPLIT
     lesion: msp_lesion.LesionSpec | None = None
 
     def __post_init__(self) -> None:
@@ -155,9 +142,6 @@ class MspConfig:
             "--update-interval [ms]", self.update_interval_ms, low=DT_MS, high=MAX_DURATION_S * 1e3
         )
         _whole("--update-interval", self.update_interval_ms, self.record_every_ms, "--record-every")
-        split = self.drive_split
-        if isinstance(split, bool) or not isinstance(split, int) or not 1 <= split <= 10000:
-            raise ValueError(f"--drive-split must be an integer in [1, 10000], got {split!r}")
         if self.engine not in nw.simulator.ENGINES:
             raise ValueError(f"--engine must be one of {nw.simulator.ENGINES}, got {self.engine!r}")
         try:
@@ -194,7 +178,7 @@ def iaf_parameters() -> dict[str, Any]:
 
 
 def parameters(cfg: MspConfig) -> dict[str, Any]:
-    """Every parameter of the run's network, and what differs from NEST's example."""
+    """Every parameter of the run's network."""
     return {
         "n": SIZES,
         "neuron": "iaf_psc_alpha: nw.IafPsc (NEST's defaults) + nw.Alpha(tau_syn)",
@@ -216,13 +200,7 @@ def parameters(cfg: MspConfig) -> dict[str, Any]:
         },
         "autapses": True,
         "multapses": True,
-        "deviations": {
-            "delay": f"every synapse delivers after {DELIVERY_DELAY_STEPS} step of {DT_MS} ms "
-            f"(the example: {DELAY_MS} ms)",
-            "drive": f"{cfg.drive_split} Bernoulli sources of {BG_RATE_HZ / cfg.drive_split:g} "
-            "Hz per target (a binomial count per step; the example: one Poisson train of "
-            f"{BG_RATE_HZ:g} Hz)",
-        },
+        "drive": "nw.PoissonGenerator: one Poisson count per target and step",
         "ca_readout": "calcium at the end of each record interval, NEST's readout after a "
         "Simulate call (NEST updates every neuron's calcium at the end of Simulate)",
     }
@@ -339,27 +317,17 @@ def row_capacity(pre: str, post: str, duration_ms: float) -> int:
     return min(SIZES[post], math.floor(rate * duration_ms) + 1)
 
 
-def drive_pairs(n: int, split: int, first: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Drive synapses of ``n`` targets, ``split`` sources each, the sources numbered from
-    ``first``: ``(pre, post)``, int64 ``[n * split]``; target ``j`` gets sources
-    ``first + j * split`` to ``first + (j + 1) * split - 1``."""
-    post = torch.arange(n).repeat_interleave(split)
-    return first + torch.arange(n * split), post
-
-
 def build(cfg: MspConfig) -> MspNetwork:
     """The network of one run, its rule and its probe (scheduled every record interval)."""
     net = nw.Network(dt=DT_MS, seed=cfg.seed, dtype=torch.float64)
     pops = {pop: net.population(pop, element_neuron(pop)) for pop in SIZES}
-    split = cfg.drive_split
-    source = nw.PoissonSource(split * sum(SIZES.values()), rate_hz=BG_RATE_HZ / split)
-    drive_pop = net.population("drive", source)
+    source = net.population("drive", nw.PoissonGenerator(sum(SIZES.values()), rate_hz=BG_RATE_HZ))
     drive, first = {}, 0
-    for pop, target in pops.items():
-        pre, post = drive_pairs(target.n, split, first)
-        first += target.n * split
+    for pop, target in pops.items():  # generator neurons first .. first + n - 1 onto pop
+        pairs = nw.FromArrays(first + torch.arange(target.n), torch.arange(target.n))
+        first += target.n
         drive[pop] = net.connect(
-            drive_pop, target, nw.FromArrays(pre, post), weight=W_EXT_PA, psc=nw.Alpha(TAU_SYN_MS)
+            source, target, pairs, weight=W_EXT_PA, psc=nw.Alpha(TAU_SYN_MS), delay=DELAY_MS
         )
     structural = {
         f"{pre}->{post}": net.connect(
@@ -369,6 +337,7 @@ def build(cfg: MspConfig) -> MspNetwork:
             weight=WEIGHT_PA[pre],
             psc=nw.Alpha(TAU_SYN_MS),
             capacity=row_capacity(pre, post, cfg.duration_s * 1000.0),
+            delay=DELAY_MS,
         )
         for pre in SIZES
         for post in SIZES
@@ -622,12 +591,6 @@ def parser() -> argparse.ArgumentParser:
         help="rewire every this many ms (the example: 10000), a multiple of --record-every",
     )
     p.add_argument(
-        "--drive-split",
-        type=int,
-        default=d.drive_split,
-        help="Poisson sources per target making up its 10 kHz drive (default 100)",
-    )
-    p.add_argument(
         "--lesion",
         type=msp_lesion.lesion_arg,
         default=None,
@@ -668,7 +631,6 @@ def config_from_args(args: argparse.Namespace) -> MspConfig:
         engine=args.engine,
         record_every_ms=args.record_every,
         update_interval_ms=args.update_interval,
-        drive_split=args.drive_split,
         lesion=lesion,
     )
 
