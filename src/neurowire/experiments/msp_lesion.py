@@ -9,7 +9,8 @@ so that their curves before the lesion are recorded too.
 
 When: after the chunk that ends at ``T`` s, once the network has been recorded and the element
 update (and the rewiring, when one is due) at ``T`` has run; the record at ``T`` is the last one
-before the lesion.
+before the lesion. Spikes that removed synapses delivered before ``T`` still arrive within their
+delay of 1 ms (a projection's delayed input waits in its buffer).
 
 What is removed (``--lesion-kind``):
 
