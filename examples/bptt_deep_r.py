@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -119,7 +121,7 @@ def train(
     hidden: int = 256,
     density: float = 0.1,
     l1: float = L1,
-    lr: float = 3e-3,
+    lr: float = 1e-3,
     batch_size: int = 128,
 ) -> dict[str, Any]:
     """Train one configuration; returns test accuracy per epoch, the final one and the time.
@@ -147,6 +149,7 @@ def train(
             loss = nn.functional.cross_entropy(model(x), y)
             optimizer.zero_grad()
             loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # BPTT's usual guard
             optimizer.step()
             if rewirer is not None:
                 rewirer.step()
@@ -174,13 +177,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--density", type=float, default=0.1)
     parser.add_argument("--l1", type=float, default=L1)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--json", type=Path, help="also write every run's results here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     epochs = 1 if args.tiny else args.epochs
     results = {kind: [] for kind in KINDS}
     for seed in args.seeds:
         for kind in KINDS:
-            r = train(kind, epochs, seed, args.tiny, density=args.density, l1=args.l1)
+            r = train(kind, epochs, seed, args.tiny, density=args.density, l1=args.l1, lr=args.lr)
             results[kind].append(r)
             print(
                 f"seed {seed} {kind:7s} test accuracy {r['test_accuracy']:.3f} "
@@ -189,6 +194,12 @@ def main() -> None:
     for kind, rs in results.items():
         accs = [r["test_accuracy"] for r in rs]
         print(f"{kind:7s} mean test accuracy {sum(accs) / len(accs):.3f} over {len(accs)} seed(s)")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {"settings": vars(args) | {"json": str(args.json)}, "results": results}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":
