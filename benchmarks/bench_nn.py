@@ -97,8 +97,8 @@ def _lif_torch(current, beta: float = 0.9, threshold: float = 1.0):
     spike = _surrogate()
     v = torch.zeros_like(current[0])
     out = []
-    for t in range(current.shape[0]):
-        v = beta * v + current[t]
+    for i_t in current.unbind(0):  # one backward node for all steps (indexing makes one each)
+        v = beta * v + i_t
         s = spike(v - threshold)
         v = v - s * threshold
         out.append(s)
@@ -112,8 +112,8 @@ def _lif_snntorch(current):
     lif = snntorch.Leaky(beta=0.9, threshold=1.0, reset_mechanism="subtract")
     mem = torch.zeros_like(current[0])
     out = []
-    for t in range(current.shape[0]):
-        s, mem = lif(current[t], mem)
+    for i_t in current.unbind(0):
+        s, mem = lif(i_t, mem)
         out.append(s)
     return torch.stack(out)
 
@@ -125,8 +125,8 @@ def _lif_norse(current):
     cell = norse.LIFBoxCell()
     state = None
     out = []
-    for t in range(current.shape[0]):
-        s, state = cell(current[t], state)
+    for i_t in current.unbind(0):
+        s, state = cell(i_t, state)
         out.append(s)
     return torch.stack(out)
 

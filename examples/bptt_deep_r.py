@@ -90,13 +90,13 @@ class Classifier(nn.Module):
             self.neurons = nw.nn.NeuronCell(nw.LIF(hidden, tau_m=tau_m, v_th=1.0), dt=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, steps, _ = x.shape
+        batch = x.shape[0]
         current = self.inp(x.float())  # [B, T, hidden], every step at once
         z = torch.zeros(batch, self.hidden)
         state = torch.zeros(batch, self.hidden) if self.uses_snntorch else None
         spikes = []
-        for t in range(steps):
-            z, state = self.neurons(current[:, t] + self.rec(z), state)
+        for i_t in current.unbind(1):  # one backward node for all steps, not one per index
+            z, state = self.neurons(i_t + self.rec(z), state)
             spikes.append(z)
         counts = [chunk.mean(1) for chunk in torch.stack(spikes, 1).tensor_split(self.bins, 1)]
         return self.out(torch.cat(counts, 1))
