@@ -4,8 +4,10 @@ The setup of the community's SNN-library benchmark: input ``[T, B, n]`` with ``T
 and batch ``B = 16`` goes through one linear layer ``n -> n`` (applied to all steps at once) and
 a layer of ``n`` LIF neurons (``beta`` 0.9, threshold 1, subtractive reset, a fast-sigmoid
 surrogate gradient); the loss is the sum of the output spikes, and the time of the forward pass
-(linear plus the LIF loop) and of ``loss.backward()`` are measured separately. The input does
-not require a gradient (it is the network's input), as in that benchmark.
+(linear plus the LIF loop) and of ``loss.backward()`` are measured separately, and so is the
+linear layer's own share: its forward call, and the part of the backward pass from the moment
+the gradient reaches the layer's output to the end (``layer_forward_s``, ``layer_backward_s``).
+The input does not require a gradient (it is the network's input), as in that benchmark.
 
 Configurations (``--configs``):
 
@@ -194,24 +196,31 @@ def run_one(
         tic = time.perf_counter()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             current = layer(x)
+        layer_fwd = time.perf_counter() - tic
+        reached: list[float] = []  # when backward reaches the layer's output
+        current.register_hook(lambda g: reached.append(time.perf_counter()))
         out = lif(current)
         loss = out.sum()
         fwd = time.perf_counter() - tic
         tic = time.perf_counter()
         loss.backward()
-        return fwd, time.perf_counter() - tic
+        end = time.perf_counter()
+        return fwd, end - tic, layer_fwd, end - reached[0]
 
     iteration()  # warm-up: kernel compilation, allocator
     for p in params:
         p.grad = None
     rss_before = _rss_mib()
     reset_ok = reset_peak_rss()
-    fwd, bwd = iteration()
+    fwd, bwd, layer_fwd, layer_bwd = iteration()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "forward_s": fwd,
         "backward_s": bwd,
         "total_s": fwd + bwd,
+        "layer_forward_s": layer_fwd,
+        "layer_backward_s": layer_bwd,
+        "layer_total_s": layer_fwd + layer_bwd,
         "peak_rss_delta_mib": peak - rss_before if reset_ok else None,
         "layer_bytes": _layer_bytes(layer, saved),
         "synapses": getattr(getattr(layer, "synapses", None), "nnz", n * n),
@@ -299,7 +308,8 @@ def race(args: argparse.Namespace) -> dict[str, Any]:
                     runs.setdefault(key, []).append(result)
                     print(
                         f"rep {rep} {key:34s} fwd {result['forward_s']:.4f} s  "
-                        f"bwd {result['backward_s']:.4f} s  layer "
+                        f"bwd {result['backward_s']:.4f} s  layer fwd+bwd "
+                        f"{result['layer_total_s']:.4f} s  layer "
                         f"{result['layer_bytes']['total'] / 2**20:.1f} MiB",
                         flush=True,
                     )
@@ -317,7 +327,8 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, Any]:
     out = {}
     for key, rs in runs.items():
         entry = {}
-        for field in ("forward_s", "backward_s", "total_s", "peak_rss_delta_mib"):
+        fields = ("forward_s", "backward_s", "total_s", "layer_forward_s", "layer_backward_s")
+        for field in (*fields, "layer_total_s", "peak_rss_delta_mib"):
             vals = [r[field] for r in rs if r[field] is not None]
             if vals:
                 entry[field] = {
@@ -346,6 +357,9 @@ def ratios(summary: dict[str, Any], sizes, inputs) -> dict[str, Any]:
                     continue
                 out[f"n={n} input={inp} {config}"] = {
                     "speedup_total": dense["total_s"]["median"] / sparse["total_s"]["median"],
+                    "speedup_layer": (
+                        dense["layer_total_s"]["median"] / sparse["layer_total_s"]["median"]
+                    ),
                     "layer_memory_ratio": dense["layer_mib"] / sparse["layer_mib"],
                     "peak_rss_ratio": (
                         dense["peak_rss_delta_mib"]["median"]
@@ -479,8 +493,11 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=1))
     figure(summary, args, out.with_suffix(".png"))
     for key, r in result["dense_over_sparse"].items():
-        speed, memory = r["speedup_total"], r["layer_memory_ratio"]
-        print(f"{key:34s} dense/sparse time {speed:.1f}x  layer memory {memory:.1f}x")
+        speed, layer, memory = r["speedup_total"], r["speedup_layer"], r["layer_memory_ratio"]
+        print(
+            f"{key:34s} dense/sparse time {speed:.1f}x (layer alone {layer:.1f}x), "
+            f"layer memory {memory:.1f}x"
+        )
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
 

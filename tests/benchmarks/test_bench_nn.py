@@ -41,15 +41,19 @@ def test_layer_memory_counts_weights_gradients_structure_and_saved():
     for r in (dense, sparse):
         assert r["forward_s"] > 0 and r["backward_s"] > 0
         assert r["total_s"] == pytest.approx(r["forward_s"] + r["backward_s"])
+        assert 0 < r["layer_forward_s"] <= r["forward_s"]
+        assert 0 < r["layer_backward_s"] <= r["backward_s"]
 
 
 def test_ratios_are_dense_over_sparse():
     bench = load()
-    entry = {"total_s": {"median": 2.0}, "layer_mib": 8.0, "peak_rss_delta_mib": {"median": 4.0}}
-    sparse = {"total_s": {"median": 0.5}, "layer_mib": 2.0, "peak_rss_delta_mib": {"median": 1.0}}
+    entry = {"total_s": {"median": 2.0}, "layer_total_s": {"median": 1.0}, "layer_mib": 8.0}
+    sparse = {"total_s": {"median": 0.5}, "layer_total_s": {"median": 0.1}, "layer_mib": 2.0}
+    entry["peak_rss_delta_mib"], sparse["peak_rss_delta_mib"] = {"median": 4.0}, {"median": 1.0}
     summary = {"n=8 input=spikes dense": entry, "n=8 input=spikes sparse1": sparse}
     r = bench.ratios(summary, [8], ["spikes"])["n=8 input=spikes sparse1"]
-    assert r == {"speedup_total": 4.0, "layer_memory_ratio": 4.0, "peak_rss_ratio": 4.0}
+    assert r["speedup_total"] == r["layer_memory_ratio"] == r["peak_rss_ratio"] == 4.0
+    assert r["speedup_layer"] == pytest.approx(10.0)
 
 
 def test_script_end_to_end(tmp_path):
