@@ -487,8 +487,19 @@ def test_a_real_sigint_exits_130_with_one_line(tmp_path):
         [*argv, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     checkpoint = out / "checkpoints" / "static.pt"
-    deadline = time.monotonic() + 600  # a loaded machine can take minutes to start
-    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+    deadline = time.monotonic() + 600  # a cold numba cache can take minutes to compile
+
+    def written() -> int:
+        return checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0
+
+    # wait for the second epoch's checkpoint, so that every kernel has been compiled: the
+    # signal must arrive during training, not in the compiler
+    first = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        now = written()
+        if first and now != first:
+            break
+        first = first or now
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
