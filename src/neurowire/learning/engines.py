@@ -161,17 +161,5 @@ class TritonEngine(TorchEngine):
         psi, z = self.kernels.forward(x_ev, w, enet, x.shape[1])
         return ForwardPass(x_ev, psi, hidden_events(z))
 
-    def backward(
-        self,
-        enet: EPropNetwork,
-        w: Weights,
-        fwd: ForwardPass,
-        e_kappa: Tensor,
-        reg: Tensor | None,
-        unit: bool,
-        lap: Callable[[str], None],
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        psi, fwd.psi = fwd.psi, None
-        out = self.kernels.backward(psi, e_kappa, reg, fwd.x_events, fwd.z_events, w, enet, unit)
-        lap("backward")
-        return out
+    #: the same call as the native engine's, into the Triton kernels
+    backward = NativeEngine.backward
