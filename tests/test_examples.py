@@ -1,5 +1,6 @@
 """Every script in examples/ runs at its tiny size and prints what it is about."""
 
+import json
 import os
 import subprocess
 import sys
@@ -42,3 +43,39 @@ def test_example_runs_tiny(script, tmp_path):
     )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert EXPECTED[script.name] in proc.stdout, proc.stdout
+
+
+def test_bptt_example_chooses_l1_on_validation(tmp_path):
+    """``--l1 auto`` runs the selection, reports every grid value and trains with the choice."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src")
+    out = tmp_path / "runs.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "bptt_deep_r.py"), "--tiny", "--l1", "auto"]
+        + ["--json", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    selection = report["l1_selection"]
+    assert report["l1"] == selection["chosen"] in selection["grid"]
+    assert len(selection["val_accuracy"]) == len(selection["grid"]) > 1
+    assert selection["n_train"] + selection["n_validation"] == 80  # the tiny training set
+    assert f"chosen L1 {selection['chosen']:g}" in proc.stdout
+
+
+def test_bptt_example_rejects_a_negative_l1(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "bptt_deep_r.py"), "--l1", "-1"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--l1 must be 'auto' or a number >= 0" in proc.stderr
