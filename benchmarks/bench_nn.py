@@ -34,7 +34,9 @@ beyond its input (counted with ``torch.autograd.graph.saved_tensors_hooks``). De
 estimated peak exceeds ``--max-memory-gib`` are skipped and listed.
 
 ``--epoch`` also times one BPTT training epoch on the built-in data for dense, static sparse
-and DEEP R (``examples/bptt_deep_r.py``) and reports their test accuracy.
+and DEEP R (``examples/bptt_deep_r.py``, torch and numba on one thread, the configurations
+alternating within each seed) and reports their test accuracy; ``--epoch-only`` runs just that
+and writes ``bench_nn_epoch_cpu.json``.
 
 Usage::
 
@@ -323,6 +325,11 @@ def race(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def stats(values: list[float]) -> dict[str, float]:
+    """Median, minimum and maximum of ``values``."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def summarise(runs: dict[str, list[dict]]) -> dict[str, Any]:
     out = {}
     for key, rs in runs.items():
@@ -331,11 +338,7 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, Any]:
         for field in (*fields, "layer_total_s", "peak_rss_delta_mib"):
             vals = [r[field] for r in rs if r[field] is not None]
             if vals:
-                entry[field] = {
-                    "median": statistics.median(vals),
-                    "min": min(vals),
-                    "max": max(vals),
-                }
+                entry[field] = stats(vals)
         entry["layer_mib"] = rs[0]["layer_bytes"]["total"] / 2**20
         entry["layer_bytes"] = rs[0]["layer_bytes"]
         entry["synapses"] = rs[0]["synapses"]
@@ -374,16 +377,58 @@ def ratios(summary: dict[str, Any], sizes, inputs) -> dict[str, Any]:
 def epoch_comparison(args: argparse.Namespace) -> dict[str, Any]:
     """One BPTT epoch on the built-in data per configuration, alternating over seeds."""
     sys.path.insert(0, str(ROOT / "examples"))
+    import torch
     from bptt_deep_r import train  # noqa: E402
 
-    out: dict[str, list[dict]] = {}
-    for seed in range(args.epoch_seeds):
-        for kind in ("dense", "static", "deep_r"):
-            result = train(kind, epochs=1, seed=seed, tiny=args.quick)
-            out.setdefault(kind, []).append(result)
-            acc, secs = result["test_accuracy"], result["train_s"]
-            print(f"epoch seed {seed} {kind:7s} accuracy {acc:.3f} time {secs:.1f} s")
-    return out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the example runs
+    runs: dict[str, list[dict]] = {}
+    try:
+        for seed in range(args.epoch_seeds):
+            for kind in ("dense", "static", "deep_r"):
+                result = train(kind, epochs=1, seed=seed, tiny=args.quick)
+                runs.setdefault(kind, []).append(result)
+                acc, secs = result["test_accuracy"], result["train_s"]
+                print(f"epoch seed {seed} {kind:7s} accuracy {acc:.3f} time {secs:.1f} s")
+    finally:
+        torch.set_num_threads(threads)
+    summary = {
+        kind: {
+            "train_s": stats([r["train_s"] for r in rs]),
+            "test_accuracy": stats([r["test_accuracy"] for r in rs]),
+        }
+        for kind, rs in runs.items()
+    }
+    return {"summary": summary, "runs": runs}
+
+
+def epoch_only(args: argparse.Namespace) -> None:
+    """``--epoch-only``: the BPTT epochs on an idle machine, written to JSON."""
+    idle = wait_for_idle(args.idle_load, args.idle_wait)
+    load = {"start": os.getloadavg()}
+    tic = time.perf_counter()
+    epochs = epoch_comparison(args)
+    load["end"] = os.getloadavg()
+    result = {
+        "benchmark": "nn_bptt_epoch",
+        "settings": {"epoch_seeds": args.epoch_seeds, "quick": args.quick},
+        "machine": machine(),
+        "idle": idle,
+        "load_average": load,
+        "bptt_epoch": epochs,
+        "wall_s": time.perf_counter() - tic,
+    }
+    suffix = "_quick" if args.quick else ""
+    out = args.out or RESULTS / f"bench_nn_epoch_cpu{suffix}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    for kind, r in epochs["summary"].items():
+        t, a = r["train_s"], r["test_accuracy"]
+        print(
+            f"{kind:7s} epoch {t['median']:.1f} s ({t['min']:.1f}-{t['max']:.1f}), "
+            f"test accuracy {a['median']:.3f} after one epoch"
+        )
+    print(f"wrote {out}")
 
 
 def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> None:
@@ -459,6 +504,9 @@ def main() -> None:
         "--epoch", action="store_true", help="also one BPTT epoch per configuration"
     )
     parser.add_argument("--epoch-seeds", type=int, default=3)
+    parser.add_argument(
+        "--epoch-only", action="store_true", help="only the BPTT epochs (no layer race)"
+    )
     parser.add_argument("--quick", action="store_true", help="n = 256 and 512, T = 50, 2 reps")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -467,6 +515,9 @@ def main() -> None:
         return
     if args.quick:
         args.sizes, args.steps, args.reps = [256, 512], 50, 2
+    if args.epoch_only:
+        epoch_only(args)
+        return
     suffix = "_quick" if args.quick else ""
     out = args.out or RESULTS / f"bench_nn_cpu{suffix}.json"
     tic = time.perf_counter()

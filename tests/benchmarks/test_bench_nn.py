@@ -70,3 +70,26 @@ def test_script_end_to_end(tmp_path):
     assert all(len(runs) == 2 for runs in result["runs"].values())
     assert "n=32 input=spikes sparse1" in result["dense_over_sparse"]
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_epoch_only_times_one_epoch_per_configuration(tmp_path):
+    out = tmp_path / "epoch.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), MPLBACKEND="Agg")
+    args = ["--epoch-only", "--quick", "--epoch-seeds", "2", "--idle-wait", "0", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    epochs = result["bptt_epoch"]
+    assert set(epochs["summary"]) == {"dense", "static", "deep_r"}
+    for kind, runs in epochs["runs"].items():
+        assert [r["seed"] for r in runs] == [0, 1]
+        assert all(len(r["history"]) == 1 and r["train_s"] > 0 for r in runs)
+        times = [r["train_s"] for r in runs]
+        assert epochs["summary"][kind]["train_s"] == {
+            "median": pytest.approx(sum(times) / 2),
+            "min": min(times),
+            "max": max(times),
+        }
+    assert "start" in result["load_average"] and "end" in result["load_average"]
