@@ -274,6 +274,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--density", type=float, default=0.1)
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument(
         "--l1",
         type=l1_argument,
@@ -302,9 +303,9 @@ def main() -> None:
         l1 = selection.chosen
         print(f"chosen L1 {l1:g} ({selection.wall_s:.0f} s)")
         report["l1_selection"] = selection.to_dict()
-    results = {kind: [] for kind in KINDS}
+    results = {kind: [] for kind in args.kinds}
     for seed in args.seeds:
-        for kind in KINDS:
+        for kind in args.kinds:
             r = train(kind, epochs, seed, args.tiny, l1=l1, **common)
             results[kind].append(r)
             print(

@@ -79,3 +79,20 @@ def test_bptt_example_rejects_a_negative_l1(tmp_path):
     )
     assert proc.returncode == 2
     assert "--l1 must be 'auto' or a number >= 0" in proc.stderr
+
+
+def test_bptt_example_runs_only_the_kinds_asked_for(tmp_path):
+    out = tmp_path / "runs.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "bptt_deep_r.py"), "--tiny"]
+        + ["--kinds", "static", "--seeds", "0", "1", "--json", str(out)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert list(results) == ["static"]
+    assert [r["seed"] for r in results["static"]] == [0, 1]
