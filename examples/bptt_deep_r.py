@@ -19,7 +19,7 @@ of their values, which a count over the whole trial would lose). The data is the
 MNIST-1D (generated offline, no download). The time loop's operations are small, so the script
 runs PyTorch on one thread (faster here than two, and much faster on a busy machine).
 
-Run:  python examples/bptt_deep_r.py                  (3 configurations, 1 seed; about 20 min)
+Run:  python examples/bptt_deep_r.py                  (3 configurations, 1 seed; about 15 min)
       python examples/bptt_deep_r.py --seeds 0 1 2    (the 3-seed comparison)
       python examples/bptt_deep_r.py --l1 auto        (choose L1 first; about 5 min more)
       python examples/bptt_deep_r.py --tiny           (a few batches of a small network, seconds)
