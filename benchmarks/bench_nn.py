@@ -378,7 +378,7 @@ def epoch_comparison(args: argparse.Namespace) -> dict[str, Any]:
     """One BPTT epoch on the built-in data per configuration, alternating over seeds."""
     sys.path.insert(0, str(ROOT / "examples"))
     import torch
-    from bptt_deep_r import train  # noqa: E402
+    from bptt_deep_r import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the example runs
@@ -402,6 +402,11 @@ def epoch_comparison(args: argparse.Namespace) -> dict[str, Any]:
     return {"summary": summary, "runs": runs}
 
 
+def output_path(args: argparse.Namespace, stem: str) -> Path:
+    """``--out``, else ``benchmarks/results/<stem>[_quick].json``."""
+    return args.out or RESULTS / f"{stem}{'_quick' if args.quick else ''}.json"
+
+
 def epoch_only(args: argparse.Namespace) -> None:
     """``--epoch-only``: the BPTT epochs on an idle machine, written to JSON."""
     idle = wait_for_idle(args.idle_load, args.idle_wait)
@@ -418,8 +423,7 @@ def epoch_only(args: argparse.Namespace) -> None:
         "bptt_epoch": epochs,
         "wall_s": time.perf_counter() - tic,
     }
-    suffix = "_quick" if args.quick else ""
-    out = args.out or RESULTS / f"bench_nn_epoch_cpu{suffix}.json"
+    out = output_path(args, "bench_nn_epoch_cpu")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     for kind, r in epochs["summary"].items():
@@ -518,8 +522,7 @@ def main() -> None:
     if args.epoch_only:
         epoch_only(args)
         return
-    suffix = "_quick" if args.quick else ""
-    out = args.out or RESULTS / f"bench_nn_cpu{suffix}.json"
+    out = output_path(args, "bench_nn_cpu")
     tic = time.perf_counter()
     raced = race(args)
     summary = summarise(raced["runs"])

@@ -26,39 +26,37 @@ def test_every_example_has_an_expected_line():
     assert sorted(p.name for p in EXAMPLES) == sorted(EXPECTED)
 
 
-@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
-def test_example_runs_tiny(script, tmp_path):
+def run_example(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python script *args`` in ``cwd`` with the repository's ``src`` importable."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     )
     env["MPLBACKEND"] = "Agg"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--tiny"],
-        cwd=tmp_path,
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs_tiny(script, tmp_path):
+    proc = run_example(script, "--tiny", cwd=tmp_path)
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert EXPECTED[script.name] in proc.stdout, proc.stdout
 
 
+BPTT = ROOT / "examples" / "bptt_deep_r.py"
+
+
 def test_bptt_example_chooses_l1_on_validation(tmp_path):
     """``--l1 auto`` runs the selection, reports every grid value and trains with the choice."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "src")
     out = tmp_path / "runs.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "bptt_deep_r.py"), "--tiny", "--l1", "auto"]
-        + ["--json", str(out)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_example(BPTT, "--tiny", "--l1", "auto", "--json", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     selection = report["l1_selection"]
@@ -69,29 +67,15 @@ def test_bptt_example_chooses_l1_on_validation(tmp_path):
 
 
 def test_bptt_example_rejects_a_negative_l1(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "bptt_deep_r.py"), "--l1", "-1"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_example(BPTT, "--l1", "-1", cwd=tmp_path)
     assert proc.returncode == 2
     assert "--l1 must be 'auto' or a number >= 0" in proc.stderr
 
 
 def test_bptt_example_runs_only_the_kinds_asked_for(tmp_path):
     out = tmp_path / "runs.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "bptt_deep_r.py"), "--tiny"]
-        + ["--kinds", "static", "--seeds", "0", "1", "--json", str(out)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = ("--tiny", "--kinds", "static", "--seeds", "0", "1", "--json", str(out))
+    proc = run_example(BPTT, *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
     assert list(results) == ["static"]
